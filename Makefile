@@ -1,0 +1,36 @@
+# Two commands set everything up on a fresh machine:  make demo   and   make test
+# Each target creates .venv and installs what it needs when missing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip --disable-pip-version-check -q
+STAMP   = $(VENV)/.installed
+SHARED ?= ../shared/data
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(STAMP)
+
+# torch is pinned and installed first so the CPU build on local disk is used and nothing
+# resolves a multi-GB CUDA build; then the project with its extras (editable).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[train,dev,bench]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/run_resnet18.py --data $(SHARED)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_executor.py --data $(SHARED)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) workspace .pytest_cache

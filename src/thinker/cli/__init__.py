@@ -1,0 +1,1 @@
+"""Command-line tools: ``thinker`` (run, ...) and, later, ``tpacker``."""

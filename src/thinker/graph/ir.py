@@ -1,0 +1,77 @@
+"""The intermediate representation: a Graph of Nodes over named Tensors.
+
+Tensors carry static shape (with the model's batch size on axis 0 for activations), dtype, and
+the power-of-two exponent ``q`` of quantized values (``None`` for float tensors). Constants
+carry their data. Nodes carry the canonical op type (see ``thinker.graph.dialect``) and parsed
+attributes. ``Graph.nodes`` is always in a valid execution (topological) order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    exponent: int | None = None  # real value = int / 2**exponent; None: float tensor
+    data: np.ndarray | None = None  # set for constants (initializers, folded values)
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+    def describe(self) -> str:
+        q = "" if self.exponent is None else f" q={self.exponent}"
+        return f"'{self.name}' {np.dtype(self.dtype).name}{list(self.shape)}{q}"
+
+
+@dataclass
+class Node:
+    op_type: str  # canonical name, e.g. "Conv2dInt"
+    name: str
+    inputs: list[str]  # "" marks an omitted optional input
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    source_op_type: str = ""  # the name in the file, e.g. "QConv2d", for messages
+
+    def label(self) -> str:
+        shown = self.source_op_type or self.op_type
+        return f"{shown} '{self.name}'"
+
+
+@dataclass
+class Graph:
+    name: str
+    nodes: list[Node]
+    tensors: dict[str, Tensor]
+    inputs: list[str]
+    outputs: list[str]
+    opset: int = 11
+    source_path: str = ""
+
+    def tensor(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def producers(self) -> dict[str, Node]:
+        return {out: node for node in self.nodes for out in node.outputs}
+
+    def consumers(self) -> dict[str, list[Node]]:
+        table: dict[str, list[Node]] = {}
+        for node in self.nodes:
+            for name in node.inputs:
+                if name:
+                    table.setdefault(name, []).append(node)
+        return table
+
+    def constants(self) -> dict[str, Tensor]:
+        return {n: t for n, t in self.tensors.items() if t.is_constant}

@@ -1,0 +1,159 @@
+"""Integer arithmetic between quantized tensors: iqAdd, iqSub, iqMul, iqCat.
+
+iqAdd / iqSub: each input is rescaled to the output exponent and saturated on its own, then the
+saturating add (sub). iqMul: the product at qx + qy rescaled to qo. iqCat: each input rescaled
+to qo, then concatenated. Rescaling is always qmath.rescale (rshift_round + saturate).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from thinker import qmath
+from thinker.errors import ThinkerModelError
+from thinker.graph.ir import Node, Tensor
+from thinker.ops.base import (
+    REQUIRED,
+    Op,
+    exponent,
+    input_exponent,
+    int_dtype,
+    out_bits,
+    register,
+    spec,
+)
+
+BINARY_ATTRS = {"scale_x": None, "scale_y": None, "scale_o": REQUIRED, "o_bits": 8,
+                "data_bits": 8}
+
+
+def _broadcast(node: Node, a: Tensor, b: Tensor) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(a.shape, b.shape))
+    except ValueError:
+        raise ThinkerModelError(
+            f"{node.label()}: inputs {a.describe()} and {b.describe()} cannot be broadcast"
+        ) from None
+
+
+class _Binary(Op):
+    attrs = BINARY_ATTRS
+    min_inputs = max_inputs = 2
+
+    def infer(self, node, ins):
+        shape = _broadcast(node, ins[0], ins[1])
+        input_exponent(node, "scale_x", ins[0])
+        input_exponent(node, "scale_y", ins[1])
+        return [spec(shape, int_dtype(node, out_bits(node)), exponent(node, "scale_o"))]
+
+    def macs(self, node, ins, outs):
+        return int(np.prod(outs[0].shape))
+
+    def prepare(self, node, ins, outs):
+        qx = input_exponent(node, "scale_x", ins[0])
+        qy = input_exponent(node, "scale_y", ins[1])
+        qo = exponent(node, "scale_o")
+        bits, dtype = out_bits(node), outs[0].dtype
+        in_bits = [np.dtype(t.dtype).itemsize * 8 for t in ins[:2]]
+        combine = self.combine
+        work = qmath.work_dtype(self.magnitude_bits(in_bits, qx, qy, qo, bits))
+
+        def run(x, y):
+            return (combine(x, y, qx, qy, qo, bits, work).astype(dtype),)
+
+        return run
+
+    @staticmethod
+    def magnitude_bits(in_bits, qx, qy, qo, bits) -> int:
+        """Bits needed by the largest intermediate of rescale-each-then-add."""
+        left = max(0, qo - qx, qo - qy)
+        right = max(0, qx - qo, qy - qo)
+        return max(max(in_bits) - 1 + left, right - 1, bits - 1) + 2
+
+
+@register
+class IqAdd(_Binary):
+    op_type = "iqAdd"
+
+    @staticmethod
+    def combine(x, y, qx, qy, qo, bits, work):
+        return qmath.saturate(qmath.rescale(x, qx - qo, bits, work=work)
+                              + qmath.rescale(y, qy - qo, bits, work=work), bits)
+
+
+@register
+class IqSub(_Binary):
+    op_type = "iqSub"
+
+    @staticmethod
+    def combine(x, y, qx, qy, qo, bits, work):
+        return qmath.saturate(qmath.rescale(x, qx - qo, bits, work=work)
+                              - qmath.rescale(y, qy - qo, bits, work=work), bits)
+
+
+@register
+class IqMul(_Binary):
+    op_type = "iqMul"
+
+    @staticmethod
+    def magnitude_bits(in_bits, qx, qy, qo, bits) -> int:
+        shift = qx + qy - qo
+        return max(in_bits[0] + in_bits[1] - 2 + max(0, -shift), shift - 1) + 2
+
+    @staticmethod
+    def combine(x, y, qx, qy, qo, bits, work):
+        return qmath.rescale(x.astype(work) * y.astype(work), qx + qy - qo, bits, work=work)
+
+
+def cat_axis(node: Node, rank: int) -> int:
+    axis = node.attrs.get("dim")
+    if axis is None:
+        axis = node.attrs.get("axis", 1)
+    axis = int(axis)
+    if not -rank <= axis < rank:
+        raise ThinkerModelError(f"{node.label()}: axis {axis} is out of range for rank {rank}")
+    return axis % rank
+
+
+def concat_shape(node: Node, ins: list[Tensor], axis: int) -> tuple[int, ...]:
+    first = ins[0].shape
+    for t in ins[1:]:
+        if len(t.shape) != len(first) or any(
+            a != b for i, (a, b) in enumerate(zip(t.shape, first, strict=True)) if i != axis
+        ):
+            raise ThinkerModelError(
+                f"{node.label()}: inputs {ins[0].describe()} and {t.describe()} differ outside "
+                f"the concatenation axis {axis}"
+            )
+    return (*first[:axis], sum(t.shape[axis] for t in ins), *first[axis + 1:])
+
+
+@register
+class IqCat(Op):
+    """Attributes ``scale_x_0``, ``scale_x_1``, ... per input, ``scale_o``, ``dim`` (or axis)."""
+
+    op_type = "iqCat"
+    attrs = {"scale_o": REQUIRED, "dim": None, "axis": None, "o_bits": 8, "data_bits": 8}
+    min_inputs, max_inputs = 1, 1 << 16
+
+    def infer(self, node, ins):
+        axis = cat_axis(node, len(ins[0].shape))
+        for i, t in enumerate(ins):
+            input_exponent(node, f"scale_x_{i}", t)
+        return [spec(concat_shape(node, ins, axis), int_dtype(node, out_bits(node)),
+                     exponent(node, "scale_o"))]
+
+    def prepare(self, node, ins, outs):
+        axis = cat_axis(node, len(ins[0].shape))
+        shifts = [input_exponent(node, f"scale_x_{i}", t) - exponent(node, "scale_o")
+                  for i, t in enumerate(ins)]
+        bits, dtype = out_bits(node), outs[0].dtype
+        widest = max(np.dtype(t.dtype).itemsize * 8 for t in ins)
+        work = qmath.work_dtype(max(widest - 1 + max(0, -min(shifts)), max(shifts) - 1) + 2)
+
+        def run(*xs):
+            parts = [qmath.rescale(x, s, bits, work=work).astype(dtype) if s else x.astype(dtype)
+                     for x, s in zip(xs, shifts, strict=True)]
+            return (np.concatenate(parts, axis=axis),)
+
+        return run

@@ -1,0 +1,236 @@
+"""THE integer arithmetic of thinker (design §3). Every kernel and linger's forward call this.
+
+Quantized tensors are symmetric with zero-point 0 and a power-of-two scale: a tensor with
+exponent ``q`` holds ``int`` meaning the real value ``int / 2**q``.
+
+Integer functions take and return numpy int64 arrays (or Python ints). The ``*_exact_float``
+variants compute the same integers on float arrays; they are exact as long as every integer
+involved stays below the float's mantissa limit (2**24 for float32, 2**53 for float64), which
+callers guarantee from weight bounds at prepare time (see ``float_dtype_for_bound``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from thinker.errors import ThinkerModelError
+
+SUPPORTED_BITS = (4, 8, 16, 32)
+FLOAT32_EXACT_LIMIT = 2**24
+FLOAT64_EXACT_LIMIT = 2**53
+
+
+# ---------------------------------------------------------------------------------------------
+# scale <-> exponent
+
+
+def exponent_of_scale(scale: float, where: str = "scale") -> int:
+    """Return ``q`` such that ``scale == 2**q`` exactly, or raise naming ``where`` and the value."""
+    value = float(scale)
+    if not math.isfinite(value) or value <= 0.0:
+        raise ThinkerModelError(
+            f"{where}: scale {scale!r} must be a positive power of two (2**q); "
+            "re-export the model with power-of-two scales"
+        )
+    mantissa, exp = math.frexp(value)  # value = mantissa * 2**exp, mantissa in [0.5, 1)
+    if mantissa != 0.5:
+        raise ThinkerModelError(
+            f"{where}: scale {scale!r} is not an exact power of two "
+            f"(nearest: 2**{round(math.log2(value))}); thinker only runs power-of-two scales, "
+            "re-export the model with power-of-two quantization"
+        )
+    return exp - 1
+
+
+def scale_of_exponent(q: int) -> float:
+    return math.ldexp(1.0, int(q))
+
+
+# ---------------------------------------------------------------------------------------------
+# integer ranges and storage
+
+
+def int_range(bits: int, signed: bool = True) -> tuple[int, int]:
+    """Inclusive (min, max) of a ``bits``-wide integer."""
+    if bits not in SUPPORTED_BITS:
+        raise ThinkerModelError(f"bit width {bits} is not supported; use one of {SUPPORTED_BITS}")
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def storage_dtype(bits: int, signed: bool = True) -> np.dtype:
+    """The numpy dtype that stores ``bits``-wide values (int4 lives in int8 storage)."""
+    int_range(bits, signed)
+    width = 8 if bits <= 8 else bits
+    return np.dtype(f"{'' if signed else 'u'}int{width}")
+
+
+def bits_of_dtype(dtype: np.dtype) -> int:
+    return np.dtype(dtype).itemsize * 8
+
+
+def saturate(v, bits: int, signed: bool = True):
+    """Clamp ``v`` into the ``bits``-wide range (works on ints, int arrays and float arrays)."""
+    lo, hi = int_range(bits, signed)
+    if isinstance(v, np.ndarray):
+        return np.clip(v, lo, hi)
+    return min(max(v, lo), hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# rounding shifts
+
+
+def rshift_round(v, s, work=np.int64):
+    """``(v + 2**(s-1)) >> s`` for s > 0 (arithmetic shift: ties toward +inf); ``v << -s`` for
+    s < 0; ``v`` for s == 0. ``s`` may be an int or an int array broadcastable against ``v``.
+
+    Arrays are computed in ``work`` (int64 by default); a caller may pass int32 only when it has
+    proved every intermediate (|v| << -s, |v| + 2**(s-1)) stays below 2**31."""
+    if isinstance(s, np.ndarray):
+        v = np.asarray(v, dtype=np.int64)
+        s = s.astype(np.int64)
+        pos = np.maximum(s, 0)
+        half = np.where(pos > 0, np.left_shift(np.int64(1), np.maximum(pos - 1, 0)), 0)
+        right = np.right_shift(v + half, pos)
+        return np.where(s >= 0, right, np.left_shift(v, np.maximum(-s, 0)))
+    s = int(s)
+    if isinstance(v, np.ndarray):
+        v = v.astype(work, copy=False)
+    if s > 0:
+        return (v + (1 << (s - 1))) >> s
+    if s < 0:
+        return v << (-s)
+    return v
+
+
+def rescale(v, s, bits: int, signed: bool = True, work=np.int64):
+    """Move ``v`` by ``s`` bits with ``rshift_round`` and saturate to ``bits``."""
+    if isinstance(v, np.ndarray) and s == 0 and np.dtype(v.dtype).itemsize * 8 <= bits \
+            and np.issubdtype(v.dtype, np.signedinteger) == signed:
+        return v.astype(work, copy=False)  # already in range: nothing to round or saturate
+    return saturate(rshift_round(v, s, work), bits, signed)
+
+
+def work_dtype(magnitude_bits: int) -> type:
+    """The narrowest of int16/int32/int64 holding every intermediate below 2**magnitude_bits
+    (with a bit of headroom), for kernels that proved that bound."""
+    if magnitude_bits <= 14:
+        return np.int16
+    return np.int32 if magnitude_bits <= 30 else np.int64
+
+
+def round_half_up_div(num, den):
+    """``floor(num / den + 1/2)`` exactly, for integer ``num`` and positive integer ``den``.
+
+    The rule of ``rshift_round`` generalised to any divisor (used by average pooling)."""
+    if isinstance(num, np.ndarray) or isinstance(den, np.ndarray):
+        num = np.asarray(num, dtype=np.int64)
+        den = np.asarray(den, dtype=np.int64)
+    return (2 * num + den) // (2 * den)
+
+
+def rescale_div(v, shift: int, den, bits: int, signed: bool = True):
+    """``saturate(round_half_up(v * 2**-shift / den))``: a shift and an integer divisor at once.
+
+    A positive ``shift`` scales the divisor (den * 2**shift), a negative one the numerator, so
+    the result is the exact rational rounding, never a rounded intermediate."""
+    num = np.asarray(v, dtype=np.int64)
+    den = np.asarray(den, dtype=np.int64)
+    if shift >= 0:
+        den = den << shift
+    else:
+        num = num << (-shift)
+    return saturate(round_half_up_div(num, den), bits, signed)
+
+
+# ---------------------------------------------------------------------------------------------
+# float <-> int
+
+
+def quantize(x, q: int, bits: int, signed: bool = True) -> np.ndarray:
+    """float -> int: ``saturate(floor(x * 2**q + 0.5))``, computed in float64 (exact for float32
+    inputs: the power-of-two product and the +0.5 lose no bits before saturation)."""
+    xf = np.asarray(x, dtype=np.float64)
+    return saturate(np.floor(xf * scale_of_exponent(q) + 0.5), bits, signed).astype(np.int64)
+
+
+def dequantize(v, q: int) -> np.ndarray:
+    """int -> float32: ``v / 2**q`` (exact when |v| < 2**24)."""
+    return (np.asarray(v, dtype=np.float64) * scale_of_exponent(-q)).astype(np.float32)
+
+
+def quantize_weight(w, q: int, bits: int) -> np.ndarray:
+    """Weights are rounded half-to-even at export (numpy's ``rint``), then saturated."""
+    wf = np.asarray(w, dtype=np.float64)
+    return saturate(np.rint(wf * scale_of_exponent(q)), bits).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# the same integers on float arrays (for BLAS-speed kernels)
+
+
+def float_dtype_for_bound(bound: int) -> np.dtype:
+    """Smallest float dtype in which every integer of magnitude <= ``bound`` is exact."""
+    if bound < FLOAT32_EXACT_LIMIT:
+        return np.dtype(np.float32)
+    if bound < FLOAT64_EXACT_LIMIT:
+        return np.dtype(np.float64)
+    raise ThinkerModelError(
+        f"accumulator bound {bound} exceeds 2**53; this layer cannot be computed exactly"
+    )
+
+
+def rshift_round_exact_float(v: np.ndarray, s: int) -> np.ndarray:
+    """``rshift_round`` on a float array holding integers. Exact when |v| + 2**(s-1) is below
+    the dtype's mantissa limit: adding the half is exact, scaling by 2**-s is exact, floor is
+    exact."""
+    if s > 0:
+        dt = v.dtype.type
+        return np.floor((v + dt(scale_of_exponent(s - 1))) * dt(scale_of_exponent(-s)))
+    if s < 0:
+        return v * v.dtype.type(scale_of_exponent(-s))
+    return v
+
+
+def folded_requant_factors(shift: int, bits: int) -> tuple[float, float, float]:
+    """(scale, half, offset) for folding a requantization into a float GEMM.
+
+    With ``y = (acc + bias + half) * scale + offset``, ``floor(y) - offset ==
+    rshift_round(acc + bias, shift)``. Kernels fold ``scale`` into their weights and
+    ``(bias + half) * scale + offset`` into their bias, so a GEMM returns ``y`` directly. The
+    offset 2**(bits-1) makes every in-range result non-negative, so float->unsigned truncation
+    is the floor (``saturate_folded``). Exact in floating point: multiplying by a power of two
+    never changes a mantissa, so every product and partial sum is the exact integer one times
+    2**-shift, provided the magnitudes stay below the mantissa limit (``folded_bound``)."""
+    half = scale_of_exponent(shift - 1) if shift > 0 else 0.0
+    return scale_of_exponent(-shift), half, float(1 << (bits - 1))
+
+
+def folded_bound(acc_bound: int, shift: int, bits: int) -> int:
+    """Largest magnitude, in units of the smallest step, of any partial sum of a folded GEMM
+    whose unscaled |acc + bias| <= acc_bound; must stay below the float's mantissa limit."""
+    half = (1 << (shift - 1)) if shift > 0 else 0
+    offset = 1 << (bits - 1)
+    if shift >= 0:
+        return acc_bound + half + (offset << shift)
+    return (acc_bound << -shift) + offset
+
+
+def saturate_folded(y: np.ndarray, bits: int, clamp=None) -> np.ndarray:
+    """Second half of a folded requantization: saturate ``y`` (float, offset by 2**(bits-1),
+    overwritten) to ``bits`` and an optional fused activation ``clamp = (lo, hi)``, then floor
+    by truncating to unsigned and remove the offset (a wrapping subtraction)."""
+    lo, hi = int_range(bits)
+    if clamp is not None:
+        lo, hi = max(lo, clamp[0]), min(hi, clamp[1])
+    offset = 1 << (bits - 1)
+    np.clip(y, lo + offset, hi + offset, out=y)
+    unsigned = y.astype(storage_dtype(bits, signed=False))
+    signed = unsigned.view(storage_dtype(bits))
+    np.subtract(signed, signed.dtype.type(offset) if bits < signed.itemsize * 8 else
+                signed.dtype.type(-offset), out=signed)
+    return signed

@@ -1,0 +1,141 @@
+"""The numpy executor: prepare every kernel once, then run the nodes in order.
+
+``Executor.run`` takes a dict of input arrays (any batch size on axis 0) and returns a dict of
+output arrays. Hooks observe every node (timing, dumping) without changing the results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from thinker.errors import ThinkerInputError
+from thinker.graph.ir import Graph, Node, Tensor
+from thinker.ops import OPS
+from thinker.ops.base import Kernel
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """What a model input/output looks like: the static shape holds the model's batch size."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    exponent: int | None  # real value = int / 2**exponent; None for float tensors
+
+    @classmethod
+    def of(cls, t: Tensor) -> TensorSpec:
+        return cls(t.name, np.dtype(t.dtype), tuple(t.shape), t.exponent)
+
+
+class Hook:
+    """Observer of a run. ``on_value`` sees every graph input and every node output, in order."""
+
+    def on_value(self, name: str, value: np.ndarray) -> None:
+        pass
+
+    def on_node(self, node: Node, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray],
+                seconds: float) -> None:
+        pass
+
+
+@dataclass
+class Step:
+    node: Node
+    kernel: Kernel
+    macs: int  # at the model's static batch size
+
+
+class Executor:
+    """Runs a Graph with numpy kernels."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.inputs = [TensorSpec.of(graph.tensors[n]) for n in graph.inputs]
+        self.outputs = [TensorSpec.of(graph.tensors[n]) for n in graph.outputs]
+        self.steps: list[Step] = []
+        for node in graph.nodes:
+            op = OPS[node.op_type]
+            ins = [graph.tensors[n] if n else None for n in node.inputs]
+            outs = [graph.tensors[n] for n in node.outputs]
+            self.steps.append(Step(node, op.prepare(node, ins, outs), op.macs(node, ins, outs)))
+        self._constants = {n: t.data for n, t in graph.tensors.items() if t.is_constant}
+        self._last_use = self._last_uses()
+
+    def _last_uses(self) -> dict[str, int]:
+        """Index of the last step reading each activation, so values can be freed early."""
+        last: dict[str, int] = {}
+        for i, step in enumerate(self.steps):
+            for name in step.node.inputs:
+                if name and name not in self._constants:
+                    last[name] = i
+        for name in self.graph.outputs:
+            last[name] = len(self.steps)
+        return last
+
+    @property
+    def static_batch(self) -> int:
+        return self.inputs[0].shape[0] if self.inputs and self.inputs[0].shape else 1
+
+    def check_inputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        expected = {s.name: s for s in self.inputs}
+        unknown = sorted(set(feeds) - set(expected))
+        missing = [n for n in expected if n not in feeds]
+        if unknown or missing:
+            raise ThinkerInputError(
+                f"model inputs are {self._describe_inputs()}; "
+                + (f"missing {missing}" if missing else "")
+                + ("; " if missing and unknown else "")
+                + (f"unknown {unknown}" if unknown else "")
+            )
+        checked = {}
+        for name, value in feeds.items():
+            s = expected[name]
+            arr = np.asarray(value)
+            if arr.dtype != s.dtype:
+                raise ThinkerInputError(
+                    f"input '{name}': dtype {arr.dtype} given, {s.dtype} expected "
+                    f"(shape {list(s.shape)}); convert with .astype(np.{s.dtype})"
+                )
+            if arr.ndim != len(s.shape) or tuple(arr.shape[1:]) != tuple(s.shape[1:]):
+                raise ThinkerInputError(
+                    f"input '{name}': shape {list(arr.shape)} given, {list(s.shape)} expected "
+                    "(any batch size on axis 0)"
+                )
+            checked[name] = arr
+        return checked
+
+    def _describe_inputs(self) -> str:
+        return ", ".join(f"'{s.name}' {s.dtype}{list(s.shape)}" for s in self.inputs)
+
+    def run(self, feeds: dict[str, np.ndarray],
+            hooks: Sequence[Hook] = ()) -> dict[str, np.ndarray]:
+        """Run the model; returns every graph output as a C-contiguous array."""
+        values: dict[str, np.ndarray] = dict(self._constants)
+        for name, arr in self.check_inputs(feeds).items():
+            values[name] = arr
+            for h in hooks:
+                h.on_value(name, arr)
+        last_use = self._last_use
+        for i, step in enumerate(self.steps):
+            node = step.node
+            args = [values[n] if n else None for n in node.inputs]
+            start = time.perf_counter()
+            results = step.kernel(*args)
+            seconds = time.perf_counter() - start
+            for name, value in zip(node.outputs, results, strict=True):
+                values[name] = value
+            if hooks:
+                for name, value in zip(node.outputs, results, strict=True):
+                    for h in hooks:
+                        h.on_value(name, value)
+                for h in hooks:
+                    h.on_node(node, args, results, seconds)
+            for name in set(node.inputs):
+                if name and last_use.get(name) == i:
+                    del values[name]
+        return {name: np.ascontiguousarray(values[name]) for name in self.graph.outputs}
