@@ -180,6 +180,7 @@ def _depthwise(x: np.ndarray, w: np.ndarray, g: Geometry2d, ho: int, wo: int,
 
 def _depthwise_channels_last(x: np.ndarray, w: np.ndarray, g: Geometry2d, ho: int, wo: int,
                              scratch: Scratch) -> np.ndarray:
+    """Channels-last multiply-adds, a few images at a time so the operands stay in cache."""
     n, c, h, wd = x.shape
     kh, kw = g.kernel
     pt, pl, pb, pr = g.pads
@@ -187,15 +188,20 @@ def _depthwise_channels_last(x: np.ndarray, w: np.ndarray, g: Geometry2d, ho: in
     xp, _ = scratch.zeros("padded_nhwc", (n, h + pt + pb, wd + pl + pr, c), w.dtype)
     xp[:, pt:pt + h, pl:pl + wd, :] = x.transpose(0, 2, 3, 1)
     taps = w[:, 0, :].T  # [kh*kw + 1, C]
+    per_image = (xp[0].size + 2 * ho * wo * c) * w.dtype.itemsize
+    chunk = max(1, (3 << 19) // per_image)  # ~1.5 MiB working set
     acc, _ = scratch.zeros("acc_nhwc", (n, ho, wo, c), w.dtype)
-    tmp, _ = scratch.zeros("tmp_nhwc", (n, ho, wo, c), w.dtype)
-    acc[...] = taps[kh * kw]
-    for i in range(kh):
-        for j in range(kw):
-            win = xp[:, i * dh: i * dh + sh * (ho - 1) + 1: sh,
-                     j * dw: j * dw + sw * (wo - 1) + 1: sw]
-            np.multiply(win, taps[i * kw + j], out=tmp)
-            acc += tmp
+    tmp, _ = scratch.zeros("tmp_nhwc", (min(chunk, n), ho, wo, c), w.dtype)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        out, t, src = acc[start:stop], tmp[: stop - start], xp[start:stop]
+        out[...] = taps[kh * kw]
+        for i in range(kh):
+            for j in range(kw):
+                win = src[:, i * dh: i * dh + sh * (ho - 1) + 1: sh,
+                          j * dw: j * dw + sw * (wo - 1) + 1: sw]
+                np.multiply(win, taps[i * kw + j], out=t)
+                out += t
     return acc.transpose(3, 0, 1, 2)
 
 

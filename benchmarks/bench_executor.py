@@ -1,0 +1,88 @@
+"""Numpy executor speed on the real linger ResNet-18 next to onnxruntime (single thread)
+running a float32 twin of the same network (same layers and shapes, dequantized weights).
+
+    python benchmarks/bench_executor.py [--data ../shared/data] [--repeat 5]
+
+Prints batch-1 latency and batch-64 throughput for both, and the ratios. thinker is measured
+with its BLAS limited to one thread (the like-for-like number) and with the default threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from float_twin import build_float_twin  # noqa: E402
+
+import thinker  # noqa: E402
+from thinker.graph import load_onnx  # noqa: E402
+
+
+def timed(fn, repeat: int) -> float:
+    """Median seconds of ``repeat`` calls after one warm-up call."""
+    fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+    path = os.path.join(args.data, "linger-resnet18", "resnet18_cifar100_linger.onnx")
+
+    graph = load_onnx(path)
+    model = thinker.load(graph)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    session = ort.InferenceSession(build_float_twin(graph).SerializeToString(), so,
+                                   providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    x1 = rng.normal(size=(1, 3, 32, 32)).astype(np.float32)
+    xb = rng.normal(size=(args.batch, 3, 32, 32)).astype(np.float32)
+    macs = sum(s.macs for s in model.steps)
+
+    def run_thinker(x):
+        return lambda: model.run({"input": x})
+
+    def run_ort(x):
+        return lambda: session.run(None, {"input": x})
+
+    rows = []
+    ort_b1 = timed(run_ort(x1), args.repeat * 4)
+    ort_bn = timed(run_ort(xb), args.repeat)
+    for label, threads in (("thinker numpy, 1 BLAS thread", 1),
+                           (f"thinker numpy, {os.cpu_count()} BLAS threads", None)):
+        with threadpool_limits(limits=threads):
+            t_b1 = timed(run_thinker(x1), args.repeat * 4)
+            t_bn = timed(run_thinker(xb), args.repeat)
+        rows.append((label, t_b1, t_bn))
+    rows.append(("onnxruntime float32 twin, 1 thread", ort_b1, ort_bn))
+
+    print(f"ResNet-18 (linger, CIFAR-100): {len(model.steps)} ops, {macs / 1e6:.1f} M MACs "
+          f"per image; median of {args.repeat} runs")
+    print(f"{'executor':40s} {'batch-1 ms':>11s} {f'batch-{args.batch} img/s':>15s} "
+          f"{'b1 vs ort':>10s} {'img/s vs ort':>13s}")
+    for label, b1, bn in rows:
+        print(f"{label:40s} {b1 * 1e3:11.2f} {args.batch / bn:15.1f} {ort_b1 / b1:9.2f}x "
+              f"{ort_bn / bn:12.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
