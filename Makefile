@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(PY) examples/run_resnet18.py --data $(SHARED)
 
 test: $(STAMP)
-	$(PY) -m pytest
+	THINKER_SHARED_DATA=$(SHARED) $(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_executor.py --data $(SHARED)
