@@ -20,10 +20,9 @@ import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from float_twin import build_float_twin  # noqa: E402
-
-import thinker  # noqa: E402
-from thinker.graph import load_onnx  # noqa: E402
+import thinker
+from float_twin import build_float_twin
+from thinker.graph import load_onnx
 
 
 def timed(fn, repeat: int) -> float:

@@ -75,3 +75,32 @@ class Graph:
 
     def constants(self) -> dict[str, Tensor]:
         return {n: t for n, t in self.tensors.items() if t.is_constant}
+
+    def copy(self) -> Graph:
+        """A copy that passes may edit freely (constant arrays are shared, never mutated)."""
+        return Graph(
+            self.name,
+            [Node(n.op_type, n.name, list(n.inputs), list(n.outputs), dict(n.attrs),
+                  n.source_op_type) for n in self.nodes],
+            {k: Tensor(t.name, t.shape, t.dtype, t.exponent, t.data)
+             for k, t in self.tensors.items()},
+            list(self.inputs), list(self.outputs), self.opset, self.source_path,
+        )
+
+    def unique_name(self, base: str) -> str:
+        """A tensor/node name not used yet, derived from ``base``."""
+        taken = set(self.tensors) | {n.name for n in self.nodes}
+        if base not in taken:
+            return base
+        k = 1
+        while f"{base}_{k}" in taken:
+            k += 1
+        return f"{base}_{k}"
+
+    def remove_unused(self) -> None:
+        """Drop tensors no node or graph input/output refers to."""
+        used = set(self.inputs) | set(self.outputs)
+        for n in self.nodes:
+            used.update(x for x in n.inputs if x)
+            used.update(n.outputs)
+        self.tensors = {k: t for k, t in self.tensors.items() if k in used}

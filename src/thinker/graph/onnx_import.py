@@ -17,10 +17,9 @@ from onnx import helper, numpy_helper
 from thinker.errors import ThinkerModelError
 from thinker.graph import dialect
 from thinker.graph.ir import Graph, Node, Tensor
+from thinker.graph.onnx_export import EXPONENT_METADATA_PREFIX
 from thinker.ops import OPS
 from thinker.ops.base import REQUIRED
-
-EXPONENT_METADATA_PREFIX = "thinker:exponent:"
 
 
 def load_onnx(path: str | os.PathLike) -> Graph:

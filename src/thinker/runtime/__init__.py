@@ -11,7 +11,9 @@ from thinker.runtime.hooks import DumpHook, ProfileHook, crc_line, tensor_crc32
 
 
 def load(model: str | os.PathLike | Graph) -> Executor:
-    """Prepare a model for execution: a path to an ``.onnx`` file, or a Graph."""
+    """Prepare a model for execution: a packed ``model.bin``, an ``.onnx`` file, or a Graph.
+
+    A model.bin runs with its memory plan (every tensor at its planned arena offset)."""
     if isinstance(model, Graph):
         return Executor(model)
     path = os.fspath(model)
@@ -19,7 +21,21 @@ def load(model: str | os.PathLike | Graph) -> Executor:
         from thinker.graph.onnx_import import load_onnx
 
         return Executor(load_onnx(path))
-    raise ThinkerModelError(f"{path}: unknown model file type; expected an .onnx file")
+    if path.lower().endswith(".bin") or _has_magic(path):
+        from thinker.runtime.packed import load_packed
+
+        return load_packed(path)
+    raise ThinkerModelError(f"{path}: unknown model file type; expected model.bin or .onnx")
+
+
+def _has_magic(path: str) -> bool:
+    from thinker.resource.format import MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
 
 
 __all__ = ["DumpHook", "Executor", "Hook", "ProfileHook", "TensorSpec", "crc_line", "load",

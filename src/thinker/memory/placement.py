@@ -1,0 +1,129 @@
+"""Memory placement: which memory each tensor lives in, then one planned arena per kind.
+
+Activations go to SRAM ("share-memory") unless larger than ``threshold4`` (then PSRAM) or
+overridden by ``-m name:kind``. Constants stay in flash (inside model.bin) or are copied to
+PSRAM at load, by the device profile's default, unless overridden. Every planner runs on every
+arena; the smallest result is kept and all results are reported next to the lower bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from thinker.errors import ThinkerDeviceError, ThinkerInputError
+from thinker.graph.ir import Graph
+from thinker.memory.lifetimes import Buffer, Lifetimes, compute_lifetimes, lower_bound
+from thinker.memory.planners import PLANNERS, arena_size
+from thinker.resource import format as fmt
+from thinker.resource.writer import Placement
+
+
+@dataclass
+class ArenaResult:
+    kind: int
+    size: int
+    lower_bound: int
+    no_reuse: int
+    planner: str
+    by_planner: dict[str, int]
+
+
+@dataclass
+class MemoryPlan:
+    placements: dict[str, Placement]
+    arenas: dict[int, ArenaResult]
+    alignment: int
+    lifetimes: Lifetimes
+    flash_bytes: int = 0  # constants left in flash (inside model.bin)
+    constant_kind: dict[str, int] = field(default_factory=dict)
+
+    def arena_sizes(self) -> dict[int, tuple[int, int]]:
+        return {k: (a.size, self.alignment) for k, a in self.arenas.items()}
+
+
+def parse_memory_overrides(items: list[str], graph: Graph) -> dict[str, int]:
+    """``-m name:kind`` flags -> {tensor: memory kind}; unknown names or kinds are errors."""
+    overrides = {}
+    for item in items:
+        name, sep, kind = item.rpartition(":")
+        if not sep or kind not in fmt.MEMORY_KIND_BY_NAME:
+            raise ThinkerInputError(
+                f"-m {item}: expected NAME:KIND with KIND one of "
+                f"{', '.join(sorted(set(fmt.MEMORY_KIND_BY_NAME) - {'sram'}))}")
+        if name not in graph.tensors:
+            raise ThinkerInputError(f"-m {item}: the model has no tensor named '{name}'")
+        overrides[name] = fmt.MEMORY_KIND_BY_NAME[kind]
+    return overrides
+
+
+def _aligned(nbytes: int, alignment: int) -> int:
+    return max(alignment, (nbytes + alignment - 1) // alignment * alignment)
+
+
+def plan_memory(graph: Graph, alignment: int, constants_default: int,
+                sram_threshold: int | None = None, overrides: dict[str, int] | None = None,
+                planners: list[str] | None = None) -> MemoryPlan:
+    overrides = overrides or {}
+    life = compute_lifetimes(graph)
+    steps = life.steps
+    for b in life.buffers:
+        kinds = {overrides[t] for t in b.tensors if t in overrides}
+        if len(kinds) > 1:
+            raise ThinkerInputError(f"-m: tensors {b.tensors} share one buffer (aliases) but "
+                                    "were given different memories")
+        if kinds:
+            b.kind = kinds.pop()
+        elif sram_threshold is not None and b.nbytes > sram_threshold:
+            b.kind = fmt.MEM_PSRAM
+        else:
+            b.kind = fmt.MEM_SRAM
+        if b.kind == fmt.MEM_FLASH:
+            raise ThinkerInputError(f"-m: activation '{b.tensors[0]}' cannot live in flash")
+        b.size = _aligned(b.nbytes, alignment)
+
+    constant_kind: dict[str, int] = {}
+    flash_bytes = 0
+    const_buffers: list[Buffer] = []
+    for name, t in graph.tensors.items():
+        if not t.is_constant or not any(name in n.inputs for n in graph.nodes):
+            continue
+        kind = overrides.get(name, constants_default)
+        constant_kind[name] = kind
+        nbytes = int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
+        if kind == fmt.MEM_FLASH:
+            flash_bytes += fmt.align_up(nbytes)
+            continue
+        b = Buffer(-1, [name], nbytes, -1, steps, kind, _aligned(nbytes, alignment), fixed=True)
+        const_buffers.append(b)
+
+    placements: dict[str, Placement] = {}
+    arenas: dict[int, ArenaResult] = {}
+    all_buffers = life.buffers + const_buffers
+    for i, b in enumerate(all_buffers):
+        b.id = i
+    names = planners or list(PLANNERS)
+    for kind in sorted({b.kind for b in all_buffers}):
+        group = [b for b in all_buffers if b.kind == kind]
+        results = {name: PLANNERS[name](group) for name in names}
+        sizes = {name: arena_size(group, plan) for name, plan in results.items()}
+        chosen = min(sizes, key=lambda n: (sizes[n], names.index(n)))
+        plan = results[chosen]
+        _verify(group, plan)
+        for b in group:
+            for t in b.tensors:
+                placements[t] = Placement(kind, plan[b.id], b.size)
+        arenas[kind] = ArenaResult(kind, sizes[chosen], lower_bound(group, steps),
+                                   sum(b.size for b in group), chosen, sizes)
+    return MemoryPlan(placements, arenas, alignment, life, flash_bytes, constant_kind)
+
+
+def _verify(group: list[Buffer], plan: dict[int, int]) -> None:
+    """No two buffers that are live at the same time may share a byte (a planner bug guard)."""
+    for i, a in enumerate(group):
+        for b in group[i + 1:]:
+            if a.overlaps(b) and plan[a.id] < plan[b.id] + b.size and \
+                    plan[b.id] < plan[a.id] + a.size:
+                raise ThinkerDeviceError(f"internal planner error: buffers {a.tensors} and "
+                                         f"{b.tensors} overlap")

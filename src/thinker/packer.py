@@ -1,0 +1,289 @@
+"""tpacker's pipeline, stage by stage: quantized ONNX -> checked, planned model.bin.
+
+    load -> cut -> passes -> device adaptation -> checks -> memory planning -> report
+         -> MACs -> serialize -> export config
+
+Each stage reports (name, status, seconds, detail) to a callback so the CLI can print one
+status line per stage. A model that breaks a device rule or does not fit raises
+ThinkerDeviceError listing every problem, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import onnx
+
+from thinker.devices import DeviceProfile, load_profile
+from thinker.devices.checks import check_graph
+from thinker.errors import ThinkerDeviceError, ThinkerInputError
+from thinker.graph.ir import Graph
+from thinker.graph.onnx_export import to_onnx
+from thinker.graph.onnx_import import infer_shapes, load_onnx
+from thinker.memory.placement import MemoryPlan, parse_memory_overrides, plan_memory
+from thinker.memory.report import ReportData, arena_svg, to_json, to_text, usage
+from thinker.ops import OPS
+from thinker.passes import DEVICE_PASSES, GRAPH_PASSES, run_pass
+from thinker.resource import format as fmt
+from thinker.resource.writer import DynamicShape, PackInput, write_model
+
+OK, SKIPPED, PROBLEM = "ok", "skipped", "problem"
+Reporter = Callable[[str, str, float, str], None]
+
+
+@dataclass
+class PackOptions:
+    """Every tpacker option; also the schema of --config_file / --export_config (JSON)."""
+
+    graph_path: str = ""
+    output_path: str = "model.bin"
+    platform: str = "venus"
+    device_file: str | None = None
+    ramsize: int | None = None
+    psramsize: int | None = None
+    memory: list[str] = field(default_factory=list)  # name:kind
+    threshold1: int | None = None
+    threshold2: int | None = None
+    threshold3: int | None = None
+    threshold4: int | None = None
+    inputs: list[str] | None = None
+    outputs: list[str] | None = None
+    dynamic_shape: list[str] = field(default_factory=list)  # name=min:max:factor
+    keep_quant: bool = False
+    skip: list[str] = field(default_factory=list)
+    dump: bool = False
+    workspace: str = "workspace"
+    planners: list[str] | None = None
+    export_config: str | None = None
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> PackOptions:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ThinkerInputError(f"{where}: not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ThinkerInputError(f"{where}: expected a JSON object of tpacker options")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ThinkerInputError(f"{where}: unknown option(s) {unknown}; valid options: "
+                                    f"{', '.join(sorted(known))}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+@dataclass
+class PackResult:
+    graph: Graph
+    device: DeviceProfile
+    plan: MemoryPlan
+    model_bin: bytes
+    macs: int
+    report: ReportData
+    workspace: str
+    notices: list[str] = field(default_factory=list)
+
+
+def parse_dynamic_shapes(items: list[str], graph: Graph) -> list[DynamicShape]:
+    shapes = []
+    for item in items:
+        name, sep, spec = item.partition("=")
+        parts = spec.split(":")
+        if not sep or len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+            raise ThinkerInputError(f"--dynamic_shape {item}: expected NAME=MIN:MAX:FACTOR "
+                                    "with positive integers")
+        lo, hi, factor = (int(p) for p in parts)
+        if name not in graph.inputs:
+            raise ThinkerInputError(f"--dynamic_shape {item}: '{name}' is not a graph input "
+                                    f"(inputs: {', '.join(graph.inputs)})")
+        if not 1 <= lo <= hi or factor < 1:
+            raise ThinkerInputError(f"--dynamic_shape {item}: need 1 <= MIN <= MAX and "
+                                    "FACTOR >= 1")
+        shapes.append(DynamicShape(name, lo, hi, factor))
+    return shapes
+
+
+def cut_subgraph(graph: Graph, inputs: list[str] | None, outputs: list[str] | None) -> Graph:
+    """The part of the graph between ``inputs`` and ``outputs`` (tensor names)."""
+    g = graph.copy()
+    new_inputs = list(inputs or g.inputs)
+    new_outputs = list(outputs or g.outputs)
+    for name in new_inputs + new_outputs:
+        if name not in g.tensors:
+            raise ThinkerInputError(f"--inputs/--outputs: the model has no tensor '{name}'")
+    producer = {o: n for n in g.nodes for o in n.outputs}
+    needed, stack = set(), list(new_outputs)
+    boundary = set(new_inputs)
+    while stack:
+        name = stack.pop()
+        if name in boundary or g.tensors[name].is_constant:
+            continue
+        node = producer.get(name)
+        if node is None:
+            raise ThinkerInputError(
+                f"--outputs: '{name}' depends on graph input '{name}', which is not among "
+                f"--inputs ({', '.join(new_inputs)})")
+        if node.name not in needed:
+            needed.add(node.name)
+            stack.extend(x for x in node.inputs if x)
+    g.nodes = [n for n in g.nodes if n.name in needed]
+    g.inputs, g.outputs = new_inputs, new_outputs
+    g.remove_unused()
+    infer_shapes(g)
+    return g
+
+
+class Packer:
+    def __init__(self, options: PackOptions, reporter: Reporter | None = None):
+        self.o = options
+        self.report_stage = reporter or (lambda *a: None)
+        self.notices: list[str] = []
+
+    def _stage(self, name: str, fn, *args):
+        start = time.perf_counter()
+        try:
+            result, detail = fn(*args)
+        except Exception:
+            self.report_stage(name, PROBLEM, time.perf_counter() - start, "")
+            raise
+        self.report_stage(name, OK, time.perf_counter() - start, detail)
+        return result
+
+    def _dump(self, graph: Graph, index: int, stage: str) -> None:
+        if self.o.dump:
+            os.makedirs(self.workspace, exist_ok=True)
+            onnx.save(to_onnx(graph), os.path.join(self.workspace, f"{index:02d}_{stage}.onnx"))
+
+    def run(self) -> PackResult:
+        o = self.o
+        device = load_profile(o.device_file or o.platform)
+        model_name = os.path.splitext(os.path.basename(o.graph_path))[0] or "model"
+        self.workspace = os.path.join(o.workspace, model_name)
+        unknown = sorted(set(o.skip) - {p.name for p in GRAPH_PASSES + DEVICE_PASSES})
+        if unknown:
+            raise ThinkerInputError(f"--skip: unknown pass(es) {unknown}; passes: " + ", ".join(
+                p.name for p in GRAPH_PASSES + DEVICE_PASSES))
+        for k in (1, 2, 3):
+            if getattr(o, f"threshold{k}") is not None:
+                self.notices.append(f"--threshold{k} is accepted for compatibility and has no "
+                                    "effect; --threshold4 moves large activations to PSRAM")
+
+        graph = self._stage("load", self._load)
+        self._dump(graph, 0, "load")
+        if o.inputs or o.outputs:
+            graph = self._stage("cut", self._cut, graph)
+        else:
+            self.report_stage("cut", SKIPPED, 0.0, "no --inputs/--outputs")
+        dynamic = parse_dynamic_shapes(o.dynamic_shape, graph)
+        if dynamic:
+            self.notices.append("--dynamic_shape recorded in model.bin; the executors run the "
+                                "static shape (dynamic execution is not implemented yet)")
+        skip = set(o.skip) | ({"remove_edge_quant"} if o.keep_quant else set())
+        for index, p in enumerate(GRAPH_PASSES + DEVICE_PASSES, start=1):
+            if p.name in skip:
+                why = "--skip" if p.name in o.skip else "--keep_quant"
+                self.report_stage(p.name, SKIPPED, 0.0, why)
+                continue
+            graph = self._stage(p.name, self._pass, p, graph, device)
+            self._dump(graph, index, p.name)
+        self._stage("checks", self._checks, graph, device)
+        plan = self._stage("memory planning", self._plan, graph, device)
+        macs = self._stage("MACs", self._count_macs, graph)
+        pack = PackInput(device.id, plan.placements, plan.arena_sizes(), dynamic)
+        data = self._stage("serialize", self._serialize, graph, pack)
+        limits = {fmt.MEM_SRAM: o.ramsize or device.sram,
+                  fmt.MEM_PSRAM: o.psramsize if o.psramsize is not None else device.psram,
+                  fmt.MEM_FLASH: device.flash}
+        report = ReportData(model_name, device, limits, plan, graph, macs, len(data))
+        self._stage("report", self._write_report, report)
+        if device.flash and len(data) > device.flash:
+            raise ThinkerDeviceError(f"model.bin is {len(data):,} B but {device.name} flash is "
+                                     f"{device.flash:,} B; use 4-bit weights or a smaller model")
+        return PackResult(graph, device, plan, data, macs, report, self.workspace, self.notices)
+
+    def _load(self):
+        graph = load_onnx(self.o.graph_path)
+        return graph, f"{len(graph.nodes)} ops from {self.o.graph_path}"
+
+    def _cut(self, graph: Graph):
+        cut = cut_subgraph(graph, self.o.inputs, self.o.outputs)
+        return cut, f"{len(cut.nodes)} of {len(graph.nodes)} ops kept"
+
+    def _pass(self, p, graph: Graph, device: DeviceProfile):
+        result = run_pass(p, graph, device)
+        return result, f"{len(graph.nodes)} -> {len(result.nodes)} ops"
+
+    def _count_macs(self, graph: Graph):
+        macs = sum(OPS[n.op_type].macs(n, [graph.tensors[x] if x else None for x in n.inputs],
+                                       [graph.tensors[x] for x in n.outputs])
+                   for n in graph.nodes)
+        return macs, f"{macs:,} per inference"
+
+    def _serialize(self, graph: Graph, pack: PackInput):
+        data = write_model(graph, pack)
+        return data, f"{len(data):,} B"
+
+    def _checks(self, graph: Graph, device: DeviceProfile):
+        problems = check_graph(graph, device)
+        if problems:
+            raise ThinkerDeviceError(
+                f"{self.o.graph_path}: {len(problems)} problem(s) for {device.name}:\n"
+                + "\n".join(f"  {p}" for p in problems))
+        return None, f"{len(graph.nodes)} ops fit {device.name}"
+
+    def _plan(self, graph: Graph, device: DeviceProfile):
+        o = self.o
+        overrides = parse_memory_overrides(o.memory, graph)
+        threshold = o.threshold4 if o.threshold4 is not None else device.sram_threshold
+        plan = plan_memory(graph, device.alignment, device.constants_kind, threshold, overrides,
+                           o.planners)
+        limits = {fmt.MEM_SRAM: o.ramsize or device.sram,
+                  fmt.MEM_PSRAM: o.psramsize if o.psramsize is not None else device.psram}
+        problems = []
+        for kind, arena in plan.arenas.items():
+            limit = limits.get(kind, 0)
+            if arena.size > limit:
+                name = fmt.MEMORY_KIND_NAMES[kind]
+                hint = ("lower --threshold4 or use -m NAME:psram to move large activations to "
+                        "PSRAM" if kind == fmt.MEM_SRAM else "use a smaller model or 4-bit "
+                        "weights")
+                problems.append(f"{name} arena {arena.size:,} B exceeds {device.name} {name} "
+                                f"{limit:,} B (lower bound {arena.lower_bound:,} B); {hint}")
+        if problems:
+            raise ThinkerDeviceError(f"{self.o.graph_path}: does not fit {device.name}:\n"
+                                     + "\n".join(f"  {p}" for p in problems))
+        sram = plan.arenas.get(fmt.MEM_SRAM)
+        detail = (f"share-memory {sram.size:,} B (lower bound {sram.lower_bound:,} B, "
+                  f"{sram.planner})" if sram else "no share-memory arena")
+        return plan, detail
+
+    def _write_report(self, report: ReportData):
+        os.makedirs(self.workspace, exist_ok=True)
+        base = os.path.join(self.workspace, "memory_report")
+        with open(base + ".txt", "w") as f:
+            f.write(to_text(report))
+        with open(base + ".json", "w") as f:
+            f.write(to_json(report))
+        with open(os.path.join(self.workspace, "share_memory_arena.svg"), "w") as f:
+            f.write(arena_svg(report))
+        return None, f"{base}.txt/.json, share_memory_arena.svg"
+
+
+def summary(result: PackResult) -> str:
+    """The one-screen summary tpacker prints."""
+    lines = [f"{'memory':14s} {'used':>12s} {'limit':>12s} {'use':>7s}"]
+    for kind, u in usage(result.report).items():
+        pct = f"{100 * u['used'] / u['limit']:.1f}%" if u["limit"] else "-"
+        extra = f"  lower bound {u['lower_bound']:,}" if "lower_bound" in u else ""
+        lines.append(f"{kind:14s} {u['used']:>12,} {u['limit']:>12,} {pct:>7s}{extra}")
+    lines.append(f"{len(result.graph.nodes)} ops, {result.macs:,} MACs per inference, "
+                 f"device {result.device.name}")
+    return "\n".join(lines)
