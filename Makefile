@@ -8,9 +8,15 @@ PIP     = $(PY) -m pip --disable-pip-version-check -q
 STAMP   = $(VENV)/.installed
 SHARED ?= ../shared/data
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench lint clean executor
 
-setup: $(STAMP)
+setup: $(STAMP) executor
+
+# The C executor's host library (used by thinker.load(..., backend="c")), when a C compiler
+# is present.
+executor:
+	@if [ -f executor/Makefile ] && command -v $${CC:-cc} >/dev/null 2>&1; then \
+		$(MAKE) -C executor; else echo "executor: skipped (no executor/Makefile or C compiler)"; fi
 
 # torch is pinned and installed first so the CPU build on local disk is used and nothing
 # resolves a multi-GB CUDA build; then the project with its extras (editable).
@@ -20,10 +26,10 @@ $(STAMP): pyproject.toml
 	$(PIP) install -e '.[train,dev,bench]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) executor
 	$(PY) examples/run_resnet18.py --data $(SHARED)
 
-test: $(STAMP)
+test: $(STAMP) executor
 	THINKER_SHARED_DATA=$(SHARED) $(PY) -m pytest
 
 bench: $(STAMP)

@@ -20,7 +20,7 @@ from thinker.errors import ThinkerInputError
 def cmd_run(args: argparse.Namespace) -> int:
     from thinker.runtime import DumpHook, ProfileHook, load
 
-    model = load(args.model)
+    model = load(args.model, backend=args.backend)
     n_in, n_out = len(model.inputs), len(model.outputs)
     if len(args.files) != n_in + n_out:
         names_in = ", ".join(s.name for s in model.inputs)
@@ -63,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
             "hold a batch on axis 0."
         ),
     )
-    run.add_argument("model", help="model file (.onnx)")
+    run.add_argument("model", help="model file (model.bin from tpacker, or .onnx)")
     run.add_argument("files", nargs="+", metavar="FILE", help="input files, then output files")
+    run.add_argument("--backend", choices=("numpy", "c"), default="numpy",
+                     help="executor: numpy (default) or c (the C executor; model.bin only)")
     run.add_argument("--profile", action="store_true",
                      help="print a per-op table: op, name, output shape, MACs, time")
     run.add_argument("--dump", metavar="DIR",

@@ -10,10 +10,18 @@ from thinker.runtime.executor import Executor, Hook, TensorSpec
 from thinker.runtime.hooks import DumpHook, ProfileHook, crc_line, tensor_crc32
 
 
-def load(model: str | os.PathLike | Graph) -> Executor:
+def load(model: str | os.PathLike | Graph, backend: str = "numpy") -> Executor:
     """Prepare a model for execution: a packed ``model.bin``, an ``.onnx`` file, or a Graph.
 
-    A model.bin runs with its memory plan (every tensor at its planned arena offset)."""
+    A model.bin runs with its memory plan (every tensor at its planned arena offset).
+    ``backend="c"`` runs a model.bin on the C executor (executor/, via ctypes) with the same
+    interface."""
+    if backend == "c":
+        from thinker.runtime.c_backend import load_c
+
+        return load_c(os.fspath(model))
+    if backend != "numpy":
+        raise ThinkerModelError(f"unknown backend '{backend}'; use 'numpy' or 'c'")
     if isinstance(model, Graph):
         return Executor(model)
     path = os.fspath(model)
