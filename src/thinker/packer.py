@@ -107,7 +107,7 @@ def parse_dynamic_shapes(items: list[str], graph: Graph) -> list[DynamicShape]:
         if not 1 <= lo <= hi or factor < 1:
             raise ThinkerInputError(f"--dynamic_shape {item}: need 1 <= MIN <= MAX and "
                                     "FACTOR >= 1")
-        shapes.append(DynamicShape(name, lo, hi, factor))
+        shapes.append(DynamicShape(name, lo, hi, factor, 0, graph.inputs.index(name)))
     return shapes
 
 
@@ -197,6 +197,8 @@ class Packer:
         self._stage("checks", self._checks, graph, device)
         plan = self._stage("memory planning", self._plan, graph, device)
         macs = self._stage("MACs", self._count_macs, graph)
+        for d in dynamic:  # the input may have been renamed (edge Quant removed): same position
+            d.tensor = graph.inputs[d.input_index]
         pack = PackInput(device.id, plan.placements, plan.arena_sizes(), dynamic)
         data = self._stage("serialize", self._serialize, graph, pack)
         limits = {fmt.MEM_SRAM: o.ramsize or device.sram,

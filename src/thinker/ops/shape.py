@@ -195,7 +195,7 @@ class Slice(Op):
     def prepare(self, node, ins, outs):
         index = self._index(node, ins)
         b0, label = (ins[0].shape[0] if ins[0].shape else 1), node.label()
-        if index and index[0] != slice(0, b0, 1):
+        if index and index[0] not in (slice(None), slice(0, b0, 1)):
             batch_index = index
 
             def run(x, *_):

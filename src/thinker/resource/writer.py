@@ -22,6 +22,7 @@ class DynamicShape:
     maximum: int
     factor: int
     axis: int = 0
+    input_index: int = 0  # position among the graph inputs (survives input renames)
 
 
 @dataclass

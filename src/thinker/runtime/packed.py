@@ -15,6 +15,7 @@ import numpy as np
 from thinker.errors import ThinkerFormatError, ThinkerModelError
 from thinker.graph.ir import Graph
 from thinker.ops import OPS
+from thinker.ops.base import REQUIRED
 from thinker.resource import format as fmt
 from thinker.resource.reader import PackedModel, read_model
 from thinker.runtime.executor import Executor, Hook
@@ -28,8 +29,26 @@ def _check_consistent(graph: Graph, where: str) -> None:
         if op is None:
             raise ThinkerFormatError(f"{where}: op {node.label()} has unknown type "
                                      f"'{node.op_type}'")
+        if not op.min_inputs <= len(node.inputs) <= op.max_inputs or \
+                not all(node.inputs[: op.min_inputs]):
+            raise ThinkerFormatError(f"{where}: op {node.label()} has inputs {node.inputs}; "
+                                     f"it needs {op.min_inputs}..{op.max_inputs}")
+        missing = [k for k, v in op.attrs.items() if v is REQUIRED and k not in node.attrs]
+        if missing:
+            raise ThinkerFormatError(f"{where}: op {node.label()} lacks attributes {missing}")
+        for key, default in op.attrs.items():
+            node.attrs.setdefault(key, default)
         ins = [graph.tensors[n] if n else None for n in node.inputs]
-        outs = op.infer(node, ins)
+        try:
+            outs = op.infer(node, ins)
+        except ThinkerModelError:
+            raise
+        except Exception as exc:  # a CRC-valid but inconsistent file must not crash us
+            raise ThinkerFormatError(f"{where}: op {node.label()} is malformed ({exc})") \
+                from None
+        if len(outs) != len(node.outputs):
+            raise ThinkerFormatError(f"{where}: op {node.label()} lists {len(node.outputs)} "
+                                     f"outputs, computes {len(outs)}")
         for name, spec in zip(node.outputs, outs, strict=True):
             t = graph.tensors[name]
             if tuple(t.shape) != tuple(spec.shape) or np.dtype(t.dtype) != spec.dtype:
@@ -50,6 +69,10 @@ class PackedExecutor(Executor):
             super().__init__(graph)
         except ThinkerModelError as exc:
             raise ThinkerFormatError(f"{packed.path}: {exc}") from None
+        except ThinkerFormatError:
+            raise
+        except Exception as exc:  # prepare() on inconsistent records: still a format error
+            raise ThinkerFormatError(f"{packed.path}: inconsistent model ({exc})") from None
         self.placement = {r.name: (r.memory, r.offset, r.nbytes) for r in packed.tensors
                           if not r.is_constant}
 
