@@ -1,6 +1,9 @@
 """``thinker``: run, inspect and compare quantized models.
 
-    thinker run MODEL IN... OUT... [--profile] [--dump DIR] [--crc]
+    thinker run MODEL IN... OUT... [--backend c] [--profile] [--dump DIR] [--crc]
+    thinker validate REFERENCE.onnx CHECKED.bin
+    thinker profile MODEL [-p DEVICE] [--csv F] [--speedscope F]
+    thinker report MODEL.bin
 """
 
 from __future__ import annotations
@@ -47,6 +50,79 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_inputs(model, paths: list[str] | None) -> dict | None:
+    if not paths:
+        return None
+    if len(paths) != len(model.inputs):
+        raise ThinkerInputError(f"--inputs: the model has {len(model.inputs)} input(s) "
+                                f"({', '.join(s.name for s in model.inputs)}); got {len(paths)}")
+    return {s.name: read_tensor_file(p, s.name, s.dtype, s.shape)
+            for s, p in zip(model.inputs, paths, strict=True)}
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from thinker.runtime import load
+    from thinker.tools.validate import compare_runs, describe, random_inputs
+
+    reference = load(args.reference)
+    checked = load(args.checked, backend=args.backend)
+    ref_feeds, chk_feeds = random_inputs(reference, checked, args.batch, args.seed)
+    given = _load_inputs(checked, args.inputs)
+    if given is not None:  # files are in the checked model's terms; derive the reference's
+        rng_free = {s.name: given[s.name] for s in checked.inputs}
+        ref_feeds = {}
+        for r, c in zip(reference.inputs, checked.inputs, strict=True):
+            v = rng_free[c.name]
+            ref_feeds[r.name] = v if r.dtype == c.dtype else \
+                (v.astype("float64") * 2.0 ** -(c.exponent or 0)).astype(r.dtype)
+        chk_feeds = rng_free
+    result = compare_runs(reference, checked, ref_feeds, chk_feeds)
+    print(describe(result, "reference", "checked"))
+    return 0 if result.identical else 1
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from thinker.devices import load_profile
+    from thinker.tools import profile as prof
+    from thinker.tools.inspect import platform_name
+
+    memory_of = None
+    if args.model.lower().endswith(".onnx"):
+        from thinker.graph import load_onnx
+
+        graph = load_onnx(args.model)
+        device = load_profile(args.device_file or args.platform or "venus")
+    else:
+        from thinker.resource import read_model
+
+        packed = read_model(args.model)
+        graph = packed.to_graph()
+        memory_of = prof.memory_kinds(packed)
+        device = load_profile(args.device_file or args.platform
+                              or platform_name(packed.platform_id))
+    rows = prof.estimate(graph, device, memory_of)
+    print(prof.table(rows, device, args.top))
+    if args.csv:
+        atomic_write(args.csv, prof.to_csv(rows, device).encode())
+    if args.speedscope:
+        name = graph.name or args.model
+        atomic_write(args.speedscope, prof.to_speedscope(rows, device, name).encode())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from thinker.errors import ThinkerFormatError
+    from thinker.tools.inspect import describe_model
+
+    try:
+        with open(args.model, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ThinkerFormatError(f"{args.model}: cannot read ({exc.strerror})") from None
+    print(describe_model(data, args.model))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="thinker", description="Run and inspect quantized models (thinker dialect ONNX)."
@@ -77,6 +153,55 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                      help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
+
+    val = sub.add_parser(
+        "validate", help="compare two executions tensor by tensor (e.g. ONNX vs model.bin)",
+        description=(
+            "Run the same inputs through REFERENCE (usually the exported .onnx) and CHECKED "
+            "(usually the packed model.bin), compare every tensor both sides name, and report "
+            "the first mismatching tensor in execution order (op, number of differing "
+            "elements, first indices and values). Exit 0 when everything is identical, 1 on "
+            "any mismatch. Inputs are random within range unless --inputs is given."))
+    val.add_argument("reference", help="reference model (.onnx or model.bin)")
+    val.add_argument("checked", help="model to check (model.bin or .onnx)")
+    val.add_argument("--backend", choices=("numpy", "c"), default="numpy",
+                     help="executor for the checked model")
+    val.add_argument("--inputs", nargs="+", metavar="FILE",
+                     help="input files for the checked model (.bin one sample, or .npy)")
+    val.add_argument("--batch", type=int, default=4, help="random samples (default 4)")
+    val.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    val.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                     help=argparse.SUPPRESS)
+    val.set_defaults(func=cmd_validate)
+
+    pro = sub.add_parser(
+        "profile", help="estimate per-op cycles and time on a device",
+        description=(
+            "Per op: MACs, parameter bytes, activation bytes, estimated cycles and "
+            "milliseconds from the device profile's cost model ([cost] in its TOML), the "
+            "totals and the most expensive ops. A model.bin uses its own memory placement "
+            "and platform."))
+    pro.add_argument("model", help="model.bin or .onnx")
+    pro.add_argument("-p", "--platform", help="device profile (default: the model.bin's, or "
+                     "venus for .onnx)")
+    pro.add_argument("--device-file", dest="device_file", metavar="PATH",
+                     help="your own device profile (TOML)")
+    pro.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    pro.add_argument("--speedscope", metavar="FILE",
+                     help="also write a speedscope JSON (flame view at speedscope.app)")
+    pro.add_argument("--top", type=int, default=5, help="how many expensive ops to list")
+    pro.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                     help=argparse.SUPPRESS)
+    pro.set_defaults(func=cmd_profile)
+
+    rep = sub.add_parser(
+        "report", help="what is inside a model.bin (without running it)",
+        description="Print a model.bin's format version, CRC status, platform, inputs and "
+                    "outputs, ops, and memory per kind.")
+    rep.add_argument("model", help="model.bin")
+    rep.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                     help=argparse.SUPPRESS)
+    rep.set_defaults(func=cmd_report)
     return parser
 
 
