@@ -37,7 +37,7 @@ def packed_cnn(tmp_path_factory):
 
 def corrupt_weight(src, dst, tensor: str, index: int = 0) -> None:
     """Copy model.bin with one byte of a constant changed, CRC fixed so it still loads."""
-    data = bytearray(open(src, "rb").read())
+    data = bytearray(src.read_bytes())
     model = read_model(src)
     sections = {struct.unpack_from("<I", data, 64 + 16 * i)[0]:
                 struct.unpack_from("<I", data, 64 + 16 * i + 4)[0] for i in range(8)}
@@ -45,7 +45,7 @@ def corrupt_weight(src, dst, tensor: str, index: int = 0) -> None:
     pos = sections[5] + rec.data_offset + index
     data[pos] = (data[pos] + 37) % 256
     struct.pack_into("<I", data, 24, zlib.crc32(bytes(data[64:])) & 0xFFFFFFFF)
-    open(dst, "wb").write(bytes(data))
+    dst.write_bytes(bytes(data))
 
 
 def test_validate_clean_model_exits_0_with_one_line(packed_cnn):
