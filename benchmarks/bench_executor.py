@@ -3,8 +3,9 @@ running a float32 twin of the same network (same layers and shapes, dequantized 
 
     python benchmarks/bench_executor.py [--data ../shared/data] [--repeat 5]
 
-Prints batch-1 latency and batch-64 throughput for both, and the ratios. thinker is measured
-with its BLAS limited to one thread (the like-for-like number) and with the default threads.
+Prints batch-1 latency and batch-64 throughput for both, and the ratios against
+onnxruntime with one thread. Like for like: thinker with one thread (BLAS limited to one);
+also shown: both with every core (thinker splits the batch across threads).
 """
 
 from __future__ import annotations
@@ -45,41 +46,47 @@ def main() -> int:
     path = os.path.join(args.data, "linger-resnet18", "resnet18_cifar100_linger.onnx")
 
     graph = load_onnx(path)
-    model = thinker.load(graph)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    session = ort.InferenceSession(build_float_twin(graph).SerializeToString(), so,
-                                   providers=["CPUExecutionProvider"])
+    cores = os.cpu_count() or 1
+    single = thinker.load(graph)
+    multi = thinker.load(graph, threads=cores)
+    twin = build_float_twin(graph).SerializeToString()
+    sessions = {}
+    for threads in (1, cores):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        sessions[threads] = ort.InferenceSession(twin, so, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     x1 = rng.normal(size=(1, 3, 32, 32)).astype(np.float32)
     xb = rng.normal(size=(args.batch, 3, 32, 32)).astype(np.float32)
-    macs = sum(s.macs for s in model.steps)
+    macs = sum(s.macs for s in single.steps)
 
-    def run_thinker(x):
+    def run_thinker(model, x):
         return lambda: model.run({"input": x})
 
-    def run_ort(x):
+    def run_ort(session, x):
         return lambda: session.run(None, {"input": x})
 
     rows = []
-    ort_b1 = timed(run_ort(x1), args.repeat * 4)
-    ort_bn = timed(run_ort(xb), args.repeat)
-    for label, threads in (("thinker numpy, 1 BLAS thread", 1),
-                           (f"thinker numpy, {os.cpu_count()} BLAS threads", None)):
-        with threadpool_limits(limits=threads):
-            t_b1 = timed(run_thinker(x1), args.repeat * 4)
-            t_bn = timed(run_thinker(xb), args.repeat)
-        rows.append((label, t_b1, t_bn))
-    rows.append(("onnxruntime float32 twin, 1 thread", ort_b1, ort_bn))
+    with threadpool_limits(limits=1):
+        rows.append(("thinker numpy, 1 thread", timed(run_thinker(single, x1), args.repeat * 4),
+                     timed(run_thinker(single, xb), args.repeat)))
+        rows.append((f"thinker numpy, {cores} threads", timed(run_thinker(multi, x1),
+                                                               args.repeat * 4),
+                     timed(run_thinker(multi, xb), args.repeat)))
+    for threads, session in sessions.items():
+        rows.append((f"onnxruntime float32 twin, {threads} thread{'s' if threads > 1 else ''}",
+                     timed(run_ort(session, x1), args.repeat * 4),
+                     timed(run_ort(session, xb), args.repeat)))
+    ort_b1, ort_bn = rows[2][1], rows[2][2]
 
-    print(f"ResNet-18 (linger, CIFAR-100): {len(model.steps)} ops, {macs / 1e6:.1f} M MACs "
+    print(f"ResNet-18 (linger, CIFAR-100): {len(single.steps)} ops, {macs / 1e6:.1f} M MACs "
           f"per image; median of {args.repeat} runs")
     print(f"{'executor':40s} {'batch-1 ms':>11s} {f'batch-{args.batch} img/s':>15s} "
-          f"{'b1 vs ort':>10s} {'img/s vs ort':>13s}")
+          f"{'b1 vs ort-1':>12s} {'img/s vs ort-1':>15s}")
     for label, b1, bn in rows:
-        print(f"{label:40s} {b1 * 1e3:11.2f} {args.batch / bn:15.1f} {ort_b1 / b1:9.2f}x "
-              f"{ort_bn / bn:12.2f}x")
+        print(f"{label:40s} {b1 * 1e3:11.2f} {args.batch / bn:15.1f} {ort_b1 / b1:11.2f}x "
+              f"{ort_bn / bn:14.2f}x")
     return 0
 
 

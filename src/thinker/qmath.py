@@ -228,8 +228,9 @@ def saturate_folded(y: np.ndarray, bits: int, clamp=None) -> np.ndarray:
     if clamp is not None:
         lo, hi = max(lo, clamp[0]), min(hi, clamp[1])
     offset = 1 << (bits - 1)
-    np.clip(y, lo + offset, hi + offset, out=y)
-    unsigned = y.astype(storage_dtype(bits, signed=False))
+    # one pass: clip into [0, 2**bits) and truncate (== floor, values are non-negative)
+    unsigned = np.empty(y.shape, dtype=storage_dtype(bits, signed=False))
+    np.clip(y, lo + offset, hi + offset, out=unsigned, casting="unsafe")
     signed = unsigned.view(storage_dtype(bits))
     np.subtract(signed, signed.dtype.type(offset) if bits < signed.itemsize * 8 else
                 signed.dtype.type(-offset), out=signed)

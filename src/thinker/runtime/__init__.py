@@ -10,12 +10,13 @@ from thinker.runtime.executor import Executor, Hook, TensorSpec
 from thinker.runtime.hooks import DumpHook, ProfileHook, crc_line, tensor_crc32
 
 
-def load(model: str | os.PathLike | Graph, backend: str = "numpy") -> Executor:
+def load(model: str | os.PathLike | Graph, backend: str = "numpy",
+         threads: int = 1) -> Executor:
     """Prepare a model for execution: a packed ``model.bin``, an ``.onnx`` file, or a Graph.
 
     A model.bin runs with its memory plan (every tensor at its planned arena offset).
     ``backend="c"`` runs a model.bin on the C executor (executor/, via ctypes) with the same
-    interface."""
+    interface. ``threads`` > 1 lets the numpy executor split batches across threads."""
     if backend == "c":
         from thinker.runtime.c_backend import load_c
 
@@ -23,12 +24,12 @@ def load(model: str | os.PathLike | Graph, backend: str = "numpy") -> Executor:
     if backend != "numpy":
         raise ThinkerModelError(f"unknown backend '{backend}'; use 'numpy' or 'c'")
     if isinstance(model, Graph):
-        return Executor(model)
+        return Executor(model, threads)
     path = os.fspath(model)
     if path.lower().endswith(".onnx"):
         from thinker.graph.onnx_import import load_onnx
 
-        return Executor(load_onnx(path))
+        return Executor(load_onnx(path), threads)
     if path.lower().endswith(".bin") or _has_magic(path):
         from thinker.runtime.packed import load_packed
 

@@ -51,10 +51,17 @@ class Step:
 
 
 class Executor:
-    """Runs a Graph with numpy kernels."""
+    """Runs a Graph with numpy kernels.
 
-    def __init__(self, graph: Graph):
+    ``threads`` > 1 splits a batch across that many worker threads (numpy and BLAS release
+    the GIL), each with its own prepared kernels and scratch buffers; results are identical.
+    One Executor must not be called from several threads at once."""
+
+    def __init__(self, graph: Graph, threads: int = 1):
         self.graph = graph
+        self.threads = max(1, int(threads))
+        self._workers: list[Executor] = []
+        self._pool = None
         self.inputs = [TensorSpec.of(graph.tensors[n]) for n in graph.inputs]
         self.outputs = [TensorSpec.of(graph.tensors[n]) for n in graph.outputs]
         self.steps: list[Step] = []
@@ -115,8 +122,34 @@ class Executor:
     def run(self, feeds: dict[str, np.ndarray],
             hooks: Sequence[Hook] = ()) -> dict[str, np.ndarray]:
         """Run the model; returns every graph output as a C-contiguous array."""
+        feeds = self.check_inputs(feeds)
+        batch = min((v.shape[0] for v in feeds.values() if v.ndim), default=1)
+        if self.threads > 1 and not hooks and batch >= 2 and self.static_batch == 1:
+            return self._run_split(feeds, min(self.threads, batch))
+        return self._run(feeds, hooks)
+
+    def _run_split(self, feeds: dict[str, np.ndarray], parts: int) -> dict[str, np.ndarray]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        while len(self._workers) < parts - 1:
+            self._workers.append(type(self)._worker_like(self))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads)
+        bounds = np.linspace(0, next(iter(feeds.values())).shape[0], parts + 1).astype(int)
+        runners = [self, *self._workers]
+        jobs = [self._pool.submit(runners[k]._run,
+                                  {n: v[bounds[k]:bounds[k + 1]] for n, v in feeds.items()}, ())
+                for k in range(parts)]
+        results = [j.result() for j in jobs]
+        return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
+
+    def _worker_like(self) -> Executor:
+        return Executor(self.graph)
+
+    def _run(self, feeds: dict[str, np.ndarray],
+             hooks: Sequence[Hook]) -> dict[str, np.ndarray]:
         values: dict[str, np.ndarray] = dict(self._constants)
-        for name, arr in self.check_inputs(feeds).items():
+        for name, arr in feeds.items():
             values[name] = arr
             for h in hooks:
                 h.on_value(name, arr)
