@@ -106,3 +106,10 @@ def test_optional_inputs_keep_their_positions():
     x = np.array([[-5, 0, 5, 100]], dtype=np.int8)
     m, feeds = single_op("Clip", [x, None, Const(np.array(7, dtype=np.int8))])
     assert thinker.load(import_model(m)).run(feeds)["out0"].tolist() == [[-5, 0, 5, 7]]
+
+
+def test_threads_split_the_batch_with_identical_results():
+    single = small_cnn()
+    multi = thinker.load(single.graph, threads=3)
+    x = RNG.normal(size=(7, 2, 4, 4)).astype(np.float32)
+    assert np.array_equal(multi.run({"x": x})["y"], single.run({"x": x})["y"])
