@@ -123,6 +123,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _subcommand(sub, name: str, func, help: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand that also accepts --debug after its name."""
+    parser = sub.add_parser(name, help=help, description=description)
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="thinker", description="Run and inspect quantized models (thinker dialect ONNX)."
@@ -130,15 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser(
-        "run", help="run a model on input files and write its outputs",
-        description=(
+    run = _subcommand(
+        sub, "run", cmd_run, "run a model on input files and write its outputs", (
             "Run MODEL on input files and write its outputs. Give one path per model input, "
             "then one per model output, in the model's order. Raw .bin files hold exactly one "
             "sample (dtype and shape from the model, little-endian, C order); .npy files may "
-            "hold a batch on axis 0."
-        ),
-    )
+            "hold a batch on axis 0."))
     run.add_argument("model", help="model file (model.bin from tpacker, or .onnx)")
     run.add_argument("files", nargs="+", metavar="FILE", help="input files, then output files")
     run.add_argument("--backend", choices=("numpy", "c"), default="numpy",
@@ -150,13 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--crc", action="store_true",
                      help="print a CRC-32 line per tensor in execution order: "
                           "'<index> <crc32> <dtype> <dims> <name>'")
-    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                     help=argparse.SUPPRESS)
-    run.set_defaults(func=cmd_run)
 
-    val = sub.add_parser(
-        "validate", help="compare two executions tensor by tensor (e.g. ONNX vs model.bin)",
-        description=(
+    val = _subcommand(
+        sub, "validate", cmd_validate,
+        "compare two executions tensor by tensor (e.g. ONNX vs model.bin)", (
             "Run the same inputs through REFERENCE (usually the exported .onnx) and CHECKED "
             "(usually the packed model.bin), compare every tensor both sides name, and report "
             "the first mismatching tensor in execution order (op, number of differing "
@@ -170,13 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="input files for the checked model (.bin one sample, or .npy)")
     val.add_argument("--batch", type=int, default=4, help="random samples (default 4)")
     val.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    val.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                     help=argparse.SUPPRESS)
-    val.set_defaults(func=cmd_validate)
 
-    pro = sub.add_parser(
-        "profile", help="estimate per-op cycles and time on a device",
-        description=(
+    pro = _subcommand(
+        sub, "profile", cmd_profile, "estimate per-op cycles and time on a device", (
             "Per op: MACs, parameter bytes, activation bytes, estimated cycles and "
             "milliseconds from the device profile's cost model ([cost] in its TOML), the "
             "totals and the most expensive ops. A model.bin uses its own memory placement "
@@ -190,18 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     pro.add_argument("--speedscope", metavar="FILE",
                      help="also write a speedscope JSON (flame view at speedscope.app)")
     pro.add_argument("--top", type=int, default=5, help="how many expensive ops to list")
-    pro.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                     help=argparse.SUPPRESS)
-    pro.set_defaults(func=cmd_profile)
 
-    rep = sub.add_parser(
-        "report", help="what is inside a model.bin (without running it)",
-        description="Print a model.bin's format version, CRC status, platform, inputs and "
-                    "outputs, ops, and memory per kind.")
+    rep = _subcommand(
+        sub, "report", cmd_report, "what is inside a model.bin (without running it)",
+        "Print a model.bin's format version, CRC status, platform, inputs and outputs, ops, "
+        "and memory per kind.")
     rep.add_argument("model", help="model.bin")
-    rep.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                     help=argparse.SUPPRESS)
-    rep.set_defaults(func=cmd_report)
     return parser
 
 

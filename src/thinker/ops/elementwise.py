@@ -71,24 +71,27 @@ class _Binary(Op):
         return max(max(in_bits) - 1 + left, right - 1, bits - 1) + 2
 
 
+class _RescaleEachThenMerge(_Binary):
+    """Each input rescaled to the output exponent and saturated on its own, then merged
+    (add / subtract) and saturated again."""
+
+    merge = staticmethod(np.add)
+
+    def combine(self, x, y, qx, qy, qo, bits, work):
+        return qmath.saturate(self.merge(qmath.rescale(x, qx - qo, bits, work=work),
+                                         qmath.rescale(y, qy - qo, bits, work=work)), bits)
+
+
 @register
-class IqAdd(_Binary):
+class IqAdd(_RescaleEachThenMerge):
     op_type = "iqAdd"
-
-    @staticmethod
-    def combine(x, y, qx, qy, qo, bits, work):
-        return qmath.saturate(qmath.rescale(x, qx - qo, bits, work=work)
-                              + qmath.rescale(y, qy - qo, bits, work=work), bits)
+    merge = staticmethod(np.add)
 
 
 @register
-class IqSub(_Binary):
+class IqSub(_RescaleEachThenMerge):
     op_type = "iqSub"
-
-    @staticmethod
-    def combine(x, y, qx, qy, qo, bits, work):
-        return qmath.saturate(qmath.rescale(x, qx - qo, bits, work=work)
-                              - qmath.rescale(y, qy - qo, bits, work=work), bits)
+    merge = staticmethod(np.subtract)
 
 
 @register

@@ -86,6 +86,24 @@ def _weight_slices(g: Graph, node: Node, lo: int, hi: int, k: int) -> list[str]:
     return names
 
 
+def _replace_by_parts(g: Graph, node: Node, axis: int, parts: list[tuple]) -> None:
+    """Replace ``node`` by one copy per part, joined by a Concat on ``axis`` that writes the
+    original output name. A part is (input slice or None, weight range or None, attribute
+    overrides); an input slice is (axis, start, stop), a weight range (lo, hi) over outputs."""
+    index = g.nodes.index(node)
+    g.nodes.remove(node)
+    outputs = []
+    for k, (in_slice, weight_range, attrs) in enumerate(parts):
+        x = node.inputs[0]
+        if in_slice is not None:
+            x = _slice(g, index, f"{node.name}__in{k}", x, *in_slice)
+            index += 1
+        weights = _weight_slices(g, node, *weight_range, k) if weight_range else node.inputs[1:]
+        outputs.append(_part(g, node, index, k, [x, *weights], attrs))
+        index += 1
+    _concat(g, index, node, outputs, axis, node.outputs[0])
+
+
 def split_grouped_convs(graph: Graph, profile: DeviceProfile) -> Graph:
     if profile.conv.get("grouped", True):
         return graph
@@ -97,18 +115,9 @@ def split_grouped_convs(graph: Graph, profile: DeviceProfile) -> Graph:
         w = g.tensors[node.inputs[1]]
         if groups == 1 or (w.shape[1] == 1 and w.shape[0] == groups):
             continue  # plain or depthwise: native
-        index = g.nodes.index(node)
-        g.nodes.remove(node)
         og, cg = w.shape[0] // groups, w.shape[1]
-        parts = []
-        for k in range(groups):
-            x_k = _slice(g, index, f"{node.name}__in{k}", node.inputs[0], 1, k * cg,
-                         (k + 1) * cg)
-            index += 1
-            parts.append(_part(g, node, index, k, [x_k, *_weight_slices(
-                g, node, k * og, (k + 1) * og, k)], {"group": 1}))
-            index += 1
-        _concat(g, index, node, parts, 1, node.outputs[0])
+        _replace_by_parts(g, node, 1, [((1, k * cg, (k + 1) * cg), (k * og, (k + 1) * og),
+                                        {"group": 1}) for k in range(groups)])
     g.remove_unused()
     return g
 
@@ -138,21 +147,14 @@ def split_conv_outputs(graph: Graph, profile: DeviceProfile) -> Graph:
                 f"{node.label()}: weight {total:,} B exceeds {profile.name} conv weight limit "
                 f"{limit:,} B even after splitting into parts of {step} output channel(s) "
                 f"({smallest:,} B each); reduce in_channels or kernel size")
-        index = g.nodes.index(node)
-        g.nodes.remove(node)
         parts = []
-        for k, lo in enumerate(range(0, o, per_part)):
+        for lo in range(0, o, per_part):
             hi = min(lo + per_part, o)
-            ins = [node.inputs[0]]
-            attrs = {}
-            if depthwise:
-                ins = [_slice(g, index, f"{node.name}__in{k}", node.inputs[0], 1, lo, hi)]
-                index += 1
-                attrs = {"group": hi - lo}
-            parts.append(_part(g, node, index, k, ins + _weight_slices(g, node, lo, hi, k),
-                               attrs))
-            index += 1
-        _concat(g, index, node, parts, 1, node.outputs[0])
+            if depthwise:  # each part reads only its own channels
+                parts.append(((1, lo, hi), (lo, hi), {"group": hi - lo}))
+            else:
+                parts.append((None, (lo, hi), {}))
+        _replace_by_parts(g, node, 1, parts)
     g.remove_unused()
     return g
 
@@ -177,16 +179,9 @@ def split_linear_outputs(graph: Graph, profile: DeviceProfile) -> Graph:
                 f"{node.label()}: weight {align(o, a_out) * row:,} B exceeds {profile.name} "
                 f"linear weight limit {limit:,} B even with {a_out} output(s) per part "
                 f"({a_out * row:,} B); reduce in_features")
-        index = g.nodes.index(node)
-        g.nodes.remove(node)
-        parts = []
-        for k, lo in enumerate(range(0, o, per_part)):
-            hi = min(lo + per_part, o)
-            parts.append(_part(g, node, index, k, [node.inputs[0],
-                                                   *_weight_slices(g, node, lo, hi, k)]))
-            index += 1
         rank = len(g.tensors[node.outputs[0]].shape)
-        _concat(g, index, node, parts, rank - 1, node.outputs[0])
+        _replace_by_parts(g, node, rank - 1, [(None, (lo, min(lo + per_part, o)), {})
+                                              for lo in range(0, o, per_part)])
     g.remove_unused()
     return g
 
@@ -225,19 +220,13 @@ def split_conv_rows(graph: Graph, profile: DeviceProfile) -> Graph:
             raise ThinkerDeviceError(
                 f"{node.label()}: input slice of one output row ({(b - a) * row_bytes:,} B) "
                 f"exceeds {profile.name} conv input limit {limit:,} B; reduce channels or width")
-        index = g.nodes.index(node)
-        g.nodes.remove(node)
         parts = []
-        for k, r0 in enumerate(range(0, ho, band)):
+        for r0 in range(0, ho, band):
             r1 = min(r0 + band, ho)
             a, b = rows_needed(r0, r1)
             top = max(pt - r0 * sh, 0)
             bottom = max((r1 - 1) * sh - pt + span - h, 0)
-            x_k = _slice(g, index, f"{node.name}__rows{k}", node.inputs[0], 2, a, b)
-            index += 1
-            parts.append(_part(g, node, index, k, [x_k, *node.inputs[1:]],
-                               {"pads": [top, pl, bottom, pr]}))
-            index += 1
-        _concat(g, index, node, parts, 2, node.outputs[0])
+            parts.append(((2, a, b), None, {"pads": [top, pl, bottom, pr]}))
+        _replace_by_parts(g, node, 2, parts)
     g.remove_unused()
     return g
