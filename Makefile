@@ -32,8 +32,10 @@ demo: $(STAMP) executor
 test: $(STAMP) executor
 	THINKER_SHARED_DATA=$(SHARED) $(PY) -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) executor
 	$(PY) benchmarks/bench_executor.py --data $(SHARED)
+	$(PY) benchmarks/bench_memory.py --data $(SHARED)
+	@if [ -f benchmarks/bench_c.py ]; then $(PY) benchmarks/bench_c.py --data $(SHARED); fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
