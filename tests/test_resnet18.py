@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import thinker
-from conftest import RESNET18_INPUT
+from shared_data import RESNET18_INPUT
 from thinker.runtime import DumpHook
 
 THINKER = os.path.join(os.path.dirname(sys.executable), "thinker")

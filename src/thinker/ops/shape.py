@@ -185,7 +185,9 @@ class Slice(Op):
         for a, s, e, st in zip(*slice_params(node, ins), strict=True):
             if st == 0:
                 raise ThinkerModelError(f"{node.label()}: slice step must not be 0")
-            index[a] = slice(*slice(s, e, st).indices(shape[a]))
+            # numpy clamps start/stop like ONNX does; slice.indices() would turn a clamped
+            # negative-step stop into -1, which numpy reads as "the last element"
+            index[a] = slice(s, e, st)
         return tuple(index)
 
     def infer(self, node, ins):

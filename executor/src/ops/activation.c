@@ -1,0 +1,168 @@
+/* Relu, Clip and PRelu (thinker/ops/activation.py). Relu and Clip compare the stored integers
+ * (no scale conversion); PRelu rescales each branch. All may run in place. */
+#include "ops.h"
+
+static thinker_status unary_same(const thinker_model *m, thk_op *op, thk_tensor *x, thk_tensor *out,
+                                 uint32_t max_in, thinker_message *msg) {
+    if (op->n_in < 1 || op->n_in > max_in || op->n_out != 1) THK_BAD("wrong number of inputs or outputs");
+    if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
+    thk_op_output(m, op, 0, out);
+    if (!thk_same_dims(x, out) || x->dtype != out->dtype) THK_BAD("output must match the input's shape and dtype");
+    if (x->dtype == THINKER_INT4) THK_BAD("unsupported dtype");
+    return THINKER_OK;
+}
+
+thinker_status thk_relu_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
+    thk_tensor x, out;
+    (void)n;
+    return unary_same(m, op, &x, &out, 1, msg);
+}
+
+thinker_status thk_relu_run(thk_run_ctx *ctx) {
+    thk_tensor x, out;
+    uint32_t i;
+    thk_op_input(ctx->model, ctx->op, 0, &x);
+    thk_op_output(ctx->model, ctx->op, 0, &out);
+    if (x.dtype == THINKER_INT8) {
+        const int8_t *a = (const int8_t *)x.data;
+        int8_t *o = (int8_t *)out.data;
+        for (i = 0; i < x.count; i++) o[i] = a[i] > 0 ? a[i] : 0;
+    } else if (x.dtype == THINKER_FLOAT32) {
+        /* on the bits (no soft-float): negatives become +0; -0.0 and NaN stay (np.maximum) */
+        const uint32_t *a = (const uint32_t *)x.data;
+        uint32_t *o = (uint32_t *)out.data;
+        for (i = 0; i < x.count; i++) {
+            uint32_t mag = a[i] & 0x7FFFFFFFu;
+            o[i] = ((a[i] >> 31) && mag && mag <= 0x7F800000u) ? 0u : a[i];
+        }
+    } else {
+        for (i = 0; i < x.count; i++) {
+            int64_t v = thk_load_int(x.data, x.dtype, i);
+            thk_store_int(out.data, out.dtype, i, v > 0 ? v : 0);
+        }
+    }
+    return THINKER_OK;
+}
+
+/* Clip bounds: inputs 1/2 (one constant value each, opset >= 11) or attributes min/max. */
+static thinker_status clip_bound(const thinker_model *m, thk_op *op, uint32_t slot, const char *attr,
+                                 double *value, int *given, thinker_message *msg) {
+    thk_tensor t;
+    float f;
+    if (thk_op_input(m, op, slot, &t)) {
+        if (!t.init || t.count != 1) THK_BAD("clip bounds must be single constant values");
+        *value = thk_load_double(t.init, t.dtype, 0);
+        *given = 1;
+    } else if (thk_attr_float(op, attr, &f)) {
+        *value = f;
+        *given = 1;
+    }
+    return THINKER_OK;
+}
+
+thinker_status thk_clip_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
+    thk_elem_params *p = &op->p.elem;
+    thk_tensor x, out;
+    double lo = 0, hi = 0;
+    int has_lo = 0, has_hi = 0;
+    int64_t tlo = 0, thi = 0;
+    uint32_t dt;
+    thinker_status s;
+    (void)n;
+    s = unary_same(m, op, &x, &out, 3, msg);
+    if (s == THINKER_OK) s = clip_bound(m, op, 1, "min", &lo, &has_lo, msg);
+    if (s == THINKER_OK) s = clip_bound(m, op, 2, "max", &hi, &has_hi, msg);
+    if (s != THINKER_OK) return s;
+    if (has_lo && lo != lo) THK_BAD("clip bound is NaN");
+    if (has_hi && hi != hi) THK_BAD("clip bound is NaN");
+    if (x.dtype == THINKER_FLOAT32) {
+        union { uint32_t u; float f; } inf;
+        inf.u = 0x7F800000u;
+        p->fclip_lo = has_lo ? (float)lo : -inf.f;
+        p->fclip_hi = has_hi ? (float)hi : inf.f;
+        return THINKER_OK;
+    }
+    /* integers: ceil(min), floor(max), within the dtype's range */
+    if (x.dtype == THINKER_UINT8) { tlo = 0; thi = 255; }
+    else if (x.dtype == THINKER_INT64) { tlo = INT64_MIN; thi = INT64_MAX; }
+    else thk_bits_range(8 * thk_dtype_size(x.dtype), &tlo, &thi, &dt);
+    p->clip_lo = tlo;
+    p->clip_hi = thi;
+    if (has_lo && lo > (double)tlo) p->clip_lo = lo >= (double)thi ? thi : thk_ceil_to_int(lo);
+    if (has_hi && hi < (double)thi) p->clip_hi = hi <= (double)tlo ? tlo : thk_floor_to_int(hi);
+    return THINKER_OK;
+}
+
+thinker_status thk_clip_run(thk_run_ctx *ctx) {
+    const thk_elem_params *p = &ctx->op->p.elem;
+    thk_tensor x, out;
+    uint32_t i;
+    thk_op_input(ctx->model, ctx->op, 0, &x);
+    thk_op_output(ctx->model, ctx->op, 0, &out);
+    if (x.dtype == THINKER_FLOAT32) {
+        const float *a = (const float *)x.data;
+        float *o = (float *)out.data;
+        for (i = 0; i < x.count; i++) {
+            float v = a[i] < p->fclip_lo ? p->fclip_lo : a[i];
+            o[i] = v > p->fclip_hi ? p->fclip_hi : v;
+        }
+        return THINKER_OK;
+    }
+    for (i = 0; i < x.count; i++)
+        thk_store_int(out.data, out.dtype, i, thk_clamp(thk_load_int(x.data, x.dtype, i), p->clip_lo, p->clip_hi));
+    return THINKER_OK;
+}
+
+/* ---- PRelu ----------------------------------------------------------------------------------- */
+
+thinker_status thk_prelu_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
+    thk_elem_params *p = &op->p.elem;
+    thk_tensor x, slope, out;
+    thk_broadcast bc;
+    int32_t qx, qw, qo;
+    int64_t bits = 8;
+    uint32_t dtype;
+    (void)n;
+    if (op->n_in != 2 || op->n_out != 1) THK_BAD("expects 2 inputs and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &slope)) THK_BAD("input and slope are required");
+    thk_op_output(m, op, 0, &out);
+    if (!slope.init || !(thk_is_int(slope.dtype) || slope.dtype == THINKER_INT4))
+        THK_BAD("slope must be an integer constant with scale_w");
+    if (!thk_is_int(x.dtype) || x.dtype == THINKER_INT64) THK_BAD("input must be integer");
+    if (!thk_input_exponent(op, "scale_x", &x, &qx)) THK_BAD("input has no known scale");
+    if (thk_attr_exponent(op, "scale_w", &qw) != 1) THK_BAD("scale_w missing or not a power of two");
+    qo = qx;
+    if (thk_attr_has(op, "scale_o") && thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o is not a power of two");
+    if (!thk_attr_int(op, "o_bits", &bits) || bits == 0) bits = 8; /* `o_bits or 8` */
+    if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
+    if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
+    if (!thk_broadcast_init(&bc, &x, &slope, &out) || !thk_same_dims(&x, &out))
+        THK_BAD("slope must broadcast to the input's shape");
+    p->sx = qx - qo;
+    p->sw = qx + qw - qo;
+    return THINKER_OK;
+}
+
+thinker_status thk_prelu_run(thk_run_ctx *ctx) {
+    const thk_elem_params *p = &ctx->op->p.elem;
+    thk_tensor x, slope, out;
+    thk_broadcast bc;
+    uint32_t idx[THINKER_MAX_DIMS] = {0}, i, ib = 0, d;
+    thk_op_input(ctx->model, ctx->op, 0, &x);
+    thk_op_input(ctx->model, ctx->op, 1, &slope);
+    thk_op_output(ctx->model, ctx->op, 0, &out);
+    thk_broadcast_init(&bc, &x, &slope, &out);
+    for (i = 0; i < out.count; i++) {
+        int64_t v = thk_load_int(x.data, x.dtype, i);
+        int64_t y = v >= 0 ? thk_rescale(v, p->sx, p->lo, p->hi)
+                           : thk_rescale(v * thk_load_int(slope.data, slope.dtype, ib), p->sw, p->lo, p->hi);
+        thk_store_int(out.data, out.dtype, i, y);
+        for (d = bc.ndim; d-- > 0;) {
+            ib += bc.stride_b[d];
+            if (++idx[d] < bc.dims[d]) break;
+            ib -= bc.stride_b[d] * bc.dims[d];
+            idx[d] = 0;
+        }
+    }
+    return THINKER_OK;
+}

@@ -1,0 +1,228 @@
+/* iqAdd, iqSub, iqMul and iqCat (thinker/ops/elementwise.py). Each input is rescaled to the
+ * output exponent and saturated on its own before the saturating add/sub; iqMul rescales the
+ * exact product. Binary ops broadcast like numpy. All of them may run in place (the memory
+ * planner lets the output take over a same-shaped input that dies here): element i is read
+ * before it is written. */
+#include "ops.h"
+
+int thk_input_exponent(const thk_op *op, const char *key, const thk_tensor *t, int32_t *q) {
+    if (thk_attr_has(op, key)) return thk_attr_exponent(op, key, q) == 1;
+    if (!(t->flags & THK_FLAG_EXPONENT)) return 0;
+    *q = t->exponent;
+    return 1;
+}
+
+int thk_broadcast_init(thk_broadcast *bc, const thk_tensor *a, const thk_tensor *b, const thk_tensor *out) {
+    uint32_t n = a->ndim > b->ndim ? a->ndim : b->ndim, i;
+    uint32_t sa = 1, sb = 1;
+    if (out->ndim != n) return 0;
+    bc->ndim = n;
+    for (i = n; i-- > 0;) {
+        int ia = (int)i - (int)(n - a->ndim), ib = (int)i - (int)(n - b->ndim);
+        uint32_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
+        uint32_t d = da == 1 ? db : da;
+        if ((da != db && da != 1 && db != 1) || out->dims[i] != d) return 0;
+        bc->dims[i] = d;
+        bc->stride_a[i] = da == 1 ? 0 : sa;
+        bc->stride_b[i] = db == 1 ? 0 : sb;
+        sa *= da;
+        sb *= db;
+    }
+    return 1;
+}
+
+typedef struct {
+    int32_t sx, sy;
+    int64_t lo, hi;
+    int mul;
+    int sub;
+} binary_rule;
+
+static int64_t combine(const binary_rule *r, int64_t x, int64_t y) {
+    if (r->mul) return thk_rescale(x * y, r->sx, r->lo, r->hi);
+    x = thk_rescale(x, r->sx, r->lo, r->hi);
+    y = thk_rescale(y, r->sy, r->lo, r->hi);
+    return thk_clamp(r->sub ? x - y : x + y, r->lo, r->hi);
+}
+
+static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker_message *msg, int mul) {
+    thk_elem_params *p = &op->p.elem;
+    thk_tensor x, y, out;
+    thk_broadcast bc;
+    int32_t qx, qy, qo;
+    int64_t bits = 8;
+    uint32_t dtype;
+    if (op->n_in != 2 || op->n_out != 1) THK_BAD("expects 2 inputs and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &y)) THK_BAD("both inputs are required");
+    thk_op_output(m, op, 0, &out);
+    if (!thk_is_int(x.dtype) || !thk_is_int(y.dtype) || x.dtype == THINKER_INT64 || y.dtype == THINKER_INT64)
+        THK_BAD("inputs must be int8, uint8, int16 or int32");
+    if (!thk_input_exponent(op, "scale_x", &x, &qx) || !thk_input_exponent(op, "scale_y", &y, &qy))
+        THK_BAD("an input has no known scale (scale_x / scale_y)");
+    if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing or not a power of two");
+    thk_attr_int(op, "o_bits", &bits);
+    if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
+    if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
+    if (!thk_broadcast_init(&bc, &x, &y, &out)) THK_BAD("inputs cannot be broadcast to the recorded output");
+    p->sx = mul ? qx + qy - qo : qx - qo;
+    p->sy = qy - qo;
+    return THINKER_OK;
+}
+
+static thinker_status binary_run(thk_run_ctx *ctx, int mul, int sub) {
+    const thinker_model *m = ctx->model;
+    const thk_op *op = ctx->op;
+    const thk_elem_params *p = &op->p.elem;
+    thk_tensor x, y, out;
+    thk_broadcast bc;
+    binary_rule r;
+    uint32_t i;
+    thk_op_input(m, op, 0, &x);
+    thk_op_input(m, op, 1, &y);
+    thk_op_output(m, op, 0, &out);
+    r.sx = p->sx; r.sy = p->sy; r.lo = p->lo; r.hi = p->hi; r.mul = mul; r.sub = sub;
+    if (x.count == out.count && y.count == out.count) {
+        if (x.dtype == THINKER_INT8 && y.dtype == THINKER_INT8 && out.dtype == THINKER_INT8) {
+            const int8_t *a = (const int8_t *)x.data, *b = (const int8_t *)y.data;
+            int8_t *o = (int8_t *)out.data;
+            for (i = 0; i < out.count; i++) o[i] = (int8_t)combine(&r, a[i], b[i]);
+        } else {
+            for (i = 0; i < out.count; i++)
+                thk_store_int(out.data, out.dtype, i,
+                              combine(&r, thk_load_int(x.data, x.dtype, i), thk_load_int(y.data, y.dtype, i)));
+        }
+        return THINKER_OK;
+    }
+    /* broadcasting: an odometer over the output, with stride 0 on broadcast axes */
+    {
+        uint32_t idx[THINKER_MAX_DIMS] = {0}, ia = 0, ib = 0, d;
+        thk_broadcast_init(&bc, &x, &y, &out);
+        for (i = 0; i < out.count; i++) {
+            thk_store_int(out.data, out.dtype, i,
+                          combine(&r, thk_load_int(x.data, x.dtype, ia), thk_load_int(y.data, y.dtype, ib)));
+            for (d = bc.ndim; d-- > 0;) {
+                ia += bc.stride_a[d];
+                ib += bc.stride_b[d];
+                if (++idx[d] < bc.dims[d]) break;
+                ia -= bc.stride_a[d] * bc.dims[d];
+                ib -= bc.stride_b[d] * bc.dims[d];
+                idx[d] = 0;
+            }
+        }
+    }
+    return THINKER_OK;
+}
+
+thinker_status thk_iqadd_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
+    (void)n;
+    return binary_prepare(m, op, msg, 0);
+}
+thinker_status thk_iqsub_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
+    (void)n;
+    return binary_prepare(m, op, msg, 0);
+}
+thinker_status thk_iqmul_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
+    (void)n;
+    return binary_prepare(m, op, msg, 1);
+}
+thinker_status thk_iqadd_run(thk_run_ctx *ctx) { return binary_run(ctx, 0, 0); }
+thinker_status thk_iqsub_run(thk_run_ctx *ctx) { return binary_run(ctx, 0, 1); }
+thinker_status thk_iqmul_run(thk_run_ctx *ctx) { return binary_run(ctx, 1, 0); }
+
+/* ---- iqCat ----------------------------------------------------------------------------------- */
+
+/* "scale_x_<i>" */
+static void scale_key(char *key, uint32_t i) {
+    char digits[12];
+    int n = 0, k = 8;
+    memcpy(key, "scale_x_", 8);
+    do { digits[n++] = (char)('0' + i % 10u); i /= 10u; } while (i);
+    while (n) key[k++] = digits[--n];
+    key[k] = '\0';
+}
+
+/* The concatenation axis and its checks, shared with Concat (shape.c). */
+thinker_status thk_concat_check(const thinker_model *m, const thk_op *op, int64_t axis, int same_dtype,
+                                uint32_t *axis_out, thinker_message *msg);
+
+thinker_status thk_concat_check(const thinker_model *m, const thk_op *op, int64_t axis, int same_dtype,
+                                uint32_t *axis_out, thinker_message *msg) {
+    thk_tensor first, t, out;
+    uint32_t i, d;
+    uint64_t total = 0;
+    if (op->n_in < 1 || op->n_out != 1) THK_BAD("expects inputs and 1 output");
+    if (!thk_op_input(m, op, 0, &first)) THK_BAD("inputs are required");
+    thk_op_output(m, op, 0, &out);
+    if (axis < -(int64_t)first.ndim || axis >= (int64_t)first.ndim) THK_BAD("axis out of range");
+    if (axis < 0) axis += first.ndim;
+    for (i = 0; i < op->n_in; i++) {
+        if (!thk_op_input(m, op, i, &t)) THK_BAD("inputs are required");
+        if (t.ndim != first.ndim) THK_BAD("inputs differ in rank");
+        for (d = 0; d < t.ndim; d++)
+            if (d != (uint32_t)axis && t.dims[d] != first.dims[d]) THK_BAD("inputs differ outside the axis");
+        if (same_dtype && t.dtype != first.dtype) THK_BAD("inputs mix dtypes");
+        if (!thk_is_int(t.dtype) && t.dtype != THINKER_FLOAT32) THK_BAD("unsupported input dtype");
+        total += t.dims[axis];
+    }
+    if (out.ndim != first.ndim || out.dims[axis] != total) THK_BAD("recorded output shape differs from the computed one");
+    for (d = 0; d < out.ndim; d++)
+        if (d != (uint32_t)axis && out.dims[d] != first.dims[d]) THK_BAD("recorded output shape differs from the computed one");
+    *axis_out = (uint32_t)axis;
+    return THINKER_OK;
+}
+
+thinker_status thk_iqcat_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
+    thk_elem_params *p = &op->p.elem;
+    thk_tensor t, out;
+    int64_t axis = 1, bits = 8;
+    int32_t q, qo;
+    uint32_t i, dtype, ax;
+    char key[24];
+    thinker_status s;
+    (void)n;
+    if (!thk_attr_int(op, "dim", &axis)) thk_attr_int(op, "axis", &axis);
+    s = thk_concat_check(m, op, axis, 0, &ax, msg);
+    if (s != THINKER_OK) return s;
+    p->axis = (int32_t)ax;
+    if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing or not a power of two");
+    thk_attr_int(op, "o_bits", &bits);
+    if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
+    thk_op_output(m, op, 0, &out);
+    if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
+    for (i = 0; i < op->n_in; i++) {
+        thk_op_input(m, op, i, &t);
+        scale_key(key, i);
+        if (!thk_is_int(t.dtype) || t.dtype == THINKER_INT64) THK_BAD("inputs must be integer");
+        if (!thk_input_exponent(op, key, &t, &q)) THK_BAD("an input has no known scale (scale_x_<i>)");
+    }
+    p->q = qo;
+    return THINKER_OK;
+}
+
+thinker_status thk_iqcat_run(thk_run_ctx *ctx) {
+    const thinker_model *m = ctx->model;
+    const thk_op *op = ctx->op;
+    const thk_elem_params *p = &op->p.elem;
+    thk_tensor t, out;
+    uint32_t outer = 1, inner = 1, d, i, b, k, at = 0;
+    char key[24];
+    thk_op_output(m, op, 0, &out);
+    for (d = 0; d < (uint32_t)p->axis; d++) outer *= out.dims[d];
+    for (d = (uint32_t)p->axis + 1; d < out.ndim; d++) inner *= out.dims[d];
+    for (b = 0; b < outer; b++)
+        for (i = 0; i < op->n_in; i++) {
+            int32_t q, s;
+            uint32_t chunk;
+            thk_op_input(m, op, i, &t);
+            scale_key(key, i);
+            thk_input_exponent(op, key, &t, &q);
+            s = q - p->q;
+            chunk = t.dims[p->axis] * inner;
+            for (k = 0; k < chunk; k++, at++) {
+                int64_t v = thk_load_int(t.data, t.dtype, b * chunk + k);
+                /* numpy: rescale(...) when the shift is non-zero, a plain (wrapping) cast when 0 */
+                thk_store_int(out.data, out.dtype, at, s ? thk_rescale(v, s, p->lo, p->hi) : v);
+            }
+        }
+    return THINKER_OK;
+}

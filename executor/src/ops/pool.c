@@ -1,0 +1,249 @@
+/* AvgPool2dInt and MaxPool over NCHW / NCL integer tensors (thinker/ops/pool.py).
+ *
+ * AvgPool2dInt: integer window sum S (zero padding), then saturate(round_half_up(S * 2**(q_o -
+ * q_x) / d)) evaluated exactly; the divisor d follows PyTorch (count_include_pad, ceil-mode
+ * windows clipped at the padded edge, divisor_override). MaxPool: padding never wins. */
+#include "ops.h"
+
+static float thk_neg_inf(void) {
+    union { uint32_t u; float f; } v;
+    v.u = 0xFF800000u;
+    return v.f;
+}
+
+/* pool_out_len: in ceil mode the last window must start inside the input or its left pad */
+static int64_t pool_out_len(int64_t size, int64_t k, int64_t s, int64_t p0, int64_t p1, int64_t d, int ceil) {
+    int64_t span = size + p0 + p1 - d * (k - 1) - 1;
+    int64_t out = thk_floor_div(span + (ceil ? s - 1 : 0), s) + 1;
+    if (ceil && (out - 1) * s >= size + p0) out -= 1;
+    return out;
+}
+
+static thinker_status pool_geometry(const thinker_model *m, thk_op *op, thk_tensor *x, thk_tensor *out,
+                                    thk_pool_params *p, thinker_message *msg) {
+    int64_t k[2], s[2], pads[4] = {0, 0, 0, 0}, d[2] = {1, 1}, ceil = 0;
+    uint32_t n, i;
+    if (op->n_in < 1 || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
+    if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
+    thk_op_output(m, op, 0, out);
+    if (x->ndim != 3 && x->ndim != 4) THK_BAD("expects a 3-D or 4-D input");
+    n = x->ndim - 2u;
+    for (i = 0; i < n; i++) k[i] = x->dims[2 + i];
+    if (thk_attr_has(op, "kernel_shape") && thk_attr_ints(op, "kernel_shape", k, 2) != (int)n)
+        THK_BAD("kernel_shape does not match the input rank");
+    for (i = 0; i < n; i++) s[i] = k[i];
+    if (thk_attr_has(op, "strides") && thk_attr_ints(op, "strides", s, 2) != (int)n)
+        THK_BAD("strides do not match the input rank");
+    if (thk_attr_has(op, "pads") && thk_attr_ints(op, "pads", pads, 4) != 2 * (int)n)
+        THK_BAD("pads do not match the input rank");
+    if (thk_attr_has(op, "dilations") && thk_attr_ints(op, "dilations", d, 2) != (int)n)
+        THK_BAD("dilations do not match the input rank");
+    thk_attr_int(op, "ceil_mode", &ceil);
+    p->spatial = n;
+    for (i = 0; i < n; i++) {
+        int64_t o;
+        if (k[i] < 1 || s[i] < 1 || d[i] < 1 || pads[i] < 0 || pads[i + n] < 0 || k[i] > 65535 ||
+            s[i] > 65535 || d[i] > 65535 || pads[i] > 65535 || pads[i + n] > 65535)
+            THK_BAD("pooling geometry out of range");
+        o = pool_out_len(x->dims[2 + i], k[i], s[i], pads[i], pads[i + n], d[i], ceil != 0);
+        if (o < 1) THK_BAD("pooled output would be empty");
+        p->kernel[i] = (uint32_t)k[i];
+        p->strides[i] = (uint32_t)s[i];
+        p->dilations[i] = (uint32_t)d[i];
+        p->pads[i] = (uint32_t)pads[i];
+        p->pads[i + 2] = (uint32_t)pads[i + n];
+        p->out[i] = (uint32_t)o;
+    }
+    if (out->ndim != x->ndim || out->dims[0] != x->dims[0] || out->dims[1] != x->dims[1])
+        THK_BAD("recorded output shape differs from the computed one");
+    for (i = 0; i < n; i++)
+        if (out->dims[2 + i] != p->out[i]) THK_BAD("recorded output shape differs from the computed one");
+    return THINKER_OK;
+}
+
+/* Per-axis divisor of output position o (PyTorch's avg_pool rule). */
+static int64_t axis_divisor(const thk_pool_params *p, uint32_t axis, uint32_t size, uint32_t o) {
+    int64_t start = (int64_t)o * p->strides[axis] - p->pads[axis];
+    int64_t end = start + p->kernel[axis];
+    int64_t lim = (int64_t)size + p->pads[axis + 2];
+    if (end > lim) end = lim;
+    if (p->include_pad) return end - start;
+    return (end < (int64_t)size ? end : (int64_t)size) - (start > 0 ? start : 0);
+}
+
+/* (h, w) sizes of a 3-D or 4-D input (a 3-D input pools its last axis only) */
+static void spatial_sizes(const thk_tensor *x, const thk_pool_params *p, uint32_t *h, uint32_t *w,
+                          uint32_t *oh, uint32_t *ow) {
+    if (p->spatial == 2) {
+        *h = x->dims[2]; *w = x->dims[3]; *oh = p->out[0]; *ow = p->out[1];
+    } else {
+        *h = 1; *w = x->dims[2]; *oh = 1; *ow = p->out[0];
+    }
+}
+
+static int64_t divisor_at(const thk_pool_params *p, uint32_t h, uint32_t w, uint32_t oy, uint32_t ox) {
+    if (p->override > 0) return p->override;
+    if (p->spatial == 1) return axis_divisor(p, 0, w, ox);
+    return axis_divisor(p, 0, h, oy) * axis_divisor(p, 1, w, ox);
+}
+
+thinker_status thk_avgpool2d_prepare(const thinker_model *m, thk_op *op, thk_needs *needs, thinker_message *msg) {
+    thk_pool_params *p = &op->p.pool;
+    thk_tensor x, out;
+    int32_t qx, qo;
+    int64_t bits = 8, v;
+    uint32_t dtype, h, w, oh, ow, oy, ox;
+    thinker_status s;
+    (void)needs;
+    s = pool_geometry(m, op, &x, &out, p, msg);
+    if (s != THINKER_OK) return s;
+    if (!thk_is_int(x.dtype) || x.dtype == THINKER_INT64) THK_BAD("input must be int8, uint8, int16 or int32");
+    if (thk_attr_exponent(op, "scale_x", &qx) != 1) THK_BAD("scale_x missing or not a power of two");
+    qo = qx;
+    if (thk_attr_has(op, "scale_o") && thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o is not a power of two");
+    thk_attr_int(op, "data_bits", &bits);
+    thk_attr_int(op, "o_bits", &bits);
+    if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
+    if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
+    p->shift = qx - qo;
+    v = -1;
+    thk_attr_int(op, "divisor_override", &v);
+    p->override = v > 0 && v <= 0x7FFFFFFF ? (int32_t)v : -1; /* `or -1`: 0 means none */
+    v = 1;
+    thk_attr_int(op, "count_include_pad", &v);
+    p->include_pad = v != 0;
+    /* a single divisor for every window turns the division into one rescale */
+    spatial_sizes(&x, p, &h, &w, &oh, &ow);
+    p->uniform = divisor_at(p, h, w, 0, 0);
+    for (oy = 0; oy < oh && p->uniform != INT64_MIN; oy++)
+        for (ox = 0; ox < ow; ox++)
+            if (divisor_at(p, h, w, oy, ox) != p->uniform) { p->uniform = INT64_MIN; break; }
+    p->pow2_bits = -1;
+    if (p->uniform != INT64_MIN && (p->uniform & (p->uniform - 1)) == 0) {
+        int64_t u = p->uniform; /* Python's int.bit_length(); 0 has none */
+        int32_t bl = 0;
+        while (u > 0) { bl++; u >>= 1; }
+        p->pow2_bits = bl; /* the rescale adds bit_length - 1 bits */
+    }
+    return THINKER_OK;
+}
+
+thinker_status thk_avgpool2d_run(thk_run_ctx *ctx) {
+    const thinker_model *m = ctx->model;
+    const thk_op *op = ctx->op;
+    const thk_pool_params *p = &op->p.pool;
+    thk_tensor x, out;
+    uint32_t h, w, oh, ow, nc, plane, oy, ox, i, j, idx = 0;
+    uint32_t kh, kw, sh, sw, dh, dw, pt, pl;
+    thk_op_input(m, op, 0, &x);
+    thk_op_output(m, op, 0, &out);
+    spatial_sizes(&x, p, &h, &w, &oh, &ow);
+    if (p->spatial == 2) {
+        kh = p->kernel[0]; kw = p->kernel[1]; sh = p->strides[0]; sw = p->strides[1];
+        dh = p->dilations[0]; dw = p->dilations[1]; pt = p->pads[0]; pl = p->pads[1];
+    } else {
+        kh = 1; kw = p->kernel[0]; sh = 1; sw = p->strides[0]; dh = 1; dw = p->dilations[0]; pt = 0; pl = p->pads[0];
+    }
+    plane = h * w;
+    for (nc = 0; nc < x.dims[0] * x.dims[1]; nc++) {
+        uint32_t base = nc * plane;
+        for (oy = 0; oy < oh; oy++)
+            for (ox = 0; ox < ow; ox++, idx++) {
+                int64_t sum = 0, y;
+                for (i = 0; i < kh; i++) {
+                    int64_t iy = (int64_t)oy * sh + (int64_t)i * dh - pt;
+                    if (iy < 0 || iy >= (int64_t)h) continue;
+                    for (j = 0; j < kw; j++) {
+                        int64_t ix = (int64_t)ox * sw + (int64_t)j * dw - pl;
+                        if (ix < 0 || ix >= (int64_t)w) continue;
+                        sum += thk_load_int(x.data, x.dtype, base + (uint32_t)iy * w + (uint32_t)ix);
+                    }
+                }
+                if (p->pow2_bits >= 0) {
+                    y = thk_rescale(sum, p->shift + p->pow2_bits - 1, p->lo, p->hi);
+                } else {
+                    /* qmath.rescale_div: the shift scales the divisor or the numerator */
+                    int64_t den = p->uniform != INT64_MIN ? p->uniform : divisor_at(p, h, w, oy, ox);
+                    int64_t num = sum;
+                    if (p->shift >= 0) den = thk_lshift_sat(den, p->shift);
+                    else num = thk_lshift_sat(num, -p->shift);
+                    y = thk_clamp(thk_round_half_up_div(num, den), p->lo, p->hi);
+                }
+                thk_store_int(out.data, out.dtype, idx, y);
+            }
+    }
+    return THINKER_OK;
+}
+
+/* ---- MaxPool --------------------------------------------------------------------------------- */
+
+thinker_status thk_maxpool_prepare(const thinker_model *m, thk_op *op, thk_needs *needs, thinker_message *msg) {
+    thk_pool_params *p = &op->p.pool;
+    thk_tensor x, out;
+    const char *pad = "NOTSET";
+    thinker_status s;
+    (void)needs;
+    if (thk_attr_has(op, "auto_pad") && (!thk_attr_string(op, m, "auto_pad", &pad) || !thk_streq(pad, "NOTSET")))
+        THK_BAD("auto_pad is not supported; give explicit pads");
+    s = pool_geometry(m, op, &x, &out, p, msg);
+    if (s != THINKER_OK) return s;
+    if (x.dtype == THINKER_INT64 || x.dtype == THINKER_INT4) THK_BAD("input dtype is not supported");
+    if (out.dtype != x.dtype) THK_BAD("output dtype differs from the input's");
+    return THINKER_OK;
+}
+
+thinker_status thk_maxpool_run(thk_run_ctx *ctx) {
+    const thinker_model *m = ctx->model;
+    const thk_op *op = ctx->op;
+    const thk_pool_params *p = &op->p.pool;
+    thk_tensor x, out;
+    uint32_t h, w, oh, ow, nc, oy, ox, i, j, idx = 0;
+    uint32_t kh, kw, sh, sw, dh, dw, pt, pl;
+    thk_op_input(m, op, 0, &x);
+    thk_op_output(m, op, 0, &out);
+    spatial_sizes(&x, p, &h, &w, &oh, &ow);
+    if (p->spatial == 2) {
+        kh = p->kernel[0]; kw = p->kernel[1]; sh = p->strides[0]; sw = p->strides[1];
+        dh = p->dilations[0]; dw = p->dilations[1]; pt = p->pads[0]; pl = p->pads[1];
+    } else {
+        kh = 1; kw = p->kernel[0]; sh = 1; sw = p->strides[0]; dh = 1; dw = p->dilations[0]; pt = 0; pl = p->pads[0];
+    }
+    for (nc = 0; nc < x.dims[0] * x.dims[1]; nc++) {
+        uint32_t base = nc * h * w;
+        for (oy = 0; oy < oh; oy++)
+            for (ox = 0; ox < ow; ox++, idx++) {
+                int64_t best = INT64_MIN;
+                float fbest = thk_neg_inf(); /* padding: -inf never wins */
+                for (i = 0; i < kh; i++) {
+                    int64_t iy = (int64_t)oy * sh + (int64_t)i * dh - pt;
+                    if (iy < 0 || iy >= (int64_t)h) continue;
+                    for (j = 0; j < kw; j++) {
+                        int64_t ix = (int64_t)ox * sw + (int64_t)j * dw - pl;
+                        uint32_t at;
+                        if (ix < 0 || ix >= (int64_t)w) continue;
+                        at = base + (uint32_t)iy * w + (uint32_t)ix;
+                        if (x.dtype == THINKER_FLOAT32) {
+                            float v = ((const float *)x.data)[at];
+                            if (v != v || v > fbest) fbest = v; /* NaN propagates like np.maximum */
+                            if (fbest != fbest) { i = kh; break; }
+                        } else {
+                            int64_t v = thk_load_int(x.data, x.dtype, at);
+                            if (v > best) best = v;
+                        }
+                    }
+                }
+                if (x.dtype == THINKER_FLOAT32) {
+                    ((float *)out.data)[idx] = fbest;
+                } else {
+                    if (best == INT64_MIN) { /* window entirely in padding: the dtype minimum */
+                        int64_t lo, hi;
+                        uint32_t dt;
+                        thk_bits_range(8 * thk_dtype_size(x.dtype), &lo, &hi, &dt);
+                        best = x.dtype == THINKER_UINT8 ? 0 : lo;
+                    }
+                    thk_store_int(out.data, out.dtype, idx, best);
+                }
+            }
+    }
+    return THINKER_OK;
+}

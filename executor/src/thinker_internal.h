@@ -1,0 +1,217 @@
+/* Shared by the executor's sources: the decoded view of a model.bin and the op interface.
+ *
+ * The model keeps no copy of the tensor table: a tensor record (48 bytes in model.bin) is
+ * decoded on demand (thk_tensor_get), which keeps the STATE buffer to one small record per op
+ * and lets get_memory_plan prepare every op before any buffer exists. */
+#ifndef THINKER_INTERNAL_H
+#define THINKER_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "thinker.h"
+
+#define THK_NO_TENSOR 0xFFFFFFFFu
+#define THK_HEADER_SIZE 64u
+#define THK_TENSOR_RECORD 48u
+#define THK_MAX_SECTIONS 64u
+#define THK_ARENA_KINDS 4u /* index by memory kind 0..3; 2 PSRAM, 3 share-memory */
+
+#define THK_FLAG_CONSTANT 1u
+#define THK_FLAG_INPUT 2u
+#define THK_FLAG_OUTPUT 4u
+#define THK_FLAG_EXPONENT 8u
+
+/* attribute value types (docs/format.md) */
+#define THK_ATTR_INT 1
+#define THK_ATTR_FLOAT 2
+#define THK_ATTR_INTS 3
+#define THK_ATTR_FLOATS 4
+#define THK_ATTR_STRING 5
+
+/* little-endian reads that never assume alignment */
+static inline uint32_t thk_rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint16_t thk_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* One tensor, decoded from its record; `data` is NULL while only planning. */
+typedef struct {
+    const char *name;
+    uint8_t dtype, ndim, memory, flags;
+    int32_t exponent;
+    uint32_t dims[THINKER_MAX_DIMS];
+    uint32_t count; /* number of elements */
+    uint32_t offset, nbytes, data_offset;
+    uint8_t *data;        /* where the executor reads/writes it; NULL while only planning */
+    const uint8_t *init;  /* a constant's bytes inside params (usable while planning), else NULL */
+} thk_tensor;
+
+/* Output stage of an accumulating op (conv, linear, batchnorm): see ops/accumulate.c. */
+typedef struct {
+    int32_t shift;      /* q_x + q_w - q_o */
+    int32_t qin;        /* q_x + q_w: exponent of the accumulator */
+    int64_t lo, hi;     /* saturation to o_bits intersected with the fused activation */
+    uint8_t out_float;  /* no o_bits: float32 acc / 2**qin */
+    uint8_t acc32;      /* |sum of products| < 2**31 proven from the weights at init */
+} thk_outstage;
+
+typedef struct {
+    thk_outstage st;
+    uint32_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oph, opw, group;
+    uint8_t fast;   /* int8 input and 8/4-bit weights with an int32 accumulator */
+    uint8_t im2col; /* fast, and small enough output maps for patches + dot products */
+} thk_conv_params;
+
+typedef struct {
+    uint32_t kernel[2], strides[2], pads[4], dilations[2], out[2], spatial;
+    int32_t shift;          /* avgpool: q_x - q_o */
+    int64_t lo, hi;         /* avgpool: output range */
+    int64_t uniform;        /* avgpool: the divisor when every window has the same one */
+    int32_t pow2_bits;      /* avgpool: log2(uniform) + 1 when uniform is a power of two, else -1 */
+    int32_t override;       /* avgpool: divisor_override, or -1 */
+    uint8_t include_pad;
+} thk_pool_params;
+
+typedef struct {
+    int32_t sx, sy;        /* rescale shifts of the two inputs (iqAdd/iqSub), or product (iqMul) */
+    int32_t sw;            /* PRelu: negative branch shift */
+    int64_t lo, hi;        /* output range */
+    int64_t clip_lo, clip_hi; /* Clip on integers */
+    float fclip_lo, fclip_hi; /* Clip on float32 */
+    int32_t axis;          /* iqCat/Concat/Split/Gather axis */
+    int32_t q;             /* Quant/Dequant exponent */
+} thk_elem_params;
+
+typedef struct {
+    int64_t start[THINKER_MAX_DIMS], step[THINKER_MAX_DIMS]; /* Slice */
+    uint32_t before[THINKER_MAX_DIMS];                       /* Pad */
+    uint8_t perm[THINKER_MAX_DIMS];                          /* Transpose */
+    uint8_t mode;                                            /* Pad: 0 constant 1 reflect 2 edge */
+    int64_t ivalue;                                          /* Pad constant (integer tensors) */
+    float fvalue;                                            /* Pad constant (float tensors) */
+    int32_t axis;
+} thk_move_params;
+
+typedef union {
+    thk_conv_params conv;
+    thk_pool_params pool;
+    thk_elem_params elem;
+    thk_move_params move;
+} thk_params;
+
+struct thinker_model;
+typedef struct thk_op thk_op;
+
+/* What an op's prepare step reports besides its params. */
+typedef struct {
+    uint32_t scratch; /* bytes of kernel workspace needed by run */
+} thk_needs;
+
+typedef struct {
+    const struct thinker_model *model;
+    const thk_op *op;
+    uint8_t *scratch;
+    uint32_t scratch_size;
+    thinker_message *message;
+} thk_run_ctx;
+
+typedef thinker_status (*thk_prepare_fn)(const struct thinker_model *m, thk_op *op, thk_needs *needs,
+                                         thinker_message *message);
+typedef thinker_status (*thk_run_fn)(thk_run_ctx *ctx);
+
+typedef struct {
+    const char *type;
+    thk_prepare_fn prepare;
+    thk_run_fn run;
+} thk_op_def;
+
+struct thk_op {
+    const thk_op_def *def;
+    const uint8_t *record; /* the op record in model.bin */
+    const char *type;
+    const char *name;
+    const uint8_t *ids;    /* n_in + n_out little-endian u32 */
+    const uint8_t *attrs;  /* first attribute record */
+    const char *strings;   /* the model's strings section (attribute names) */
+    uint16_t n_in, n_out, n_attrs;
+    thk_params p;
+};
+
+struct thinker_executor {
+    struct thinker_model *model;
+    uint8_t *scratch;
+    uint32_t scratch_size;
+    uint8_t created;
+    thinker_message message;
+};
+
+typedef struct thinker_model {
+    uint32_t alive; /* THK_ALIVE while initialised */
+    const uint8_t *bin;
+    size_t size;
+    const char *strings;
+    uint32_t strings_size;
+    const uint8_t *params;
+    uint32_t params_size;
+    const uint8_t *tensor_records;
+    uint32_t n_tensors;
+    const uint8_t *op_records;
+    uint32_t ops_size;
+    uint32_t n_ops;
+    const uint8_t *io_ids; /* inputs then outputs */
+    uint32_t n_inputs, n_outputs;
+    uint32_t arena_size[THK_ARENA_KINDS], arena_align[THK_ARENA_KINDS];
+    uint8_t arena_present[THK_ARENA_KINDS];
+    uint8_t *arena[THK_ARENA_KINDS];
+    uint32_t scratch_needed;
+    thk_op *ops; /* n_ops records in the STATE buffer (NULL while planning) */
+    struct thinker_executor executor;
+} thinker_model;
+
+#define THK_ALIVE 0x4B4E4854u
+
+/* model_reader.c */
+thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker_message *msg);
+void thk_tensor_get(const thinker_model *m, uint32_t id, thk_tensor *t);
+const char *thk_string(const thinker_model *m, uint32_t offset); /* validated offsets only */
+thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *msg);
+
+/* op_table.c */
+const thk_op_def *thk_find_op(const char *type);
+
+/* messages (never longer than thinker_message.text) */
+void thk_msg(thinker_message *msg, const char *a, const char *b, const char *c);
+thinker_status thk_op_error(thinker_message *msg, const thk_op *op, thinker_status status,
+                            const char *what);
+
+/* attrs.c: attribute lookup on an op; each returns 1 when found and valid */
+const uint8_t *thk_attr_find(const thk_op *op, const char *name, uint32_t *type, uint32_t *count);
+int thk_attr_has(const thk_op *op, const char *name);
+int thk_attr_int(const thk_op *op, const char *name, int64_t *value);
+int thk_attr_float(const thk_op *op, const char *name, float *value);
+/* ints list: fills up to `cap` values, returns the count (or -1 when absent or not ints) */
+int thk_attr_ints(const thk_op *op, const char *name, int64_t *values, int cap);
+int thk_attr_string(const thk_op *m_op, const thinker_model *m, const char *name, const char **s);
+/* exponent of a scale attribute (exact power of two): 1 found, 0 absent, -1 not a power of two */
+int thk_attr_exponent(const thk_op *op, const char *name, int32_t *q);
+
+/* tensors.c */
+uint32_t thk_op_id(const thk_op *op, int is_output, uint32_t slot);
+/* input `slot` of an op: 0 when omitted (or beyond n_in), else 1 and *t filled */
+int thk_op_input(const thinker_model *m, const thk_op *op, uint32_t slot, thk_tensor *t);
+void thk_op_output(const thinker_model *m, const thk_op *op, uint32_t slot, thk_tensor *t);
+uint32_t thk_dtype_size(uint32_t dtype);
+int thk_streq(const char *a, const char *b); /* strcmp's code is large on newlib */
+int thk_is_int(uint32_t dtype); /* int8, uint8, int16, int32, int64 */
+int64_t thk_load_int(const void *data, uint32_t dtype, uint32_t index);
+double thk_load_double(const void *data, uint32_t dtype, uint32_t index);
+void thk_store_int(void *data, uint32_t dtype, uint32_t index, int64_t value);
+int thk_same_dims(const thk_tensor *a, const thk_tensor *b);
+/* integer range of `bits` in {4, 8, 16, 32}; returns 0 for other widths */
+int thk_bits_range(int64_t bits, int64_t *lo, int64_t *hi, uint32_t *dtype);
+/* the constant integers of input `slot` (int or float tensor holding integers), up to `cap` */
+int thk_const_ints(const thinker_model *m, const thk_op *op, uint32_t slot, int64_t *values, int cap);
+
+#endif

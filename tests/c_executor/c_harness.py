@@ -1,0 +1,96 @@
+"""Helpers for the C executor tests: building executor/, packing ONNX models to model.bin,
+running test_thinker next to the numpy executor."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+EXECUTOR = os.path.join(ROOT, "executor")
+
+
+def make(*args: str) -> None:
+    if shutil.which(os.environ.get("CC", "cc")) is None or shutil.which("make") is None:
+        pytest.skip("no C compiler or make: the C executor cannot be built here")
+    r = subprocess.run(["make", "-C", EXECUTOR, *args], capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def pack(onnx_model, path: str, platform: str = "cortex-m", keep_quant: bool = False) -> str:
+    """ONNX model -> model.bin through tpacker's pipeline."""
+    import onnx
+
+    from thinker.packer import Packer, PackOptions
+
+    src = path[:-4] + ".onnx"
+    onnx.save(onnx_model, src)
+    workspace = os.path.join(os.path.dirname(path), "workspace")
+    result = Packer(PackOptions(graph_path=src, output_path=path, platform=platform,
+                                keep_quant=keep_quant, workspace=workspace)).run()
+    with open(path, "wb") as f:
+        f.write(result.model_bin)
+    return path
+
+
+def random_feeds(executor, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Full-range integers (so saturation happens), floats around the quantization range,
+    valid indices for integer index inputs without exponent."""
+    feeds = {}
+    for spec in executor.inputs:
+        if spec.dtype == np.float32:
+            feeds[spec.name] = (rng.standard_normal(spec.shape) * 3).astype(np.float32)
+        elif spec.exponent is None:  # an index tensor (Gather)
+            feeds[spec.name] = rng.integers(-3, 3, spec.shape).astype(spec.dtype)
+        else:
+            info = np.iinfo(spec.dtype)
+            feeds[spec.name] = rng.integers(info.min, info.max + 1, spec.shape,
+                                            dtype=spec.dtype)
+    return feeds
+
+
+@dataclass
+class Reference:
+    lines: list[str]
+    outputs: dict[str, np.ndarray]
+
+
+def numpy_reference(model_bin: str, feeds) -> Reference:
+    from thinker.runtime import DumpHook, load
+
+    hook = DumpHook()
+    outputs = load(model_bin).run(feeds, hooks=[hook])
+    return Reference(hook.lines, outputs)
+
+
+def run_test_thinker(binary: str, model_bin: str, feeds, out_specs, workdir: str,
+                     extra=("--crc",)) -> tuple[subprocess.CompletedProcess, dict]:
+    """test_thinker on raw .bin files; returns the process and the outputs it wrote."""
+    ins = []
+    for i, (name, value) in enumerate(feeds.items()):
+        path = os.path.join(workdir, f"in{i}.bin")
+        np.ascontiguousarray(value).tofile(path)
+        ins.append((name, path))
+    outs = [os.path.join(workdir, f"out{i}.bin") for i in range(len(out_specs))]
+    for p in outs:
+        if os.path.exists(p):
+            os.unlink(p)
+    r = subprocess.run([binary, *extra, model_bin, *[p for _, p in ins], *outs],
+                       capture_output=True, text=True, check=False, timeout=120)
+    values = {}
+    if r.returncode == 0:
+        for spec, p in zip(out_specs, outs, strict=True):
+            values[spec.name] = np.fromfile(p, dtype=spec.dtype).reshape(spec.shape)
+    return r, values
+
+
+def ordered_feeds(executor, feeds):
+    return {s.name: feeds[s.name] for s in executor.inputs}
+
