@@ -1,2 +1,44 @@
-"""linger: the training side (PyTorch). Quantization-aware training and export to the thinker
-ONNX dialect. It imports ``thinker.qmath`` for its arithmetic; thinker never imports linger."""
+"""linger: the training side (PyTorch). Constrained float training, quantization-aware
+training and export to the thinker ONNX dialect, bit-exact with the executor.
+
+    model = linger.constrain(model, config)      # stage 1: float training with range limits
+    model = linger.init(model, config)           # stage 2: quantization-aware training
+    ...train...
+    linger.onnx.export(model.eval(), dummy, "model.onnx")
+
+It imports thinker (``qmath`` for its arithmetic, the device profiles for the conventional
+check); thinker never imports linger.
+"""
+
+from linger import functional as _functional  # noqa: F401  (registers QTensor handlers)
+from linger import onnx, zoo
+from linger.config import Config, LayerSettings, load_config
+from linger.constrain import constrain
+from linger.errors import (
+    LingerConfigError,
+    LingerDeviceError,
+    LingerError,
+    LingerStateError,
+    LingerUnsupportedError,
+)
+from linger.qtensor import QTensor
+from linger.quantize import init
+from linger.quantizer import ActivationQuantizer, calibration
+
+__all__ = [
+    "ActivationQuantizer",
+    "Config",
+    "LayerSettings",
+    "LingerConfigError",
+    "LingerDeviceError",
+    "LingerError",
+    "LingerStateError",
+    "LingerUnsupportedError",
+    "QTensor",
+    "calibration",
+    "constrain",
+    "init",
+    "load_config",
+    "onnx",
+    "zoo",
+]

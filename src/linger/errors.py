@@ -1,0 +1,26 @@
+"""linger's errors: part of thinker's one hierarchy (design §9), so a caller can catch
+``ThinkerError`` around the whole flow from training to execution."""
+
+from __future__ import annotations
+
+from thinker.errors import ThinkerDeviceError, ThinkerError, ThinkerModelError
+
+
+class LingerError(ThinkerError):
+    """Base class of every linger error."""
+
+
+class LingerConfigError(LingerError):
+    """A configuration key or value is unknown or out of range."""
+
+
+class LingerDeviceError(LingerError, ThinkerDeviceError):
+    """A layer breaks a rule of the target platform (conventional check)."""
+
+
+class LingerUnsupportedError(LingerError, ThinkerModelError):
+    """The model uses an op or module that linger cannot quantize or export."""
+
+
+class LingerStateError(LingerError):
+    """A quantizer is used before it has seen data (no training or calibration yet)."""

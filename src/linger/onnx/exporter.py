@@ -1,0 +1,77 @@
+"""Export a model prepared by ``linger.init`` to ONNX (thinker dialect), by recording its eval
+forward: the graph holds exactly the integer arithmetic linger computed."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+
+from linger.errors import LingerError
+from linger.recorder import GraphRecorder, recording
+
+MIN_OPSET = 14  # Relu on int8 tensors needs opset 14
+
+
+def export(model: nn.Module, args, f: str | os.PathLike, input_names: list[str] | None = None,
+           output_names: list[str] | None = None, opset_version: int = MIN_OPSET,
+           ) -> onnx.ModelProto:
+    """Write the quantized ``model`` (from ``linger.init``, trained or calibrated) to ``f``.
+
+    ``args``: an example input tensor or tuple of them (float32; its batch size becomes the
+    graph's, the executor runs any batch). Float inputs get a ``Quant`` node, outputs a
+    ``Dequant``. The file passes ``onnx.checker`` and is written only when complete."""
+    max_opset = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset_version <= max_opset:
+        raise LingerError(f"opset_version {opset_version} is not supported; use "
+                          f"{MIN_OPSET}..{max_opset}")
+    recorder = _record(model, args, input_names, output_names, capture=False)
+    proto = recorder.model(opset_version, type(_unwrap(model)).__name__)
+    onnx.checker.check_model(proto)
+    path = os.fspath(f)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temporary = path + ".partial"
+    onnx.save(proto, temporary)
+    os.replace(temporary, path)
+    return proto
+
+
+def capture(model: nn.Module, args, input_names: list[str] | None = None
+            ) -> dict[str, np.ndarray]:
+    """Run linger's eval forward on ``args`` and return every tensor it computed, as int64
+    arrays keyed by the ONNX tensor names ``export`` gives them."""
+    return _record(model, args, input_names, None, capture=True).values
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _record(model, args, input_names, output_names, capture: bool) -> GraphRecorder:
+    model = _unwrap(model)
+    inputs = tuple(args) if isinstance(args, (tuple, list)) else (args,)
+    names = list(input_names) if input_names else (
+        ["input"] if len(inputs) == 1 else [f"input_{i}" for i in range(len(inputs))])
+    if len(names) != len(inputs):
+        raise LingerError(f"{len(names)} input names for {len(inputs)} inputs")
+    recorder = GraphRecorder(output_names, capture)
+    was_training = model.training
+    model.eval()
+    try:
+        with recording(recorder), torch.no_grad():
+            for name, x in zip(names, inputs, strict=True):
+                recorder.register_input(name, x)
+            model(*inputs)
+    finally:
+        model.train(was_training)
+    if not recorder.outputs:
+        raise LingerError("the model produced no quantized output; export needs a model "
+                          "prepared by linger.init")
+    return recorder
+
+
+__all__ = ["capture", "export"]

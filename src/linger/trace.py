@@ -1,0 +1,219 @@
+"""torch.fx tracing of the user's forward, and the rewrites that make the traced graph
+quantized.
+
+The trace finds what module swapping alone cannot: which BatchNorm directly follows which
+conv/linear (to fold it), and the +, -, * between tensors written in forward() (each gets an
+output quantizer module, placed under the module whose forward wrote it). The rewritten graph
+also quantizes every model input, turns quantized outputs back into float tensors, and tells
+each op where it was written (for ONNX names and error messages).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import Counter
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from linger.config import Config
+from linger.errors import LingerUnsupportedError
+from linger.location import LocationMarker
+from linger.modules import (
+    FOLDED_BN,
+    FOLDS_BN,
+    ModelOutputs,
+    QAdd,
+    QInput,
+    QMul,
+    QSub,
+    float_type,
+    is_linger_class,
+    type_name,
+)
+
+ARITHMETIC_FUNCTIONS = {
+    operator.add: QAdd, operator.iadd: QAdd, torch.add: QAdd,
+    operator.sub: QSub, operator.isub: QSub, torch.sub: QSub,
+    operator.mul: QMul, operator.imul: QMul, torch.mul: QMul,
+}
+ARITHMETIC_METHODS = {"add": QAdd, "add_": QAdd, "sub": QSub, "sub_": QSub, "mul": QMul,
+                      "mul_": QMul}
+# the names module_overrides uses for the functional ops
+FUNCTION_TYPE_NAMES = {QAdd: "add", QSub: "sub", QMul: "mul"}
+SCALAR_METHODS = {"size", "dim", "numel", "nelement", "ndimension"}
+SCALAR_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
+
+
+class LingerTracer(fx.Tracer):
+    """torch.nn modules, linger modules and the given paths stay single calls (leaves)."""
+
+    def __init__(self, leaf_paths=frozenset()):
+        super().__init__()
+        self.leaf_paths = set(leaf_paths)
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return (module_qualified_name in self.leaf_paths
+                or is_linger_class(type(m))
+                or super().is_leaf_module(m, module_qualified_name))
+
+
+def disabled_leaves(model: nn.Module, config: Config) -> list[str]:
+    """Outermost modules that the config keeps float."""
+    found: list[str] = []
+    for path, module in model.named_modules():
+        if path and config.is_disabled(path, type_name(module)) and \
+                not any(path.startswith(p + ".") for p in found):
+            found.append(path)
+    return found
+
+
+def trace(model: nn.Module, leaf_paths=()) -> fx.GraphModule:
+    tracer = LingerTracer(set(leaf_paths))
+    try:
+        graph = tracer.trace(model)
+    except Exception as exc:  # fx raises many types for untraceable Python
+        raise LingerUnsupportedError(
+            f"linger traces {type(model).__name__}.forward with torch.fx and could not "
+            f"({type(exc).__name__}: {exc}); remove data-dependent Python control flow from "
+            "forward, or keep that submodule float with disable_submodel") from exc
+    gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+    # GraphModule rebuilds the module tree from plain nn.Modules holding only what forward
+    # calls; put the model's own children back, so containers keep their type (indexing a
+    # Sequential works) and the state dict keeps every entry of the float model
+    for name, child in model.named_children():
+        setattr(gm, name, child)
+    gm.train(model.training)
+    return gm
+
+
+def find_bn_pairs(gm: fx.GraphModule, config: Config) -> dict[str, str]:
+    """{conv/linear path: BatchNorm path} for every BatchNorm that only normalizes the output
+    of the conv/linear right before it (both called once, channel counts equal)."""
+    modules = dict(gm.named_modules())
+    calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
+    pairs = {}
+    for node in gm.graph.nodes:
+        if node.op != "call_module" or float_type(modules[node.target]) not in FOLDED_BN:
+            continue
+        source = node.args[0] if node.args else None
+        if not isinstance(source, fx.Node) or source.op != "call_module":
+            continue
+        layer, bn = modules[source.target], modules[node.target]
+        if float_type(layer) not in FOLDS_BN or len(source.users) != 1 or \
+                calls[source.target] != 1 or calls[node.target] != 1:
+            continue
+        channels = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+        disabled = any(config.is_disabled(p, type_name(modules[p]))
+                       for p in (source.target, node.target))
+        if bn.num_features == channels and not disabled:
+            pairs[source.target] = node.target
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# rewrites
+
+
+def scope_of(node: fx.Node) -> str:
+    """Path of the module whose forward() holds this node ('' for the root)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return list(stack.values())[-1][0] if stack else ""  # values: (path, module type)
+
+
+def free_path(gm: fx.GraphModule, scope: str, name: str) -> str:
+    """``scope.name`` (with a numeric suffix if taken) for a new submodule."""
+    parent = gm.get_submodule(scope) if scope and _exists(gm, scope) else gm
+    candidate, k = name, 1
+    while hasattr(parent, candidate):
+        candidate, k = f"{name}_{k}", k + 1
+    return f"{scope}.{candidate}" if scope else candidate
+
+
+def _exists(gm: fx.GraphModule, path: str) -> bool:
+    try:
+        gm.get_submodule(path)
+        return True
+    except AttributeError:
+        return False
+
+
+def _scalar_nodes(graph: fx.Graph) -> set[fx.Node]:
+    """Nodes that compute Python numbers (shapes and arithmetic on them), not tensors."""
+    found: set[fx.Node] = set()
+
+    def is_scalar(n: fx.Node) -> bool:
+        if n.op == "call_method":
+            return n.target in SCALAR_METHODS
+        if n.op != "call_function":
+            return False
+        if n.target is getattr:
+            return n.args[1] in SCALAR_ATTRIBUTES
+        return bool(n.all_input_nodes) and all(a in found for a in n.all_input_nodes)
+
+    for n in graph.nodes:
+        if is_scalar(n):
+            found.add(n)
+    return found
+
+
+def quantize_inputs(gm: fx.GraphModule, config: Config) -> None:
+    """A QInput (Quant) right after every model input."""
+    for node in list(gm.graph.nodes):
+        if node.op != "placeholder":
+            continue
+        path = free_path(gm, "", f"{node.name}_quant")
+        gm.add_submodule(path, QInput(path, config.layer(path, "input")))
+        with gm.graph.inserting_after(node):
+            quantized = gm.graph.call_module(path, (node,))
+        node.replace_all_uses_with(quantized,
+                                   delete_user_cb=lambda user, q=quantized: user is not q)
+
+
+def quantize_arithmetic(gm: fx.GraphModule, config: Config) -> None:
+    """Every +, -, * between tensors becomes a call of a QAdd / QSub / QMul module."""
+    scalars = _scalar_nodes(gm.graph)
+    for node in list(gm.graph.nodes):
+        if node.op == "call_function":
+            cls = ARITHMETIC_FUNCTIONS.get(node.target)
+        elif node.op == "call_method":
+            cls = ARITHMETIC_METHODS.get(node.target)
+        else:
+            cls = None
+        if cls is None or node in scalars:
+            continue
+        scope = scope_of(node)
+        path = free_path(gm, scope, node.name)
+        gm.add_submodule(path, cls(path, config.layer(path, FUNCTION_TYPE_NAMES[cls])))
+        with gm.graph.inserting_before(node):
+            replacement = gm.graph.call_module(path, node.args, node.kwargs)
+        replacement.meta = dict(node.meta)
+        node.replace_all_uses_with(replacement)
+        gm.graph.erase_node(node)
+
+
+def announce_locations(gm: fx.GraphModule) -> None:
+    """Before each op, record where it was written (module path, or scope.op_name)."""
+    marker = free_path(gm, "", "linger_location")
+    gm.add_submodule(marker, LocationMarker())
+    for node in list(gm.graph.nodes):
+        if node.op not in ("call_function", "call_method", "call_module"):
+            continue
+        if node.op == "call_module":
+            label = node.target
+        else:
+            scope = scope_of(node)
+            label = f"{scope}.{node.name}" if scope else node.name
+        with gm.graph.inserting_before(node):
+            gm.graph.call_module(marker, (label,))
+
+
+def finish_graph_outputs(gm: fx.GraphModule) -> None:
+    """Model outputs leave as float tensors (Dequant when exporting)."""
+    path = free_path(gm, "", "linger_outputs")
+    gm.add_submodule(path, ModelOutputs())
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    with gm.graph.inserting_before(output):
+        finished = gm.graph.call_module(path, (output.args[0],))
+    output.args = (finished,)
