@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP) executor
-	$(PY) examples/run_resnet18.py --data $(SHARED)
+	$(PY) examples/digits/demo.py
 
 test: $(STAMP) executor
 	THINKER_SHARED_DATA=$(SHARED) $(PY) -m pytest

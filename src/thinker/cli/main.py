@@ -78,7 +78,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         chk_feeds = rng_free
     result = compare_runs(reference, checked, ref_feeds, chk_feeds)
     print(describe(result, "reference", "checked"))
-    return 0 if result.identical else 1
+    ok = result.identical
+    if args.linger:
+        from thinker.tools.validate import compare_values, linger_values, run_all
+
+        captured = linger_values(args.linger, args.checkpoint, ref_feeds)
+        versus = compare_values(captured, run_all(checked, chk_feeds), checked)
+        print(describe(versus, "linger", "checked"))
+        ok = ok and versus.identical
+    return 0 if ok else 1
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -171,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="executor for the checked model")
     val.add_argument("--inputs", nargs="+", metavar="FILE",
                      help="input files for the checked model (.bin one sample, or .npy)")
+    val.add_argument("--linger", metavar="MODULE:FUNCTION",
+                     help="also compare with linger's eval forward: a function returning the "
+                          "quantized model (given --checkpoint as its argument)")
+    val.add_argument("--checkpoint", metavar="PATH", help="passed to the --linger function")
     val.add_argument("--batch", type=int, default=4, help="random samples (default 4)")
     val.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 

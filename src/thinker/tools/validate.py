@@ -69,26 +69,40 @@ def random_inputs(reference: Executor, checked: Executor, batch: int,
     return ref_feeds, chk_feeds
 
 
+def run_all(model: Executor, feeds: dict) -> dict[str, np.ndarray]:
+    """Every tensor of one run, in execution order."""
+    dump = DumpHook(keep=True)
+    model.run(feeds, hooks=[dump])
+    return dump.values
+
+
 def compare_runs(reference: Executor, checked: Executor, ref_feeds: dict, chk_feeds: dict,
                  max_examples: int = 5) -> Comparison:
-    ref_dump, chk_dump = DumpHook(keep=True), DumpHook(keep=True)
-    reference.run(ref_feeds, hooks=[ref_dump])
-    checked.run(chk_feeds, hooks=[chk_dump])
+    return compare_values(run_all(reference, ref_feeds), run_all(checked, chk_feeds), checked,
+                          max_examples)
+
+
+def compare_values(ref_values: dict, chk_values: dict, checked: Executor,
+                   max_examples: int = 5) -> Comparison:
+    """Compare every tensor both name, in the checked side's execution order. Values are
+    compared as integers when both sides hold integers (linger captures int64)."""
     producers = {o: n for n in checked.graph.nodes for o in n.outputs}
     result = Comparison()
-    for name, value in chk_dump.values.items():  # execution order of the checked side
-        ref = ref_dump.values.get(name)
+    for name, value in chk_values.items():
+        ref = ref_values.get(name)
         if ref is None:
             continue
         result.compared.append(name)
-        if ref.shape == value.shape and ref.dtype == value.dtype and np.array_equal(ref, value):
+        both_int = np.issubdtype(ref.dtype, np.integer) and np.issubdtype(value.dtype, np.integer)
+        same_type = ref.dtype == value.dtype or both_int  # linger captures int64
+        if ref.shape == value.shape and same_type and np.array_equal(ref, value):
             continue
         result.mismatches += 1
         if result.first_mismatch is not None:
             continue
         node = producers.get(name)
         op = node.label() if node else "graph input"
-        if ref.shape != value.shape or ref.dtype != value.dtype:
+        if ref.shape != value.shape or not same_type:
             result.first_mismatch = Mismatch(name, op, int(value.size), int(value.size), [
                 ((), f"{ref.dtype}{list(ref.shape)}", f"{value.dtype}{list(value.shape)}")])
             continue
@@ -109,3 +123,32 @@ def describe(result: Comparison, reference: str, checked: str) -> str:
     for index, ref, got in m.examples:
         lines.append(f"  at {list(index)}: {reference} {ref}, {checked} {got}")
     return "\n".join(lines)
+
+
+def linger_values(factory: str, checkpoint: str | None, feeds: dict) -> dict[str, np.ndarray]:
+    """Every tensor linger's eval forward computes, by ONNX name. ``factory`` is
+    ``module:function`` returning the quantized model (called with ``checkpoint`` if given)."""
+    import importlib
+    import os
+    import sys
+
+    module_name, sep, function = factory.partition(":")
+    if not sep:
+        raise ThinkerInputError(f"--linger {factory}: expected MODULE:FUNCTION")
+    if os.getcwd() not in sys.path:  # a factory module next to the user, as python -m would
+        sys.path.insert(0, os.getcwd())
+    try:
+        build = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as exc:
+        raise ThinkerInputError(f"--linger {factory}: cannot import ({exc})") from None
+    try:
+        import torch
+
+        import linger
+    except ImportError:
+        raise ThinkerInputError("--linger needs the training extra: pip install "
+                                "'thinker[train]'") from None
+    model = build(checkpoint) if checkpoint else build()
+    args = [torch.from_numpy(np.asarray(v)) for v in feeds.values()]
+    return linger.onnx.capture(model, args if len(args) > 1 else args[0],
+                               input_names=list(feeds))
