@@ -108,11 +108,36 @@ def rshift_round(v, s, work=np.int64):
 
 
 def rescale(v, s, bits: int, signed: bool = True, work=np.int64):
-    """Move ``v`` by ``s`` bits with ``rshift_round`` and saturate to ``bits``."""
+    """Move ``v`` by ``s`` bits with ``rshift_round`` and saturate to ``bits``. An array that
+    needs neither (s == 0 and its dtype fits ``bits``) is returned as it is, dtype unchanged."""
     if isinstance(v, np.ndarray) and s == 0 and np.dtype(v.dtype).itemsize * 8 <= bits \
             and np.issubdtype(v.dtype, np.signedinteger) == signed:
-        return v.astype(work, copy=False)  # already in range: nothing to round or saturate
+        return v
     return saturate(rshift_round(v, s, work), bits, signed)
+
+
+def _saturate_into(v: np.ndarray, bits: int, out: np.ndarray | None):
+    if out is None:
+        return saturate(v, bits)
+    lo, hi = int_range(bits)
+    return np.clip(v, lo, hi, out=out, casting="unsafe")  # saturate and narrow in one pass
+
+
+def rescaled_sum(x, qx: int, y, qy: int, qo: int, bits: int, subtract: bool = False,
+                 work=np.int64, out: np.ndarray | None = None):
+    """iqAdd / iqSub: each input rescaled to exponent ``qo`` and saturated on its own, then
+    the saturating add (or subtract). ``out``: an integer array to write the result into."""
+    a = rescale(x, qx - qo, bits, work=work)
+    b = rescale(y, qy - qo, bits, work=work)
+    merged = np.subtract(a, b, dtype=work) if subtract else np.add(a, b, dtype=work)
+    return _saturate_into(merged, bits, out)
+
+
+def rescaled_product(x, qx: int, y, qy: int, qo: int, bits: int, work=np.int64,
+                     out: np.ndarray | None = None):
+    """iqMul: the exact product at exponent qx + qy, rescaled to ``qo`` and saturated."""
+    product = np.multiply(x, y, dtype=work)
+    return _saturate_into(rshift_round(product, qx + qy - qo, work), bits, out)
 
 
 def work_dtype(magnitude_bits: int) -> type:
@@ -220,16 +245,19 @@ def folded_bound(acc_bound: int, shift: int, bits: int) -> int:
     return (acc_bound << -shift) + offset
 
 
-def saturate_folded(y: np.ndarray, bits: int, clamp=None) -> np.ndarray:
-    """Second half of a folded requantization: saturate ``y`` (float, offset by 2**(bits-1),
-    overwritten) to ``bits`` and an optional fused activation ``clamp = (lo, hi)``, then floor
-    by truncating to unsigned and remove the offset (a wrapping subtraction)."""
+def saturate_folded(y: np.ndarray, bits: int, clamp=None,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """Second half of a folded requantization: saturate ``y`` (float, offset by 2**(bits-1))
+    to ``bits`` and an optional fused activation ``clamp = (lo, hi)``, then floor by
+    truncating to unsigned and remove the offset (a wrapping subtraction). ``out``: a
+    signed ``bits``-wide array to write into."""
     lo, hi = int_range(bits)
     if clamp is not None:
         lo, hi = max(lo, clamp[0]), min(hi, clamp[1])
     offset = 1 << (bits - 1)
+    unsigned_dtype = storage_dtype(bits, signed=False)
+    unsigned = np.empty(y.shape, dtype=unsigned_dtype) if out is None else out.view(unsigned_dtype)
     # one pass: clip into [0, 2**bits) and truncate (== floor, values are non-negative)
-    unsigned = np.empty(y.shape, dtype=storage_dtype(bits, signed=False))
     np.clip(y, lo + offset, hi + offset, out=unsigned, casting="unsafe")
     signed = unsigned.view(storage_dtype(bits))
     np.subtract(signed, signed.dtype.type(offset) if bits < signed.itemsize * 8 else

@@ -76,8 +76,7 @@ class QAdd(_QAddSub):
 
     @staticmethod
     def combine(a, b, qa, qb, qo, bits):
-        return qmath.saturate(qmath.rescale(a, qa - qo, bits) + qmath.rescale(b, qb - qo, bits),
-                              bits)
+        return qmath.rescaled_sum(a, qa, b, qb, qo, bits)
 
 
 class QSub(_QAddSub):
@@ -85,8 +84,7 @@ class QSub(_QAddSub):
 
     @staticmethod
     def combine(a, b, qa, qb, qo, bits):
-        return qmath.saturate(qmath.rescale(a, qa - qo, bits) - qmath.rescale(b, qb - qo, bits),
-                              bits)
+        return qmath.rescaled_sum(a, qa, b, qb, qo, bits, subtract=True)
 
 
 class QMul(_QArithmetic):
@@ -97,4 +95,4 @@ class QMul(_QArithmetic):
 
     @staticmethod
     def combine(a, b, qa, qb, qo, bits):
-        return qmath.rescale(a * b, qa + qb - qo, bits)
+        return qmath.rescaled_product(a, qa, b, qb, qo, bits)

@@ -81,8 +81,12 @@ class OutputStage:
         b = (np.broadcast_to(self._bias, (n,)) + self._half) * self.scale + self.offset
         return b.astype(self.float_dtype)
 
-    def finish_folded(self, y: np.ndarray) -> np.ndarray:
-        """``y`` = (acc + bias + half) * scale + offset (overwritten) -> output tensor."""
+    def finish_folded(self, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``y`` = (acc + bias + half) * scale + offset -> output tensor (written into ``out``
+        when given, an array of the output dtype and y's shape)."""
         if self.bits is None:
-            return y.astype(np.float32)
-        return qmath.saturate_folded(y, self.bits, self.clamp)
+            if out is None:
+                return y.astype(np.float32)
+            out[...] = y
+            return out
+        return qmath.saturate_folded(y, self.bits, self.clamp, out)

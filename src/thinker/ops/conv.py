@@ -145,6 +145,51 @@ def _columns(x: np.ndarray, g: Geometry2d, ho: int, wo: int, scratch: Scratch, d
     return cols, (n, ho, wo)
 
 
+def _gemm_conv_blocked(x: np.ndarray, g: Geometry2d, ho: int, wo: int, w: np.ndarray,
+                      stage: OutputStage, scratch: Scratch) -> np.ndarray | None:
+    """Group-1 conv as GEMMs over blocks of output positions: each block builds its columns
+    (plus the ones row for the folded bias), multiplies and saturates while it is in cache.
+    Works where columns are contiguous shifts: 1x1 stride-1 convs without padding, and
+    stride-1 convs whose padding adds little (outputs are then computed on the padded grid and
+    the valid corner returned, a view). Returns None elsewhere."""
+    n, c, h, wd = x.shape
+    kh, kw = g.kernel
+    (dh, dw) = g.dilations
+    fdt = w.dtype
+    if (kh, kw) == (1, 1) and g.strides == (1, 1) and not any(g.pads):
+        flat = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, n * h * wd)
+        offsets, grid = [0], (n, h, wd)
+    elif g.strides == (1, 1):
+        hp, wp = h + g.pads[0] + g.pads[2], wd + g.pads[1] + g.pads[3]
+        if hp * wp > 1.35 * ho * wo:
+            return None
+        flat = _padded_input(x, g, scratch, fdt).reshape(c, n * hp * wp)
+        offsets = [i * dh * wp + j * dw for i in range(kh) for j in range(kw)]
+        grid = (n, hp, wp)
+    else:
+        return None
+    o, k = w.shape[0], c * kh * kw
+    total = flat.shape[1]
+    block = max(256, (1 << 18) // (k + 1))  # ~1 MiB of float32 columns per block
+    cols, new = scratch.zeros("cols_block", (k + 1, block), fdt)
+    if new:
+        cols[k] = 1
+    rows = cols[:k].reshape(c, len(offsets), block)
+    acc, _ = scratch.zeros("acc_block", (o, block), fdt)
+    out = np.empty((o, total), dtype=stage.out_dtype)
+    for start in range(0, total, block):
+        stop = min(start + block, total)
+        m = stop - start
+        for t, off in enumerate(offsets):
+            have = min(stop + off, total) - (start + off)
+            rows[:, t, :have] = flat[:, start + off: start + off + have]
+            if have < m:  # past the end of the last image: outputs that are cut away later
+                rows[:, t, have:m] = 0
+        np.matmul(w, cols[:, :m], out=acc[:, :m])
+        stage.finish_folded(acc[:, :m], out[:, start:stop])
+    return out.reshape(o, *grid)[:, :, :ho, :wo]
+
+
 def _depthwise(x: np.ndarray, w: np.ndarray, g: Geometry2d, ho: int, wo: int,
                scratch: Scratch) -> np.ndarray:
     """Depthwise conv; ``w`` is [C, 1, kh*kw + 1] with the folded bias last. Returns the
@@ -280,6 +325,10 @@ class _Conv(_ConvBase):
             if depthwise:
                 y = _depthwise(x4, wdw, g, ho, wo, scratch)
             elif groups == 1:
+                blocked = _gemm_conv_blocked(x4, g, ho, wo, wmat[0], stage, scratch)
+                if blocked is not None:
+                    out = blocked.transpose(1, 0, 2, 3)
+                    return (out if spatial2 else out[:, :, 0, :],)
                 cols, grid = _columns(x4, g, ho, wo, scratch, fdt)
                 y = (wmat[0] @ cols).reshape(o, *grid)[:, :, :ho, :wo]
             else:

@@ -1,8 +1,8 @@
 """Integer arithmetic between quantized tensors: iqAdd, iqSub, iqMul, iqCat.
 
 iqAdd / iqSub: each input is rescaled to the output exponent and saturated on its own, then the
-saturating add (sub). iqMul: the product at qx + qy rescaled to qo. iqCat: each input rescaled
-to qo, then concatenated. Rescaling is always qmath.rescale (rshift_round + saturate).
+saturating add (sub) (qmath.rescaled_sum). iqMul: the product at qx + qy rescaled to qo
+(qmath.rescaled_product). iqCat: each input rescaled to qo, then concatenated.
 """
 
 from __future__ import annotations
@@ -55,11 +55,15 @@ class _Binary(Op):
         qo = exponent(node, "scale_o")
         bits, dtype = out_bits(node), outs[0].dtype
         in_bits = [np.dtype(t.dtype).itemsize * 8 for t in ins[:2]]
-        combine = self.combine
         work = qmath.work_dtype(self.magnitude_bits(in_bits, qx, qy, qo, bits))
+        compute = self.compute
 
         def run(x, y):
-            return (combine(x, y, qx, qy, qo, bits, work).astype(dtype),)
+            if x.shape == y.shape:  # keep the inputs' memory order: no strided traversal
+                out = np.empty_like(x, dtype=dtype)
+            else:
+                out = np.empty(np.broadcast_shapes(x.shape, y.shape), dtype=dtype)
+            return (compute(x, qx, y, qy, qo, bits, work, out),)
 
         return run
 
@@ -71,27 +75,22 @@ class _Binary(Op):
         return max(max(in_bits) - 1 + left, right - 1, bits - 1) + 2
 
 
-class _RescaleEachThenMerge(_Binary):
-    """Each input rescaled to the output exponent and saturated on its own, then merged
-    (add / subtract) and saturated again."""
-
-    merge = staticmethod(np.add)
-
-    def combine(self, x, y, qx, qy, qo, bits, work):
-        return qmath.saturate(self.merge(qmath.rescale(x, qx - qo, bits, work=work),
-                                         qmath.rescale(y, qy - qo, bits, work=work)), bits)
-
-
 @register
-class IqAdd(_RescaleEachThenMerge):
+class IqAdd(_Binary):
     op_type = "iqAdd"
-    merge = staticmethod(np.add)
+
+    @staticmethod
+    def compute(x, qx, y, qy, qo, bits, work, out):
+        return qmath.rescaled_sum(x, qx, y, qy, qo, bits, work=work, out=out)
 
 
 @register
-class IqSub(_RescaleEachThenMerge):
+class IqSub(_Binary):
     op_type = "iqSub"
-    merge = staticmethod(np.subtract)
+
+    @staticmethod
+    def compute(x, qx, y, qy, qo, bits, work, out):
+        return qmath.rescaled_sum(x, qx, y, qy, qo, bits, subtract=True, work=work, out=out)
 
 
 @register
@@ -104,8 +103,8 @@ class IqMul(_Binary):
         return max(in_bits[0] + in_bits[1] - 2 + max(0, -shift), shift - 1) + 2
 
     @staticmethod
-    def combine(x, y, qx, qy, qo, bits, work):
-        return qmath.rescale(x.astype(work) * y.astype(work), qx + qy - qo, bits, work=work)
+    def compute(x, qx, y, qy, qo, bits, work, out):
+        return qmath.rescaled_product(x, qx, y, qy, qo, bits, work=work, out=out)
 
 
 def cat_axis(node: Node, rank: int) -> int:
