@@ -18,47 +18,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from tflite_reader import nchw, read_ops
+
 Q_ACT, Q_W = 4, 7  # exponents of every activation and weight
-
-
-def _ops(path: str):
-    """[(op name, input shapes, output shape, options)] from a .tflite file (package tflite)."""
-    import tflite
-
-    with open(path, "rb") as f:
-        buf = f.read()
-    model = tflite.Model.GetRootAsModel(buf, 0)
-    graph = model.Subgraphs(0)
-    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-    ops = []
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
-        ins = [tuple(int(d) for d in graph.Tensors(op.Inputs(j)).ShapeAsNumpy())
-               if op.Inputs(j) >= 0 else None for j in range(op.InputsLength())]
-        ids = [op.Inputs(j) for j in range(op.InputsLength())]
-        out = tuple(int(d) for d in graph.Tensors(op.Outputs(0)).ShapeAsNumpy())
-        opts = {}
-        raw = op.BuiltinOptions()
-        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            o = tflite.Conv2DOptions() if name == "CONV_2D" else tflite.DepthwiseConv2DOptions()
-            o.Init(raw.Bytes, raw.Pos)
-            opts = {"stride": (o.StrideH(), o.StrideW()), "same": o.Padding() == 0,
-                    "act": o.FusedActivationFunction()}
-        elif name == "AVERAGE_POOL_2D":
-            o = tflite.Pool2DOptions()
-            o.Init(raw.Bytes, raw.Pos)
-            opts = {"kernel": (o.FilterHeight(), o.FilterWidth()),
-                    "stride": (o.StrideH(), o.StrideW()), "same": o.Padding() == 0}
-        elif name == "ADD":
-            o = tflite.AddOptions()
-            o.Init(raw.Bytes, raw.Pos)
-            opts = {"act": o.FusedActivationFunction()}
-        ops.append((name, ins, ids, op.Outputs(0), out, opts))
-    input_id = graph.Inputs(0)
-    input_shape = tuple(int(d) for d in graph.Tensors(input_id).ShapeAsNumpy())
-    return ops, input_id, input_shape
 
 
 def _same_pads(size: tuple[int, int], out: tuple[int, int], k: tuple[int, int],
@@ -68,17 +30,13 @@ def _same_pads(size: tuple[int, int], out: tuple[int, int], k: tuple[int, int],
     return [total[0] // 2, total[1] // 2, total[0] - total[0] // 2, total[1] - total[1] // 2]
 
 
-def _nchw(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return (shape[0], shape[3], shape[1], shape[2]) if len(shape) == 4 else shape
-
-
 def twin_from_tflite(path: str, seed: int = 0) -> tuple[onnx.ModelProto, dict]:
     """(thinker-dialect ONNX model with an int8 input, layer summary)."""
     rng = np.random.default_rng(seed)
-    ops, input_id, input_shape = _ops(path)
+    ops, input_id, input_shape = read_ops(path)
     nodes, inits = [], {}
     names = {input_id: "input"}
-    shapes = {input_id: _nchw(input_shape)}
+    shapes = {input_id: nchw(input_shape)}
     counts: dict[str, int] = {}
 
     def fresh(kind: str) -> str:
@@ -107,7 +65,7 @@ def twin_from_tflite(path: str, seed: int = 0) -> tuple[onnx.ModelProto, dict]:
             continue
         x = names[ids[0]]
         out = fresh(name.lower())
-        o_shape = _nchw(out_shape)
+        o_shape = nchw(out_shape)
         if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             w = ins[1]
             if name == "CONV_2D":
@@ -152,14 +110,14 @@ def twin_from_tflite(path: str, seed: int = 0) -> tuple[onnx.ModelProto, dict]:
     final = names[ops[-1][3]]
     graph = helper.make_graph(
         nodes, "twin", [helper.make_tensor_value_info("input", onnx.TensorProto.INT8,
-                                                      list(_nchw(input_shape)))],
+                                                      list(nchw(input_shape)))],
         [onnx.ValueInfoProto(name=final)],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
                                                     helper.make_opsetid("thinker", 1)])
     entry = model.metadata_props.add()
     entry.key, entry.value = "thinker:exponent:input", str(Q_ACT)
-    summary = {"ops": [o[0] for o in ops], "input": _nchw(input_shape)}
+    summary = {"ops": [o[0] for o in ops], "input": nchw(input_shape)}
     return model, summary
 
 
