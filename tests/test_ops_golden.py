@@ -210,6 +210,14 @@ def test_relu_and_clip_compare_raw_integers():
     assert run_op("Clip", [x], opset=6, min=-2.0, max=3.0).tolist() == [[-2, -1, 0, 3, 3]]
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.float32])
+def test_relu_keeps_every_width_and_the_dtype(dtype):
+    top = np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else 2.0**100
+    x = np.array([[-top, -1, 0, 5, top]], dtype=dtype)
+    y = run_op("Relu", [x])
+    assert y.dtype == dtype and y.tolist() == [[0, 0, 0, 5, top]]
+
+
 def test_prelu_rescales_the_negative_side_by_the_slope():
     x = np.array([[[4, -4, -3]]], dtype=I8)  # [1, 1, 3]
     slope = Const(np.array([[1]], dtype=I8))  # q 2: 0.25

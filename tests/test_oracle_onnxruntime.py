@@ -71,6 +71,97 @@ def test_conv2d_accumulator_and_requant_match_onnxruntime(case, size):
         assert np.array_equal(y.astype(np.int64), expected)
 
 
+# depthwise convs run as banded per-channel GEMMs (conv.DepthwiseBands): shapes that exercise
+# several strips (wide maps), several output rows per GEMM row (small maps), strides whose
+# padded height is odd, dilation, asymmetric pads and a 1x1 output
+# (channels, kernel, stride, pads [t, l, b, r], dilation, (height, width))
+DEPTHWISE_GRID = [
+    (8, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), (32, 32)),  # two strips of 16 columns
+    (5, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), (6, 37)),  # three strips, the last one partial
+    (8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), (33, 33)),  # stride 2, odd padded height
+    (4, (5, 5), (1, 1), (2, 1, 0, 3), (1, 1), (11, 7)),  # asymmetric pads, 5x5 kernel
+    (4, (3, 3), (3, 3), (0, 0, 0, 0), (1, 1), (17, 17)),  # stride 3
+    (4, (3, 3), (2, 1), (1, 1, 1, 1), (2, 2), (12, 20)),  # mixed strides, dilation
+    (6, (1, 3), (1, 1), (0, 1, 0, 1), (1, 1), (5, 40)),  # rectangular kernel
+    (16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), (4, 4)),  # four output rows per GEMM row
+    (4, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), (3, 3)),  # a 1x1 output
+]
+
+
+def _depthwise_case(channels, kernel, stride, pads, dilation):
+    return (channels, channels, kernel, stride, pads, dilation, channels)
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_GRID, ids=lambda c: f"c{c[0]}k{c[1]}s{c[2]}p{c[3]}"
+                         f"d{c[4]}x{c[5]}")
+def test_depthwise_accumulator_and_requant_match_onnxruntime(case):
+    channels, kernel, stride, pads, dilation, size = case
+    conv = _depthwise_case(channels, kernel, stride, pads, dilation)
+    x = RNG.integers(-128, 128, (3, channels, *size), dtype=np.int8)
+    w = RNG.integers(-128, 128, (channels, 1, *kernel), dtype=np.int8)
+    b = RNG.integers(-5000, 5000, channels, dtype=np.int32)
+    acc = conv_integer_oracle(x, w, conv) + b[None, :, None, None]
+    y_float = run_op("Conv2dInt", [x, Const(w), Const(b)], scale_x=1.0, scale_w=1.0,
+                     **conv_attrs(conv))
+    assert np.array_equal(y_float.astype(np.int64), acc)
+    y = run_op("Conv2dInt", [x, Const(w), Const(b)], scale_x=32.0, scale_w=128.0, scale_o=8.0,
+               o_bits=8, **conv_attrs(conv))
+    assert np.array_equal(y.astype(np.int64), qmath.rescale(acc, 9, 8))
+
+
+def test_depthwise_in_channel_chunks_matches_onnxruntime(monkeypatch):
+    """Channels go through the cache-sized chunks one at a time, the last chunk partial."""
+    from thinker.ops import depthwise as depthwise_module
+
+    conv = _depthwise_case(7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
+    x = RNG.integers(-128, 128, (4, 7, 20, 20), dtype=np.int8)
+    w = RNG.integers(-128, 128, (7, 1, 3, 3), dtype=np.int8)
+    acc = conv_integer_oracle(x, w, conv)
+    for budget in (1, 40_000, 100_000):  # one channel per chunk, then a few with a partial last
+        monkeypatch.setattr(depthwise_module, "CACHE_BYTES", budget)
+        y = run_op("Conv2dInt", [x, Const(w)], scale_x=1.0, scale_w=1.0, **conv_attrs(conv))
+        assert np.array_equal(y.astype(np.int64), acc)
+
+
+def test_depthwise_conv1d_and_16bit_input_match_onnxruntime():
+    conv = _depthwise_case(6, (1, 5), (1, 2), (0, 2, 0, 1), (1, 1))
+    x = RNG.integers(-128, 128, (2, 6, 1, 50), dtype=np.int8)
+    w = RNG.integers(-128, 128, (6, 1, 1, 5), dtype=np.int8)
+    acc = conv_integer_oracle(x, w, conv)
+    y = run_op("Conv1dInt", [x[:, :, 0], Const(w[:, :, 0])], scale_x=1.0, scale_w=1.0,
+               kernel_shape=[5], strides=[2], pads=[2, 1], dilations=[1], group=6)
+    assert np.array_equal(y.astype(np.int64), acc[:, :, 0])
+    # 16-bit input: the bound needs float64; oracle on the two 8-bit halves as above
+    x16 = RNG.integers(-32768, 32768, (2, 6, 1, 50), dtype=np.int16)
+    hi, lo = (x16 >> 8).astype(np.int8), (x16 & 0xFF).astype(np.uint8)
+    acc16 = conv_integer_oracle(hi, w, conv) * 256 + conv_integer_oracle(lo, w, conv)
+    y16 = run_op("Conv2dInt", [x16, Const(w)], scale_x=1.0, scale_w=1.0, scale_o=2.0**-4,
+                 o_bits=16, **conv_attrs(conv))
+    assert np.array_equal(y16.astype(np.int64), qmath.rescale(acc16, 4, 16))
+
+
+# strided group-1 and grouped convs run as stride-1 convs over the input's phase planes
+# (conv._phase_planes) when the padded grid adds little
+PHASE_GRID = [
+    (6, 8, (3, 3), (2, 2), (1, 0, 2, 1), (2, 2), 1),  # stride and dilation 2, asymmetric pads
+    (4, 6, (3, 3), (3, 2), (1, 1, 1, 1), (1, 1), 1),  # different strides per axis
+    (8, 8, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 2),  # grouped
+]
+
+
+@pytest.mark.parametrize("case", PHASE_GRID, ids=lambda c: f"c{c[0]}o{c[1]}s{c[3]}p{c[4]}"
+                         f"d{c[5]}g{c[6]}")
+def test_strided_conv_on_phase_planes_matches_onnxruntime(case):
+    cin, cout, kernel, *_, group = case
+    x = RNG.integers(-128, 128, (3, cin, 30, 31), dtype=np.int8)
+    w = RNG.integers(-128, 128, (cout, cin // group, *kernel), dtype=np.int8)
+    b = RNG.integers(-5000, 5000, cout, dtype=np.int32)
+    acc = conv_integer_oracle(x, w, case) + b[None, :, None, None]
+    y = run_op("Conv2dInt", [x, Const(w), Const(b)], scale_x=1.0, scale_w=1.0,
+               **conv_attrs(case))
+    assert np.array_equal(y.astype(np.int64), acc)
+
+
 def test_conv2d_16bit_input_needs_float64_and_stays_exact():
     case = (8, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1)
     x16 = RNG.integers(-32768, 32768, (1, 8, 7, 7), dtype=np.int16)

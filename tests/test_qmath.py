@@ -142,3 +142,45 @@ def test_folded_float_requant_equals_integer_rescale(acc, shift, bits):
     dtype = qmath.float_dtype_for_bound(bound)
     y = np.array([(acc + half) * scale + offset], dtype=dtype)
     assert int(qmath.saturate_folded(y, bits)[0]) == int(qmath.rescale(acc, shift, bits))
+
+
+INT_DTYPES = st.sampled_from([np.int8, np.int16, np.int32])
+
+
+@given(st.data(), INT_DTYPES, st.integers(-12, 20), st.sampled_from([8, 16, 32]))
+def test_rescale_into_a_narrow_work_array_equals_rescale(data, dtype, s, bits):
+    info = np.iinfo(dtype)
+    values = data.draw(st.lists(st.integers(int(info.min), int(info.max)), min_size=1,
+                                max_size=20))
+    v = np.array(values, dtype=dtype)
+    in_bits = info.bits
+    # the narrowest work dtype that holds |v| << -s and |v| + 2**(s-1) (kernels' rule)
+    work = qmath.work_dtype(max(in_bits - 1 + max(0, -s), s - 1, bits - 1) + 2)
+    out = qmath.rescale_into(v, s, bits, np.empty(v.shape, dtype=work))
+    assert out.tolist() == qmath.rescale(v.astype(np.int64), s, bits).tolist()
+
+
+@given(st.data(), INT_DTYPES, INT_DTYPES, st.integers(-4, 12), st.integers(-4, 12),
+       st.integers(-4, 12), st.sampled_from([8, 16]), st.booleans(), st.booleans())
+def test_rescaled_sum_in_its_work_dtype_equals_the_int64_definition(
+        data, dx, dy, qx, qy, qo, bits, subtract, broadcast):
+    from thinker.ops.elementwise import IqAdd
+
+    def ints(dtype, shape):
+        info = np.iinfo(dtype)
+        flat = data.draw(st.lists(st.integers(int(info.min), int(info.max)),
+                                  min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+        return np.array(flat, dtype=dtype).reshape(shape)
+
+    x = ints(dx, (3, 2, 4)).transpose(1, 0, 2)  # a transposed layout, as conv outputs have
+    y = ints(dy, (2, 1, 4) if broadcast else (2, 3, 4))
+    in_bits = [np.iinfo(dx).bits, np.iinfo(dy).bits]
+    work = qmath.work_dtype(IqAdd.magnitude_bits(in_bits, qx, qy, qo, bits))
+    a = qmath.rescale(x.astype(np.int64), qx - qo, bits)
+    b = qmath.rescale(y.astype(np.int64), qy - qo, bits)
+    expected = qmath.saturate(a - b if subtract else a + b, bits)
+    out = np.empty(x.shape, dtype=qmath.storage_dtype(bits))
+    got = qmath.rescaled_sum(x, qx, y, qy, qo, bits, subtract=subtract, work=work, out=out)
+    assert got is out and out.tolist() == expected.tolist()
+    assert qmath.rescaled_sum(x, qx, y, qy, qo, bits, subtract=subtract).tolist() == \
+        expected.tolist()

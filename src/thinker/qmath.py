@@ -116,20 +116,58 @@ def rescale(v, s, bits: int, signed: bool = True, work=np.int64):
     return saturate(rshift_round(v, s, work), bits, signed)
 
 
-def _saturate_into(v: np.ndarray, bits: int, out: np.ndarray | None):
-    if out is None:
-        return saturate(v, bits)
+def _saturate_into(v, bits: int, out: np.ndarray | None):
+    """Saturate ``v`` to ``bits``: into ``out`` (saturate and narrow in one pass), else in
+    place (``v`` is a temporary of the caller's)."""
     lo, hi = int_range(bits)
-    return np.clip(v, lo, hi, out=out, casting="unsafe")  # saturate and narrow in one pass
+    w = v.dtype.type
+    if out is None and not isinstance(v, np.ndarray):
+        return np.clip(v, w(lo), w(hi))
+    return np.clip(v, w(lo), w(hi), out=v if out is None else out, casting="unsafe")
+
+
+def _within(dtype, bits: int, signed: bool = True) -> bool:
+    """Whether every value of integer ``dtype`` already lies in the ``bits``-wide range."""
+    lo, hi = int_range(bits, signed)
+    info = np.iinfo(dtype)
+    return lo <= info.min and info.max <= hi
+
+
+def rescale_into(v, s: int, bits: int, out: np.ndarray) -> np.ndarray:
+    """``rescale(v, s, bits)`` written into the integer array ``out`` (``v`` broadcast to its
+    shape), in place, without temporaries. ``out``'s dtype must hold every intermediate
+    (|v| + 2**(s-1), |v| << -s), as ``rescale``'s ``work`` does; every step runs in it.
+    Operands are numpy scalars of that dtype: some ufuncs have no SIMD loop for a python-int
+    operand (4-8x slower passes)."""
+    w = out.dtype.type
+    if s > 0:
+        np.add(v, w(1 << (s - 1)), out=out, dtype=w)
+        np.right_shift(out, w(s), out=out)
+    elif s < 0:
+        np.left_shift(v, w(-s), out=out, dtype=w)
+    else:
+        np.copyto(out, v, casting="same_kind")
+    # a right shift with rounding never leaves the input's range: saturate only when needed
+    if s < 0 or not _within(np.asarray(v).dtype, bits):
+        lo, hi = int_range(bits)
+        np.clip(out, w(lo), w(hi), out=out)
+    return out
 
 
 def rescaled_sum(x, qx: int, y, qy: int, qo: int, bits: int, subtract: bool = False,
                  work=np.int64, out: np.ndarray | None = None):
     """iqAdd / iqSub: each input rescaled to exponent ``qo`` and saturated on its own, then
-    the saturating add (or subtract). ``out``: an integer array to write the result into."""
-    a = rescale(x, qx - qo, bits, work=work)
-    b = rescale(y, qy - qo, bits, work=work)
-    merged = np.subtract(a, b, dtype=work) if subtract else np.add(a, b, dtype=work)
+    the saturating add (or subtract). ``out``: an integer array to write the result into.
+
+    Computed in place in one ``work`` array laid out like ``x`` (a transposed layout costs
+    no strided pass); ``work`` must hold each rescaled input's intermediates and their sum."""
+    x, y = np.asarray(x), np.asarray(y)
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    merged = np.empty_like(x, dtype=work) if x.shape == shape else np.empty(shape, work)
+    a = x if qx == qo and _within(x.dtype, bits) else rescale_into(x, qx - qo, bits, merged)
+    b = y if qy == qo and _within(y.dtype, bits) else \
+        rescale_into(y, qy - qo, bits, np.empty_like(y, dtype=work))
+    (np.subtract if subtract else np.add)(a, b, out=merged, dtype=work)
     return _saturate_into(merged, bits, out)
 
 

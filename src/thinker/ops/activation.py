@@ -20,10 +20,16 @@ class Relu(Op):
         return [spec(ins[0].shape, ins[0].dtype, ins[0].exponent)]
 
     def prepare(self, node, ins, outs):
-        zero = ins[0].dtype.type(0)
+        dtype = np.dtype(ins[0].dtype)
+        zero = dtype.type(0)
+        if not np.issubdtype(dtype, np.integer):
+            return lambda x, *_: (np.maximum(x, zero),)
+        top = dtype.type(np.iinfo(dtype).max)
 
         def run(x, *_):
-            return (np.maximum(x, zero),)
+            # the same integers as maximum(x, 0); numpy's clip has a SIMD loop for a
+            # same-dtype scalar pair, maximum against a scalar does not (~7x slower on int8)
+            return (np.clip(x, zero, top),)
 
         return run
 

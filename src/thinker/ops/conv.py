@@ -3,7 +3,8 @@
 Accumulator = integer convolution of int x and int w (+ int32 bias at qx + qw), then the
 shared output stage (``thinker.ops.accumulate``). Computed in float BLAS where exact:
 im2col by kernel-offset slices (a loop over kh*kw offsets, never over pixels or channels) and
-one GEMM per group; depthwise convs as kh*kw fused multiply-adds.
+one GEMM per group, strided convs as stride-1 convs over the input's phase planes; depthwise
+convs as one banded GEMM per channel (``DepthwiseBands``).
 
 Internally activations are laid out (C, N, H, W) so that im2col rows are contiguous and the GEMM
 result needs no transpose; the returned tensor is an NCHW view.
@@ -19,6 +20,7 @@ from thinker.errors import ThinkerModelError
 from thinker.graph.ir import Node, Tensor
 from thinker.ops.accumulate import OutputStage, accumulator_output_spec
 from thinker.ops.base import REQUIRED, Op, Scratch, const_input, register
+from thinker.ops.depthwise import BandedDepthwise
 
 CONV_ATTRS = {
     "scale_x": REQUIRED, "scale_w": REQUIRED, "scale_o": None, "o_bits": None,
@@ -103,38 +105,89 @@ def _window(xp: np.ndarray, i: int, j: int, g: Geometry2d, ho: int, wo: int) -> 
     return xp[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
 
 
+MAX_GRID_WASTE = 1.35  # largest grid / valid outputs ratio worth computing to get shifted im2col
+
+
+def _phase_span(phase: int, stride: int, pad: int, size: int) -> tuple[int, int, int]:
+    """Along one axis, phase plane ``phase`` holds padded positions r*stride + phase; returns
+    (first plane index holding input, that input index, how many input indices it holds)."""
+    first = max(0, -(-(pad - phase) // stride))
+    src = first * stride + phase - pad
+    return first, src, max(0, -(-(size - src) // stride))
+
+
+def _phase_planes(x: np.ndarray, g: Geometry2d, scratch: Scratch) -> np.ndarray:
+    """The padded input split by stride phase: [C, sh*sw, N, Hq, Wq], plane (a, b) holding the
+    padded pixels (r*sh + a, c*sw + b), in x's dtype. With stride 1 it is the padded input.
+    Borders are never written, so a reused buffer keeps its zeros."""
+    n, c, h, w = x.shape
+    (sh, sw), (pt, pl, pb, pr) = g.strides, g.pads
+    hq, wq = -(-(h + pt + pb) // sh), -(-(w + pl + pr) // sw)
+    planes, _ = scratch.zeros("phase_planes", (c, sh * sw, n, hq, wq), x.dtype)
+    xt = x.transpose(1, 0, 2, 3)
+    for a in range(sh):
+        r0, src_r, nr = _phase_span(a, sh, pt, h)
+        for b in range(sw):
+            c0, src_c, nc = _phase_span(b, sw, pl, w)
+            planes[:, a * sw + b, :, r0:r0 + nr, c0:c0 + nc] = \
+                xt[:, :, src_r:src_r + sh * nr:sh, src_c:src_c + sw * nc:sw]
+    return planes
+
+
+def _shifted_taps(x: np.ndarray, g: Geometry2d, ho: int, wo: int, scratch: Scratch):
+    """im2col rows as contiguous shifts: returns (flat [C, L], offsets, grid) such that the
+    im2col row of channel c and kernel offset t, over the output positions of ``grid``
+    (N, rows, cols), is ``flat[c, offsets[t]:][:N*rows*cols]``; the valid outputs are the
+    grid's [:ho, :wo] corner. A strided conv is a stride-1 conv over the input's phase planes
+    (``_phase_planes``). Returns None where the grid's extra outputs (those falling in the
+    padding) would cost more than strided gathers save."""
+    n, c, h, w = x.shape
+    kh, kw = g.kernel
+    (sh, sw), (dh, dw) = g.strides, g.dilations
+    if (kh, kw) == (1, 1) and g.strides == (1, 1) and not any(g.pads):
+        return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, -1), [0], (n, h, w)
+    hq = -(-(h + g.pads[0] + g.pads[2]) // sh)
+    wq = -(-(w + g.pads[1] + g.pads[3]) // sw)
+    if hq * wq > MAX_GRID_WASTE * ho * wo:
+        return None
+    plane = n * hq * wq
+    offsets = [((i * dh) % sh * sw + (j * dw) % sw) * plane + (i * dh // sh) * wq + j * dw // sw
+               for i in range(kh) for j in range(kw)]
+    return _phase_planes(x, g, scratch).reshape(c, -1), offsets, (n, hq, wq)
+
+
+def _copy_shifts(rows: np.ndarray, flat: np.ndarray, offsets: list[int], start: int,
+                 count: int) -> None:
+    """rows[:, t, :count] = flat[:, start + offsets[t]:][:count], zeros past flat's end (those
+    only feed outputs outside the valid corner, which are cut away)."""
+    end = flat.shape[1]
+    for t, off in enumerate(offsets):
+        have = max(0, min(count, end - start - off))
+        rows[:, t, :have] = flat[:, start + off: start + off + have]
+        if have < count:
+            rows[:, t, have:count] = 0
+
+
 def _columns(x: np.ndarray, g: Geometry2d, ho: int, wo: int, scratch: Scratch, dtype):
     """im2col with a trailing row of ones (it multiplies the folded bias column).
 
     Returns (cols [C*kh*kw + 1, P], out_grid): P output positions laid out as ``out_grid``
-    (N, rows, cols), from which the kernel takes the valid [:ho, :wo] corner. For stride-1
-    convs whose padding adds little, the columns are shifts of the flattened padded input:
-    kh*kw contiguous copies instead of strided gathers, at the price of computing the few
-    outputs that fall in the padding."""
-    n, c, h, w = x.shape
+    (N, rows, cols), from which the kernel takes the valid [:ho, :wo] corner. Columns are
+    contiguous shifts (``_shifted_taps``) where the padding adds little, else strided
+    gathers of the padded input."""
+    n, c = x.shape[:2]
     kh, kw = g.kernel
     k = c * kh * kw
-    if (kh, kw) == (1, 1) and g.strides == (1, 1) and not any(g.pads):
-        cols, new = scratch.zeros("cols", (k + 1, n * h * w), dtype)
+    shifted = _shifted_taps(x, g, ho, wo, scratch)
+    if shifted is not None:
+        flat, offsets, grid = shifted
+        total = int(np.prod(grid))
+        cols, new = scratch.zeros("cols", (k + 1, total), dtype)
         if new:
             cols[k] = 1
-        cols[:k].reshape(c, n, h, w)[...] = x.transpose(1, 0, 2, 3)
-        return cols, (n, h, w)
+        _copy_shifts(cols[:k].reshape(c, len(offsets), total), flat, offsets, 0, total)
+        return cols, grid
     xp = _padded_input(x, g, scratch, dtype)
-    hp, wp = xp.shape[2:]
-    if g.strides == (1, 1) and hp * wp <= 1.35 * ho * wo:
-        flat = xp.reshape(c, n * hp * wp)
-        (dh, dw) = g.dilations
-        length = flat.shape[1] - ((kh - 1) * dh * wp + (kw - 1) * dw)
-        cols, new = scratch.zeros("cols", (k + 1, n * hp * wp), dtype)
-        if new:
-            cols[k] = 1
-        rows = cols[:k].reshape(c, kh * kw, n * hp * wp)
-        for i in range(kh):
-            for j in range(kw):
-                off = i * dh * wp + j * dw
-                rows[:, i * kw + j, :length] = flat[:, off: off + length]
-        return cols, (n, hp, wp)
     cols, new = scratch.zeros("cols", (k + 1, n * ho * wo), dtype)
     if new:
         cols[k] = 1
@@ -149,27 +202,16 @@ def _gemm_conv_blocked(x: np.ndarray, g: Geometry2d, ho: int, wo: int, w: np.nda
                       stage: OutputStage, scratch: Scratch) -> np.ndarray | None:
     """Group-1 conv as GEMMs over blocks of output positions: each block builds its columns
     (plus the ones row for the folded bias), multiplies and saturates while it is in cache.
-    Works where columns are contiguous shifts: 1x1 stride-1 convs without padding, and
-    stride-1 convs whose padding adds little (outputs are then computed on the padded grid and
-    the valid corner returned, a view). Returns None elsewhere."""
-    n, c, h, wd = x.shape
-    kh, kw = g.kernel
-    (dh, dw) = g.dilations
-    fdt = w.dtype
-    if (kh, kw) == (1, 1) and g.strides == (1, 1) and not any(g.pads):
-        flat = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, n * h * wd)
-        offsets, grid = [0], (n, h, wd)
-    elif g.strides == (1, 1):
-        hp, wp = h + g.pads[0] + g.pads[2], wd + g.pads[1] + g.pads[3]
-        if hp * wp > 1.35 * ho * wo:
-            return None
-        flat = _padded_input(x, g, scratch, fdt).reshape(c, n * hp * wp)
-        offsets = [i * dh * wp + j * dw for i in range(kh) for j in range(kw)]
-        grid = (n, hp, wp)
-    else:
+    Works where columns are contiguous shifts (``_shifted_taps``): outputs are then computed
+    on its grid and the valid corner returned, a view. Returns None elsewhere."""
+    shifted = _shifted_taps(x, g, ho, wo, scratch)
+    if shifted is None:
         return None
-    o, k = w.shape[0], c * kh * kw
-    total = flat.shape[1]
+    flat, offsets, grid = shifted
+    fdt = w.dtype
+    c = x.shape[1]
+    o, k = w.shape[0], c * len(offsets)
+    total = int(np.prod(grid))
     block = max(256, (1 << 18) // (k + 1))  # ~1 MiB of float32 columns per block
     cols, new = scratch.zeros("cols_block", (k + 1, block), fdt)
     if new:
@@ -178,76 +220,11 @@ def _gemm_conv_blocked(x: np.ndarray, g: Geometry2d, ho: int, wo: int, w: np.nda
     acc, _ = scratch.zeros("acc_block", (o, block), fdt)
     out = np.empty((o, total), dtype=stage.out_dtype)
     for start in range(0, total, block):
-        stop = min(start + block, total)
-        m = stop - start
-        for t, off in enumerate(offsets):
-            have = min(stop + off, total) - (start + off)
-            rows[:, t, :have] = flat[:, start + off: start + off + have]
-            if have < m:  # past the end of the last image: outputs that are cut away later
-                rows[:, t, have:m] = 0
+        m = min(block, total - start)
+        _copy_shifts(rows, flat, offsets, start, m)
         np.matmul(w, cols[:, :m], out=acc[:, :m])
-        stage.finish_folded(acc[:, :m], out[:, start:stop])
+        stage.finish_folded(acc[:, :m], out[:, start:start + m])
     return out.reshape(o, *grid)[:, :, :ho, :wo]
-
-
-def _depthwise(x: np.ndarray, w: np.ndarray, g: Geometry2d, ho: int, wo: int,
-               scratch: Scratch) -> np.ndarray:
-    """Depthwise conv; ``w`` is [C, 1, kh*kw + 1] with the folded bias last. Returns the
-    accumulator as a (C, N, ho, wo) view.
-
-    Large stride-1 maps: every kernel offset is one shift of the flattened (N, Hp, Wp) plane;
-    column blocks of those shifts (plus a ones row) go through a per-channel GEMM so each
-    block stays in cache, computing outputs on the padded grid. Small maps or strides:
-    channels-last multiply-adds, whose innermost loop runs over the channels."""
-    kh, kw = g.kernel
-    taps = kh * kw
-    (dh, dw) = g.dilations
-    if g.strides != (1, 1) or ho * wo <= 128:
-        return _depthwise_channels_last(x, w, g, ho, wo, scratch)
-    xp = _padded_input(x, g, scratch, w.dtype)
-    c, n, hp, wp = xp.shape
-    flat = xp.reshape(c, n * hp * wp)
-    length = flat.shape[1] - ((kh - 1) * dh * wp + (kw - 1) * dw)
-    acc, _ = scratch.zeros("acc", (c, 1, flat.shape[1]), flat.dtype)
-    block = max(1000, (1 << 18) // c)
-    cols, new = scratch.zeros("cols", (c, taps + 1, block), flat.dtype)
-    if new:
-        cols[:, taps] = 1
-    for start in range(0, length, block):
-        stop = min(start + block, length)
-        for i in range(kh):
-            for j in range(kw):
-                off = i * dh * wp + j * dw
-                cols[:, i * kw + j, : stop - start] = flat[:, start + off: stop + off]
-        np.matmul(w, cols[:, :, : stop - start], out=acc[:, :, start:stop])
-    return acc.reshape(c, n, hp, wp)[:, :, :ho, :wo]
-
-
-def _depthwise_channels_last(x: np.ndarray, w: np.ndarray, g: Geometry2d, ho: int, wo: int,
-                             scratch: Scratch) -> np.ndarray:
-    """Channels-last multiply-adds, a few images at a time so the operands stay in cache."""
-    n, c, h, wd = x.shape
-    kh, kw = g.kernel
-    pt, pl, pb, pr = g.pads
-    (sh, sw), (dh, dw) = g.strides, g.dilations
-    xp, _ = scratch.zeros("padded_nhwc", (n, h + pt + pb, wd + pl + pr, c), w.dtype)
-    xp[:, pt:pt + h, pl:pl + wd, :] = x.transpose(0, 2, 3, 1)
-    taps = w[:, 0, :].T  # [kh*kw + 1, C]
-    per_image = (xp[0].size + 2 * ho * wo * c) * w.dtype.itemsize
-    chunk = max(1, (3 << 19) // per_image)  # ~1.5 MiB working set
-    acc, _ = scratch.zeros("acc_nhwc", (n, ho, wo, c), w.dtype)
-    tmp, _ = scratch.zeros("tmp_nhwc", (min(chunk, n), ho, wo, c), w.dtype)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        out, t, src = acc[start:stop], tmp[: stop - start], xp[start:stop]
-        out[...] = taps[kh * kw]
-        for i in range(kh):
-            for j in range(kw):
-                win = src[:, i * dh: i * dh + sh * (ho - 1) + 1: sh,
-                          j * dw: j * dw + sw * (wo - 1) + 1: sw]
-                np.multiply(win, taps[i * kw + j], out=t)
-                out += t
-    return acc.transpose(3, 0, 1, 2)
 
 
 def _weight_abs_sum(w: np.ndarray, out_axis: int) -> int:
@@ -307,10 +284,10 @@ class _Conv(_ConvBase):
         fdt = stage.float_dtype
         fbias = stage.folded_bias(o)
         depthwise = groups == o and cg == 1
-        wdw = None
-        if depthwise:  # [C, 1, kh*kw + 1]: taps, then the folded bias (times a ones row)
-            wdw = np.concatenate([stage.fold_weights(w.reshape(o, 1, kh * kw)),
-                                  fbias.reshape(o, 1, 1)], axis=2)
+        if depthwise:  # [C, kh*kw + 1]: taps, then the folded bias (times a ones column)
+            depthwise_conv = BandedDepthwise(
+                np.concatenate([stage.fold_weights(w.reshape(o, kh * kw)), fbias.reshape(o, 1)],
+                               axis=1), g, stage)
         # per group: [O/G, Cg*kh*kw + 1], the last column is the folded bias (times the ones row)
         wmat = np.concatenate(
             [stage.fold_weights(w.reshape(groups, o // groups, cg * kh * kw)),
@@ -323,7 +300,8 @@ class _Conv(_ConvBase):
             h, wd = x4.shape[2:]
             ho, wo = g.conv_out(h, wd)
             if depthwise:
-                y = _depthwise(x4, wdw, g, ho, wo, scratch)
+                out = depthwise_conv(x4).transpose(1, 0, 2, 3)
+                return (out if spatial2 else out[:, :, 0, :],)
             elif groups == 1:
                 blocked = _gemm_conv_blocked(x4, g, ho, wo, wmat[0], stage, scratch)
                 if blocked is not None:
