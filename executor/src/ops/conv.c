@@ -77,6 +77,19 @@ static void dims4(const thk_tensor *t, uint32_t spatial, uint32_t out[4]) {
 
 /* ---- prepare --------------------------------------------------------------------------------- */
 
+/* Input, constant weight, optional constant bias and output of any conv. */
+static thinker_status conv_operands(const thinker_model *m, const thk_op *op, thk_tensor *x,
+                                    thk_tensor *w, thk_tensor *b, thk_tensor *out,
+                                    int *has_bias, thinker_message *msg) {
+    if (op->n_in < 2 || op->n_in > 3 || op->n_out != 1) THK_BAD("expects 2-3 inputs and 1 output");
+    if (!thk_op_input(m, op, 0, x) || !thk_op_input(m, op, 1, w)) THK_BAD("input and weight are required");
+    if (!w->init) THK_BAD("weight must be a constant");
+    *has_bias = thk_op_input(m, op, 2, b);
+    if (*has_bias && !b->init) THK_BAD("bias must be a constant");
+    thk_op_output(m, op, 0, out);
+    return THINKER_OK;
+}
+
 static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs *needs,
                                    thinker_message *msg, uint32_t spatial) {
     thk_conv_params *p = &op->p.conv;
@@ -86,12 +99,8 @@ static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs
     int has_bias;
     uint64_t scratch;
     thinker_status s;
-    if (op->n_in < 2 || op->n_in > 3 || op->n_out != 1) THK_BAD("expects 2-3 inputs and 1 output");
-    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &w)) THK_BAD("input and weight are required");
-    if (!w.init) THK_BAD("weight must be a constant");
-    has_bias = thk_op_input(m, op, 2, &b);
-    if (has_bias && !b.init) THK_BAD("bias must be a constant");
-    thk_op_output(m, op, 0, &out);
+    s = conv_operands(m, op, &x, &w, &b, &out, &has_bias, msg);
+    if (s != THINKER_OK) return s;
     if (x.ndim != spatial + 2 || w.ndim != spatial + 2) THK_BAD("input and weight rank do not match the conv");
     if (!thk_is_int(w.dtype) && w.dtype != THINKER_INT4) THK_BAD("weight must be integer");
     if (x.dtype == THINKER_INT64) THK_BAD("int64 inputs are not supported");
@@ -358,12 +367,8 @@ thinker_status thk_conv_transpose2d_prepare(const thinker_model *m, thk_op *op, 
     uint64_t best = 0;
     int has_bias;
     thinker_status s;
-    if (op->n_in < 2 || op->n_in > 3 || op->n_out != 1) THK_BAD("expects 2-3 inputs and 1 output");
-    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &w)) THK_BAD("input and weight are required");
-    if (!w.init) THK_BAD("weight must be a constant");
-    has_bias = thk_op_input(m, op, 2, &b);
-    if (has_bias && !b.init) THK_BAD("bias must be a constant");
-    thk_op_output(m, op, 0, &out);
+    s = conv_operands(m, op, &x, &w, &b, &out, &has_bias, msg);
+    if (s != THINKER_OK) return s;
     if (x.ndim != 4 || w.ndim != 4) THK_BAD("expects 4-D input and weight");
     if (!thk_is_int(w.dtype) && w.dtype != THINKER_INT4) THK_BAD("weight must be integer");
     s = read_geometry(op, &w, 2, 1, p, msg);

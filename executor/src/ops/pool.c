@@ -81,6 +81,20 @@ static void spatial_sizes(const thk_tensor *x, const thk_pool_params *p, uint32_
     }
 }
 
+/* A 1-D pool is a 2-D pool over one row: kernel, stride, dilation and top pad of that row. */
+static void window_2d(const thk_pool_params *p, uint32_t *kh, uint32_t *kw, uint32_t *sh,
+                      uint32_t *sw, uint32_t *dh, uint32_t *dw, uint32_t *pt, uint32_t *pl) {
+    int two = p->spatial == 2;
+    *kh = two ? p->kernel[0] : 1;
+    *kw = p->kernel[two];
+    *sh = two ? p->strides[0] : 1;
+    *sw = p->strides[two];
+    *dh = two ? p->dilations[0] : 1;
+    *dw = p->dilations[two];
+    *pt = two ? p->pads[0] : 0;
+    *pl = p->pads[two];
+}
+
 static int64_t divisor_at(const thk_pool_params *p, uint32_t h, uint32_t w, uint32_t oy, uint32_t ox) {
     if (p->override > 0) return p->override;
     if (p->spatial == 1) return axis_divisor(p, 0, w, ox);
@@ -138,12 +152,7 @@ thinker_status thk_avgpool2d_run(thk_run_ctx *ctx) {
     thk_op_input(m, op, 0, &x);
     thk_op_output(m, op, 0, &out);
     spatial_sizes(&x, p, &h, &w, &oh, &ow);
-    if (p->spatial == 2) {
-        kh = p->kernel[0]; kw = p->kernel[1]; sh = p->strides[0]; sw = p->strides[1];
-        dh = p->dilations[0]; dw = p->dilations[1]; pt = p->pads[0]; pl = p->pads[1];
-    } else {
-        kh = 1; kw = p->kernel[0]; sh = 1; sw = p->strides[0]; dh = 1; dw = p->dilations[0]; pt = 0; pl = p->pads[0];
-    }
+    window_2d(p, &kh, &kw, &sh, &sw, &dh, &dw, &pt, &pl);
     plane = h * w;
     for (nc = 0; nc < x.dims[0] * x.dims[1]; nc++) {
         uint32_t base = nc * plane;
@@ -202,12 +211,7 @@ thinker_status thk_maxpool_run(thk_run_ctx *ctx) {
     thk_op_input(m, op, 0, &x);
     thk_op_output(m, op, 0, &out);
     spatial_sizes(&x, p, &h, &w, &oh, &ow);
-    if (p->spatial == 2) {
-        kh = p->kernel[0]; kw = p->kernel[1]; sh = p->strides[0]; sw = p->strides[1];
-        dh = p->dilations[0]; dw = p->dilations[1]; pt = p->pads[0]; pl = p->pads[1];
-    } else {
-        kh = 1; kw = p->kernel[0]; sh = 1; sw = p->strides[0]; dh = 1; dw = p->dilations[0]; pt = 0; pl = p->pads[0];
-    }
+    window_2d(p, &kh, &kw, &sh, &sw, &dh, &dw, &pt, &pl);
     for (nc = 0; nc < x.dims[0] * x.dims[1]; nc++) {
         uint32_t base = nc * h * w;
         for (oy = 0; oy < oh; oy++)
