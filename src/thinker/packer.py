@@ -201,15 +201,20 @@ class Packer:
             d.tensor = graph.inputs[d.input_index]
         pack = PackInput(device.id, plan.placements, plan.arena_sizes(), dynamic)
         data = self._stage("serialize", self._serialize, graph, pack)
-        limits = {fmt.MEM_SRAM: o.ramsize or device.sram,
-                  fmt.MEM_PSRAM: o.psramsize if o.psramsize is not None else device.psram,
-                  fmt.MEM_FLASH: device.flash}
-        report = ReportData(model_name, device, limits, plan, graph, macs, len(data))
+        report = ReportData(model_name, device, self._limits(device), plan, graph, macs,
+                            len(data))
         self._stage("report", self._write_report, report)
         if device.flash and len(data) > device.flash:
             raise ThinkerDeviceError(f"model.bin is {len(data):,} B but {device.name} flash is "
                                      f"{device.flash:,} B; use 4-bit weights or a smaller model")
         return PackResult(graph, device, plan, data, macs, report, self.workspace, self.notices)
+
+    def _limits(self, device: DeviceProfile) -> dict[int, int]:
+        """Bytes available per memory kind: the device's, or --ramsize / --psramsize."""
+        o = self.o
+        return {fmt.MEM_SRAM: o.ramsize or device.sram,
+                fmt.MEM_PSRAM: o.psramsize if o.psramsize is not None else device.psram,
+                fmt.MEM_FLASH: device.flash}
 
     def _load(self):
         graph = load_onnx(self.o.graph_path)
@@ -247,8 +252,7 @@ class Packer:
         threshold = o.threshold4 if o.threshold4 is not None else device.sram_threshold
         plan = plan_memory(graph, device.alignment, device.constants_kind, threshold, overrides,
                            o.planners)
-        limits = {fmt.MEM_SRAM: o.ramsize or device.sram,
-                  fmt.MEM_PSRAM: o.psramsize if o.psramsize is not None else device.psram}
+        limits = self._limits(device)
         problems = []
         for kind, arena in plan.arenas.items():
             limit = limits.get(kind, 0)

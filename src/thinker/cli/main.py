@@ -62,20 +62,15 @@ def _load_inputs(model, paths: list[str] | None) -> dict | None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from thinker.runtime import load
-    from thinker.tools.validate import compare_runs, describe, random_inputs
+    from thinker.tools.validate import compare_runs, describe, random_inputs, reference_feeds
 
     reference = load(args.reference)
     checked = load(args.checked, backend=args.backend)
-    ref_feeds, chk_feeds = random_inputs(reference, checked, args.batch, args.seed)
-    given = _load_inputs(checked, args.inputs)
-    if given is not None:  # files are in the checked model's terms; derive the reference's
-        rng_free = {s.name: given[s.name] for s in checked.inputs}
-        ref_feeds = {}
-        for r, c in zip(reference.inputs, checked.inputs, strict=True):
-            v = rng_free[c.name]
-            ref_feeds[r.name] = v if r.dtype == c.dtype else \
-                (v.astype("float64") * 2.0 ** -(c.exponent or 0)).astype(r.dtype)
-        chk_feeds = rng_free
+    chk_feeds = _load_inputs(checked, args.inputs)  # files are in the checked model's terms
+    if chk_feeds is None:
+        ref_feeds, chk_feeds = random_inputs(reference, checked, args.batch, args.seed)
+    else:
+        ref_feeds = reference_feeds(reference, checked, chk_feeds)
     result = compare_runs(reference, checked, ref_feeds, chk_feeds)
     print(describe(result, "reference", "checked"))
     ok = result.identical

@@ -174,5 +174,5 @@ def memory_kinds(packed) -> dict[str, int]:
     return {r.name: r.memory for r in packed.tensors}
 
 
-__all__ = ["OpCost", "estimate", "memory_kinds", "milliseconds", "np", "table", "to_csv",
+__all__ = ["OpCost", "estimate", "memory_kinds", "milliseconds", "table", "to_csv",
            "to_speedscope"]

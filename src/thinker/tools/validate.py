@@ -41,22 +41,29 @@ class Comparison:
 
 def random_inputs(reference: Executor, checked: Executor, batch: int,
                   seed: int) -> tuple[dict, dict]:
-    """Random inputs in range for both sides, carrying identical integers: where the checked
-    model takes integers and the reference floats (tpacker removed the edge Quant), the floats
-    are the exact dequantized integers."""
+    """Random inputs in range for the checked model, and the same values for the reference
+    (``reference_feeds``)."""
     rng = np.random.default_rng(seed)
-    ref_feeds, chk_feeds = {}, {}
-    for i, spec in enumerate(checked.inputs):
+    chk_feeds = {}
+    for spec in checked.inputs:
         shape = (batch, *spec.shape[1:])
         if np.issubdtype(spec.dtype, np.integer):
             info = np.iinfo(spec.dtype)
-            value = rng.integers(info.min, info.max + 1, shape).astype(spec.dtype)
+            chk_feeds[spec.name] = rng.integers(info.min, info.max + 1, shape).astype(spec.dtype)
         else:
-            value = rng.normal(size=shape).astype(spec.dtype)
-        chk_feeds[spec.name] = value
-        ref_spec = reference.inputs[i] if i < len(reference.inputs) else None
-        if ref_spec is None:
-            raise ThinkerInputError("the two models have different numbers of inputs")
+            chk_feeds[spec.name] = rng.normal(size=shape).astype(spec.dtype)
+    return reference_feeds(reference, checked, chk_feeds), chk_feeds
+
+
+def reference_feeds(reference: Executor, checked: Executor, chk_feeds: dict) -> dict:
+    """The checked model's inputs in the reference's terms, carrying identical integers: where
+    the checked model takes integers and the reference floats (tpacker removed the edge
+    Quant), the floats are the exact dequantized integers."""
+    if len(reference.inputs) != len(checked.inputs):
+        raise ThinkerInputError("the two models have different numbers of inputs")
+    ref_feeds = {}
+    for i, (ref_spec, spec) in enumerate(zip(reference.inputs, checked.inputs, strict=True)):
+        value = chk_feeds[spec.name]
         if ref_spec.dtype == spec.dtype:
             ref_feeds[ref_spec.name] = value
         elif np.issubdtype(spec.dtype, np.integer) and spec.exponent is not None:
@@ -66,7 +73,7 @@ def random_inputs(reference: Executor, checked: Executor, batch: int,
             raise ThinkerInputError(
                 f"input {i}: reference '{ref_spec.name}' is {ref_spec.dtype}, checked "
                 f"'{spec.name}' is {spec.dtype} without a known scale; give input files")
-    return ref_feeds, chk_feeds
+    return ref_feeds
 
 
 def run_all(model: Executor, feeds: dict) -> dict[str, np.ndarray]:
