@@ -1,0 +1,67 @@
+"""LayerNorm's integer normalisation, as the original's kernel computes it.
+
+For each row of N integers x at exponent q:
+
+* numerator  ``n_i = N * x_i - sum(x)`` (int32);
+* denominator ``D = N * sum(x**2) - sum(x)**2 + eps_q`` (int64), with
+  ``eps_q = floor(eps * 2**(2q) * N**2 + 1/2)`` computed exactly;
+* ``normalized_i = sat32(rshift_round(n_i * r, k))`` (no shift when k <= 0) where the reciprocal
+  square root ``r`` (Q15) and the shift ``k`` come from normalising D (tables.toml):
+  the result is ``(x_i - mean) / sqrt(var + eps)`` in Q15.
+
+The denominator must stay below 2**58 so that the normalisation picks the bit pair of its top
+bit (the original's masks stop at bits 58-59): ``max_row_length`` gives the bound.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from thinker import qmath
+from thinker.nonlinear.tables import layernorm
+
+OUTPUT_Q = 15
+DENOMINATOR_LIMIT = 1 << 58
+
+
+def eps_q(eps: float, q: int, n: int) -> int:
+    """``floor(eps * 2**(2q) * N**2 + 1/2)`` exactly (eps taken as the float it is)."""
+    return math.floor(Fraction(eps) * Fraction(2) ** (2 * q) * n * n + Fraction(1, 2))
+
+
+def max_row_length(bits: int) -> int:
+    """Largest N whose denominator stays below 2**58 for any ``bits``-wide row
+    (N * sum(x**2) <= N**2 * 2**(2(bits-1)); eps is bounded separately by the caller)."""
+    return math.isqrt((DENOMINATOR_LIMIT - 1) >> (2 * (bits - 1)))
+
+
+def rsqrt_q15(denominator: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(r, k) per denominator: the Q15 table value and the kernel's right shift."""
+    normalize, table = layernorm()
+    d = np.asarray(denominator, dtype=np.int64)
+    t = np.full_like(d, 256)
+    q1 = np.zeros_like(d)
+    pending = np.ones(d.shape, dtype=bool)
+    for mask, shift, q in normalize:
+        hit = pending & ((d & mask) != 0)
+        moved = d >> shift if shift >= 0 else d << -shift
+        t = np.where(hit, moved, t)
+        q1 = np.where(hit, q, q1)
+        pending &= ~hit
+    return table[t - 256], q1 - 1
+
+
+def normalize_rows(x: np.ndarray, eps_int: int) -> np.ndarray:
+    """Q15 normalised values of the last axis of integer ``x`` (int64 out)."""
+    x = np.asarray(x, dtype=np.int64)
+    n = x.shape[-1]
+    total = x.sum(axis=-1, keepdims=True)
+    numerator = n * x - total
+    denominator = n * (x * x).sum(axis=-1, keepdims=True) - total * total + eps_int
+    r, k = rsqrt_q15(denominator)
+    product = numerator * r
+    shifted = np.where(k > 0, qmath.rshift_round(product, np.maximum(k, 0)), product)
+    return np.clip(shifted, -(1 << 31), (1 << 31) - 1)
