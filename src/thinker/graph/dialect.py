@@ -39,6 +39,8 @@ OP_RENAMES = {
     "QSigmoid": "iqSigmoid",
     "QTanh": "iqTanh",
     "QSoftmax": "SoftmaxInt",
+    "QGLU": "GluInt",
+    "QLogSoftmax": "LogSoftmaxInt",
     "QGRU": "GRUInt",
     "QLSTM": "LSTMInt",
 }

@@ -4,7 +4,8 @@ For each row of N integers x at exponent q:
 
 * numerator  ``n_i = N * x_i - sum(x)`` (int32);
 * denominator ``D = N * sum(x**2) - sum(x)**2 + eps_q`` (int64), with
-  ``eps_q = floor(eps * 2**(2q) * N**2 + 1/2)`` computed exactly;
+  ``eps_q = floor(eps * 2**(2q) * N**2 + 1/2)`` computed exactly (tpacker stores it in model.bin
+  as attribute ``eps_q``, so every executor uses the graph's eps, not its float32 copy);
 * ``normalized_i = sat32(rshift_round(n_i * r, k))`` (no shift when k <= 0) where the reciprocal
   square root ``r`` (Q15) and the shift ``k`` come from normalising D (tables.toml):
   the result is ``(x_i - mean) / sqrt(var + eps)`` in Q15.
@@ -21,6 +22,7 @@ from fractions import Fraction
 import numpy as np
 
 from thinker import qmath
+from thinker.errors import ThinkerModelError
 from thinker.nonlinear.tables import layernorm
 
 OUTPUT_Q = 15
@@ -30,6 +32,26 @@ DENOMINATOR_LIMIT = 1 << 58
 def eps_q(eps: float, q: int, n: int) -> int:
     """``floor(eps * 2**(2q) * N**2 + 1/2)`` exactly (eps taken as the float it is)."""
     return math.floor(Fraction(eps) * Fraction(2) ** (2 * q) * n * n + Fraction(1, 2))
+
+
+def eps_q_words(value: int) -> list[int]:
+    """``eps_q`` as model.bin stores it (attribute ``eps_q``, docs/format.md): two int32 words,
+    low word first (attributes hold 32-bit ints; 0 <= eps_q < 2**58 after the checks)."""
+    low = value & 0xFFFFFFFF
+    return [low - (1 << 32) if low >= 1 << 31 else low, value >> 32]
+
+
+def packed_eps_q(words, eps: float, q: int, n: int, where: str) -> int:
+    """The integer eps of a node: its ``eps_q`` attribute when the model.bin carries one (the
+    value tpacker computed from the graph's eps, which the C executor uses too), else computed
+    from ``eps``."""
+    if words is None:
+        return eps_q(eps, q, n)
+    if not isinstance(words, list | tuple) or len(words) != 2 or \
+            not all(isinstance(w, int | np.integer) for w in words) or int(words[1]) < 0:
+        raise ThinkerModelError(f"{where}: attribute eps_q must be two int32 words (low, high) "
+                                f"of a value >= 0, got {words!r}")
+    return (int(words[1]) << 32) | (int(words[0]) & 0xFFFFFFFF)
 
 
 def max_row_length(bits: int) -> int:

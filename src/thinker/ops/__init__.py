@@ -5,9 +5,12 @@ from thinker.ops import (  # noqa: F401
     conv,
     elementwise,
     linear,
+    matmul,
     nonlinear,
     pool,
     quant,
+    reduce,
+    resize,
     shape,
 )
 from thinker.ops.base import OPS, Op, get_op

@@ -159,3 +159,45 @@ class IqCat(Op):
             return (np.concatenate(parts, axis=axis),)
 
         return run
+
+
+def divide(x, qx: int, y, qy: int, qo: int, bits: int) -> np.ndarray:
+    """iqDiv: (x / 2**qx) / (y / 2**qy) at exponent qo, i.e. the exact quotient
+    ``x * 2**(qo - qx + qy) / y`` rounded half up (``qmath.round_half_up_div``) and saturated.
+    Division by zero saturates toward the sign of x (0 / 0 = 0)."""
+    shift = qo - qx + qy
+    num = np.asarray(x, dtype=np.int64) << max(shift, 0)
+    den = np.asarray(y, dtype=np.int64) << max(-shift, 0)
+    num, den = np.broadcast_arrays(num, den)
+    num = np.where(den < 0, -num, num)
+    den = np.abs(den)
+    lo, hi = qmath.int_range(bits)
+    by_zero = np.where(num > 0, hi, np.where(num < 0, lo, 0))
+    quotient = qmath.round_half_up_div(num, np.where(den == 0, 1, den))
+    return np.where(den == 0, by_zero, qmath.saturate(quotient, bits))
+
+
+@register
+class IqDiv(_Binary):
+    """x / y between activations (or an activation and a constant), rounded once."""
+
+    op_type = "iqDiv"
+
+    @staticmethod
+    def magnitude_bits(in_bits, qx, qy, qo, bits) -> int:
+        return 64
+
+    def infer(self, node, ins):
+        shift = (exponent(node, "scale_o") - input_exponent(node, "scale_x", ins[0])
+                 + input_exponent(node, "scale_y", ins[1]))
+        widest = max(np.dtype(t.dtype).itemsize * 8 for t in ins[:2])
+        if widest + abs(shift) > 62:
+            raise ThinkerModelError(
+                f"{node.label()}: division shift {shift} on {widest}-bit inputs would leave "
+                "int64; re-export with an output scale closer to scale_x / scale_y")
+        return super().infer(node, ins)
+
+    @staticmethod
+    def compute(x, qx, y, qy, qo, bits, work, out):
+        out[...] = divide(x, qx, y, qy, qo, bits)
+        return out

@@ -15,7 +15,7 @@ from thinker import qmath
 from thinker.errors import ThinkerModelError
 from thinker.graph.ir import Node, Tensor
 from thinker.nonlinear import layernorm as ln
-from thinker.nonlinear import pwl, softmax
+from thinker.nonlinear import logarithm, pwl, softmax
 from thinker.nonlinear.tables import family_of
 from thinker.ops.base import (
     REQUIRED,
@@ -40,7 +40,7 @@ def platform_of(node: Node) -> str:
     venus (the original's default)."""
     value = node.attrs.get("platform")
     if value is None:
-        value = PLATFORM_QUANT.get(str(node.attrs.get("platform_quant")), None)
+        value = PLATFORM_QUANT.get(str(node.attrs.get("platform_quant")))
     return family_of(value, f"{node.label()} attribute platform")
 
 
@@ -192,7 +192,7 @@ class LayerNormInt(Op):
         eps = float(node.attrs.get("eps", 1e-5))
         if not math.isfinite(eps) or eps < 0:
             raise ThinkerModelError(f"{node.label()}: eps {eps} must be a finite value >= 0")
-        eps_int = ln.eps_q(eps, qx, n)
+        eps_int = ln.packed_eps_q(node.attrs.get("eps_q"), eps, qx, n, node.label())
         bits = np.dtype(x.dtype).itemsize * 8
         if n * n * (1 << (2 * (bits - 1))) + eps_int >= ln.DENOMINATOR_LIMIT:
             raise ThinkerModelError(
@@ -211,5 +211,76 @@ class LayerNormInt(Op):
             rows = xv.reshape(-1, n)
             acc = np.clip(ln.normalize_rows(rows, eps_int) * w + b, -(1 << 31), (1 << 31) - 1)
             return (qmath.rescale(acc, shift, out_bits_).astype(dtype).reshape(xv.shape),)
+
+        return run
+
+
+@register
+class LogSoftmaxInt(SoftmaxInt):
+    """ln(softmax): the family's softmax in Q15 (SoftmaxInt), its natural log in Q25
+    (``thinker.nonlinear.logarithm``), then ``rescale`` to ``scale_o`` / ``o_bits``. A
+    probability that rounds to 0 gives ln 0 = -inf, i.e. the most negative output."""
+
+    op_type = "LogSoftmaxInt"
+    cost_per_element = 20
+
+    def prepare(self, node, ins, outs):
+        axis = axis_of(node, len(ins[0].shape))
+        qx, qo = input_exponent(node, "scale_x", ins[0]), exponent(node, "scale_o")
+        family, bits, dtype = platform_of(node), out_bits(node), outs[0].dtype
+        checked_exponent_gap(node, "the Q25 input conversion", qx - softmax.INPUT_Q, 48)
+        checked_exponent_gap(node, "the output requantization", logarithm.OUTPUT_Q - qo, 62)
+
+        def run(x, *_):
+            p = softmax.softmax_op(x, axis, qx, softmax.OUTPUT_Q, 32, family)
+            y = qmath.rescale(logarithm.ln_q15_to_q25(p), logarithm.OUTPUT_Q - qo, bits)
+            return (y.astype(dtype),)
+
+        return run
+
+
+GLU_SIGMOID_Q = 15  # the gate's exponent: sigmoid(b) in Q15, held in 32 bits
+
+
+def glu(x: np.ndarray, axis: int, qx: int, qo: int, bits: int, family: str) -> np.ndarray:
+    """GluInt: a * sigmoid(b) for the halves a, b of ``axis``. Exactly iqSigmoid(b) at
+    scale 2**15 with o_bits 32, then iqMul(a, gate) to ``qo``: the same integers as that
+    three-op graph (tpacker rewrites GluInt into it on devices without the op)."""
+    a, b = np.split(np.asarray(x, dtype=np.int64), 2, axis=axis)
+    gate = pwl.activation("sigmoid", b, qx, GLU_SIGMOID_Q, 32, family)
+    return qmath.rescaled_product(a, qx, gate, GLU_SIGMOID_Q, qo, bits)
+
+
+@register
+class GluInt(_Elementwise):
+    """nn.GLU: halves a, b along ``dim`` (``axis``; default -1), y = a * sigmoid(b)."""
+
+    op_type = "GluInt"
+    attrs = {**NONLINEAR_ATTRS, "dim": None, "axis": None}
+    cost_per_element = 6
+
+    def infer(self, node, ins):
+        x = ins[0]
+        integer_input(node, x)
+        axis = axis_of(node, len(x.shape))
+        if x.shape[axis] % 2:
+            raise ThinkerModelError(
+                f"{node.label()}: axis {axis} of {x.describe()} has odd size {x.shape[axis]}; "
+                "GLU halves it")
+        input_exponent(node, "scale_x", x)
+        platform_of(node)
+        shape = tuple(d // 2 if i == axis else d for i, d in enumerate(x.shape))
+        return [spec(shape, int_dtype(node, out_bits(node)), exponent(node, "scale_o"))]
+
+    def prepare(self, node, ins, outs):
+        axis = axis_of(node, len(ins[0].shape))
+        qx, qo = input_exponent(node, "scale_x", ins[0]), exponent(node, "scale_o")
+        family, bits, dtype = platform_of(node), out_bits(node), outs[0].dtype
+        checked_exponent_gap(node, "the sigmoid input conversion",
+                             qx - pwl.pwl(family, "sigmoid").input_q, pwl.MAX_FORMAT_SHIFT)
+        checked_exponent_gap(node, "the output requantization", qx + GLU_SIGMOID_Q - qo, 40)
+
+        def run(x, *_):
+            return (glu(x, axis, qx, qo, bits, family).astype(dtype),)
 
         return run

@@ -11,7 +11,7 @@ import numpy as np
 
 from thinker.errors import ThinkerModelError
 from thinker.graph.ir import Node, Tensor
-from thinker.ops.base import Op, batch_shape, const_input, register, spec
+from thinker.ops.base import Op, batch_shape, const_input, exponent, register, spec
 from thinker.ops.elementwise import concat_shape
 
 
@@ -345,16 +345,24 @@ class IqPad(_PadBase):
 
 @register
 class Gather(Op):
+    """Also nn.Embedding: an integer table (constant) indexed by the model's int64 input; the
+    original linger names the table's exponent ``scale_w`` (``scale_o`` also accepted)."""
+
     op_type = "Gather"
-    attrs = {"axis": 0}
+    attrs = {"axis": 0, "scale_w": None, "scale_o": None, "parameter_bits": None,
+             "platform": None}
     min_inputs = max_inputs = 2
 
     def infer(self, node, ins):
         data, indices = ins
         axis = _axis(node, int(node.attrs.get("axis", 0)), len(data.shape))
         idx_shape = indices.shape
-        return [spec((*data.shape[:axis], *idx_shape, *data.shape[axis + 1:]), data.dtype,
-                     data.exponent)]
+        q = data.exponent
+        for key in ("scale_o", "scale_w"):
+            if node.attrs.get(key) is not None:
+                q = exponent(node, key)
+                break
+        return [spec((*data.shape[:axis], *idx_shape, *data.shape[axis + 1:]), data.dtype, q)]
 
     def prepare(self, node, ins, outs):
         data = ins[0]

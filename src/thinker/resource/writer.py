@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -91,6 +92,23 @@ def _attr_record(strings: _Strings, key: str, value, where: str) -> bytes | None
                             f"{value!r}")
 
 
+def derived_attrs(graph: Graph, node) -> dict:
+    """Attributes written for the C executor, which computes without floats (docs/format.md,
+    "Derived attributes"): LayerNormInt's integer eps ``eps_q``, exact from the graph's eps."""
+    if node.op_type != "LayerNormInt" or "eps_q" in node.attrs or len(node.inputs) < 2:
+        return {}
+    from thinker.nonlinear import layernorm
+    from thinker.ops.base import input_exponent
+
+    eps = float(node.attrs.get("eps", 1e-5))
+    x, w = graph.tensors.get(node.inputs[0]), graph.tensors.get(node.inputs[1])
+    if x is None or w is None or not math.isfinite(eps) or eps < 0:
+        return {}  # the executors reject the node with their own message
+    value = layernorm.eps_q(eps, input_exponent(node, "scale_x", x), int(np.prod(w.shape)))
+    # >= 2**58 is rejected by both executors; saturating keeps the high word an int32
+    return {"eps_q": layernorm.eps_q_words(min(value, 1 << 62))}
+
+
 def tensor_order(graph: Graph) -> list[str]:
     """Tensor ids: graph inputs, then constants by first use, then outputs in execution order."""
     order: list[str] = list(graph.inputs)
@@ -153,7 +171,9 @@ def write_model(graph: Graph, pack: PackInput) -> bytes:
     op_records = bytearray()
     for node in graph.nodes:
         attrs = [r for r in (_attr_record(strings, k, v, node.label())
-                             for k, v in sorted(node.attrs.items())) if r is not None]
+                             for k, v in sorted({**node.attrs,
+                                                 **derived_attrs(graph, node)}.items()))
+                 if r is not None]
         ins = [ids[n] if n else fmt.NO_TENSOR for n in node.inputs]
         outs = [ids[n] for n in node.outputs]
         op_records += struct.pack("<IIHHHH", strings.add(node.op_type), strings.add(node.name),
