@@ -57,7 +57,7 @@ def init(model: nn.Module, config: Config | Mapping | str | os.PathLike | None =
     called = list(dict.fromkeys(n.target for n in gm.graph.nodes if n.op == "call_module"))
     _swap_modules(gm, called, cfg, pairs, set(leaves))
     trace.quantize_inputs(gm, cfg)
-    trace.quantize_arithmetic(gm, cfg)
+    trace.quantize_calls(gm, cfg)
     if cfg.platform:
         _check_platform(gm, cfg)
     trace.announce_locations(gm)

@@ -10,13 +10,12 @@ each op where it was written (for ONNX names and error messages).
 
 from __future__ import annotations
 
-import operator
 from collections import Counter
 
-import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from linger.calls import QUANTIZED_FUNCTIONS, QUANTIZED_METHODS
 from linger.config import Config
 from linger.errors import LingerUnsupportedError
 from linger.location import LocationMarker
@@ -24,24 +23,12 @@ from linger.modules import (
     FOLDED_BN,
     FOLDS_BN,
     ModelOutputs,
-    QAdd,
     QInput,
-    QMul,
-    QSub,
     float_type,
     is_linger_class,
     type_name,
 )
 
-ARITHMETIC_FUNCTIONS = {
-    operator.add: QAdd, operator.iadd: QAdd, torch.add: QAdd,
-    operator.sub: QSub, operator.isub: QSub, torch.sub: QSub,
-    operator.mul: QMul, operator.imul: QMul, torch.mul: QMul,
-}
-ARITHMETIC_METHODS = {"add": QAdd, "add_": QAdd, "sub": QSub, "sub_": QSub, "mul": QMul,
-                      "mul_": QMul}
-# the names module_overrides uses for the functional ops
-FUNCTION_TYPE_NAMES = {QAdd: "add", QSub: "sub", QMul: "mul"}
 SCALAR_METHODS = {"size", "dim", "numel", "nelement", "ndimension"}
 SCALAR_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
 
@@ -171,21 +158,23 @@ def quantize_inputs(gm: fx.GraphModule, config: Config) -> None:
                                    delete_user_cb=lambda user, q=quantized: user is not q)
 
 
-def quantize_arithmetic(gm: fx.GraphModule, config: Config) -> None:
-    """Every +, -, * between tensors becomes a call of a QAdd / QSub / QMul module."""
+def quantize_calls(gm: fx.GraphModule, config: Config) -> None:
+    """Every traced call registered with ``quantized_call`` (+, -, * between tensors, ...)
+    becomes a call of its own quantizer module."""
     scalars = _scalar_nodes(gm.graph)
     for node in list(gm.graph.nodes):
         if node.op == "call_function":
-            cls = ARITHMETIC_FUNCTIONS.get(node.target)
+            entry = QUANTIZED_FUNCTIONS.get(node.target)
         elif node.op == "call_method":
-            cls = ARITHMETIC_METHODS.get(node.target)
+            entry = QUANTIZED_METHODS.get(node.target)
         else:
-            cls = None
-        if cls is None or node in scalars:
+            entry = None
+        if entry is None or node in scalars:
             continue
+        cls, type_name = entry
         scope = scope_of(node)
         path = free_path(gm, scope, node.name)
-        gm.add_submodule(path, cls(path, config.layer(path, FUNCTION_TYPE_NAMES[cls])))
+        gm.add_submodule(path, cls(path, config.layer(path, type_name)))
         with gm.graph.inserting_before(node):
             replacement = gm.graph.call_module(path, node.args, node.kwargs)
         replacement.meta = dict(node.meta)

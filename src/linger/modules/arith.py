@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from linger import recorder
+from linger.calls import quantized_call
 from linger.config import LayerSettings
 from linger.errors import LingerUnsupportedError
 from linger.fakequant import fake_quantize
@@ -71,6 +72,7 @@ class _QAddSub(_QArithmetic):
         return values, q
 
 
+@quantized_call("add", (operator.add, operator.iadd, torch.add), ("add", "add_"))
 class QAdd(_QAddSub):
     onnx_op, python_op = "iqAdd", operator.add
 
@@ -79,6 +81,7 @@ class QAdd(_QAddSub):
         return qmath.rescaled_sum(a, qa, b, qb, qo, bits)
 
 
+@quantized_call("sub", (operator.sub, operator.isub, torch.sub), ("sub", "sub_"))
 class QSub(_QAddSub):
     onnx_op, python_op = "iqSub", operator.sub
 
@@ -87,6 +90,7 @@ class QSub(_QAddSub):
         return qmath.rescaled_sum(a, qa, b, qb, qo, bits, subtract=True)
 
 
+@quantized_call("mul", (operator.mul, operator.imul, torch.mul), ("mul", "mul_"))
 class QMul(_QArithmetic):
     onnx_op, python_op = "iqMul", operator.mul
 
