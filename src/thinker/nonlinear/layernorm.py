@@ -4,8 +4,8 @@ For each row of N integers x at exponent q:
 
 * numerator  ``n_i = N * x_i - sum(x)`` (int32);
 * denominator ``D = N * sum(x**2) - sum(x)**2 + eps_q`` (int64), with
-  ``eps_q = floor(eps * 2**(2q) * N**2 + 1/2)`` computed exactly (tpacker stores it in model.bin
-  as attribute ``eps_q``, so every executor uses the graph's eps, not its float32 copy);
+  ``eps_q = floor(eps * 2**(2q) * N**2 + 1/2)`` in the original's float32 steps (tpacker stores
+  it in model.bin as attribute ``eps_q``, so the C executor needs no floats);
 * ``normalized_i = sat32(rshift_round(n_i * r, k))`` (no shift when k <= 0) where the reciprocal
   square root ``r`` (Q15) and the shift ``k`` come from normalising D (tables.toml):
   the result is ``(x_i - mean) / sqrt(var + eps)`` in Q15.
@@ -17,7 +17,6 @@ bit (the original's masks stop at bits 58-59): ``max_row_length`` gives the boun
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import numpy as np
 
@@ -30,8 +29,18 @@ DENOMINATOR_LIMIT = 1 << 58
 
 
 def eps_q(eps: float, q: int, n: int) -> int:
-    """``floor(eps * 2**(2q) * N**2 + 1/2)`` exactly (eps taken as the float it is)."""
-    return math.floor(Fraction(eps) * Fraction(2) ** (2 * q) * n * n + Fraction(1, 2))
+    """``floor(eps * 2**(2q) * N * N + 1/2)`` in float32 steps, as the original linger (a float32
+    tensor chain) and the original executor (``1e-5f * (float)(1 << 2q) * T * T + 0.5f``)
+    both compute it: eps to float32, times 2**(2q) (exact), times N, times N, plus 0.5, each
+    rounded to float32, then floor. Computed once per node at prepare / pack time."""
+    f = np.float32
+    with np.errstate(over="ignore", under="ignore"):
+        value = f(eps) * np.ldexp(f(1), 2 * q).astype(f)
+        value = f(f(value * f(n)) * f(n))
+        value = f(value + f(0.5))
+    if not np.isfinite(value):
+        raise ThinkerModelError(f"layernorm eps {eps} at input exponent {q} overflows float32")
+    return int(np.floor(value))
 
 
 def eps_q_words(value: int) -> list[int]:
