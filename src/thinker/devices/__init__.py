@@ -35,7 +35,12 @@ class DeviceProfile:
     linear: dict[str, Any] = field(default_factory=dict)
     pool: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
+    op_rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # [op_rules.<OpType>]
     path: str = ""
+
+    def rules(self, op_type: str) -> dict[str, Any]:
+        """The device's rules for one op type ({} when it has none)."""
+        return self.op_rules.get(op_type, {})
 
     def memory_limit(self, kind: int) -> int:
         return {fmt.MEM_SRAM: self.sram, fmt.MEM_PSRAM: self.psram,
@@ -95,5 +100,6 @@ def load_profile(name_or_path: str = DEFAULT_DEVICE) -> DeviceProfile:
         linear=dict(data.get("linear", {})),
         pool=dict(data.get("pool", {})),
         cost=dict(data.get("cost", {})),
+        op_rules={k: dict(v) for k, v in data.get("op_rules", {}).items()},
         path=path,
     )

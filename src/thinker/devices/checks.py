@@ -105,6 +105,58 @@ def check_pool(node: Node, g: Graph, dev: DeviceProfile) -> list[str]:
     return out
 
 
+def check_op_rules(node: Node, g: Graph, dev: DeviceProfile) -> list[str]:
+    """The device's [op_rules.<OpType>] table: dtypes, fixed output exponents, axis limits,
+    BmmInt's shift direction and right-matrix size."""
+    rules = dev.rules(node.op_type)
+    if not rules:
+        return []
+    from thinker.ops.base import exponent, input_exponent
+    from thinker.ops.nonlinear import axis_of
+
+    out, label, name = [], node.label(), dev.name
+    ins = [g.tensors[i] for i in node.inputs if i]
+    y = g.tensors[node.outputs[0]]
+    activations = [t for t in ins if not t.is_constant]
+    allowed = rules.get("input_dtypes")
+    for t in activations if allowed else []:
+        if np.dtype(t.dtype).name not in allowed:
+            out.append(f"{label}: input {t.describe()} is {np.dtype(t.dtype).name}; {name} "
+                       f"{node.op_type} reads {allowed}; quantize its input to one of them")
+    allowed = rules.get("output_dtypes")
+    if allowed and np.dtype(y.dtype).name not in allowed:
+        out.append(f"{label}: output is {np.dtype(y.dtype).name}; {name} {node.op_type} writes "
+                   f"{allowed}; export it with o_bits {[int(d[3:]) for d in allowed]}")
+    fixed = rules.get("output_exponent", {}).get(np.dtype(y.dtype).name)
+    if fixed is not None and exponent(node, "scale_o") != fixed:
+        out.append(f"{label}: scale_o 2**{exponent(node, 'scale_o')} but {name} "
+                   f"{node.op_type} writes {np.dtype(y.dtype).name} at 2**{fixed}; export it with "
+                   f"scale_o = {2.0 ** fixed:g} (linger does)")
+    x = ins[0]
+    if "axis_max" in rules or rules.get("axis_last"):
+        axis = axis_of(node, len(x.shape))
+        if x.shape[axis] > rules.get("axis_max", x.shape[axis]):
+            out.append(f"{label}: axis {axis} of {x.describe()} has {x.shape[axis]} elements, "
+                       f"over the {name} limit {rules['axis_max']}; split the axis")
+        if rules.get("axis_last") and axis != len(x.shape) - 1:
+            out.append(f"{label}: axis {axis} is not the last axis of {x.describe()}; {name} "
+                       f"{node.op_type} works on the last axis: transpose before and after")
+    if rules.get("no_left_shift") and len(ins) > 1:
+        shift = (input_exponent(node, "scale_x", ins[0]) + input_exponent(node, "scale_y", ins[1])
+                 - exponent(node, "scale_o"))
+        if shift < 0:
+            out.append(f"{label}: scale_o is finer than scale_x * scale_y (shift {shift}); "
+                       f"{name} {node.op_type} only shifts right: lower scale_o")
+    if "rhs_bytes" in rules and len(ins) > 1:
+        k, n = ins[1].shape[-2], ins[1].shape[-1]
+        ak, an = rules.get("rhs_align", [1, 1])
+        size = align(k, ak) * align(n, an) * np.dtype(ins[1].dtype).itemsize
+        if size > rules["rhs_bytes"]:
+            out.append(f"{label}: right matrix {size:,} B exceeds the {name} limit "
+                       f"{rules['rhs_bytes']:,} B; use fewer rows/columns per product")
+    return out
+
+
 def check_graph(graph: Graph, dev: DeviceProfile) -> list[str]:
     """Every rule violation in the graph for this device (empty list: it fits)."""
     problems: list[str] = []
@@ -133,4 +185,5 @@ def check_graph(graph: Graph, dev: DeviceProfile) -> list[str]:
             problems += check_linear(node, graph, dev)
         elif node.op_type in ("AvgPool2dInt", "MaxPool"):
             problems += check_pool(node, graph, dev)
+        problems += check_op_rules(node, graph, dev)
     return problems

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from thinker.devices import DeviceProfile
 from thinker.graph.ir import Graph
 from thinker.graph.onnx_import import infer_shapes
+from thinker.passes.decompose import decompose_glu, decompose_resize, widen_inputs
 from thinker.passes.edges import remove_edge_quant
 from thinker.passes.fuse import fuse_activations
 from thinker.passes.reshape import canonical_reshapes, drop_identity, merge_reshapes
@@ -52,6 +53,12 @@ GRAPH_PASSES = [
 ]
 
 DEVICE_PASSES = [
+    Pass("decompose_glu", decompose_glu,
+         "GluInt -> Split + iqSigmoid + iqMul (devices without GluInt)", True),
+    Pass("decompose_resize", decompose_resize,
+         "nearest Resize -> Unsqueeze + Concat + Reshape (devices without Resize)", True),
+    Pass("widen_inputs", widen_inputs,
+         "int8 inputs -> int16 (exact) where the device's sigmoid/tanh read int16", True),
     Pass("split_grouped_convs", split_grouped_convs,
          "grouped convs -> one conv per group (devices without grouped convs)", True),
     Pass("split_conv_outputs", split_conv_outputs,
