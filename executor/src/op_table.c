@@ -37,6 +37,10 @@
 #define THINKER_OP_Split 1
 #define THINKER_OP_Concat 1
 #define THINKER_OP_Gather 1
+#define THINKER_OP_iqSigmoid 1
+#define THINKER_OP_iqTanh 1
+#define THINKER_OP_SoftmaxInt 1
+#define THINKER_OP_LayerNormInt 1
 #endif
 
 #define ENTRY(type, fn) {type, thk_##fn##_prepare, thk_##fn##_run},
@@ -125,6 +129,18 @@ static const thk_op_def k_ops[] = {
 #endif
 #if THINKER_OP_Gather
     ENTRY("Gather", gather)
+#endif
+#if THINKER_OP_iqSigmoid
+    ENTRY("iqSigmoid", iqsigmoid)
+#endif
+#if THINKER_OP_iqTanh
+    ENTRY("iqTanh", iqtanh)
+#endif
+#if THINKER_OP_SoftmaxInt
+    ENTRY("SoftmaxInt", softmax)
+#endif
+#if THINKER_OP_LayerNormInt
+    ENTRY("LayerNormInt", layernorm)
 #endif
     {NULL, NULL, NULL} /* end (also keeps the table non-empty) */
 };

@@ -94,11 +94,23 @@ typedef struct {
     int32_t axis;
 } thk_move_params;
 
+typedef struct {
+    int32_t in_shift;       /* rshift_round of the input to the kernel's Q (qx - kernel input Q) */
+    int32_t out_shift;      /* rescale of the kernel's output (kernel output Q - qo) */
+    int64_t lo, hi;         /* output range (o_bits) */
+    int64_t eps_q;          /* LayerNormInt: the integer eps (attribute eps_q) */
+    uint32_t outer, len, inner; /* rows: `len` elements `inner` apart, outer * inner of them */
+    uint8_t family;         /* THK_NL_* of nonlinear_tables.h */
+    uint8_t function;       /* iqSigmoid / iqTanh: THK_PWL_* */
+    uint8_t has_bias;       /* LayerNormInt */
+} thk_nonlinear_params;
+
 typedef union {
     thk_conv_params conv;
     thk_pool_params pool;
     thk_elem_params elem;
     thk_move_params move;
+    thk_nonlinear_params nl;
 } thk_params;
 
 struct thinker_model;

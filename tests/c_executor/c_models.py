@@ -219,3 +219,12 @@ MODELS = {
     "shape": (shape_model, "cortex-m", False),
     "quant": (quant_model, "cortex-m", True),
 }
+
+
+def _nonlinear_model() -> onnx.ModelProto:
+    from c_nonlinear_models import compact_model  # its own module: imports this one
+
+    return compact_model()
+
+
+MODELS["nonlinear"] = (_nonlinear_model, "cortex-m", False)  # more in test_c_nonlinear.py

@@ -36,6 +36,10 @@ THK_OP(split);
 THK_OP(concat);
 THK_OP(pad);
 THK_OP(gather);
+THK_OP(iqsigmoid);
+THK_OP(iqtanh);
+THK_OP(softmax);
+THK_OP(layernorm);
 
 /* accumulate.c: the output stage shared by conv, linear and batchnorm (ops/accumulate.py) */
 thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, const thk_tensor *x,

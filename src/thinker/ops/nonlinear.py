@@ -62,8 +62,8 @@ def checked_exponent_gap(node: Node, what: str, gap: int, limit: int) -> None:
 def axis_of(node: Node, rank: int, default: int = -1) -> int:
     value = node.attrs.get("axis")
     if value is None:
-        value = node.attrs.get("dim", default)
-    axis = int(value)
+        value = node.attrs.get("dim")
+    axis = int(default if value is None else value)  # import fills absent attrs with None
     if not -rank <= axis < rank:
         raise ThinkerModelError(f"{node.label()}: axis {axis} is out of range for rank {rank}")
     return axis % rank

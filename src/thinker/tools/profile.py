@@ -22,9 +22,11 @@ from thinker.graph.ir import Graph, Node
 from thinker.ops import OPS
 from thinker.resource import format as fmt
 
-ELEMENTWISE = {"iqAdd", "iqSub", "iqMul", "Relu", "Clip", "PRelu", "Quant", "Dequant",
-               "Requant", "BatchNorm2dInt", "iqCat"}
+ELEMENTWISE = {"iqAdd", "iqSub", "iqMul", "iqDiv", "Relu", "Clip", "PRelu", "Quant", "Dequant",
+               "Requant", "BatchNorm2dInt", "iqCat", "iqSigmoid", "iqTanh", "SoftmaxInt",
+               "LogSoftmaxInt", "LayerNormInt", "GluInt", "iqSum", "iqVar"}
 POOL = {"AvgPool2dInt", "MaxPool"}
+LINEAR = {"LinearInt", "BmmInt"}
 
 
 @dataclass
@@ -50,7 +52,7 @@ def op_class(node: Node, graph: Graph) -> str:
         w = graph.tensors[node.inputs[1]].shape
         group = int(node.attrs.get("group", 1) or 1)
         return "depthwise" if group > 1 and w[1] == 1 else "conv"
-    if node.op_type == "LinearInt":
+    if node.op_type in LINEAR:
         return "linear"
     if node.op_type in POOL:
         return "pool"
@@ -100,7 +102,8 @@ def estimate(graph: Graph, device: DeviceProfile,
         if cls == "move":
             compute = math.ceil(act_bytes / _rate(dma, "share-memory", device,
                                                   "dma_bytes_per_cycle"))
-        else:  # element-wise ops without MACs (Relu, Quant, ...) cost one unit per element
+        else:  # element-wise ops cost their declared work (non-linear ops: several units per
+            # element, see their macs), at least one unit per output element
             work = max(macs, sum(int(np.prod(t.shape)) for t in outs))
             compute = math.ceil(work / _rate(macs_rate, cls, device, "macs_per_cycle"))
         rows.append(OpCost(i, node.op_type, node.name, cls, macs, param_bytes, act_bytes,
