@@ -166,11 +166,136 @@ class TinyUNet(nn.Module):
         return self.head(torch.cat([y, skip], dim=1))
 
 
+# ---------------------------------------------------------------------------------------------
+# models with non-linear ops (sigmoid/tanh, softmax, layernorm, attention, GLU, ...)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: global average, 1x1 reduce, ReLU, 1x1 expand, sigmoid gate."""
+
+    def __init__(self, channels: int, reduced: int):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.reduce = nn.Conv2d(channels, reduced, 1)
+        self.expand = nn.Conv2d(reduced, channels, 1)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.expand(F.relu(self.reduce(self.pool(x)))))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2/V3 block: 1x1 expand, depthwise 3x3, squeeze-excite, 1x1 project (+ skip)."""
+
+    def __init__(self, cin: int, cout: int, expand: int, stride: int):
+        super().__init__()
+        hidden = cin * expand
+        self.expand = nn.Sequential(*conv_bn(cin, hidden, 1), nn.Hardswish())
+        self.depthwise = nn.Sequential(*conv_bn(hidden, hidden, 3, stride, 1, groups=hidden),
+                                       nn.Hardswish())
+        self.se = SqueezeExcite(hidden, max(hidden // 4, 4))
+        self.project = nn.Sequential(*conv_bn(hidden, cout, 1))
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.project(self.se(self.depthwise(self.expand(x))))
+        return x + y if self.residual else y
+
+
+class MobileNetV2SE(nn.Module):
+    """A small MobileNetV2-style classifier with squeeze-excite gates and hard-swish
+    (3x32x32): stem conv, four inverted residual blocks, 1x1 head, global pool, dense."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.stem = nn.Sequential(*conv_bn(3, 8, 3, 2, 1), nn.Hardswish())
+        self.blocks = nn.Sequential(InvertedResidual(8, 8, 2, 1), InvertedResidual(8, 16, 3, 2),
+                                    InvertedResidual(16, 16, 3, 1),
+                                    InvertedResidual(16, 24, 3, 2))
+        self.head = nn.Sequential(*conv_bn(24, 48, 1), nn.Hardswish(), nn.AdaptiveAvgPool2d(1))
+        self.fc = nn.Linear(48, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.head(self.blocks(self.stem(x))), 1))
+
+
+class ConvDenoiser(nn.Module):
+    """A speech-enhancement style mask estimator on a 1 x 32 x 32 (frequency x time) spectrogram:
+    two strided conv stages down, nearest Upsample + conv stages up with a skip connection, and a
+    sigmoid mask at the input resolution."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        c = channels
+        self.down1 = nn.Sequential(*conv_bn(1, c, 3, 2, 1), nn.ReLU())
+        self.down2 = nn.Sequential(*conv_bn(c, 2 * c, 3, 2, 1), nn.ReLU())
+        self.up1 = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                 *conv_bn(2 * c, c, 3, 1, 1), nn.ReLU())
+        self.up2 = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                 *conv_bn(c, c, 3, 1, 1), nn.ReLU())
+        self.mask = nn.Conv2d(c, 1, 3, 1, 1)
+
+    def forward(self, x):
+        skip = self.down1(x)
+        y = self.up1(self.down2(skip)) + skip
+        return torch.sigmoid(self.mask(self.up2(y)))
+
+
+class TransformerEncoder(nn.Module):
+    """A one-layer transformer text/keyword classifier on 16 token ids (vocabulary 32): embedding,
+    multi-head self-attention, LayerNorm, GELU feed-forward, LayerNorm, mean over time, dense."""
+
+    def __init__(self, vocab: int = 32, dim: int = 32, heads: int = 2, num_classes: int = 4):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm1 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.norm2 = nn.LayerNorm(dim)
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, tokens):
+        x = self.embed(tokens)
+        attended, _ = self.attention(x, x, x, need_weights=False)
+        x = self.norm1(x + attended)
+        x = self.norm2(x + self.ffn(x))
+        return self.fc(x.mean(1))
+
+
+class ConformerBlock(nn.Module):
+    """A small conformer-style block on 32 frames of 16 features ([T, C], batch first): half-step
+    feed-forward (LayerNorm, Linear, SiLU, Linear, x0.5), convolution module (LayerNorm,
+    pointwise conv, GLU, depthwise Conv1d, BatchNorm, SiLU, pointwise conv), LayerNorm, mean
+    over time, dense."""
+
+    def __init__(self, dim: int = 16, kernel: int = 5, num_classes: int = 6):
+        super().__init__()
+        self.ffn = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 4 * dim), nn.SiLU(),
+                                 nn.Linear(4 * dim, dim))
+        self.conv_norm = nn.LayerNorm(dim)
+        self.pointwise1 = nn.Conv1d(dim, 2 * dim, 1)
+        self.glu = nn.GLU(dim=1)
+        self.depthwise = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.bn = nn.BatchNorm1d(dim)
+        self.act = nn.SiLU()
+        self.pointwise2 = nn.Conv1d(dim, dim, 1)
+        self.norm = nn.LayerNorm(dim)
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        x = x + 0.5 * self.ffn(x)
+        y = self.conv_norm(x).transpose(1, 2)
+        y = self.act(self.bn(self.depthwise(self.glu(self.pointwise1(y)))))
+        x = x + self.pointwise2(y).transpose(1, 2)
+        return self.fc(self.norm(x).mean(1))
+
+
 @dataclass(frozen=True)
 class ZooEntry:
     builder: Callable[..., nn.Module]
     input_shape: Callable[..., tuple[int, ...]]
     reference: str | None = None  # MLPerf Tiny TFLite file it mirrors
+    input_dtype: torch.dtype = torch.float32  # token ids: torch.long
 
 
 def _fixed(*shape: int):
