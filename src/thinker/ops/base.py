@@ -43,6 +43,11 @@ class Op:
     def prepare(self, node: Node, ins: list[Tensor], outs: list[Tensor]) -> Kernel:
         raise NotImplementedError
 
+    def packed_attrs(self, node: Node, ins: list[Tensor]) -> dict[str, Any]:
+        """Attributes model.bin carries besides the node's own, derived once by tpacker so
+        the C executor needs no float math (docs/format.md, "Derived attributes")."""
+        return {}
+
 
 OPS: dict[str, Op] = {}
 

@@ -184,6 +184,15 @@ class LayerNormInt(Op):
     def macs(self, node, ins, outs):
         return int(np.prod(outs[0].shape)) * 6
 
+    def packed_attrs(self, node, ins):
+        """``eps_q``: the integer eps (float32 steps, as the original) for the C executor."""
+        eps = float(node.attrs.get("eps", 1e-5))
+        if len(ins) < 2 or None in ins[:2] or not math.isfinite(eps) or eps < 0:
+            return {}  # the executors reject the node with their own message
+        value = ln.eps_q(eps, input_exponent(node, "scale_x", ins[0]), self._row_length(node, ins))
+        # >= 2**58 is rejected by both executors; saturating keeps the high word an int32
+        return {"eps_q": ln.eps_q_words(min(value, 1 << 62))}
+
     def prepare(self, node, ins, outs):
         x = ins[0]
         n = self._row_length(node, ins)

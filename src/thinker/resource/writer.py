@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -93,20 +92,12 @@ def _attr_record(strings: _Strings, key: str, value, where: str) -> bytes | None
 
 
 def derived_attrs(graph: Graph, node) -> dict:
-    """Attributes written for the C executor, which computes without floats (docs/format.md,
-    "Derived attributes"): LayerNormInt's integer eps ``eps_q``, exact from the graph's eps."""
-    if node.op_type != "LayerNormInt" or "eps_q" in node.attrs or len(node.inputs) < 2:
-        return {}
-    from thinker.nonlinear import layernorm
-    from thinker.ops.base import input_exponent
+    """The op's derived attributes (``Op.packed_attrs``), unless the node already has them."""
+    from thinker.ops import OPS
 
-    eps = float(node.attrs.get("eps", 1e-5))
-    x, w = graph.tensors.get(node.inputs[0]), graph.tensors.get(node.inputs[1])
-    if x is None or w is None or not math.isfinite(eps) or eps < 0:
-        return {}  # the executors reject the node with their own message
-    value = layernorm.eps_q(eps, input_exponent(node, "scale_x", x), int(np.prod(w.shape)))
-    # >= 2**58 is rejected by both executors; saturating keeps the high word an int32
-    return {"eps_q": layernorm.eps_q_words(min(value, 1 << 62))}
+    ins = [graph.tensors.get(n) if n else None for n in node.inputs]
+    return {k: v for k, v in OPS[node.op_type].packed_attrs(node, ins).items()
+            if k not in node.attrs}
 
 
 def tensor_order(graph: Graph) -> list[str]:
