@@ -12,6 +12,7 @@ time the kernels accept any batch size on that axis.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -33,6 +34,8 @@ class Op:
     attrs: ClassVar[dict[str, Any]] = {}
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int] = 1
+    # positions among the first min_inputs that ONNX lets a file leave empty ("")
+    optional_inputs: ClassVar[frozenset[int]] = frozenset()
 
     def infer(self, node: Node, ins: list[Tensor]) -> list[Tensor]:
         raise NotImplementedError
@@ -135,16 +138,18 @@ def input_exponent(node: Node, key: str, tensor: Tensor) -> int:
 class Scratch:
     """A kernel's reusable work buffers (TFLM calls them scratch). Reusing them across runs
     avoids paying for fresh large allocations and page faults on every call. Buffers never
-    leave the kernel, so results stay independent; one executor must not run concurrently."""
+    leave the kernel, so results stay independent. Each thread has its own set, so one loaded
+    model may run in many threads at once."""
 
     def __init__(self) -> None:
-        self._buffers: dict[str, np.ndarray] = {}
+        self._local = threading.local()
 
     def zeros(self, key: str, shape: tuple[int, ...], dtype) -> tuple[np.ndarray, bool]:
-        """A zero-initialised buffer at first use; returns (buffer, is_new)."""
-        buf = self._buffers.get(key)
+        """A zero-initialised buffer at first use (per thread); returns (buffer, is_new)."""
+        buffers = self._local.__dict__.setdefault("buffers", {})
+        buf = buffers.get(key)
         if buf is not None and buf.shape == tuple(shape) and buf.dtype == dtype:
             return buf, False
         buf = np.zeros(shape, dtype=dtype)
-        self._buffers[key] = buf
+        buffers[key] = buf
         return buf, True

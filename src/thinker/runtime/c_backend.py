@@ -209,6 +209,7 @@ class CExecutor(Executor):
             outs = [self._op_tensor(k, 1, s) for s in range(info.n_outputs)]
             self._ops.append((info.type.decode(), info.name.decode(), ins, outs))
         self._steps: list[Step] | None = None
+        self._lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -297,6 +298,11 @@ class CExecutor(Executor):
         return {s.name: np.concatenate([r[0][s.name] for r in per_sample]) for s in self.outputs}
 
     def _run_once(self, feeds, hooks, collect: bool = False):
+        # one model's arenas and scratch serve one call at a time; ctypes releases the GIL
+        with self._lock:
+            return self._run_locked(feeds, hooks, collect)
+
+    def _run_locked(self, feeds, hooks, collect: bool):
         lib, exe = self._lib, self._exe
         for index, tid in enumerate(self._input_ids):
             arr = np.ascontiguousarray(feeds[self._spec(tid).name])

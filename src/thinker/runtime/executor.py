@@ -6,6 +6,7 @@ output arrays. Hooks observe every node (timing, dumping) without changing the r
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,14 +55,14 @@ class Executor:
     """Runs a Graph with numpy kernels.
 
     ``threads`` > 1 splits a batch across that many worker threads (numpy and BLAS release
-    the GIL), each with its own prepared kernels and scratch buffers; results are identical.
-    One Executor must not be called from several threads at once."""
+    the GIL); results are identical. Safe to call from many threads at once: a run keeps its
+    values to itself and kernels keep their scratch buffers per thread (``ops.base.Scratch``)."""
 
     def __init__(self, graph: Graph, threads: int = 1):
         self.graph = graph
         self.threads = max(1, int(threads))
-        self._workers: list[Executor] = []
         self._pool = None
+        self._pool_lock = threading.Lock()
         self.inputs = [TensorSpec.of(graph.tensors[n]) for n in graph.inputs]
         self.outputs = [TensorSpec.of(graph.tensors[n]) for n in graph.outputs]
         self.steps: list[Step] = []
@@ -131,20 +132,15 @@ class Executor:
     def _run_split(self, feeds: dict[str, np.ndarray], parts: int) -> dict[str, np.ndarray]:
         from concurrent.futures import ThreadPoolExecutor
 
-        while len(self._workers) < parts - 1:
-            self._workers.append(type(self)._worker_like(self))
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads)
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads)
         bounds = np.linspace(0, next(iter(feeds.values())).shape[0], parts + 1).astype(int)
-        runners = [self, *self._workers]
-        jobs = [self._pool.submit(runners[k]._run,
+        jobs = [self._pool.submit(self._run,
                                   {n: v[bounds[k]:bounds[k + 1]] for n, v in feeds.items()}, ())
                 for k in range(parts)]
         results = [j.result() for j in jobs]
         return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
-
-    def _worker_like(self) -> Executor:
-        return Executor(self.graph)
 
     def _run(self, feeds: dict[str, np.ndarray],
              hooks: Sequence[Hook]) -> dict[str, np.ndarray]:
