@@ -41,6 +41,13 @@
 #define THINKER_OP_iqTanh 1
 #define THINKER_OP_SoftmaxInt 1
 #define THINKER_OP_LayerNormInt 1
+#define THINKER_OP_LogSoftmaxInt 1
+#define THINKER_OP_GluInt 1
+#define THINKER_OP_iqDiv 1
+#define THINKER_OP_BmmInt 1
+#define THINKER_OP_iqSum 1
+#define THINKER_OP_iqVar 1
+#define THINKER_OP_Resize 1
 #endif
 
 #define ENTRY(type, fn) {type, thk_##fn##_prepare, thk_##fn##_run},
@@ -141,6 +148,27 @@ static const thk_op_def k_ops[] = {
 #endif
 #if THINKER_OP_LayerNormInt
     ENTRY("LayerNormInt", layernorm)
+#endif
+#if THINKER_OP_LogSoftmaxInt
+    ENTRY("LogSoftmaxInt", logsoftmax)
+#endif
+#if THINKER_OP_GluInt
+    ENTRY("GluInt", glu)
+#endif
+#if THINKER_OP_iqDiv
+    ENTRY("iqDiv", iqdiv)
+#endif
+#if THINKER_OP_BmmInt
+    ENTRY("BmmInt", bmm)
+#endif
+#if THINKER_OP_iqSum
+    ENTRY("iqSum", iqsum)
+#endif
+#if THINKER_OP_iqVar
+    ENTRY("iqVar", iqvar)
+#endif
+#if THINKER_OP_Resize
+    ENTRY("Resize", resize)
 #endif
     {NULL, NULL, NULL} /* end (also keeps the table non-empty) */
 };

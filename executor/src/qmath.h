@@ -34,6 +34,20 @@ static inline int64_t thk_rshift_round(int64_t v, int32_t s) {
     return v;
 }
 
+/* The int64 holding the bits of u (two's complement), without an implementation-defined
+ * conversion: numpy's int64 wrap-around. */
+static inline int64_t thk_wrap64(uint64_t u) {
+    return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
+}
+
+/* rshift_round on int64 exactly as numpy computes it, wrapping where numpy's int64 wraps, for
+ * |s| <= 63 (ops bound s at prepare). */
+static inline int64_t thk_rshift_round_wrap(int64_t v, int32_t s) {
+    if (s > 0) return thk_floor_shift(thk_wrap64((uint64_t)v + ((uint64_t)1 << (s - 1))), s);
+    if (s < 0) return thk_wrap64((uint64_t)v << -s);
+    return v;
+}
+
 static inline int64_t thk_clamp(int64_t v, int64_t lo, int64_t hi) {
     v = v < lo ? lo : v;   /* max first, then min: numpy's clip when lo > hi gives hi */
     return v > hi ? hi : v;

@@ -105,12 +105,23 @@ typedef struct {
     uint8_t has_bias;       /* LayerNormInt */
 } thk_nonlinear_params;
 
+typedef struct {
+    int32_t shift;          /* iqSum q_x - q_o, iqVar 2 q_x - q_o, BmmInt q_x + q_y - q_o */
+    int64_t lo, hi;         /* output range (o_bits) */
+    int64_t divisor;        /* iqSum: divisor; iqVar: n (n - c) */
+    uint32_t axes;          /* iqSum / iqVar: bit d set when axis d is reduced */
+    uint32_t count;         /* iqVar: n, the number of reduced elements */
+    uint32_t m, k, n;       /* BmmInt: [M, K] @ [K, N] */
+    uint8_t fast;           /* BmmInt: int8 @ int8 with |sum| < 2**31 */
+} thk_reduce_params;
+
 typedef union {
     thk_conv_params conv;
     thk_pool_params pool;
     thk_elem_params elem;
     thk_move_params move;
     thk_nonlinear_params nl;
+    thk_reduce_params red;
 } thk_params;
 
 struct thinker_model;

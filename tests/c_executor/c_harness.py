@@ -94,3 +94,30 @@ def run_test_thinker(binary: str, model_bin: str, feeds, out_specs, workdir: str
 def ordered_feeds(executor, feeds):
     return {s.name: feeds[s.name] for s in executor.inputs}
 
+
+
+def assert_c_equals_numpy(binary: str, model_bin: str, feeds, workdir) -> None:
+    """test_thinker prints the numpy executor's CRC lines and writes its outputs, silently."""
+    import thinker
+
+    exe = thinker.load(model_bin)
+    feeds = ordered_feeds(exe, feeds)
+    ref = numpy_reference(model_bin, feeds)
+    r, outputs = run_test_thinker(binary, model_bin, feeds, exe.outputs, str(workdir))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert r.stdout.splitlines() == ref.lines
+    for spec in exe.outputs:
+        assert np.array_equal(outputs[spec.name], ref.outputs[spec.name]), spec.name
+
+
+def rewrite_attrs(result, op_type: str, change) -> bytes:
+    """The model.bin of a pack result with ``change(attrs)`` applied to its one ``op_type``
+    node (bypassing tpacker's checks: what a damaged or foreign file may hold)."""
+    from thinker.resource.writer import PackInput, write_model
+
+    graph = result.graph.copy()
+    (node,) = [n for n in graph.nodes if n.op_type == op_type]
+    change(node.attrs)
+    return write_model(graph, PackInput(result.device.id, result.plan.placements,
+                                        result.plan.arena_sizes()))

@@ -228,3 +228,12 @@ def _nonlinear_model() -> onnx.ModelProto:
 
 
 MODELS["nonlinear"] = (_nonlinear_model, "cortex-m", False)  # more in test_c_nonlinear.py
+
+
+def _arith_model() -> onnx.ModelProto:
+    from c_arith_models import compact_model  # its own module: imports this one
+
+    return compact_model()
+
+
+MODELS["arith"] = (_arith_model, "cortex-m", False)  # more in test_c_arith.py

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 from c_harness import (
     EXECUTOR,
-    numpy_reference,
-    ordered_feeds,
+    assert_c_equals_numpy,
     pack,
     random_feeds,
-    run_test_thinker,
 )
+from c_harness import rewrite_attrs as rewrite
 from c_models import Builder, _ints
 from c_nonlinear_models import NONLINEAR_MODELS
 
@@ -36,18 +35,6 @@ def nl_bins(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("nl_models")
     return {name: pack(build(), str(root / f"{name}.bin"), device)
             for name, (build, device) in NONLINEAR_MODELS.items()}
-
-
-def assert_c_equals_numpy(binary: str, model_bin: str, feeds, workdir) -> None:
-    exe = thinker.load(model_bin)
-    feeds = ordered_feeds(exe, feeds)
-    ref = numpy_reference(model_bin, feeds)
-    r, outputs = run_test_thinker(binary, model_bin, feeds, exe.outputs, str(workdir))
-    assert r.returncode == 0, r.stderr
-    assert r.stderr == ""
-    assert r.stdout.splitlines() == ref.lines
-    for spec in exe.outputs:
-        assert np.array_equal(outputs[spec.name], ref.outputs[spec.name]), spec.name
 
 
 def special_feeds(model_bin: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -155,16 +142,6 @@ def packed_compact(tmp_path_factory):
     onnx.save(compact_model(), src)
     return Packer(PackOptions(graph_path=src, platform="cortex-m",
                               workspace=str(root / "ws"))).run()
-
-
-def rewrite(result, op_type: str, change) -> bytes:
-    from thinker.resource.writer import PackInput, write_model
-
-    graph = result.graph.copy()
-    (node,) = [n for n in graph.nodes if n.op_type == op_type]
-    change(node.attrs)
-    return write_model(graph, PackInput(result.device.id, result.plan.placements,
-                                        result.plan.arena_sizes()))
 
 
 @pytest.mark.parametrize("op_type, change, message", [

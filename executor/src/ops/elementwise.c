@@ -1,8 +1,8 @@
-/* iqAdd, iqSub, iqMul and iqCat (thinker/ops/elementwise.py). Each input is rescaled to the
- * output exponent and saturated on its own before the saturating add/sub; iqMul rescales the
- * exact product. Binary ops broadcast like numpy. All of them may run in place (the memory
- * planner lets the output take over a same-shaped input that dies here): element i is read
- * before it is written. */
+/* iqAdd, iqSub, iqMul, iqDiv and iqCat (thinker/ops/elementwise.py). Each input is rescaled to
+ * the output exponent and saturated on its own before the saturating add/sub; iqMul rescales the
+ * exact product; iqDiv rounds the exact quotient once. Binary ops broadcast like numpy. All of
+ * them may run in place (the memory planner lets the output take over a same-shaped input that
+ * dies here): element i is read before it is written. */
 #include "ops.h"
 
 int thk_input_exponent(const thk_op *op, const char *key, const thk_tensor *t, int32_t *q) {
@@ -31,27 +31,44 @@ int thk_broadcast_init(thk_broadcast *bc, const thk_tensor *a, const thk_tensor 
     return 1;
 }
 
+enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV };
+
 typedef struct {
     int32_t sx, sy;
     int64_t lo, hi;
-    int mul;
-    int sub;
+    int kind;
 } binary_rule;
 
+typedef int64_t (*binary_fn)(const binary_rule *r, int64_t x, int64_t y);
+
 static int64_t combine(const binary_rule *r, int64_t x, int64_t y) {
-    if (r->mul) return thk_rescale(x * y, r->sx, r->lo, r->hi);
+    if (r->kind == BIN_MUL) return thk_rescale(x * y, r->sx, r->lo, r->hi);
     x = thk_rescale(x, r->sx, r->lo, r->hi);
     y = thk_rescale(y, r->sy, r->lo, r->hi);
-    return thk_clamp(r->sub ? x - y : x + y, r->lo, r->hi);
+    return thk_clamp(r->kind == BIN_SUB ? x - y : x + y, r->lo, r->hi);
 }
 
-static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker_message *msg, int mul) {
+/* elementwise.divide (its own function: builds without iqDiv do not link it); prepare keeps
+ * |x << sx|, |y << sy| < 2**62 */
+static int64_t divide(const binary_rule *r, int64_t x, int64_t y) {
+    x *= (int64_t)1 << r->sx;
+    y *= (int64_t)1 << r->sy;
+    if (y < 0) {
+        x = -x;
+        y = -y;
+    }
+    if (!y) return x > 0 ? r->hi : (x < 0 ? r->lo : 0); /* the saturation value of x's sign */
+    /* round_half_up_div; 2x + y wraps like numpy's int64 only for uint8 x at a 54-bit shift */
+    return thk_clamp(thk_floor_div(thk_wrap64(2u * (uint64_t)x + (uint64_t)y), 2 * y), r->lo, r->hi);
+}
+
+static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker_message *msg, int kind) {
     thk_elem_params *p = &op->p.elem;
     thk_tensor x, y, out;
     thk_broadcast bc;
-    int32_t qx, qy, qo;
+    int32_t qx, qy, qo, shift;
     int64_t bits = 8;
-    uint32_t dtype;
+    uint32_t dtype, widest;
     if (op->n_in != 2 || op->n_out != 1) THK_BAD("expects 2 inputs and 1 output");
     if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &y)) THK_BAD("both inputs are required");
     thk_op_output(m, op, 0, &out);
@@ -64,12 +81,20 @@ static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
     if (!thk_broadcast_init(&bc, &x, &y, &out)) THK_BAD("inputs cannot be broadcast to the recorded output");
-    p->sx = mul ? qx + qy - qo : qx - qo;
+    p->sx = kind == BIN_MUL ? qx + qy - qo : qx - qo;
     p->sy = qy - qo;
+    if (kind == BIN_DIV) { /* the shift goes to the numerator (> 0) or the divisor */
+        shift = qo - qx + qy;
+        widest = 8u * thk_dtype_size(thk_dtype_size(x.dtype) > thk_dtype_size(y.dtype) ? x.dtype : y.dtype);
+        if (shift > 62 - (int32_t)widest || shift < (int32_t)widest - 62)
+            THK_BAD("the division shift would leave int64; re-export with scale_o closer to scale_x / scale_y");
+        p->sx = shift > 0 ? shift : 0;
+        p->sy = shift < 0 ? -shift : 0;
+    }
     return THINKER_OK;
 }
 
-static thinker_status binary_run(thk_run_ctx *ctx, int mul, int sub) {
+static thinker_status binary_run(thk_run_ctx *ctx, int kind, binary_fn fn) {
     const thinker_model *m = ctx->model;
     const thk_op *op = ctx->op;
     const thk_elem_params *p = &op->p.elem;
@@ -80,16 +105,16 @@ static thinker_status binary_run(thk_run_ctx *ctx, int mul, int sub) {
     thk_op_input(m, op, 0, &x);
     thk_op_input(m, op, 1, &y);
     thk_op_output(m, op, 0, &out);
-    r.sx = p->sx; r.sy = p->sy; r.lo = p->lo; r.hi = p->hi; r.mul = mul; r.sub = sub;
+    r.sx = p->sx; r.sy = p->sy; r.lo = p->lo; r.hi = p->hi; r.kind = kind;
     if (x.count == out.count && y.count == out.count) {
         if (x.dtype == THINKER_INT8 && y.dtype == THINKER_INT8 && out.dtype == THINKER_INT8) {
             const int8_t *a = (const int8_t *)x.data, *b = (const int8_t *)y.data;
             int8_t *o = (int8_t *)out.data;
-            for (i = 0; i < out.count; i++) o[i] = (int8_t)combine(&r, a[i], b[i]);
+            for (i = 0; i < out.count; i++) o[i] = (int8_t)fn(&r, a[i], b[i]);
         } else {
             for (i = 0; i < out.count; i++)
                 thk_store_int(out.data, out.dtype, i,
-                              combine(&r, thk_load_int(x.data, x.dtype, i), thk_load_int(y.data, y.dtype, i)));
+                              fn(&r, thk_load_int(x.data, x.dtype, i), thk_load_int(y.data, y.dtype, i)));
         }
         return THINKER_OK;
     }
@@ -99,7 +124,7 @@ static thinker_status binary_run(thk_run_ctx *ctx, int mul, int sub) {
         thk_broadcast_init(&bc, &x, &y, &out);
         for (i = 0; i < out.count; i++) {
             thk_store_int(out.data, out.dtype, i,
-                          combine(&r, thk_load_int(x.data, x.dtype, ia), thk_load_int(y.data, y.dtype, ib)));
+                          fn(&r, thk_load_int(x.data, x.dtype, ia), thk_load_int(y.data, y.dtype, ib)));
             for (d = bc.ndim; d-- > 0;) {
                 ia += bc.stride_a[d];
                 ib += bc.stride_b[d];
@@ -115,19 +140,24 @@ static thinker_status binary_run(thk_run_ctx *ctx, int mul, int sub) {
 
 thinker_status thk_iqadd_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
     (void)n;
-    return binary_prepare(m, op, msg, 0);
+    return binary_prepare(m, op, msg, BIN_ADD);
 }
 thinker_status thk_iqsub_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
     (void)n;
-    return binary_prepare(m, op, msg, 0);
+    return binary_prepare(m, op, msg, BIN_SUB);
 }
 thinker_status thk_iqmul_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
     (void)n;
-    return binary_prepare(m, op, msg, 1);
+    return binary_prepare(m, op, msg, BIN_MUL);
 }
-thinker_status thk_iqadd_run(thk_run_ctx *ctx) { return binary_run(ctx, 0, 0); }
-thinker_status thk_iqsub_run(thk_run_ctx *ctx) { return binary_run(ctx, 0, 1); }
-thinker_status thk_iqmul_run(thk_run_ctx *ctx) { return binary_run(ctx, 1, 0); }
+thinker_status thk_iqdiv_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
+    (void)n;
+    return binary_prepare(m, op, msg, BIN_DIV);
+}
+thinker_status thk_iqadd_run(thk_run_ctx *ctx) { return binary_run(ctx, BIN_ADD, combine); }
+thinker_status thk_iqsub_run(thk_run_ctx *ctx) { return binary_run(ctx, BIN_SUB, combine); }
+thinker_status thk_iqmul_run(thk_run_ctx *ctx) { return binary_run(ctx, BIN_MUL, combine); }
+thinker_status thk_iqdiv_run(thk_run_ctx *ctx) { return binary_run(ctx, BIN_DIV, divide); }
 
 /* ---- iqCat ----------------------------------------------------------------------------------- */
 

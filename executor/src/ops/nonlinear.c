@@ -1,7 +1,7 @@
-/* iqSigmoid, iqTanh, SoftmaxInt, LayerNormInt (thinker/ops/nonlinear.py): the original linger's
- * fixed-point kernels per family (venus, arcs, venusA; the `platform` attribute picks one),
- * step for step as thinker/nonlinear/{pwl,softmax,layernorm}.py computes them, with the data of
- * nonlinear_tables.h (generated from tables.toml).
+/* iqSigmoid, iqTanh, GluInt, SoftmaxInt, LogSoftmaxInt, LayerNormInt (thinker/ops/nonlinear.py):
+ * the original linger's fixed-point kernels per family (venus, arcs, venusA; the `platform`
+ * attribute picks one), step for step as thinker/nonlinear/{pwl,softmax,logarithm,layernorm}.py
+ * computes them, with the data of nonlinear_tables.h (generated from tables.toml).
  *
  * Everything is integer. The kernels' own intermediates are bounded (comments give the bounds;
  * tests/c_executor/test_c_nonlinear.py checks the polynomial's exhaustively); where numpy's
@@ -11,12 +11,7 @@
 #include "../nonlinear_tables.h"
 #include "ops.h"
 
-/* ---- numpy's int64 arithmetic ------------------------------------------------------------- */
-
-/* the int64 holding the bits of u (two's complement), without an implementation-defined cast */
-static int64_t wrap64(uint64_t u) {
-    return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
-}
+/* ---- numpy's int64 arithmetic (thk_wrap64, thk_rshift_round_wrap: qmath.h) ------------------ */
 
 /* C's narrowing to int32 (softmax.wrap32) */
 static int64_t wrap32(int64_t v) {
@@ -27,19 +22,11 @@ static int64_t wrap32(int64_t v) {
 static int64_t sat32(int64_t v) { return thk_clamp(v, INT32_MIN, INT32_MAX); }
 
 /* v << k for 0 <= k <= 63, wrapping like numpy's int64 shift */
-static int64_t shl_wrap(int64_t v, int32_t k) { return wrap64((uint64_t)v << k); }
-
-/* qmath.rshift_round on int64 for |s| <= 63: s > 0 (v + 2**(s-1)) >> s, s < 0 v << -s; wraps
- * where numpy wraps (the ops bound |s| at prepare) */
-static int64_t rshift_round_np(int64_t v, int32_t s) {
-    if (s > 0) return thk_floor_shift(wrap64((uint64_t)v + ((uint64_t)1 << (s - 1))), s);
-    if (s < 0) return shl_wrap(v, -s);
-    return v;
-}
+static int64_t shl_wrap(int64_t v, int32_t k) { return thk_wrap64((uint64_t)v << k); }
 
 /* the output stage of every op here: qmath.rescale(v, s, o_bits) */
 static int64_t rescale_np(int64_t v, int32_t s, int64_t lo, int64_t hi) {
-    return thk_clamp(rshift_round_np(v, s), lo, hi);
+    return thk_clamp(thk_rshift_round_wrap(v, s), lo, hi);
 }
 
 static uint32_t bit_length(uint64_t v) {
@@ -71,33 +58,58 @@ static thinker_status family_of(const thinker_model *m, thk_op *op, thinker_mess
     return THINKER_OK;
 }
 
-/* One integer input at scale_x, one output of its shape at scale_o / o_bits; the kernel's
- * input and output formats q_in, q_out give the two shifts, bounded like numpy's
- * checked_exponent_gap. */
-static thinker_status unary_prepare(const thinker_model *m, thk_op *op, thk_tensor *x,
-                                    int32_t q_in, int32_t q_out, int32_t in_limit, thinker_message *msg) {
+/* One integer input at scale_x (*qx), one output at scale_o (*qo) with the dtype of o_bits,
+ * the kernel family: the checks every op here but LayerNormInt starts with. */
+static thinker_status io_prepare(const thinker_model *m, thk_op *op, thk_tensor *x, thk_tensor *out,
+                                 int32_t *qx, int32_t *qo, thinker_message *msg) {
     thk_nonlinear_params *p = &op->p.nl;
-    thk_tensor out;
-    int32_t qx, qo;
     int64_t bits = 8;
     uint32_t dtype;
+    thinker_status s = family_of(m, op, msg);
+    if (s != THINKER_OK) return s;
     if (op->n_in != 1 || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
     if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
-    thk_op_output(m, op, 0, &out);
+    thk_op_output(m, op, 0, out);
     if (!thk_is_int(x->dtype) || x->dtype == THINKER_INT64)
         THK_BAD("input must be int8, uint8, int16 or int32; insert a Quant node before it");
-    if (!thk_input_exponent(op, "scale_x", x, &qx)) THK_BAD("input has no known scale (scale_x)");
-    if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing or not a power of two");
+    if (!thk_input_exponent(op, "scale_x", x, qx)) THK_BAD("input has no known scale (scale_x)");
+    if (thk_attr_exponent(op, "scale_o", qo) != 1) THK_BAD("scale_o missing or not a power of two");
     if (thk_attr_has(op, "o_bits") && !thk_attr_int(op, "o_bits", &bits)) THK_BAD("o_bits must be an int");
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
-    if (out.dtype != dtype || !thk_same_dims(x, &out))
-        THK_BAD("output must have the input's shape and the dtype of o_bits");
-    if (qx - q_in > in_limit || q_in - qx > in_limit)
+    if (out->dtype != dtype) THK_BAD("output dtype does not match o_bits");
+    return THINKER_OK;
+}
+
+/* The shifts into the kernel's input format and out of it, bounded like numpy's
+ * checked_exponent_gap (48 bits in, `out_limit` out). */
+static thinker_status shifts_prepare(thk_op *op, int32_t in_shift, int32_t out_shift, int32_t out_limit,
+                                     thinker_message *msg) {
+    if (in_shift > 48 || in_shift < -48)
         THK_BAD("the kernel input conversion shifts too far; re-export with a scale_x closer to the data");
-    if (q_out - qo > 62 || qo - q_out > 62)
-        THK_BAD("the output requantization shifts more than 62 bits; scale_o is extreme");
-    p->in_shift = qx - q_in;
-    p->out_shift = q_out - qo;
+    if (out_shift > out_limit || out_shift < -out_limit)
+        THK_BAD("the output requantization shifts too far; scale_o is extreme");
+    op->p.nl.in_shift = in_shift;
+    op->p.nl.out_shift = out_shift;
+    return THINKER_OK;
+}
+
+/* Rows along the `axis` attribute (else `dim`, default -1): outer x len x inner. */
+static thinker_status rows_prepare(thk_op *op, const thk_tensor *x, uint32_t *axis_out, thinker_message *msg) {
+    thk_nonlinear_params *p = &op->p.nl;
+    int64_t axis = -1;
+    uint32_t d;
+    if (thk_attr_has(op, "axis")) {
+        if (!thk_attr_int(op, "axis", &axis)) THK_BAD("axis must be an int");
+    } else if (thk_attr_has(op, "dim") && !thk_attr_int(op, "dim", &axis)) {
+        THK_BAD("dim must be an int");
+    }
+    if (axis < -(int64_t)x->ndim || axis >= (int64_t)x->ndim) THK_BAD("axis out of range for the input's rank");
+    if (axis < 0) axis += x->ndim;
+    p->outer = p->inner = 1;
+    for (d = 0; d < (uint32_t)axis; d++) p->outer *= x->dims[d];
+    for (d = (uint32_t)axis + 1; d < x->ndim; d++) p->inner *= x->dims[d];
+    p->len = x->dims[axis];
+    *axis_out = (uint32_t)axis;
     return THINKER_OK;
 }
 
@@ -108,25 +120,27 @@ static thinker_status unary_prepare(const thinker_model *m, thk_op *op, thk_tens
  * reaches the product, INT64_MIN (numpy's abs leaves it negative: segment 0), wraps as numpy's
  * product does. */
 static int64_t pwl_eval(const thk_pwl_table *t, int64_t v) {
-    int64_t mag = v < 0 ? wrap64((uint64_t)0 - (uint64_t)v) : v;
+    int64_t mag = v < 0 ? thk_wrap64((uint64_t)0 - (uint64_t)v) : v;
     int64_t operand = v, bias;
     uint32_t s = 0;
     while (s < THK_PWL_SEGMENTS && (int64_t)t->bands[s + 1] < mag) s++; /* searchsorted, left */
     if (s == THK_PWL_SEGMENTS) return 0;
     if (t->has_product_min && operand < t->product_min) operand = t->product_min;
     bias = (int64_t)(v >= 0 ? t->bias_pos[s] : t->bias_neg[s]) * ((int64_t)1 << t->bias_shift);
-    return thk_floor_shift(wrap64((uint64_t)(int64_t)t->slopes[s] * (uint64_t)operand), t->shifts[s]) + bias;
+    return thk_floor_shift(thk_wrap64((uint64_t)(int64_t)t->slopes[s] * (uint64_t)operand), t->shifts[s]) + bias;
 }
 
 static thinker_status pwl_prepare(const thinker_model *m, thk_op *op, thinker_message *msg,
                                   uint8_t function) {
     const thk_pwl_table *t;
-    thk_tensor x;
-    thinker_status s = family_of(m, op, msg);
+    thk_tensor x, out;
+    int32_t qx, qo;
+    thinker_status s = io_prepare(m, op, &x, &out, &qx, &qo, msg);
     if (s != THINKER_OK) return s;
+    if (!thk_same_dims(&x, &out)) THK_BAD("output must have the input's shape");
     op->p.nl.function = function;
     t = &thk_pwl_tables[op->p.nl.family][function];
-    return unary_prepare(m, op, &x, t->input_q, t->output_q, 48, msg);
+    return shifts_prepare(op, qx - t->input_q, t->output_q - qo, 62, msg);
 }
 
 thinker_status thk_iqsigmoid_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
@@ -139,30 +153,76 @@ thinker_status thk_iqtanh_prepare(const thinker_model *m, thk_op *op, thk_needs 
     return pwl_prepare(m, op, msg, THK_PWL_TANH);
 }
 
+/* pwl.activation up to the table's output: x at the op's input scale -> Q<output_q> */
+static int64_t pwl_apply(const thk_nonlinear_params *p, const thk_pwl_table *t, int64_t x) {
+    int64_t v = thk_rshift_round_wrap(x, p->in_shift);
+    if (p->family != THK_NL_VENUS) v = sat32(v); /* venus: beyond the table gives 0 */
+    return pwl_eval(t, v);
+}
+
 /* Element-wise, so it may run in place (element i is read before it is written). */
 static thinker_status pwl_run(thk_run_ctx *ctx) {
     const thk_nonlinear_params *p = &ctx->op->p.nl;
     const thk_pwl_table *t = &thk_pwl_tables[p->family][p->function];
-    int clamp32 = p->family != THK_NL_VENUS; /* venus: beyond the table gives 0 */
     thk_tensor x, out;
     uint32_t i;
     thk_op_input(ctx->model, ctx->op, 0, &x);
     thk_op_output(ctx->model, ctx->op, 0, &out);
-    for (i = 0; i < x.count; i++) {
-        int64_t v = rshift_round_np(thk_load_int(x.data, x.dtype, i), p->in_shift);
-        if (clamp32) v = sat32(v);
-        thk_store_int(out.data, out.dtype, i, rescale_np(pwl_eval(t, v), p->out_shift, p->lo, p->hi));
-    }
+    for (i = 0; i < x.count; i++)
+        thk_store_int(out.data, out.dtype, i,
+                      rescale_np(pwl_apply(p, t, thk_load_int(x.data, x.dtype, i)), p->out_shift, p->lo, p->hi));
     return THINKER_OK;
 }
 
 thinker_status thk_iqsigmoid_run(thk_run_ctx *ctx) { return pwl_run(ctx); }
 thinker_status thk_iqtanh_run(thk_run_ctx *ctx) { return pwl_run(ctx); }
 
+/* ---- GluInt: a * sigmoid(b) for the halves a, b of an axis (ops/nonlinear.py glu) ------------ */
+
+#define GLU_GATE_Q 15 /* the gate: iqSigmoid at scale 2**15, o_bits 32 */
+
+thinker_status thk_glu_prepare(const thinker_model *m, thk_op *op, thk_needs *needs, thinker_message *msg) {
+    thk_nonlinear_params *p = &op->p.nl;
+    thk_tensor x, out;
+    int32_t qx, qo;
+    uint32_t axis, d;
+    thinker_status s = io_prepare(m, op, &x, &out, &qx, &qo, msg);
+    (void)needs;
+    if (s == THINKER_OK) s = rows_prepare(op, &x, &axis, msg);
+    if (s != THINKER_OK) return s;
+    if (p->len % 2u) THK_BAD("the axis has an odd size; GLU halves it");
+    p->len /= 2u; /* rows of the output: each half */
+    if (out.ndim != x.ndim) THK_BAD("output must be the input with the axis halved");
+    for (d = 0; d < x.ndim; d++)
+        if (out.dims[d] != (d == axis ? p->len : x.dims[d])) THK_BAD("output must be the input with the axis halved");
+    return shifts_prepare(op, qx - thk_pwl_tables[p->family][THK_PWL_SIGMOID].input_q, qx + GLU_GATE_Q - qo,
+                          40, msg);
+}
+
+/* gate = iqSigmoid(b) in Q15 (int32), y = rescale(a * gate, q_x + 15 - q_o): |a * gate| <= 2**62 */
+thinker_status thk_glu_run(thk_run_ctx *ctx) {
+    const thk_nonlinear_params *p = &ctx->op->p.nl;
+    const thk_pwl_table *t = &thk_pwl_tables[p->family][THK_PWL_SIGMOID];
+    uint32_t half = p->len * p->inner, o, i, at = 0;
+    thk_tensor x, out;
+    thk_op_input(ctx->model, ctx->op, 0, &x);
+    thk_op_output(ctx->model, ctx->op, 0, &out);
+    for (o = 0; o < p->outer; o++)
+        for (i = 0; i < half; i++, at++) {
+            uint32_t ia = 2u * o * half + i;
+            int64_t gate = rescale_np(pwl_apply(p, t, thk_load_int(x.data, x.dtype, ia + half)),
+                                      t->output_q - GLU_GATE_Q, INT32_MIN, INT32_MAX);
+            thk_store_int(out.data, out.dtype, at,
+                          rescale_np(thk_load_int(x.data, x.dtype, ia) * gate, p->out_shift, p->lo, p->hi));
+        }
+    return THINKER_OK;
+}
+
 /* ---- SoftmaxInt (nonlinear/softmax.py) ---------------------------------------------------- */
 
 #define SOFTMAX_IN_Q 25
 #define SOFTMAX_OUT_Q 15
+#define LN_OUT_Q 25 /* logarithm.OUTPUT_Q */
 
 /* int64 p rounded to 53 significant bits, ties to even: the integer C's (double)p holds
  * (softmax.as_double), for |p| < 2**62. */
@@ -185,7 +245,7 @@ static int64_t horner(int64_t frac) {
     int64_t y = thk_softmax_poly_q23[0];
     uint32_t k;
     for (k = 1; k < THK_SOFTMAX_POLY_TERMS; k++)
-        y = wrap32(rshift_round_np(y * frac, 23)) + thk_softmax_poly_q23[k];
+        y = wrap32(thk_rshift_round_wrap(y * frac, 23)) + thk_softmax_poly_q23[k];
     return y;
 }
 
@@ -195,9 +255,9 @@ static int64_t horner_venus_a(int64_t frac, int64_t e) {
     int64_t y = thk_softmax_poly_q23[0], t, n;
     uint32_t k;
     for (k = 1; k < THK_SOFTMAX_POLY_TERMS; k++) {
-        t = wrap64((uint64_t)(y * frac) * 128u + ((uint64_t)thk_softmax_poly_q23[k] << 30));
+        t = thk_wrap64((uint64_t)(y * frac) * 128u + ((uint64_t)thk_softmax_poly_q23[k] << 30));
         if (k + 1 < THK_SOFTMAX_POLY_TERMS) {
-            y = rshift_round_np(t, 30);
+            y = thk_rshift_round_wrap(t, 30);
         } else {
             n = 30 - e; /* numpy clips it to [1, 63] */
             if (n < 1) n = 1;
@@ -211,9 +271,9 @@ static int64_t horner_venus_a(int64_t frac, int64_t e) {
 static int64_t softmax_exp(uint32_t family, int64_t v, int64_t top) {
     int64_t d = sat32(v - top), e, frac, y;
     int64_t p = d * THK_SOFTMAX_LOG2E_Q29; /* |d| <= 2**31, log2e < 2**30 */
-    if (family == THK_NL_VENUS) d = sat32(rshift_round_np(as_double(p), 31));
-    else if (family == THK_NL_ARCS) d = sat32(rshift_round_np(p, 31));
-    else d = wrap32(rshift_round_np(p, 31));
+    if (family == THK_NL_VENUS) d = sat32(thk_rshift_round_wrap(as_double(p), 31));
+    else if (family == THK_NL_ARCS) d = sat32(thk_rshift_round_wrap(p, 31));
+    else d = wrap32(thk_rshift_round_wrap(p, 31));
     /* d <= 0: the exponent (d >> 23) + 1 in [-255, 1] and the fraction in [-2**23, 0) */
     e = thk_floor_shift(d, 23) + 1;
     frac = (int64_t)((uint64_t)d & 0x7FFFFFu) - 0x800000;
@@ -243,32 +303,58 @@ static uint32_t reciprocal_q(int64_t total) {
     return c;
 }
 
-thinker_status thk_softmax_prepare(const thinker_model *m, thk_op *op, thk_needs *needs, thinker_message *msg) {
+/* SoftmaxInt (Q15 out) and LogSoftmaxInt (its ln in Q25: q_out 25) */
+static thinker_status softmax_like(const thinker_model *m, thk_op *op, thk_needs *needs,
+                                   thinker_message *msg, int32_t q_out) {
     thk_nonlinear_params *p = &op->p.nl;
-    thk_tensor x;
-    int64_t axis = -1;
-    uint32_t d;
-    thinker_status s = family_of(m, op, msg);
-    if (s == THINKER_OK) s = unary_prepare(m, op, &x, SOFTMAX_IN_Q, SOFTMAX_OUT_Q, 48, msg);
+    thk_tensor x, out;
+    int32_t qx, qo;
+    uint32_t axis;
+    thinker_status s = io_prepare(m, op, &x, &out, &qx, &qo, msg);
     if (s != THINKER_OK) return s;
-    if (thk_attr_has(op, "axis")) {
-        if (!thk_attr_int(op, "axis", &axis)) THK_BAD("axis must be an int");
-    } else if (thk_attr_has(op, "dim") && !thk_attr_int(op, "dim", &axis)) {
-        THK_BAD("dim must be an int");
-    }
-    if (axis < -(int64_t)x.ndim || axis >= (int64_t)x.ndim) THK_BAD("axis out of range for the input's rank");
-    if (axis < 0) axis += x.ndim;
-    p->outer = p->inner = 1;
-    for (d = 0; d < (uint32_t)axis; d++) p->outer *= x.dims[d];
-    for (d = (uint32_t)axis + 1; d < x.ndim; d++) p->inner *= x.dims[d];
-    p->len = x.dims[axis];
+    if (!thk_same_dims(&x, &out)) THK_BAD("output must have the input's shape");
+    s = shifts_prepare(op, qx - SOFTMAX_IN_Q, q_out - qo, 62, msg);
+    if (s == THINKER_OK) s = rows_prepare(op, &x, &axis, msg);
+    if (s != THINKER_OK) return s;
     if (p->len > 0x1FFFFFFCu / 4u) THK_BAD("softmax rows too long for the scratch buffer");
     needs->scratch = 4u * p->len; /* one row of numerators (int32) */
     return THINKER_OK;
 }
 
-/* Each row is read completely before any of its outputs is written, so it may run in place. */
-thinker_status thk_softmax_run(thk_run_ctx *ctx) {
+thinker_status thk_softmax_prepare(const thinker_model *m, thk_op *op, thk_needs *needs, thinker_message *msg) {
+    return softmax_like(m, op, needs, msg, SOFTMAX_OUT_Q);
+}
+
+thinker_status thk_logsoftmax_prepare(const thinker_model *m, thk_op *op, thk_needs *needs, thinker_message *msg) {
+    return softmax_like(m, op, needs, msg, LN_OUT_Q);
+}
+
+/* logarithm.ln_q15_to_q25: ln(p / 2**15) in Q25 for an int32 p, INT32_MIN for p <= 0 (ln 0).
+ * p << n has bit 30 set; |yf >> 38| <= 2**25 and 0 <= n <= 30 keep |l| < 2**30, |l * ln2| < 2**61. */
+static int64_t ln_q15_to_q25(int64_t p) {
+    int32_t n;
+    int64_t x, dx, a, b, l, mag;
+    uint32_t k;
+    if (p <= 0) return INT32_MIN;
+    n = 31 - (int32_t)bit_length((uint64_t)p);
+    x = (p << n) - ((int64_t)1 << 30);
+    k = (uint32_t)(x >> 23); /* x in [0, 2**30) */
+    dx = ((x & 0x7FFFFF) - 0x400000) * 4;
+    a = (int64_t)thk_log2_pairs[2 * k] * ((int64_t)1 << 32); /* int32 << 32: fits int64 */
+    b = 2 * (int64_t)thk_log2_pairs[2 * k + 1] * dx;         /* |b| < 2**57 */
+    if (b < 0 && a < INT64_MIN - b) a = INT64_MIN;           /* the saturating int64 add */
+    else if (b > 0 && a > INT64_MAX - b) a = INT64_MAX;
+    else a += b;
+    l = thk_floor_shift(a, 38) + (int64_t)(16 - n) * ((int64_t)1 << 25);
+    l *= THK_LN2_Q31;
+    mag = (int64_t)(((l < 0 ? (uint64_t)0 - (uint64_t)l : (uint64_t)l) + ((uint64_t)1 << 30)) >> 31);
+    return sat32(l < 0 ? -mag : mag); /* round half away from zero */
+}
+
+/* Each row is read completely before any of its outputs is written, so it may run in place.
+ * `finish` (LogSoftmaxInt: the logarithm) maps each Q15 probability before the output stage;
+ * passed by LogSoftmaxInt only, so a build without it links neither it nor its table. */
+static thinker_status softmax_rows(thk_run_ctx *ctx, int64_t (*finish)(int64_t)) {
     const thk_nonlinear_params *p = &ctx->op->p.nl;
     int32_t *num = (int32_t *)(void *)ctx->scratch;
     thk_tensor x, out;
@@ -279,14 +365,15 @@ thinker_status thk_softmax_run(thk_run_ctx *ctx) {
     for (o = 0; o < p->outer; o++)
         for (i = 0; i < p->inner; i++) {
             uint32_t base = o * p->len * p->inner + i;
-            int64_t top = INT64_MIN, total = 0, v;
+            int64_t top = INT64_MIN, total = 0, v, r = 0;
+            uint32_t c = 0;
             for (j = 0; j < p->len; j++) {
-                v = sat32(rshift_round_np(thk_load_int(x.data, x.dtype, base + j * p->inner), p->in_shift));
+                v = sat32(thk_rshift_round_wrap(thk_load_int(x.data, x.dtype, base + j * p->inner), p->in_shift));
                 if (v > top) top = v;
             }
             if (p->family == THK_NL_VENUSA && top == INT32_MIN) top += 1;
             for (j = 0; j < p->len; j++) {
-                v = sat32(rshift_round_np(thk_load_int(x.data, x.dtype, base + j * p->inner), p->in_shift));
+                v = sat32(thk_rshift_round_wrap(thk_load_int(x.data, x.dtype, base + j * p->inner), p->in_shift));
                 v = softmax_exp(p->family, v, top); /* int32: venus < 2**25, others narrowed */
                 num[j] = (int32_t)v;
                 total += v;
@@ -294,7 +381,7 @@ thinker_status thk_softmax_run(thk_run_ctx *ctx) {
             if (p->family == THK_NL_VENUS) {
                 /* normalise the sum (add32s: at most INT32_MAX) to [2**22, 2**23), two Newton
                  * steps for its reciprocal from the seed, denormalise */
-                int64_t t, r, err;
+                int64_t t, err;
                 int32_t n, k;
                 if (total > INT32_MAX) total = INT32_MAX;
                 n = 31 - (int32_t)bit_length((uint64_t)(total < 0 ? 0 : total)) - 8;
@@ -302,27 +389,28 @@ thinker_status thk_softmax_run(thk_run_ctx *ctx) {
                 n += 1;
                 r = THK_SOFTMAX_NEWTON_SEED - t;
                 for (k = 0; k < 2; k++) {
-                    err = 0x400000 - wrap32(rshift_round_np(t * r, 23)); /* |t|, |r| < 2**25 */
+                    err = 0x400000 - wrap32(thk_rshift_round_wrap(t * r, 23)); /* |t|, |r| < 2**25 */
                     err = err + err;
-                    r = r + wrap32(rshift_round_np(r * err, 23));
+                    r = r + wrap32(thk_rshift_round_wrap(r * err, 23));
                 }
                 r = sat32(n < 0 ? thk_floor_shift(r, n < -62 ? 62 : -n) : shl_wrap(r, n > 62 ? 62 : n));
-                for (j = 0; j < p->len; j++) { /* |r * num| < 2**56 */
-                    v = sat32(rshift_round_np(as_double(r * num[j]), 31));
-                    thk_store_int(out.data, out.dtype, base + j * p->inner,
-                                  rescale_np(v, p->out_shift, p->lo, p->hi));
-                }
             } else {
-                uint32_t c = reciprocal_q(total);
-                for (j = 0; j < p->len; j++) {
-                    v = wrap32(rshift_round_np(wrap64((uint64_t)c * (uint64_t)(int64_t)num[j]), 38));
-                    thk_store_int(out.data, out.dtype, base + j * p->inner,
-                                  rescale_np(v, p->out_shift, p->lo, p->hi));
-                }
+                c = reciprocal_q(total);
+            }
+            for (j = 0; j < p->len; j++) {
+                if (p->family == THK_NL_VENUS) /* |r * num| < 2**56 */
+                    v = sat32(thk_rshift_round_wrap(as_double(r * num[j]), 31));
+                else
+                    v = wrap32(thk_rshift_round_wrap(thk_wrap64((uint64_t)c * (uint64_t)(int64_t)num[j]), 38));
+                if (finish) v = finish(v); /* LogSoftmaxInt: v is the Q15 softmax at o_bits 32 */
+                thk_store_int(out.data, out.dtype, base + j * p->inner, rescale_np(v, p->out_shift, p->lo, p->hi));
             }
         }
     return THINKER_OK;
 }
+
+thinker_status thk_softmax_run(thk_run_ctx *ctx) { return softmax_rows(ctx, NULL); }
+thinker_status thk_logsoftmax_run(thk_run_ctx *ctx) { return softmax_rows(ctx, ln_q15_to_q25); }
 
 /* ---- LayerNormInt (nonlinear/layernorm.py) ------------------------------------------------ */
 
@@ -452,7 +540,7 @@ thinker_status thk_layernorm_run(thk_run_ctx *ctx) {
         for (j = 0; j < p->len; j++) {
             int64_t norm = (n * thk_load_int(x.data, x.dtype, base + j) - total) * r;
             int64_t acc;
-            if (k > 0) norm = rshift_round_np(norm, k);
+            if (k > 0) norm = thk_rshift_round_wrap(norm, k);
             acc = sat32(norm) * thk_load_int(w.data, w.dtype, j);
             if (p->has_bias) acc += thk_load_int(b.data, b.dtype, j);
             thk_store_int(out.data, out.dtype, base + j, rescale_np(sat32(acc), p->out_shift, p->lo, p->hi));

@@ -40,6 +40,13 @@ THK_OP(iqsigmoid);
 THK_OP(iqtanh);
 THK_OP(softmax);
 THK_OP(layernorm);
+THK_OP(logsoftmax);
+THK_OP(glu);
+THK_OP(iqdiv);
+THK_OP(bmm);
+THK_OP(iqsum);
+THK_OP(iqvar);
+THK_OP(resize);
 
 /* accumulate.c: the output stage shared by conv, linear and batchnorm (ops/accumulate.py) */
 thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, const thk_tensor *x,

@@ -442,3 +442,90 @@ thinker_status thk_gather_run(thk_run_ctx *ctx) {
         }
     return THINKER_OK;
 }
+
+/* ---- Resize (nearest, integer factors: thinker/ops/resize.py) -------------------------------- */
+
+/* the coordinate modes for which nearest sampling at an integer factor s copies floor(i / s) */
+static int exact_nearest(const char *coord, const char *nearest) {
+    if (thk_streq(coord, "asymmetric")) return thk_streq(nearest, "floor");
+    return (thk_streq(coord, "half_pixel") || thk_streq(coord, "pytorch_half_pixel")) &&
+           (thk_streq(nearest, "round_prefer_floor") || thk_streq(nearest, "round_prefer_ceil"));
+}
+
+/* a non-empty constant input (resize._constant), else 0 */
+static int resize_operand(const thinker_model *m, const thk_op *op, uint32_t slot, thk_tensor *t) {
+    return thk_op_input(m, op, slot, t) && t->init && t->count;
+}
+
+thinker_status thk_resize_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
+    thk_tensor x, out, t;
+    const char *mode = "nearest", *coord = "half_pixel", *nearest = "round_prefer_floor";
+    int sizes;
+    uint32_t d, bits;
+    (void)n;
+    if (op->n_in < 2 || op->n_in > 4 || op->n_out != 1 || !thk_op_input(m, op, 0, &x))
+        THK_BAD("expects 2-4 inputs (X, roi, scales, sizes) and 1 output");
+    thk_op_output(m, op, 0, &out);
+    if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input's dtype and rank");
+    if ((thk_attr_has(op, "mode") && !thk_attr_string(op, m, "mode", &mode)) ||
+        (thk_attr_has(op, "coordinate_transformation_mode") &&
+         !thk_attr_string(op, m, "coordinate_transformation_mode", &coord)) ||
+        (thk_attr_has(op, "nearest_mode") && !thk_attr_string(op, m, "nearest_mode", &nearest)) ||
+        !thk_streq(mode, "nearest") || !exact_nearest(coord, nearest))
+        THK_BAD("only nearest Resize by integer factors (asymmetric + floor, or [pytorch_]half_pixel + "
+                "round_prefer_floor/ceil)");
+    /* X, scales (opset 10) or X, roi, scales, sizes; sizes win when both are given */
+    sizes = op->n_in > 2 && resize_operand(m, op, 3, &t);
+    if (!sizes && !resize_operand(m, op, op->n_in > 2 ? 2 : 1, &t)) THK_BAD("Resize needs constant scales or sizes");
+    if (sizes ? t.count < x.ndim : t.count != x.ndim) THK_BAD("scales or sizes must give one value per axis");
+    for (d = 0; d < x.ndim; d++) {
+        int64_t v = thk_load_int(t.init, t.dtype, d); /* a float truncates */
+        uint32_t f = v < 1 || v > 0xFFFFFFFF ? 0 : (uint32_t)v, e;
+        if (sizes) {
+            f = x.dims[d] && f % x.dims[d] == 0 ? f / x.dims[d] : 0;
+        } else if (f && t.dtype == THINKER_FLOAT32) { /* 1 <= v < 2**32: exponent e >= 127 */
+            memcpy(&bits, t.init + 4u * d, 4);
+            e = (bits >> 23) & 0xFFu;
+            if (e < 150u && (bits & ((1u << (150u - e)) - 1u))) f = 0; /* fraction bits set */
+        }
+        if (f < 1 || (d == 0 && f != 1))
+            THK_BAD("scales must be integers >= 1, one per axis, with 1 on the batch axis");
+        if ((uint64_t)out.dims[d] != (uint64_t)x.dims[d] * f)
+            THK_BAD("recorded output shape differs from the computed one");
+    }
+    return THINKER_OK;
+}
+
+/* Output row r (all axes but the last) copies input row floor(i / s) per axis, each element
+ * repeated s times; a row equal to the previous one is copied from it. */
+thinker_status thk_resize_run(thk_run_ctx *ctx) {
+    thk_tensor x, out;
+    uint32_t size, last, w, fw, rows, r, d, j, k, src, prev = 0xFFFFFFFFu;
+    size_t row_bytes;
+    thk_op_input(ctx->model, ctx->op, 0, &x);
+    thk_op_output(ctx->model, ctx->op, 0, &out);
+    if (!out.count) return THINKER_OK;
+    size = thk_dtype_size(x.dtype);
+    last = x.ndim - 1u;
+    w = x.dims[last];
+    fw = out.dims[last] / w;
+    row_bytes = (size_t)out.dims[last] * size;
+    rows = out.count / out.dims[last];
+    for (r = 0; r < rows; r++) {
+        uint8_t *dst = out.data + r * row_bytes;
+        uint32_t rest = r, mult = 1;
+        for (src = 0, d = last; d-- > 0; mult *= x.dims[d]) {
+            src += rest % out.dims[d] / (out.dims[d] / x.dims[d]) * mult;
+            rest /= out.dims[d];
+        }
+        if (src == prev) {
+            memcpy(dst, dst - row_bytes, row_bytes);
+        } else {
+            const uint8_t *in = x.data + (size_t)src * w * size;
+            for (j = 0; j < w; j++, in += size)
+                for (k = 0; k < fw; k++, dst += size) copy_elem(dst, in, size);
+        }
+        prev = src;
+    }
+    return THINKER_OK;
+}

@@ -165,6 +165,11 @@ def render() -> str:
         out.append("    },")
     sm = tables.softmax()
     normalize, rsqrt = tables.layernorm()
+    log = tables._data()["logarithm"]
+    pairs = log["log2_pairs"]
+    ln2 = _fit([log["ln2_q31"]], "int32_t", "logarithm.ln2_q31")[0]
+    if len(pairs) != 256:
+        raise ValueError("tables.toml logarithm.log2_pairs: expected 128 pairs")
     out += [
         "};",
         "",
@@ -197,6 +202,13 @@ def render() -> str:
         f"#define THK_LN_RSQRT_SIZE {len(rsqrt)}",
         "static const uint16_t thk_ln_rsqrt_q15[THK_LN_RSQRT_SIZE] = "
         f"{_array(rsqrt, 'uint16_t', 'layernorm.rsqrt_q15', '', 12)};",
+        "",
+        "/* --- logarithm (LogSoftmaxInt): ln of Q15 probabilities in Q25; pairs (log2(x0) - 1",
+        " * in Q31, log2(e) / x0 in Q30) for x0 = 1 + (k + 0.5) / 128 --- */",
+        f"#define THK_LN2_Q31 0x{ln2:X}",
+        f"#define THK_LOG2_SEGMENTS {len(pairs) // 2}",
+        "static const int32_t thk_log2_pairs[2 * THK_LOG2_SEGMENTS] = "
+        f"{_array(pairs, 'int32_t', 'logarithm.log2_pairs', '')};",
         "",
         "#endif",
         "",

@@ -18,6 +18,7 @@ from thinker.ops.base import (
     exponent,
     input_exponent,
     int_dtype,
+    magnitude_bound,
     out_bits,
     register,
     spec,
@@ -190,10 +191,11 @@ class IqDiv(_Binary):
     def infer(self, node, ins):
         shift = (exponent(node, "scale_o") - input_exponent(node, "scale_x", ins[0])
                  + input_exponent(node, "scale_y", ins[1]))
-        widest = max(np.dtype(t.dtype).itemsize * 8 for t in ins[:2])
-        if widest + abs(shift) > 62:
+        num_bits, den_bits = (magnitude_bound(t.dtype).bit_length() for t in ins[:2])
+        if num_bits + max(shift, 0) > 62 or den_bits + max(-shift, 0) > 62:
             raise ThinkerModelError(
-                f"{node.label()}: division shift {shift} on {widest}-bit inputs would leave "
+                f"{node.label()}: division shift {shift} on {ins[0].dtype} / {ins[1].dtype} "
+                "inputs would leave "
                 "int64; re-export with an output scale closer to scale_x / scale_y")
         return super().infer(node, ins)
 

@@ -62,10 +62,11 @@ class BmmInt(Op):
                  - exponent(node, "scale_o"))
         bits, dtype = out_bits(node), outs[0].dtype
         bound = k * magnitude_bound(ins[0].dtype) * magnitude_bound(ins[1].dtype)
-        if abs(shift) > 62 or (shift < 0 and bound << -shift >= 1 << 62):
+        if bound >= 1 << 62 or abs(shift) > 62 or (shift < 0 and bound << -shift >= 1 << 62):
             raise ThinkerModelError(
-                f"{node.label()}: requantization shift {shift} is out of range; re-export with "
-                "an output scale closer to the inputs'")
+                f"{node.label()}: K={k} products of {ins[0].dtype} x {ins[1].dtype} with "
+                f"requantization shift {shift} would leave int64; re-export with narrower "
+                "inputs or an output scale closer to the inputs'")
         if bound < qmath.FLOAT64_EXACT_LIMIT:
             work = qmath.float_dtype_for_bound(bound)
 

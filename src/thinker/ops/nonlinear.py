@@ -287,7 +287,10 @@ class GluInt(_Elementwise):
         family, bits, dtype = platform_of(node), out_bits(node), outs[0].dtype
         checked_exponent_gap(node, "the sigmoid input conversion",
                              qx - pwl.pwl(family, "sigmoid").input_q, pwl.MAX_FORMAT_SHIFT)
-        checked_exponent_gap(node, "the output requantization", qx + GLU_SIGMOID_Q - qo, 40)
+        shift = qx + GLU_SIGMOID_Q - qo
+        product_bits = np.dtype(ins[0].dtype).itemsize * 8 + GLU_SIGMOID_Q + 1  # |a| |gate|
+        checked_exponent_gap(node, "the output requantization", shift,
+                             62 - product_bits if shift < 0 else 62)
 
         def run(x, *_):
             return (glu(x, axis, qx, qo, bits, family).astype(dtype),)

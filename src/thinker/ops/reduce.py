@@ -55,6 +55,36 @@ def reduced_shape(shape, axes, keepdims: bool) -> tuple[int, ...]:
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
+def reduce_sum(x, axes: tuple[int, ...], keepdims: bool, shift: int, divisor: int,
+               bits: int) -> np.ndarray:
+    """iqSum: ``saturate(round_half_up(sum(x over axes) * 2**-shift / divisor))`` as int64,
+    ``shift = q_x - q_o``."""
+    total = np.asarray(x).astype(np.int64).sum(axis=axes, keepdims=keepdims)
+    return qmath.rescale_div(total, shift, divisor, bits)
+
+
+def reduce_variance(x, axes: tuple[int, ...], keepdims: bool, shift: int, count: int,
+                    unbiased: bool, bits: int) -> np.ndarray:
+    """iqVar: ``saturate(round_half_up((n S2 - S1**2) * 2**-shift / (n (n - c))))`` as int64,
+    ``shift = 2 q_x - q_o``, ``n = count`` (the number of reduced elements), c = 1 if
+    ``unbiased`` else 0."""
+    xi = np.asarray(x).astype(np.int64)
+    s1 = xi.sum(axis=axes, keepdims=keepdims)
+    s2 = (xi * xi).sum(axis=axes, keepdims=keepdims)
+    divisor = count * (count - int(bool(unbiased)))
+    return qmath.rescale_div(count * s2 - s1 * s1, shift, divisor, bits)
+
+
+def exact_within_int64(node: Node, numerator_bound: int, divisor: int, shift: int) -> None:
+    """The rounding division ``round(num * 2**-shift / divisor)`` moves the shift into the
+    numerator (shift < 0) or the divisor (shift > 0); both must stay below 2**62."""
+    if numerator_bound << max(-shift, 0) >= 1 << 62 or divisor << max(shift, 0) >= 1 << 62:
+        raise ThinkerModelError(
+            f"{node.label()}: a numerator up to {numerator_bound} over divisor {divisor} with "
+            f"requantization shift {shift} would leave int64; reduce fewer elements or use an "
+            "output scale closer to the input's")
+
+
 class _Reduce(Op):
     attrs = {"scale_x": None, "scale_o": REQUIRED, "o_bits": 8, "data_bits": 8, "axes": None,
              "dims": None, "dim": None, "axis": None, "keepdims": 1, "platform": None,
@@ -96,9 +126,7 @@ class IqSum(_Reduce):
         if divisor < 1:
             raise ThinkerModelError(f"{node.label()}: divisor {divisor} must be >= 1")
         shift = input_exponent(node, "scale_x", ins[0]) - exponent(node, "scale_o")
-        if abs(shift) > 40:
-            raise ThinkerModelError(
-                f"{node.label()}: requantization shift {shift} is out of range (|shift| <= 40)")
+        exact_within_int64(node, count * magnitude_bound(ins[0].dtype), divisor, shift)
 
     def prepare(self, node, ins, outs):
         axes, _, keep = self._geometry(node, ins)
@@ -106,8 +134,7 @@ class IqSum(_Reduce):
         divisor, bits, dtype = int(node.attrs.get("divisor", 1)), out_bits(node), outs[0].dtype
 
         def run(x, *_):
-            total = x.astype(np.int64).sum(axis=axes, keepdims=keep)
-            return (qmath.rescale_div(total, shift, divisor, bits).astype(dtype),)
+            return (reduce_sum(x, axes, keep, shift, divisor, bits).astype(dtype),)
 
         return run
 
@@ -123,21 +150,16 @@ class IqVar(_Reduce):
             raise ThinkerModelError(
                 f"{node.label()}: the unbiased variance of {count} element needs at least 2")
         shift = 2 * input_exponent(node, "scale_x", ins[0]) - exponent(node, "scale_o")
-        if abs(shift) > 40 or count * count * magnitude_bound(ins[0].dtype) ** 2 >= 1 << 62:
-            raise ThinkerModelError(
-                f"{node.label()}: variance of {count} values with requantization shift {shift} "
-                "would leave int64; reduce fewer elements or use a closer output scale")
+        exact_within_int64(node, count * count * magnitude_bound(ins[0].dtype) ** 2,
+                           count * (count - unbiased), shift)
 
     def prepare(self, node, ins, outs):
         axes, count, keep = self._geometry(node, ins)
         shift = 2 * input_exponent(node, "scale_x", ins[0]) - exponent(node, "scale_o")
-        divisor = count * (count - int(node.attrs.get("unbiased", 1)))
+        unbiased = bool(int(node.attrs.get("unbiased", 1)))
         bits, dtype = out_bits(node), outs[0].dtype
 
         def run(x, *_):
-            xi = x.astype(np.int64)
-            s1 = xi.sum(axis=axes, keepdims=keep)
-            s2 = (xi * xi).sum(axis=axes, keepdims=keep)
-            return (qmath.rescale_div(count * s2 - s1 * s1, shift, divisor, bits).astype(dtype),)
+            return (reduce_variance(x, axes, keep, shift, count, unbiased, bits).astype(dtype),)
 
         return run

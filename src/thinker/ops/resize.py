@@ -40,8 +40,14 @@ def resize_factors(node, ins) -> tuple[int, ...]:
             "(PyTorch: nn.Upsample(scale_factor=2, mode='nearest'))")
     scales, sizes = (_constant(ins, 1), _constant(ins, 2)) if len(ins) <= 2 else \
         (_constant(ins, 2), _constant(ins, 3))
+    if 0 in x.shape:
+        raise ThinkerModelError(f"{node.label()}: input {x.describe()} is empty")
     if sizes is not None:
-        ratios = [int(s) / d for s, d in zip(sizes, x.shape, strict=False)]
+        if len(sizes) != len(x.shape):
+            raise ThinkerModelError(
+                f"{node.label()}: sizes {list(sizes)} must give one size per axis of "
+                f"{x.describe()}")
+        ratios = [int(s) / d for s, d in zip(sizes, x.shape, strict=True)]
     elif scales is not None:
         ratios = [float(s) for s in scales]
     else:
@@ -60,6 +66,7 @@ class Resize(Op):
              "nearest_mode": "round_prefer_floor", "cubic_coeff_a": -0.75,
              "exclude_outside": 0, "extrapolation_value": 0.0}
     min_inputs, max_inputs = 2, 4
+    optional_inputs = frozenset({1})  # roi (opset >= 11), e.g. Resize(x, "", scales)
 
     def infer(self, node, ins):
         factors = resize_factors(node, ins)
