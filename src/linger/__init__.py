@@ -12,9 +12,11 @@ check); thinker never imports linger.
 
 from linger import functional as _functional  # noqa: F401  (registers QTensor handlers)
 from linger import onnx, zoo
+from linger.check import CheckReport, Problem, check
 from linger.config import Config, LayerSettings, load_config
 from linger.constrain import constrain
 from linger.errors import (
+    LingerCheckError,
     LingerConfigError,
     LingerDeviceError,
     LingerError,
@@ -27,15 +29,19 @@ from linger.quantizer import ActivationQuantizer, calibration
 
 __all__ = [
     "ActivationQuantizer",
+    "CheckReport",
     "Config",
     "LayerSettings",
+    "LingerCheckError",
     "LingerConfigError",
     "LingerDeviceError",
     "LingerError",
     "LingerStateError",
     "LingerUnsupportedError",
+    "Problem",
     "QTensor",
     "calibration",
+    "check",
     "constrain",
     "init",
     "load_config",

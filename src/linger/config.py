@@ -44,6 +44,7 @@ class LayerSettings:
     qat_method: str = "MOM"
     momentum: float = 0.1
     bias_bits: int = 32
+    platform: str | None = None  # the config's platform (for platform-dependent kernels)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Config:
 
     def layer(self, path: str, type_name: str = "") -> LayerSettings:
         settings = LayerSettings(self.weight_bits, self.activate_bits, self.qat_method,
-                                 self.momentum, self.bias_bits)
+                                 self.momentum, self.bias_bits, self.platform)
         if type_name in self.module_overrides:
             settings = replace(settings, **self.module_overrides[type_name])
         matches = [p for p in self.submodel_overrides if _prefix_matches(p, path)]

@@ -24,3 +24,8 @@ class LingerUnsupportedError(LingerError, ThinkerModelError):
 
 class LingerStateError(LingerError):
     """A quantizer is used before it has seen data (no training or calibration yet)."""
+
+
+class LingerCheckError(LingerUnsupportedError, LingerDeviceError):
+    """The pre-flight check found both ops linger cannot quantize and device-rule violations
+    (one error listing all of them; catch either class)."""

@@ -38,10 +38,16 @@ class Violation:
     value: tuple[int, ...]
     allowed: str
 
-    def message(self, platform: str) -> str:
+    def describe(self, platform: str) -> tuple[str, str, str]:
+        """(what, rule broken, fix): the parts of ``message``."""
         shown = "x".join(str(v) for v in self.value)
-        return (f"{self.module_type} '{self.path}': {self.rule} {shown} breaks the {platform} "
-                f"rule {self.rule} in {self.allowed}; {HINTS[self.rule]}")
+        return (f"{self.module_type} '{self.path}'",
+                f"{self.rule} {shown} breaks the {platform} rule {self.rule} in {self.allowed}",
+                HINTS[self.rule])
+
+    def message(self, platform: str) -> str:
+        what, rule, fix = self.describe(platform)
+        return f"{what}: {rule}; {fix}"
 
 
 def profile(platform: str) -> DeviceProfile:

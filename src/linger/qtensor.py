@@ -98,8 +98,11 @@ class QTensor(torch.Tensor):
                 return func(*args, **kwargs)
         raise LingerUnsupportedError(
             f"{op_name(func)} at '{current_location()}' has no quantized implementation; "
-            "linger supports conv/linear/batchnorm modules, relu, relu6/hardtanh/clamp, max and "
-            "average pooling, dropout, +, -, *, torch.cat and shape ops (view, reshape, flatten, "
+            "linger supports conv/linear/batchnorm/layernorm/embedding/multi-head attention "
+            "modules, relu, relu6/hardtanh/clamp, prelu, sigmoid, tanh, softmax, log_softmax, "
+            "glu, hardsigmoid, hardswish, silu, gelu, max and average pooling, nearest "
+            "upsampling, dropout, +, -, *, / (tensors and Python numbers), matmul/bmm/@ between "
+            "activations, sum/mean/var, torch.cat and shape ops (view, reshape, flatten, "
             "permute, transpose, squeeze, unsqueeze, slicing, split, chunk, pad). Keep this part "
             "float with disable_submodel (it will not export), or rewrite it with supported ops")
 

@@ -10,17 +10,14 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from linger import platforms, trace
+from linger import trace
 from linger.config import Config, load_config
-from linger.errors import LingerUnsupportedError
+from linger.errors import LingerError, LingerUnsupportedError
 from linger.modules import (
-    CONVOLUTIONS,
     FOLDED_BN,
     QUANTIZED,
-    STATELESS,
     FloatIsland,
     QuantizedLayer,
-    WeightedLayer,
     float_type,
     type_name,
 )
@@ -28,7 +25,7 @@ from linger.modules import (
 
 def init(model: nn.Module, config: Config | Mapping | str | os.PathLike | None = None,
          checkpoint: Mapping[str, torch.Tensor] | str | os.PathLike | None = None,
-         ) -> fx.GraphModule:
+         example_input=None) -> fx.GraphModule:
     """Return a quantized copy of ``model`` for quantization-aware training (``model`` itself
     is left unchanged).
 
@@ -40,26 +37,47 @@ def init(model: nn.Module, config: Config | Mapping | str | os.PathLike | None =
 
     Conv1d/Conv2d/ConvTranspose2d/Linear/BatchNorm become their quantized classes (BatchNorm
     right after a conv/linear is folded into it), every model input gets a Quant, every +, -, *
-    between tensors its own quantizer. With ``platform`` set, layers that break the device
-    profile's rules raise LingerDeviceError (or warn) here.
+    between tensors its own quantizer.
+
+    The pre-flight check (``linger.check``) runs first: modules and calls linger cannot
+    quantize and, with ``platform`` set, device-rule violations; with ``example_input`` (a
+    tensor or tuple) also everything that only fails on data. Every problem is raised in ONE
+    error (LingerUnsupportedError / LingerDeviceError); ``conventional_check: warn`` only warns
+    about device rules.
     """
+    from linger.check import preflight
+
     cfg = load_config(config)
     model = copy.deepcopy(model)
     if checkpoint is not None:
         model.load_state_dict(_read_checkpoint(checkpoint), strict=True)
+    refuse_quantized(model)
+    gm, report = preflight(model, cfg, example_input)
+    report.enforce(cfg.conventional_check, "linger.init")
+    return gm
+
+
+def refuse_quantized(model: nn.Module) -> None:
     already = [p for p, m in model.named_modules() if isinstance(m, QuantizedLayer)]
     if already:
         raise LingerUnsupportedError(f"the model is already quantized ('{already[0]}'); "
                                      "call linger.init on the float or constrained model")
+
+
+def build(model: nn.Module, cfg: Config, module_errors: dict[str, Exception]
+          ) -> fx.GraphModule:
+    """The quantized GraphModule of ``model`` (modified in place: pass a copy), without
+    checks: modules linger does not know stay as they are, and the errors of quantized
+    modules' own checks go to ``module_errors`` (path -> error); ``linger.check`` reports both.
+    """
     leaves = trace.disabled_leaves(model, cfg)
     gm = trace.trace(model, leaves)
     pairs = trace.find_bn_pairs(gm, cfg) if cfg.fold_bn else {}
     called = list(dict.fromkeys(n.target for n in gm.graph.nodes if n.op == "call_module"))
-    _swap_modules(gm, called, cfg, pairs, set(leaves))
+    _swap_modules(gm, called, cfg, pairs, set(leaves), module_errors)
+    trace.requantize_float_outputs(gm)
     trace.quantize_inputs(gm, cfg)
     trace.quantize_calls(gm, cfg)
-    if cfg.platform:
-        _check_platform(gm, cfg)
     trace.announce_locations(gm)
     trace.finish_graph_outputs(gm)
     gm.graph.lint()
@@ -73,30 +91,9 @@ def _read_checkpoint(checkpoint) -> Mapping[str, torch.Tensor]:
     return torch.load(os.fspath(checkpoint), map_location="cpu", weights_only=True)
 
 
-def _check_platform(gm: fx.GraphModule, cfg: Config) -> None:
-    """The conventional check: every quantized layer against the device profile."""
-    device = platforms.profile(cfg.platform)
-    found = []
-    for module in gm.modules():
-        if not isinstance(module, QuantizedLayer) or isinstance(module, FloatIsland):
-            continue
-        path, settings = module.linger_path, module.linger_settings
-        if isinstance(module, WeightedLayer):
-            name = type_name(module)
-            if float_type(module) in CONVOLUTIONS:
-                found += platforms.check_conv(path, module, device, name)
-            found += platforms.check_bits(path, name, device, settings.weight_bits,
-                                          settings.activate_bits)
-        else:
-            name = getattr(module, "onnx_op", "Quant")
-            found += platforms.check_bits(path, name, device, None, settings.activate_bits)
-    platforms.enforce(found, device.name, cfg.conventional_check)
-
-
 def _swap_modules(gm: fx.GraphModule, called: list[str], cfg: Config, pairs: dict[str, str],
-                  leaves: set[str]) -> None:
+                  leaves: set[str], module_errors: dict[str, Exception]) -> None:
     folded = {bn: layer for layer, bn in pairs.items()}
-    unsupported = []
     for path in called:
         module = gm.get_submodule(path)
         base = float_type(module)
@@ -109,16 +106,12 @@ def _swap_modules(gm: fx.GraphModule, called: list[str], cfg: Config, pairs: dic
             module.__class__ = QUANTIZED[base]
             module.linger_setup(path, settings)
             if hasattr(module, "linger_check"):
-                module.linger_check()
+                try:
+                    module.linger_check()
+                except LingerError as exc:
+                    module_errors[path] = exc
             if path in pairs:  # kept out of _modules: the BatchNorm stays at its own path
                 module.__dict__["linger_folded_bn"] = gm.get_submodule(pairs[path])
-        elif type(module) not in STATELESS:
-            unsupported.append(f"{type(module).__name__} '{path}'")
-    if unsupported:
-        raise LingerUnsupportedError(
-            f"linger cannot quantize {len(unsupported)} module(s): {', '.join(unsupported)}. "
-            f"Supported: {', '.join(t.__name__ for t in (*QUANTIZED, *STATELESS))}. Keep them "
-            "float with disable_module: [Type] or disable_submodel: [path] (not exportable)")
 
 
 def _keep_float(gm: fx.GraphModule, path: str, module: nn.Module, settings) -> None:

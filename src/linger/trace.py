@@ -10,6 +10,7 @@ each op where it was written (for ONNX names and error messages).
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 
 import torch.fx as fx
@@ -28,6 +29,7 @@ from linger.modules import (
     is_linger_class,
     type_name,
 )
+from linger.modules.io import FloatIsland, FloatReentry
 
 SCALAR_METHODS = {"size", "dim", "numel", "nelement", "ndimension"}
 SCALAR_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
@@ -39,6 +41,7 @@ class LingerTracer(fx.Tracer):
     def __init__(self, leaf_paths=frozenset()):
         super().__init__()
         self.leaf_paths = set(leaf_paths)
+        self.record_stack_traces = True  # node.meta['stack_trace']: file:line for linger.check
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return (module_qualified_name in self.leaf_paths
@@ -180,6 +183,39 @@ def quantize_calls(gm: fx.GraphModule, config: Config) -> None:
         replacement.meta = dict(node.meta)
         node.replace_all_uses_with(replacement)
         gm.graph.erase_node(node)
+
+
+def requantize_float_outputs(gm: fx.GraphModule) -> None:
+    """What a float part (FloatIsland) returns re-enters the quantized part through its own
+    FloatReentry quantizer, as a model input does: one per value the quantized part uses
+    (indexing its tuple outputs stays float; graph outputs and other float parts need none)."""
+    for node in list(gm.graph.nodes):
+        if node.op == "call_module" and _is_island(gm, node):
+            _requantize_uses(gm, node, gm.get_submodule(node.target))
+
+
+def _is_island(gm: fx.GraphModule, node: fx.Node) -> bool:
+    return node.op == "call_module" and isinstance(gm.get_submodule(node.target), FloatIsland)
+
+
+def _requantize_uses(gm: fx.GraphModule, value: fx.Node, island: FloatIsland) -> None:
+    consumers = []
+    for user in list(value.users):
+        if user.op == "call_function" and user.target is operator.getitem and \
+                user.args[0] is value:
+            _requantize_uses(gm, user, island)
+        elif user.op != "output" and not _is_island(gm, user):
+            consumers.append(user)
+    if not consumers:
+        return
+    scope, _, name = island.linger_path.rpartition(".")
+    path = free_path(gm, scope, f"{name}_requant")
+    gm.add_submodule(path, FloatReentry(path, island.linger_settings))
+    with gm.graph.inserting_after(value):
+        quantized = gm.graph.call_module(path, (value,))
+    quantized.meta = dict(value.meta)
+    for user in consumers:
+        user.replace_input_with(value, quantized)
 
 
 def announce_locations(gm: fx.GraphModule) -> None:

@@ -65,3 +65,16 @@ def run_flow(model: nn.Module, input_shape: tuple[int, ...], config: dict, folde
 def run_zoo_flow(name: str, weight_bits: int, folder: str, **kw) -> Result:
     config = {"weight_bits": weight_bits}
     return run_flow(zoo.build(name, **kw), zoo.input_shape(name, **kw), config, folder)
+
+
+def assert_identical(result: Result) -> None:
+    """Every tensor the executor computed equals linger's, integer for integer."""
+    linger, executor = result.linger_values, result.executor_values
+    intermediates = set(executor) - {"input", "output"}
+    assert intermediates == set(linger), "every executor tensor must have a linger twin"
+    for name, expected in linger.items():
+        got = executor[name]
+        assert np.issubdtype(got.dtype, np.integer), name
+        assert got.shape == expected.shape, name
+        assert np.array_equal(got.astype(np.int64), expected), f"tensor '{name}' differs"
+    assert np.array_equal(result.executor_output, result.linger_output)

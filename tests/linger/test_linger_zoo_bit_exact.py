@@ -4,23 +4,11 @@ what linger's eval forward computed for the same 64 random inputs."""
 
 import numpy as np
 import pytest
-from linger_flow import Result, run_zoo_flow
+from linger_flow import assert_identical, run_zoo_flow
 
 from linger import zoo
 
 SIZES = {"mobilenet_v1_025": {"input_size": 32}}  # 96x96 in benchmarks, smaller here
-
-
-def assert_identical(result: Result) -> None:
-    linger, executor = result.linger_values, result.executor_values
-    intermediates = set(executor) - {"input", "output"}
-    assert intermediates == set(linger), "every executor tensor must have a linger twin"
-    for name, expected in linger.items():
-        got = executor[name]
-        assert np.issubdtype(got.dtype, np.integer), name
-        assert got.shape == expected.shape, name
-        assert np.array_equal(got.astype(np.int64), expected), f"tensor '{name}' differs"
-    assert np.array_equal(result.executor_output, result.linger_output)
 
 
 @pytest.mark.parametrize("weight_bits", [8, 4])

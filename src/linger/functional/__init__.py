@@ -10,6 +10,6 @@ Each handler computes its result in one of two ways, chosen by the input's ``exa
 and, when exporting, records its ONNX node.
 """
 
-from linger.functional import activation, pooling, tensor_ops
+from linger.functional import activation, nonlinear, pooling, resize, tensor_ops
 
-__all__ = ["activation", "pooling", "tensor_ops"]
+__all__ = ["activation", "nonlinear", "pooling", "resize", "tensor_ops"]

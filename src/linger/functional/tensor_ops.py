@@ -258,12 +258,14 @@ def float_on_cpu(x: QTensor, *args, **kwargs) -> QTensor:
 
 _ARITHMETIC = (T.__add__, T.__radd__, T.__iadd__, torch.add, T.add, T.add_,
                T.__sub__, T.__rsub__, T.__isub__, torch.sub, T.sub, T.sub_,
-               T.__mul__, T.__rmul__, T.__imul__, torch.mul, T.mul, T.mul_)
+               T.__mul__, T.__rmul__, T.__imul__, torch.mul, T.mul, T.mul_,
+               T.__truediv__, T.__rtruediv__, T.__itruediv__, torch.div, torch.true_divide,
+               T.div, T.div_, T.true_divide, T.true_divide_)
 
 
 @handles(*_ARITHMETIC)
 def arithmetic_without_quantizer(*args, **kwargs):
     raise LingerUnsupportedError(
         f"arithmetic on a quantized tensor at '{current_location()}' has no output quantizer: "
-        "linger.init gives one to every +, -, * between tensors that it traces in forward(); "
-        "arithmetic with Python numbers, or inside modules it cannot trace, is not supported")
+        "linger.init gives one to every +, -, *, / (with tensors or Python numbers) that it "
+        "traces in forward(); arithmetic inside modules it cannot trace is not supported")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from linger.modules.arith import QAdd, QMul, QSub
+from linger.modules.attention import QMultiheadAttention
 from linger.modules.base import QuantizedLayer, WeightedLayer
 from linger.modules.batchnorm import (
     FoldedBatchNorm1d,
@@ -12,9 +13,21 @@ from linger.modules.batchnorm import (
     QBatchNorm1d,
     QBatchNorm2d,
 )
+from linger.modules.composite import QGELU, QHardsigmoid, QHardswish, QSiLU
 from linger.modules.conv import QConv1d, QConv2d, QConvTranspose2d
+from linger.modules.embedding import QEmbedding
 from linger.modules.io import FloatIsland, ModelOutputs, QInput, finish_outputs
+from linger.modules.layernorm import QLayerNorm
 from linger.modules.linear import QLinear
+from linger.modules.nonlinear import (
+    QGLU,
+    QLogSoftmax,
+    QSigmoid,
+    QSoftmax,
+    QTanh,
+)
+from linger.modules.prelu import QPReLU
+from linger.modules.reduce import QSum  # noqa: F401 (registers sum/mean/var)
 
 # float module type -> its quantized class (the quantized class subclasses the float one)
 QUANTIZED = {
@@ -24,6 +37,19 @@ QUANTIZED = {
     nn.Linear: QLinear,
     nn.BatchNorm1d: QBatchNorm1d,
     nn.BatchNorm2d: QBatchNorm2d,
+    nn.Sigmoid: QSigmoid,
+    nn.Tanh: QTanh,
+    nn.Softmax: QSoftmax,
+    nn.LogSoftmax: QLogSoftmax,
+    nn.LayerNorm: QLayerNorm,
+    nn.MultiheadAttention: QMultiheadAttention,
+    nn.GLU: QGLU,
+    nn.PReLU: QPReLU,
+    nn.Embedding: QEmbedding,
+    nn.Hardsigmoid: QHardsigmoid,
+    nn.Hardswish: QHardswish,
+    nn.SiLU: QSiLU,
+    nn.GELU: QGELU,
 }
 FOLDED_BN = {nn.BatchNorm1d: FoldedBatchNorm1d, nn.BatchNorm2d: FoldedBatchNorm2d}
 FOLDS_BN = (nn.Conv1d, nn.Conv2d, nn.Linear)
@@ -34,7 +60,7 @@ STATELESS = (
     nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
     nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
     nn.Flatten, nn.Unflatten, nn.Identity, nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d,
-    nn.ConstantPad2d,
+    nn.ConstantPad2d, nn.Upsample, nn.UpsamplingNearest2d,
 )
 
 
@@ -64,4 +90,8 @@ __all__ = [
     "QBatchNorm2d", "QConv1d", "QConv2d", "QConvTranspose2d", "QInput", "QLinear", "QMul", "QSub",
     "QuantizedLayer", "WeightedLayer", "finish_outputs", "float_type", "is_linger_class",
     "type_name",
+]
+__all__ += [
+    "QGLU", "QEmbedding", "QLayerNorm", "QLogSoftmax", "QMultiheadAttention", "QPReLU", "QSigmoid",
+    "QSoftmax", "QTanh",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_leaves, tree_map
 
 from linger import recorder
 from linger.config import LayerSettings
@@ -44,29 +44,42 @@ class QInput(QuantizedLayer, nn.Module):
 
 class FloatIsland(QuantizedLayer, nn.Module):
     """A module kept float (``disable_module`` / ``disable_submodel``): it gets the float values
-    of its quantized inputs and its output is quantized again. Trains, does not export."""
+    of its quantized inputs and returns float values. Where the quantized part uses them again,
+    a ``FloatReentry`` quantizes them, as a model input is (``trace.requantize_float_outputs``).
+    Trains, does not export."""
 
     def __init__(self, module: nn.Module, path: str, settings: LayerSettings):
         super().__init__()
         self.__dict__["module"] = module  # not a child: its parameters keep their own names
         self.linger_path, self.linger_settings = path, settings
-        self.output_quantizer = ActivationQuantizer(settings.activate_bits, settings.qat_method,
-                                                    settings.momentum, path)
+
+    def describe(self) -> str:
+        return f"{type(self.module).__name__} '{self.linger_path}'"
 
     def forward(self, *args, **kwargs):
         if recorder.active() is not None:
             raise LingerUnsupportedError(
-                f"{type(self.module).__name__} '{self.linger_path}' is kept float "
-                "(disable_module/disable_submodel) and cannot be exported to the integer graph; "
-                "quantize it or cut the model before it")
+                f"{self.describe()} is kept float (disable_module/disable_submodel) and cannot "
+                "be exported to the integer graph; quantize it or cut the model before it")
         unwrap = lambda v: v.plain if isinstance(v, QTensor) else v  # noqa: E731
-        out = self.module(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
-        bits = self.linger_settings.activate_bits
-        if self.exact_mode():
-            q = self.output_quantizer.frozen_exponent()
-            return QTensor.from_ints(qmath.quantize(out.detach().numpy(), q, bits), q, bits)
-        values, q = self.output_quantizer(out)
-        return QTensor.wrap(values, q, bits, exact=False)
+        return self.module(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
+
+
+class FloatReentry(QInput):
+    """Quantizes a float tensor that a float part (``FloatIsland``) hands back to the quantized
+    part, with its own quantizer, exactly as a model input (never exported: the float part
+    before it cannot be)."""
+
+    def forward(self, x):
+        if isinstance(x, (tuple, list, dict)):
+            if any(isinstance(v, torch.Tensor) and not isinstance(v, QTensor)
+                   for v in tree_leaves(x)):
+                raise LingerUnsupportedError(
+                    f"'{self.linger_path}': the float part's outputs reach the quantized part "
+                    "as one container; take them apart in forward (e.g. y, (h, c) = "
+                    "self.rnn(x)), so each tensor gets its own quantizer")
+            return x
+        return super().forward(x)
 
 
 def finish_outputs(value):

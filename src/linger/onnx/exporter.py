@@ -10,7 +10,7 @@ import onnx
 import torch
 import torch.nn as nn
 
-from linger.errors import LingerError
+from linger.errors import LingerError, LingerUnsupportedError
 from linger.recorder import GraphRecorder, recording
 
 MIN_OPSET = 14  # Relu on int8 tensors needs opset 14
@@ -51,8 +51,25 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
+def refuse_float_parts(model: nn.Module) -> None:
+    """One error naming every part kept float (disable_module / disable_submodel): the device
+    runs integers only, so such a model cannot be exported."""
+    from linger.modules.io import FloatIsland
+
+    parts = [m for m in model.modules() if isinstance(m, FloatIsland)]
+    if parts:
+        listed = "\n".join(f"  {i}. {p.describe()} is kept float" for i, p in enumerate(parts, 1))
+        raise LingerUnsupportedError(
+            f"cannot export: {len(parts)} part(s) of the model are kept float "
+            f"(disable_module / disable_submodel) and cannot run on the device:\n{listed}\n"
+            "Keep the whole model quantized to export it (remove them from disable_module / "
+            "disable_submodel and train again), or cut the model before them and export the "
+            "quantized part only")
+
+
 def _record(model, args, input_names, output_names, capture: bool) -> GraphRecorder:
     model = _unwrap(model)
+    refuse_float_parts(model)
     inputs = tuple(args) if isinstance(args, (tuple, list)) else (args,)
     names = list(input_names) if input_names else (
         ["input"] if len(inputs) == 1 else [f"input_{i}" for i in range(len(inputs))])

@@ -157,6 +157,16 @@ def check_op_rules(node: Node, g: Graph, dev: DeviceProfile) -> list[str]:
     return out
 
 
+def _index_only(graph: Graph) -> set[str]:
+    """Integer tensors read only as Gather indices (an embedding's int64 token ids): indices,
+    not activations, so the activation dtypes do not apply."""
+    readers = graph.consumers()
+    return {name for name, users in readers.items()
+            if users and np.issubdtype(graph.tensors[name].dtype, np.integer)
+            and all(n.op_type == "Gather" and n.inputs.index(name) == 1
+                    and n.inputs.count(name) == 1 for n in users)}
+
+
 def check_graph(graph: Graph, dev: DeviceProfile) -> list[str]:
     """Every rule violation in the graph for this device (empty list: it fits)."""
     problems: list[str] = []
@@ -164,8 +174,9 @@ def check_graph(graph: Graph, dev: DeviceProfile) -> list[str]:
                    n.op_type not in dev.supported_ops]
     for n in unsupported:
         problems.append(f"{n.label()}: op {n.op_type} is not supported on {dev.name}")
+    indices = _index_only(graph)
     for name, t in graph.tensors.items():
-        if t.is_constant:
+        if t.is_constant or name in indices:
             continue
         if np.dtype(t.dtype).name not in dev.activation_dtypes:
             problems.append(f"tensor '{name}': dtype {np.dtype(t.dtype).name} is not supported "
