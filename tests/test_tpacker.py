@@ -40,10 +40,11 @@ def random_feed(spec, batch=3):
     return RNG.normal(size=shape).astype(spec.dtype)
 
 
-def assert_packed_equals_onnx(bin_path, onnx_path, batch=3):
-    """Run both on the same (integer) inputs; every tensor both sides name is identical."""
+def assert_packed_equals_onnx(bin_path, onnx_path, batch=3, feeds=None):
+    """Run both on the same (integer) inputs (random unless given); every tensor both sides
+    name is identical."""
     packed, ref = thinker.load(bin_path), thinker.load(onnx_path)
-    feeds = {s.name: random_feed(s, batch) for s in packed.inputs}
+    feeds = feeds or {s.name: random_feed(s, batch) for s in packed.inputs}
     ref_feeds = {}
     for s in ref.inputs:
         if s.name in feeds:

@@ -296,6 +296,7 @@ class ZooEntry:
     input_shape: Callable[..., tuple[int, ...]]
     reference: str | None = None  # MLPerf Tiny TFLite file it mirrors
     input_dtype: torch.dtype = torch.float32  # token ids: torch.long
+    input_range: int = 0  # token ids: the vocabulary size
 
 
 def _fixed(*shape: int):
@@ -311,6 +312,11 @@ ZOO: dict[str, ZooEntry] = {
         lambda input_size=96, **kw: (3, input_size, input_size), "vww_96_int8.tflite"),
     "fc_autoencoder": ZooEntry(FCAutoencoder, _fixed(640), "ad01_int8.tflite"),
     "tiny_unet": ZooEntry(TinyUNet, _fixed(3, 16, 16)),
+    "mobilenet_v2_se": ZooEntry(MobileNetV2SE, _fixed(3, 32, 32)),
+    "conv_denoiser": ZooEntry(ConvDenoiser, _fixed(1, 32, 32)),
+    "transformer_encoder": ZooEntry(TransformerEncoder, _fixed(16), input_dtype=torch.long,
+                                    input_range=32),
+    "conformer_block": ZooEntry(ConformerBlock, _fixed(32, 16)),
 }
 NAMES: tuple[str, ...] = tuple(ZOO)
 
@@ -330,3 +336,12 @@ def build(name: str, **kw) -> nn.Module:
 def input_shape(name: str, **kw) -> tuple[int, ...]:
     """The input shape without the batch axis (``mobilenet_v1_025`` takes ``input_size``)."""
     return tuple(_entry(name).input_shape(**kw))
+
+
+def example_input(name: str, batch: int, seed: int = 0, **kw) -> torch.Tensor:
+    """A random input batch for a zoo model: normal floats, or token ids in the vocabulary."""
+    entry, generator = _entry(name), torch.Generator().manual_seed(seed)
+    shape = (batch, *input_shape(name, **kw))
+    if entry.input_dtype == torch.long:
+        return torch.randint(0, entry.input_range, shape, generator=generator)
+    return torch.randn(shape, generator=generator)

@@ -42,9 +42,13 @@ class Result:
 
 
 def run_flow(model: nn.Module, input_shape: tuple[int, ...], config: dict, folder: str,
-             n_inputs: int = 64, seed: int = 0) -> Result:
+             n_inputs: int = 64, seed: int = 0, make_input=None) -> Result:
+    """``make_input(batch, seed)``: the model's inputs (default: normal floats)."""
+    if make_input is None:
+        def make_input(batch, s):
+            return torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(s))
     torch.manual_seed(seed)
-    train_x = torch.randn(16, *input_shape)
+    train_x = make_input(16, seed + 3)
     constrained = linger.constrain(model, config)
     train_steps(constrained, train_x, 2)
     quantized = linger.init(constrained, config)
@@ -52,7 +56,7 @@ def run_flow(model: nn.Module, input_shape: tuple[int, ...], config: dict, folde
     quantized.eval()
     path = os.path.join(folder, "model.onnx")
     linger.onnx.export(quantized, train_x[:1], path)
-    x = torch.randn(n_inputs, *input_shape, generator=torch.Generator().manual_seed(seed + 7))
+    x = make_input(n_inputs, seed + 7)
     values = linger.onnx.capture(quantized, x)
     with torch.no_grad():
         output = quantized(x).numpy()
@@ -64,7 +68,8 @@ def run_flow(model: nn.Module, input_shape: tuple[int, ...], config: dict, folde
 
 def run_zoo_flow(name: str, weight_bits: int, folder: str, **kw) -> Result:
     config = {"weight_bits": weight_bits}
-    return run_flow(zoo.build(name, **kw), zoo.input_shape(name, **kw), config, folder)
+    return run_flow(zoo.build(name, **kw), zoo.input_shape(name, **kw), config, folder,
+                    make_input=lambda batch, seed: zoo.example_input(name, batch, seed, **kw))
 
 
 def assert_identical(result: Result) -> None:

@@ -16,13 +16,14 @@ MLPERF = os.path.join(SHARED_DATA, "mlperf-tiny")
 
 def test_every_name_builds_a_plain_torch_model_that_runs_its_input_shape():
     assert set(zoo.NAMES) == {"lenet5", "resnet8", "ds_cnn", "mobilenet_v1_025",
-                              "fc_autoencoder", "tiny_unet"}
+                              "fc_autoencoder", "tiny_unet", "mobilenet_v2_se", "conv_denoiser",
+                              "transformer_encoder", "conformer_block"}
     for name in zoo.NAMES:
         model = zoo.build(name).eval()
         assert all(type(m).__module__.startswith(("torch.nn", "linger.zoo"))
                    for m in model.modules())
         with torch.no_grad():
-            out = model(torch.zeros(2, *zoo.input_shape(name)))
+            out = model(zoo.example_input(name, 2))
         assert out.shape[0] == 2
 
 
