@@ -18,6 +18,7 @@ from linger.constrain import constrain
 from linger.errors import (
     LingerCheckError,
     LingerConfigError,
+    LingerDataError,
     LingerDeviceError,
     LingerError,
     LingerStateError,
@@ -34,6 +35,7 @@ __all__ = [
     "LayerSettings",
     "LingerCheckError",
     "LingerConfigError",
+    "LingerDataError",
     "LingerDeviceError",
     "LingerError",
     "LingerStateError",

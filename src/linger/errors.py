@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from thinker.errors import ThinkerDeviceError, ThinkerError, ThinkerModelError
+from thinker.errors import ThinkerDeviceError, ThinkerError, ThinkerInputError, ThinkerModelError
 
 
 class LingerError(ThinkerError):
@@ -20,6 +20,11 @@ class LingerDeviceError(LingerError, ThinkerDeviceError):
 
 class LingerUnsupportedError(LingerError, ThinkerModelError):
     """The model uses an op or module that linger cannot quantize or export."""
+
+
+class LingerDataError(LingerError, ThinkerInputError):
+    """The data a model is trained, calibrated or exported with cannot be used (NaN or inf
+    values, a shape the model does not take)."""
 
 
 class LingerStateError(LingerError):

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from linger import trace
 from linger.config import Config, load_config
-from linger.errors import LingerError, LingerUnsupportedError
+from linger.errors import LingerConfigError, LingerError, LingerUnsupportedError
 from linger.modules import (
     FOLDED_BN,
     QUANTIZED,
@@ -50,7 +50,7 @@ def init(model: nn.Module, config: Config | Mapping | str | os.PathLike | None =
     cfg = load_config(config)
     model = copy.deepcopy(model)
     if checkpoint is not None:
-        model.load_state_dict(_read_checkpoint(checkpoint), strict=True)
+        load_checkpoint(model, checkpoint)
     refuse_quantized(model)
     gm, report = preflight(model, cfg, example_input)
     report.enforce(cfg.conventional_check, "linger.init")
@@ -88,7 +88,35 @@ def build(model: nn.Module, cfg: Config, module_errors: dict[str, Exception]
 def _read_checkpoint(checkpoint) -> Mapping[str, torch.Tensor]:
     if isinstance(checkpoint, Mapping):
         return checkpoint
-    return torch.load(os.fspath(checkpoint), map_location="cpu", weights_only=True)
+    path = os.fspath(checkpoint)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise LingerConfigError(f"checkpoint {path}: cannot be read ({exc})") from None
+
+
+def load_checkpoint(model: nn.Module, checkpoint, limit: int = 8) -> None:
+    """``model.load_state_dict(checkpoint, strict=True)``, refusing a checkpoint of another
+    model in one line that names its missing and unexpected keys (and shape mismatches)."""
+    state = _read_checkpoint(checkpoint)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k} {list(state[k].shape)} vs {list(own[k].shape)}" for k in own
+                  if k in state and hasattr(state[k], "shape") and state[k].shape != own[k].shape]
+
+    def listed(keys):
+        more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+        return ", ".join(keys[:limit]) + more
+
+    problems = [f"{label} {listed(keys)}" for label, keys in (
+        ("missing keys", missing), ("unexpected keys", unexpected),
+        ("shape mismatches (checkpoint vs model)", mismatched)) if keys]
+    if problems:
+        raise LingerConfigError(
+            "checkpoint does not match the model: " + "; ".join(problems)
+            + ". Load the checkpoint saved from this model (float or constrained)")
+    model.load_state_dict(state, strict=True)
 
 
 def _swap_modules(gm: fx.GraphModule, called: list[str], cfg: Config, pairs: dict[str, str],

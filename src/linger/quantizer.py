@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from linger.errors import LingerStateError
+from linger.errors import LingerDataError, LingerStateError
 from linger.fakequant import (
     fake_quantize,
     range_exponent,
@@ -79,6 +79,13 @@ class ActivationQuantizer(nn.Module):
         """Update the statistics with ``x`` and return the exponent to use for it."""
         with torch.no_grad():
             batch_max = synced_max(x.detach().abs().max().float())
+            if not torch.isfinite(batch_max):
+                phase = "calibration" if calibrating() else "training"
+                raise LingerDataError(
+                    f"quantizer of '{self.path}': NaN or infinite values reached it during "
+                    f"{phase}; "
+                    "its range (and every scale after it) would be meaningless. Check the input "
+                    "data for NaN/inf, and lower the learning rate if training diverged")
             if calibrating() and self.method == "TQT":
                 self._calibration_max = max(self._calibration_max, float(batch_max))
                 q = tqt_exponent(_log2_or_zero(self._calibration_max), self.bits)

@@ -10,7 +10,8 @@ import onnx
 import torch
 import torch.nn as nn
 
-from linger.errors import LingerError, LingerUnsupportedError
+from linger.errors import LingerDataError, LingerError, LingerUnsupportedError
+from linger.location import current_location
 from linger.recorder import GraphRecorder, recording
 
 MIN_OPSET = 14  # Relu on int8 tensors needs opset 14
@@ -82,13 +83,28 @@ def _record(model, args, input_names, output_names, capture: bool) -> GraphRecor
         with recording(recorder), torch.no_grad():
             for name, x in zip(names, inputs, strict=True):
                 recorder.register_input(name, x)
-            model(*inputs)
+            try:
+                model(*inputs)
+            except (RuntimeError, ValueError, IndexError) as exc:
+                raise _input_error(exc, names, inputs) from None
     finally:
         model.train(was_training)
     if not recorder.outputs:
         raise LingerError("the model produced no quantized output; export needs a model "
                           "prepared by linger.init")
     return recorder
+
+
+def _input_error(exc: Exception, names, inputs) -> LingerDataError:
+    """A torch error inside the export forward, almost always an example input of the wrong
+    shape or dtype: name the layer that failed and what was given."""
+    given = ", ".join(f"'{n}' {str(x.dtype).replace('torch.', '')}{list(x.shape)}"
+                      for n, x in zip(names, inputs, strict=True) if hasattr(x, "shape"))
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return LingerDataError(
+        f"export: layer '{current_location()}' failed on the example input(s) {given}: "
+        f"{first_line}. Pass an example shaped like the training data (same sizes except the "
+        "batch)")
 
 
 __all__ = ["capture", "export"]
