@@ -94,7 +94,7 @@ def test_init_loads_a_checkpoint_with_strict_keys(tmp_path):
     torch.save(float_model.state_dict(), path)
     quantized = linger.init(zoo.build("lenet5"), checkpoint=path)
     assert torch.equal(quantized.features[0].weight, float_model.features[0].weight)
-    with pytest.raises(RuntimeError, match="Unexpected key"):
+    with pytest.raises(linger.LingerConfigError, match="unexpected keys extra"):
         linger.init(zoo.build("lenet5"), checkpoint={**float_model.state_dict(),
                                                      "extra": torch.zeros(1)})
 
