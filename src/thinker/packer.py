@@ -13,21 +13,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import onnx
-
 from thinker.devices import DeviceProfile, load_profile
 from thinker.devices.checks import check_graph
-from thinker.errors import ThinkerDeviceError, ThinkerInputError
+from thinker.errors import ThinkerDeviceError, ThinkerInputError, ThinkerModelError
+from thinker.errors import name as shown_name
 from thinker.graph.ir import Graph
 from thinker.graph.onnx_export import to_onnx
 from thinker.graph.onnx_import import infer_shapes, load_onnx
 from thinker.memory.placement import MemoryPlan, parse_memory_overrides, plan_memory
 from thinker.memory.report import ReportData, arena_svg, to_json, to_text, usage
 from thinker.ops import OPS
+from thinker.outputs import write_files
 from thinker.passes import DEVICE_PASSES, GRAPH_PASSES, run_pass
 from thinker.resource import format as fmt
 from thinker.resource.writer import DynamicShape, PackInput, write_model
@@ -74,7 +75,39 @@ class PackOptions:
         if unknown:
             raise ThinkerInputError(f"{where}: unknown option(s) {unknown}; valid options: "
                                     f"{', '.join(sorted(known))}")
-        return cls(**data)
+        options = cls(**data)
+        options.check(where)
+        return options
+
+    def check(self, where: str = "tpacker options") -> None:
+        """Every option has the right type and range (a config file may hold anything)."""
+        def bad(key: str, expected: str):
+            value = shown_name(repr(getattr(self, key)))
+            return ThinkerInputError(f"{where}: {key} = {value}: expected {expected}")
+
+        for key in ("ramsize", "psramsize", "threshold1", "threshold2", "threshold3",
+                    "threshold4"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 0):
+                raise bad(key, "a number of bytes >= 0 (or null for the device's default)")
+        for key in ("graph_path", "output_path", "platform", "workspace"):
+            if not isinstance(getattr(self, key), str):
+                raise bad(key, "a string")
+        for key in ("device_file", "export_config"):
+            if getattr(self, key) is not None and not isinstance(getattr(self, key), str):
+                raise bad(key, "a string (or null)")
+        for key in ("memory", "dynamic_shape", "skip", "inputs", "outputs", "planners"):
+            value = getattr(self, key)
+            optional = key in ("inputs", "outputs", "planners")
+            if (value is None and not optional) or (value is not None and not (
+                    isinstance(value, list) and all(isinstance(v, str) for v in value))):
+                raise bad(key, "a list of strings" + (" (or null)" if optional else ""))
+        for key in ("keep_quant", "dump"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, "true or false")
+        if not self.output_path:
+            raise bad("output_path", "a file name")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
@@ -109,6 +142,30 @@ def parse_dynamic_shapes(items: list[str], graph: Graph) -> list[DynamicShape]:
                                     "FACTOR >= 1")
         shapes.append(DynamicShape(name, lo, hi, factor, 0, graph.inputs.index(name)))
     return shapes
+
+
+def report_folder(options: PackOptions) -> str:
+    """Where tpacker writes its report (and -d stage dumps): workspace/<model name>."""
+    model_name = os.path.splitext(os.path.basename(options.graph_path))[0] or "model"
+    return os.path.join(options.workspace, model_name)
+
+
+def report_files(options: PackOptions) -> list[str]:
+    """Every file tpacker writes into the report folder (the CLI checks them up front)."""
+    folder = report_folder(options)
+    files = [os.path.join(folder, f) for f in ("memory_report.txt", "memory_report.json",
+                                               "share_memory_arena.svg")]
+    if options.dump:
+        stages = ["load", *(p.name for p in GRAPH_PASSES + DEVICE_PASSES)]
+        files += [os.path.join(folder, f"{i:02d}_{stage}.onnx") for i, stage in enumerate(stages)]
+    return files
+
+
+def _require_ops(graph: Graph, where: str) -> None:
+    if not graph.nodes:
+        raise ThinkerModelError(f"{where}: the graph has no ops (outputs "
+                                f"{[shown_name(o) for o in graph.outputs]} are inputs or "
+                                "constants); nothing to pack")
 
 
 def cut_subgraph(graph: Graph, inputs: list[str] | None, outputs: list[str] | None) -> Graph:
@@ -159,14 +216,15 @@ class Packer:
 
     def _dump(self, graph: Graph, index: int, stage: str) -> None:
         if self.o.dump:
-            os.makedirs(self.workspace, exist_ok=True)
-            onnx.save(to_onnx(graph), os.path.join(self.workspace, f"{index:02d}_{stage}.onnx"))
+            path = os.path.join(self.workspace, f"{index:02d}_{stage}.onnx")
+            write_files([(path, to_onnx(graph).SerializeToString())])
 
     def run(self) -> PackResult:
         o = self.o
+        o.check()
         device = load_profile(o.device_file or o.platform)
         model_name = os.path.splitext(os.path.basename(o.graph_path))[0] or "model"
-        self.workspace = os.path.join(o.workspace, model_name)
+        self.workspace = report_folder(o)
         unknown = sorted(set(o.skip) - {p.name for p in GRAPH_PASSES + DEVICE_PASSES})
         if unknown:
             raise ThinkerInputError(f"--skip: unknown pass(es) {unknown}; passes: " + ", ".join(
@@ -212,16 +270,18 @@ class Packer:
     def _limits(self, device: DeviceProfile) -> dict[int, int]:
         """Bytes available per memory kind: the device's, or --ramsize / --psramsize."""
         o = self.o
-        return {fmt.MEM_SRAM: o.ramsize or device.sram,
+        return {fmt.MEM_SRAM: o.ramsize if o.ramsize is not None else device.sram,
                 fmt.MEM_PSRAM: o.psramsize if o.psramsize is not None else device.psram,
                 fmt.MEM_FLASH: device.flash}
 
     def _load(self):
         graph = load_onnx(self.o.graph_path)
+        _require_ops(graph, shown_name(self.o.graph_path))
         return graph, f"{len(graph.nodes)} ops from {self.o.graph_path}"
 
     def _cut(self, graph: Graph):
         cut = cut_subgraph(graph, self.o.inputs, self.o.outputs)
+        _require_ops(cut, "--inputs/--outputs")
         return cut, f"{len(cut.nodes)} of {len(graph.nodes)} ops kept"
 
     def _pass(self, p, graph: Graph, device: DeviceProfile):
@@ -235,15 +295,21 @@ class Packer:
         return macs, f"{macs:,} per inference"
 
     def _serialize(self, graph: Graph, pack: PackInput):
-        data = write_model(graph, pack)
+        try:
+            data = write_model(graph, pack)
+        except struct.error as exc:  # a size, dim or offset beyond the format's 32-bit fields
+            raise ThinkerModelError(
+                f"{shown_name(self.o.graph_path)}: too large for model.bin ({exc}): a tensor "
+                "dimension, size or arena offset exceeds the format's 32-bit fields; use "
+                "smaller tensors") from None
         return data, f"{len(data):,} B"
 
     def _checks(self, graph: Graph, device: DeviceProfile):
         problems = check_graph(graph, device)
         if problems:
             raise ThinkerDeviceError(
-                f"{self.o.graph_path}: {len(problems)} problem(s) for {device.name}:\n"
-                + "\n".join(f"  {p}" for p in problems))
+                f"{shown_name(self.o.graph_path)}: {len(problems)} problem(s) for {device.name}",
+                problems=[str(p) for p in problems])
         return None, f"{len(graph.nodes)} ops fit {device.name}"
 
     def _plan(self, graph: Graph, device: DeviceProfile):
@@ -264,22 +330,19 @@ class Packer:
                 problems.append(f"{name} arena {arena.size:,} B exceeds {device.name} {name} "
                                 f"{limit:,} B (lower bound {arena.lower_bound:,} B); {hint}")
         if problems:
-            raise ThinkerDeviceError(f"{self.o.graph_path}: does not fit {device.name}:\n"
-                                     + "\n".join(f"  {p}" for p in problems))
+            raise ThinkerDeviceError(f"{shown_name(self.o.graph_path)}: does not fit "
+                                     f"{device.name}", problems=problems)
         sram = plan.arenas.get(fmt.MEM_SRAM)
         detail = (f"share-memory {sram.size:,} B (lower bound {sram.lower_bound:,} B, "
                   f"{sram.planner})" if sram else "no share-memory arena")
         return plan, detail
 
     def _write_report(self, report: ReportData):
-        os.makedirs(self.workspace, exist_ok=True)
         base = os.path.join(self.workspace, "memory_report")
-        with open(base + ".txt", "w") as f:
-            f.write(to_text(report))
-        with open(base + ".json", "w") as f:
-            f.write(to_json(report))
-        with open(os.path.join(self.workspace, "share_memory_arena.svg"), "w") as f:
-            f.write(arena_svg(report))
+        write_files([(base + ".txt", to_text(report).encode()),
+                      (base + ".json", to_json(report).encode()),
+                      (os.path.join(self.workspace, "share_memory_arena.svg"),
+                       arena_svg(report).encode())])
         return None, f"{base}.txt/.json, share_memory_arena.svg"
 
 

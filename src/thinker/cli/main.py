@@ -9,15 +9,39 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 
 from thinker.cli.common import (
-    atomic_write,
+    check_folder,
+    check_outputs,
+    int_at_least,
     read_tensor_file,
     run_command,
     tensor_file_bytes,
+    write_files,
 )
-from thinker.errors import ThinkerInputError
+from thinker.errors import ThinkerInputError, ThinkerOutputError, printable
+from thinker.errors import name as shown
+from thinker.outputs import same_file
+
+
+def emit(text: str) -> None:
+    """Print to stdout with every control character escaped but the line breaks (names from
+    models may hold terminal escape codes)."""
+    print("\n".join(printable(line) for line in text.split("\n")), flush=True)
+
+
+def _check_dump_folder(folder: str, inputs: list[tuple[str, str]]) -> None:
+    """--dump writes <index>_<name>.npy files: the folder must not hold an input so named."""
+    check_folder("--dump", folder, inputs)
+    for what, path in inputs:
+        if same_file(os.path.dirname(os.path.abspath(path)), folder) \
+                and re.fullmatch(r"\d{4}_.*\.npy", os.path.basename(path)):
+            raise ThinkerOutputError(f"--dump {shown(folder)}: holds this command's {what} "
+                                     f"{shown(path)}, which a dump file may replace; dump to "
+                                     "another folder")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -26,12 +50,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     model = load(args.model, backend=args.backend)
     n_in, n_out = len(model.inputs), len(model.outputs)
     if len(args.files) != n_in + n_out:
-        names_in = ", ".join(s.name for s in model.inputs)
-        names_out = ", ".join(s.name for s in model.outputs)
+        names_in = ", ".join(shown(s.name) for s in model.inputs)
+        names_out = ", ".join(shown(s.name) for s in model.outputs)
         raise ThinkerInputError(
-            f"{args.model}: expects {n_in} input file(s) ({names_in}) then {n_out} output "
-            f"file(s) ({names_out}); got {len(args.files)} path(s)"
+            f"{shown(args.model)}: expects {n_in} input file(s) ({names_in}) then {n_out} "
+            f"output file(s) ({names_out}); got {len(args.files)} path(s)"
         )
+    inputs = [("model", args.model)] + [
+        (f"input '{shown(s.name)}' file", path)
+        for s, path in zip(model.inputs, args.files[:n_in], strict=True)]
+    check_outputs([(f"output '{shown(s.name)}' file", path)
+                   for s, path in zip(model.outputs, args.files[n_in:], strict=True)], inputs)
+    if args.dump:
+        _check_dump_folder(args.dump, inputs)
     feeds = {
         spec.name: read_tensor_file(path, spec.name, spec.dtype, spec.shape)
         for spec, path in zip(model.inputs, args.files[:n_in], strict=True)
@@ -41,12 +72,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     dump = DumpHook(args.dump) if (args.dump or args.crc) else None
     hooks += [h for h in (profile, dump) if h is not None]
     outputs = model.run(feeds, hooks=hooks)
-    for spec, path in zip(model.outputs, args.files[n_in:], strict=True):
-        atomic_write(path, tensor_file_bytes(path, outputs[spec.name]))
+    write_files([(path, tensor_file_bytes(path, outputs[spec.name]))
+                 for spec, path in zip(model.outputs, args.files[n_in:], strict=True)])
     if dump is not None and args.crc:
-        print("\n".join(dump.lines))
+        emit("\n".join(dump.lines))
     if profile is not None:
-        print(profile.table())
+        emit(profile.table())
     return 0
 
 
@@ -55,7 +86,8 @@ def _load_inputs(model, paths: list[str] | None) -> dict | None:
         return None
     if len(paths) != len(model.inputs):
         raise ThinkerInputError(f"--inputs: the model has {len(model.inputs)} input(s) "
-                                f"({', '.join(s.name for s in model.inputs)}); got {len(paths)}")
+                                f"({', '.join(shown(s.name) for s in model.inputs)}); got "
+                                f"{len(paths)}")
     return {s.name: read_tensor_file(p, s.name, s.dtype, s.shape)
             for s, p in zip(model.inputs, paths, strict=True)}
 
@@ -72,14 +104,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         ref_feeds = reference_feeds(reference, checked, chk_feeds)
     result = compare_runs(reference, checked, ref_feeds, chk_feeds)
-    print(describe(result, "reference", "checked"))
+    emit(describe(result, "reference", "checked"))
     ok = result.identical
     if args.linger:
         from thinker.tools.validate import compare_values, linger_values, run_all
 
         captured = linger_values(args.linger, args.checkpoint, ref_feeds)
         versus = compare_values(captured, run_all(checked, chk_feeds), checked)
-        print(describe(versus, "linger", "checked"))
+        emit(describe(versus, "linger", "checked"))
         ok = ok and versus.identical
     return 0 if ok else 1
 
@@ -89,6 +121,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from thinker.tools import profile as prof
     from thinker.tools.inspect import platform_name
 
+    check_outputs([(option, path) for option, path in (("--csv", args.csv),
+                                                       ("--speedscope", args.speedscope)) if path],
+                  [("model", args.model), ("--device-file", args.device_file)])
     memory_of = None
     if args.model.lower().endswith(".onnx"):
         from thinker.graph import load_onnx
@@ -104,12 +139,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
         device = load_profile(args.device_file or args.platform
                               or platform_name(packed.platform_id))
     rows = prof.estimate(graph, device, memory_of)
-    print(prof.table(rows, device, args.top))
+    emit(prof.table(rows, device, args.top))
+    files = []
     if args.csv:
-        atomic_write(args.csv, prof.to_csv(rows, device).encode())
+        files.append((args.csv, prof.to_csv(rows, device).encode()))
     if args.speedscope:
         name = graph.name or args.model
-        atomic_write(args.speedscope, prof.to_speedscope(rows, device, name).encode())
+        files.append((args.speedscope, prof.to_speedscope(rows, device, name).encode()))
+    write_files(files)
     return 0
 
 
@@ -121,8 +158,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         with open(args.model, "rb") as f:
             data = f.read()
     except OSError as exc:
-        raise ThinkerFormatError(f"{args.model}: cannot read ({exc.strerror})") from None
-    print(describe_model(data, args.model))
+        raise ThinkerFormatError(f"{shown(args.model)}: cannot read ({exc.strerror})") from None
+    emit(describe_model(data, args.model))
     return 0
 
 
@@ -178,8 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also compare with linger's eval forward: a function returning the "
                           "quantized model (given --checkpoint as its argument)")
     val.add_argument("--checkpoint", metavar="PATH", help="passed to the --linger function")
-    val.add_argument("--batch", type=int, default=4, help="random samples (default 4)")
-    val.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    val.add_argument("--batch", type=int_at_least(1), default=4,
+                     help="random samples (default 4); large batches run in chunks")
+    val.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
 
     pro = _subcommand(
         sub, "profile", cmd_profile, "estimate per-op cycles and time on a device", (
@@ -195,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     pro.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     pro.add_argument("--speedscope", metavar="FILE",
                      help="also write a speedscope JSON (flame view at speedscope.app)")
-    pro.add_argument("--top", type=int, default=5, help="how many expensive ops to list")
+    pro.add_argument("--top", type=int_at_least(0), default=5,
+                     help="how many expensive ops to list")
 
     rep = _subcommand(
         sub, "report", cmd_report, "what is inside a model.bin (without running it)",

@@ -7,9 +7,16 @@ import argparse
 import os
 import sys
 
-from thinker.cli.common import atomic_write, run_command
+from thinker.cli.common import (
+    check_folder,
+    check_outputs,
+    int_at_least,
+    run_command,
+    write_files,
+)
 from thinker.devices import list_profiles
-from thinker.errors import ThinkerInputError
+from thinker.errors import ThinkerInputError, ThinkerUsageError, printable
+from thinker.errors import name as shown
 from thinker.passes import DEVICE_PASSES, GRAPH_PASSES
 
 COLOURS = {"ok": "32", "skipped": "33", "problem": "31"}
@@ -23,7 +30,7 @@ def stage_line(name: str, status: str, seconds: float, detail: str) -> None:
     tag = f"[{status:^7s}]"
     if _use_colour():
         tag = f"\033[{COLOURS[status]}m{tag}\033[0m"
-    print(f"{tag} {name:22s} {seconds * 1e3:8.1f} ms  {detail}", flush=True)
+    print(f"{tag} {name:22s} {seconds * 1e3:8.1f} ms  {printable(detail)}", flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,15 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"device profile: {', '.join(list_profiles())} (default venus)")
     p.add_argument("--device-file", dest="device_file", metavar="PATH",
                    help="your own device profile (TOML), instead of --platform")
-    p.add_argument("-r", "--ramsize", type=int, help="share-memory (SRAM) bytes available "
-                   "(default: the device's)")
-    p.add_argument("--psramsize", type=int, help="PSRAM bytes available (default: the device's)")
+    p.add_argument("-r", "--ramsize", type=int_at_least(0), metavar="BYTES",
+                   help="share-memory (SRAM) bytes available (default: the device's; 0 means "
+                        "none: every activation must then go to PSRAM)")
+    p.add_argument("--psramsize", type=int_at_least(0), metavar="BYTES",
+                   help="PSRAM bytes available (default: the device's; 0 means none)")
     p.add_argument("-m", "--memory", action="append", default=None, metavar="NAME:KIND",
                    help="place tensor NAME in KIND = share-memory | psram | flash (repeatable)")
     for k in (1, 2, 3):
-        p.add_argument(f"--threshold{k}", type=int, metavar="BYTES",
+        p.add_argument(f"--threshold{k}", type=int_at_least(0), metavar="BYTES",
                        help="accepted for compatibility with the original tpacker; no effect")
-    p.add_argument("--threshold4", type=int, metavar="BYTES",
+    p.add_argument("--threshold4", type=int_at_least(0), metavar="BYTES",
                    help="activations larger than this go to PSRAM (default: the device's "
                         "share-memory size)")
     p.add_argument("--inputs", nargs="+", metavar="NAME", help="cut: these tensors become the "
@@ -77,10 +86,15 @@ def options_from_args(args: argparse.Namespace):
 
     options = PackOptions()
     if args.config_file:
+        where = shown(args.config_file)
         if not os.path.isfile(args.config_file):
-            raise ThinkerInputError(f"{args.config_file}: no such config file")
-        with open(args.config_file) as f:
-            options = PackOptions.from_json(f.read(), args.config_file)
+            raise ThinkerInputError(f"{where}: no such config file")
+        try:
+            with open(args.config_file, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ThinkerInputError(f"{where}: cannot read ({printable(exc, 200)})") from None
+        options = PackOptions.from_json(text, where)
     for key in ("graph_path", "output_path", "platform", "device_file", "ramsize", "psramsize",
                 "memory", "threshold1", "threshold2", "threshold3", "threshold4", "inputs",
                 "outputs", "dynamic_shape", "keep_quant", "skip", "dump", "workspace",
@@ -88,26 +102,49 @@ def options_from_args(args: argparse.Namespace):
         value = getattr(args, key)
         if value is not None:
             setattr(options, key, value)
+    options.check(shown(args.config_file) if args.config_file else "tpacker options")
     if not options.graph_path:
-        raise ThinkerInputError("no model given: use -g MODEL.onnx (or graph_path in "
+        raise ThinkerUsageError("no model given: use -g MODEL.onnx (or graph_path in "
                                 "--config_file)")
+    if os.path.isdir(options.graph_path):
+        raise ThinkerInputError(f"{shown(options.graph_path)}: is a folder, not an ONNX model")
     if not os.path.isfile(options.graph_path):
-        raise ThinkerInputError(f"{options.graph_path}: no such model file")
+        raise ThinkerInputError(f"{shown(options.graph_path)}: no such model file")
     return options
+
+
+def check_pack_outputs(options, config_file: str | None) -> None:
+    """Every file tpacker will write, checked before any work: model.bin, the exported config,
+    the report folder and its files (and -d dumps); none may be an input."""
+    from thinker.packer import report_files, report_folder
+
+    inputs = [("model (-g)", options.graph_path), ("--config_file", config_file),
+              ("--device-file", options.device_file)]
+    inputs = [(what, path) for what, path in inputs if path]
+    check_folder("--workspace", options.workspace, inputs)
+    check_folder("report folder", report_folder(options), inputs)
+    outputs = [("-o", options.output_path)]
+    if options.export_config:
+        outputs.append(("--export_config", options.export_config))
+    outputs += [("report file", path) for path in report_files(options)]
+    check_outputs(outputs, inputs)
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
     from thinker.packer import Packer, summary
 
     options = options_from_args(args)
+    check_pack_outputs(options, args.config_file)
     result = Packer(options, stage_line).run()
-    atomic_write(options.output_path, result.model_bin)
+    files = [(options.output_path, result.model_bin)]
+    if options.export_config:
+        files.append((options.export_config, options.to_json().encode()))
+    write_files(files)  # both or neither
     stage_line("write", "ok", 0.0, f"{options.output_path} ({len(result.model_bin):,} B)")
     if options.export_config:
-        atomic_write(options.export_config, options.to_json().encode())
         stage_line("export config", "ok", 0.0, options.export_config)
     for notice in result.notices:
-        print(f"note: {notice}")
+        print(f"note: {printable(notice)}")
     print(summary(result))
     return 0
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from thinker.errors import name as printable_name
+
 
 @dataclass
 class Tensor:
@@ -32,7 +34,7 @@ class Tensor:
 
     def describe(self) -> str:
         q = "" if self.exponent is None else f" q={self.exponent}"
-        return f"'{self.name}' {np.dtype(self.dtype).name}{list(self.shape)}{q}"
+        return f"'{printable_name(self.name)}' {np.dtype(self.dtype).name}{list(self.shape)}{q}"
 
 
 @dataclass
@@ -45,8 +47,8 @@ class Node:
     source_op_type: str = ""  # the name in the file, e.g. "QConv2d", for messages
 
     def label(self) -> str:
-        shown = self.source_op_type or self.op_type
-        return f"{shown} '{self.name}'"
+        shown = printable_name(self.source_op_type or self.op_type)
+        return f"{shown} '{printable_name(self.name)}'"
 
 
 @dataclass

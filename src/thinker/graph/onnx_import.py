@@ -15,6 +15,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from thinker.errors import ThinkerModelError
+from thinker.errors import name as shown_name
 from thinker.graph import dialect
 from thinker.graph.ir import Graph, Node, Tensor
 from thinker.graph.onnx_export import EXPONENT_METADATA_PREFIX
@@ -25,12 +26,19 @@ from thinker.ops.base import REQUIRED
 def load_onnx(path: str | os.PathLike) -> Graph:
     """Read an ONNX file (thinker or linger dialect) into a Graph."""
     path = os.fspath(path)
+    where = shown_name(path)
     if not os.path.exists(path):
-        raise ThinkerModelError(f"{path}: no such model file")
+        raise ThinkerModelError(f"{where}: no such model file")
+    if os.path.isdir(path):
+        raise ThinkerModelError(f"{where}: is a folder, not an ONNX model file")
+    if os.path.getsize(path) == 0:
+        raise ThinkerModelError(f"{where}: empty file (0 bytes), not an ONNX model; export the "
+                                "model again")
     try:
         model = onnx.load(path)
     except Exception as exc:  # protobuf raises several types for a file that is not ONNX
-        raise ThinkerModelError(f"{path}: not a readable ONNX model ({exc})") from None
+        raise ThinkerModelError(f"{where}: not a readable ONNX model "
+                                f"({shown_name(exc)})") from None
     return import_model(model, source_path=path)
 
 
@@ -61,7 +69,7 @@ def _constant_value(node: onnx.NodeProto, where: str) -> np.ndarray:
 def _value_info_tensor(vi: onnx.ValueInfoProto, where: str) -> Tensor:
     ttype = vi.type.tensor_type
     if not ttype.HasField("shape"):
-        raise ThinkerModelError(f"{where}: graph input '{vi.name}' has no shape")
+        raise ThinkerModelError(f"{where}: graph input '{shown_name(vi.name)}' has no shape")
     dims = []
     for i, d in enumerate(ttype.shape.dim):
         if d.HasField("dim_value"):
@@ -70,8 +78,8 @@ def _value_info_tensor(vi: onnx.ValueInfoProto, where: str) -> Tensor:
             dims.append(1)  # a symbolic batch: shapes are inferred for batch 1
         else:
             raise ThinkerModelError(
-                f"{where}: graph input '{vi.name}' has symbolic dimension {i} "
-                f"('{d.dim_param}'); only the batch axis may be symbolic"
+                f"{where}: graph input '{shown_name(vi.name)}' has symbolic dimension {i} "
+                f"('{shown_name(d.dim_param)}'); only the batch axis may be symbolic"
             )
     dtype = helper.tensor_dtype_to_np_dtype(ttype.elem_type)
     return Tensor(vi.name, tuple(dims), np.dtype(dtype))
@@ -87,7 +95,8 @@ def _topological(nodes: list[Node], available: set[str], where: str) -> list[Nod
             if name and name not in available:
                 if name not in producers:
                     raise ThinkerModelError(
-                        f"{where}: {n.label()} reads tensor '{name}', which no node, input or "
+                        f"{where}: {n.label()} reads tensor '{shown_name(name)}', which no "
+                        "node, input or "
                         "initializer provides"
                     )
                 waiting[i] += 1
@@ -108,7 +117,7 @@ def _topological(nodes: list[Node], available: set[str], where: str) -> list[Nod
 
 
 def import_model(model: onnx.ModelProto, source_path: str = "") -> Graph:
-    where = source_path or (model.graph.name or "model")
+    where = shown_name(source_path or (model.graph.name or "model"))
     g = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 11)
     exponents_meta = {
@@ -153,7 +162,8 @@ def import_model(model: onnx.ModelProto, source_path: str = "") -> Graph:
             shown = node.op_type if node.op_type == proto.op_type else \
                 f"{node.op_type} (as {proto.op_type})"
             domain = f" [domain '{proto.domain}']" if proto.domain else ""
-            unsupported.append(f"  {shown}{domain} at node '{name}'")
+            unsupported.append(f"unsupported op {shown_name(shown)}{shown_name(domain)} at node "
+                               f"'{shown_name(name)}' (supported ops: docs/ops.md)")
             continue
         problems += dialect.normalize_attrs(node)
         problems += dialect.check_scales(node)
@@ -171,10 +181,15 @@ def import_model(model: onnx.ModelProto, source_path: str = "") -> Graph:
             )
         nodes.append(node)
 
-    if unsupported:
-        problems.insert(0, f"{len(unsupported)} unsupported op(s):\n" + "\n".join(unsupported))
-    if problems:
-        raise ThinkerModelError(f"{where}: cannot import model:\n" + "\n".join(problems))
+    if unsupported or problems:
+        counts = [f"{len(unsupported)} unsupported op(s)"] if unsupported else []
+        counts += [f"{len(problems)} other problem(s)" if unsupported else
+                   f"{len(problems)} problem(s)"] if problems else []
+        raise ThinkerModelError(f"{where}: cannot import model ({', '.join(counts)})",
+                                problems=unsupported + problems)
+    if not g.output:
+        raise ThinkerModelError(f"{where}: the graph has no outputs (an empty or truncated "
+                                "model?); export the model again")
 
     nodes = _topological(nodes, set(tensors), where)
     graph = Graph(
@@ -186,7 +201,8 @@ def import_model(model: onnx.ModelProto, source_path: str = "") -> Graph:
     infer_shapes(graph)
     for name in graph.outputs:
         if name not in graph.tensors:
-            raise ThinkerModelError(f"{where}: graph output '{name}' is never produced")
+            raise ThinkerModelError(f"{where}: graph output '{shown_name(name)}' is never "
+                                    "produced")
     return graph
 
 

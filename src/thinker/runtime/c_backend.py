@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from thinker.errors import ThinkerError, ThinkerFormatError, ThinkerInputError, ThinkerModelError
+from thinker.errors import name as printable_name
 from thinker.graph.ir import Node
 from thinker.runtime.executor import Executor, Hook, Step, TensorSpec
 
@@ -284,15 +285,15 @@ class CExecutor(Executor):
     def run(self, feeds: dict[str, np.ndarray],
             hooks: Sequence[Hook] = ()) -> dict[str, np.ndarray]:
         feeds = self.check_inputs(feeds)
-        batch = next(iter(feeds.values())).shape[0] if feeds and self.inputs[0].shape else \
-            self.static_batch
+        scale = self._batch_scale(feeds, printable_name(self.path))
         static = self.static_batch
-        if batch == static:
+        if scale == 1:
             return self._run_once(feeds, hooks)
         if static != 1:
-            raise ThinkerModelError(f"{self.path}: this model runs batch {static} only")
+            raise ThinkerModelError(f"{printable_name(self.path)}: this model runs batch "
+                                    f"{static} only")
         per_sample = [self._run_once({k: v[i:i + 1] for k, v in feeds.items()}, hooks, True)
-                      for i in range(batch)]
+                      for i in range(scale)]
         if hooks:
             self._replay(per_sample, hooks)
         return {s.name: np.concatenate([r[0][s.name] for r in per_sample]) for s in self.outputs}

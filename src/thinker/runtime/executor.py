@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from thinker import qmath
 from thinker.errors import ThinkerInputError
+from thinker.errors import name as shown
 from thinker.graph.ir import Graph, Node, Tensor
 from thinker.ops import OPS
 from thinker.ops.base import Kernel
@@ -49,6 +51,40 @@ class Step:
     node: Node
     kernel: Kernel
     macs: int  # at the model's static batch size
+
+
+def _dtype_message(s: TensorSpec, given: np.dtype) -> str:
+    """Why an input of dtype ``given`` is refused, and how to convert it correctly."""
+    head = (f"input '{shown(s.name)}': dtype {given} given, {s.dtype} expected (shape "
+            f"{list(s.shape)})")
+    if np.issubdtype(given, np.floating) and np.issubdtype(s.dtype, np.integer) and \
+            s.exponent is not None:
+        bits = np.dtype(s.dtype).itemsize * 8
+        return (f"{head}, quantized with exponent {s.exponent} (int = round(x * 2**"
+                f"{s.exponent})); quantize the floats with model.quantize_inputs({{name: x}}) "
+                f"(= thinker.qmath.quantize(x, {s.exponent}, {bits})), not .astype(np.{s.dtype}),"
+                " which drops the scale")
+    if np.issubdtype(given, np.integer) and np.issubdtype(s.dtype, np.floating):
+        return f"{head}; give real values (float), e.g. ints / 2**q for your integers' exponent q"
+    return f"{head}; convert with .astype(np.{s.dtype}) if the values fit its range"
+
+
+def _quantize(s: TensorSpec, value, what: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if np.issubdtype(s.dtype, np.floating):
+        return arr.astype(s.dtype)
+    if s.exponent is None:
+        raise ThinkerInputError(f"{what} '{shown(s.name)}' is {s.dtype} without an exponent (not "
+                                "a quantized value): give its integers directly")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ThinkerInputError(f"{what} '{shown(s.name)}': {arr.dtype} values given; give "
+                                "real numbers")
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        raise ThinkerInputError(f"{what} '{shown(s.name)}': the values contain NaN or inf, which "
+                                "have no integer; replace them first")
+    bits = np.dtype(s.dtype).itemsize * 8
+    signed = np.issubdtype(s.dtype, np.signedinteger)
+    return qmath.quantize(arr, s.exponent, bits, signed).astype(s.dtype)
 
 
 class Executor:
@@ -90,9 +126,13 @@ class Executor:
         return self.inputs[0].shape[0] if self.inputs and self.inputs[0].shape else 1
 
     def check_inputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not isinstance(feeds, dict):
+            raise ThinkerInputError(f"inputs must be a dict {{name: array}}, got "
+                                    f"{type(feeds).__name__}; model inputs are "
+                                    f"{self._describe_inputs()}")
         expected = {s.name: s for s in self.inputs}
-        unknown = sorted(set(feeds) - set(expected))
-        missing = [n for n in expected if n not in feeds]
+        unknown = sorted(shown(n) for n in set(feeds) - set(expected))
+        missing = [shown(n) for n in expected if n not in feeds]
         if unknown or missing:
             raise ThinkerInputError(
                 f"model inputs are {self._describe_inputs()}; "
@@ -105,20 +145,74 @@ class Executor:
             s = expected[name]
             arr = np.asarray(value)
             if arr.dtype != s.dtype:
-                raise ThinkerInputError(
-                    f"input '{name}': dtype {arr.dtype} given, {s.dtype} expected "
-                    f"(shape {list(s.shape)}); convert with .astype(np.{s.dtype})"
-                )
+                raise ThinkerInputError(_dtype_message(s, arr.dtype))
             if arr.ndim != len(s.shape) or tuple(arr.shape[1:]) != tuple(s.shape[1:]):
                 raise ThinkerInputError(
-                    f"input '{name}': shape {list(arr.shape)} given, {list(s.shape)} expected "
-                    "(any batch size on axis 0)"
+                    f"input '{shown(name)}': shape {list(arr.shape)} given, {list(s.shape)} "
+                    "expected (any batch size on axis 0)"
                 )
             checked[name] = arr
         return checked
 
     def _describe_inputs(self) -> str:
-        return ", ".join(f"'{s.name}' {s.dtype}{list(s.shape)}" for s in self.inputs)
+        return ", ".join(f"'{shown(s.name)}' {s.dtype}{list(s.shape)}" for s in self.inputs)
+
+    def _batch_scale(self, feeds: dict[str, np.ndarray], where: str) -> int:
+        """How many times the model's static batch the (checked) feeds hold; every input must
+        hold the same multiple."""
+        scale = None
+        for s in self.inputs:
+            if not s.shape:
+                continue
+            given, static = feeds[s.name].shape[0], s.shape[0]
+            if static == 0 or given % static:
+                raise ThinkerInputError(f"{where}: input '{shown(s.name)}' has batch {given}; "
+                                        f"this model runs multiples of batch {static}")
+            if scale is None:
+                scale = given // static
+            elif given // static != scale:
+                first = self.inputs[0]
+                raise ThinkerInputError(
+                    f"{where}: input '{shown(s.name)}' has batch {given} but "
+                    f"'{shown(first.name)}' has {feeds[first.name].shape[0]}; give every input "
+                    "the same number of samples")
+        return 1 if scale is None else scale
+
+    # -- float <-> integer at the model's edges ----------------------------------------------
+
+    def quantize_inputs(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Float arrays -> the integers this model takes: for an integer input with exponent
+        ``q``, ``saturate(floor(x * 2**q + 0.5))`` in the input's dtype (``thinker.qmath.
+        quantize``); float inputs are only converted to their dtype. Feed the result to
+        ``run``."""
+        specs = {s.name: s for s in self.inputs}
+        result = {}
+        for key, value in values.items():
+            s = specs.get(key)
+            if s is None:
+                raise ThinkerInputError(f"quantize_inputs: '{shown(key)}' is not an input; "
+                                        f"model inputs are {self._describe_inputs()}")
+            result[key] = _quantize(s, value, "input")
+        return result
+
+    def dequantize_outputs(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Integer outputs -> their real values as float32 (``int / 2**q``, ``thinker.qmath.
+        dequantize``); float outputs and integers without an exponent (e.g. indices) are
+        returned unchanged. Takes what ``run`` returns."""
+        specs = {s.name: s for s in self.outputs}
+        result = {}
+        for key, value in values.items():
+            s = specs.get(key)
+            if s is None:
+                names = ", ".join(f"'{shown(o.name)}'" for o in self.outputs)
+                raise ThinkerInputError(f"dequantize_outputs: '{shown(key)}' is not an output; "
+                                        f"model outputs are {names}")
+            arr = np.asarray(value)
+            if s.exponent is None or not np.issubdtype(arr.dtype, np.integer):
+                result[key] = arr
+            else:
+                result[key] = qmath.dequantize(arr, s.exponent)
+        return result
 
     def run(self, feeds: dict[str, np.ndarray],
             hooks: Sequence[Hook] = ()) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from thinker.errors import printable
 from thinker.runtime.executor import Executor, Hook
 
 
@@ -82,7 +83,8 @@ class ProfileHook(Hook):
     def table(self) -> str:
         rows = [("#", "op", "name", "output shape", "MACs", "ms")]
         for i, r in enumerate(self.records):
-            rows.append((str(i), r.op_type, r.name, "x".join(map(str, r.shape)),
+            rows.append((str(i), printable(r.op_type), printable(r.name, 60),
+                         "x".join(map(str, r.shape)),
                          f"{r.macs:,}", f"{r.seconds * 1e3:.3f}"))
         total_macs = sum(r.macs for r in self.records)
         total_s = sum(r.seconds for r in self.records)

@@ -2,7 +2,9 @@
 byte arena per memory kind, exactly as on the device, so a wrong plan corrupts results.
 
 For a batch of N the arenas are N times larger and every offset is scaled by N: scaling all
-intervals by the same factor keeps disjoint intervals disjoint.
+intervals by the same factor keeps disjoint intervals disjoint. A large batch runs in chunks
+whose arenas fit ``PackedExecutor.max_arena_bytes`` (streaming: memory stays bounded whatever
+the batch); with hooks, which see whole-batch tensors, it runs at once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from thinker.errors import ThinkerFormatError, ThinkerModelError
+from thinker.errors import ThinkerFormatError, ThinkerInputError, ThinkerModelError
+from thinker.errors import name as shown
 from thinker.graph.ir import Graph
 from thinker.ops import OPS
 from thinker.ops.base import REQUIRED
@@ -30,7 +33,8 @@ def _check_consistent(graph: Graph, where: str) -> None:
             raise ThinkerFormatError(f"{where}: op {node.label()} has unknown type "
                                      f"'{node.op_type}'")
         if not op.min_inputs <= len(node.inputs) <= op.max_inputs or \
-                not all(node.inputs[: op.min_inputs]):
+                not all(name or i in op.optional_inputs
+                        for i, name in enumerate(node.inputs[: op.min_inputs])):
             raise ThinkerFormatError(f"{where}: op {node.label()} has inputs {node.inputs}; "
                                      f"it needs {op.min_inputs}..{op.max_inputs}")
         missing = [k for k, v in op.attrs.items() if v is REQUIRED and k not in node.attrs]
@@ -61,6 +65,8 @@ def _check_consistent(graph: Graph, where: str) -> None:
 class PackedExecutor(Executor):
     """Executes a PackedModel with its memory plan."""
 
+    max_arena_bytes = 64 << 20  # per chunk of a batch run without hooks
+
     def __init__(self, packed: PackedModel):
         self.packed = packed
         graph = packed.to_graph()
@@ -76,9 +82,22 @@ class PackedExecutor(Executor):
         self.placement = {r.name: (r.memory, r.offset, r.nbytes) for r in packed.tensors
                           if not r.is_constant}
 
-    def _views(self, scale: int) -> dict[str, np.ndarray]:
-        arenas = {kind: np.zeros(size * scale, dtype=np.uint8)
-                  for kind, (size, _) in self.packed.arenas.items()}
+    @property
+    def arena_bytes(self) -> int:
+        """Bytes of all arenas for the model's static batch."""
+        return sum(size for size, _ in self.packed.arenas.values())
+
+    def _views(self, scale: int, hooks: bool = False) -> dict[str, np.ndarray]:
+        try:
+            arenas = {kind: np.zeros(size * scale, dtype=np.uint8)
+                      for kind, (size, _) in self.packed.arenas.items()}
+        except (MemoryError, ValueError):
+            why = " (hooks such as --dump, --crc and --profile see the whole batch at once)" \
+                if hooks else ""
+            raise ThinkerInputError(
+                f"{shown(self.packed.path)}: not enough memory for the arenas of "
+                f"{scale * self.static_batch} samples ({self.arena_bytes * scale:,} B){why}; "
+                "use a smaller batch") from None
         views = {}
         for name, (kind, offset, nbytes) in self.placement.items():
             t = self.graph.tensors[name]
@@ -91,11 +110,23 @@ class PackedExecutor(Executor):
     def run(self, feeds: dict[str, np.ndarray],
             hooks: Sequence[Hook] = ()) -> dict[str, np.ndarray]:
         feeds = self.check_inputs(feeds)
-        batch = next(iter(feeds.values())).shape[0] if feeds else self.static_batch
+        scale = self._batch_scale(feeds, shown(self.packed.path))
         static = self.static_batch
-        if batch != static and static != 1:
-            raise ThinkerModelError(f"{self.packed.path}: this model runs batch {static} only")
-        views = self._views(batch // static)
+        if scale != 1 and static != 1:
+            raise ThinkerModelError(f"{shown(self.packed.path)}: this model runs batch {static} "
+                                    "only")
+        chunk = max(1, self.max_arena_bytes // max(self.arena_bytes, 1))
+        if hooks or scale <= chunk:
+            return self._run_scaled(feeds, hooks, scale)
+        parts = [self._run_scaled({k: v[i:i + chunk] for k, v in feeds.items()}, (),
+                                  min(chunk, scale - i))
+                 for i in range(0, scale, chunk)]
+        return {name: np.concatenate([p[name] for p in parts]) if name in self.placement
+                else parts[0][name] for name in parts[0]}  # a constant output: once
+
+    def _run_scaled(self, feeds: dict[str, np.ndarray], hooks: Sequence[Hook],
+                    scale: int) -> dict[str, np.ndarray]:
+        views = self._views(scale, bool(hooks))
         for name, arr in feeds.items():
             np.copyto(views[name], arr)
             for h in hooks:

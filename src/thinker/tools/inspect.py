@@ -7,7 +7,7 @@ import zlib
 from collections import Counter
 
 from thinker.devices import list_profiles, load_profile
-from thinker.errors import ThinkerFormatError
+from thinker.errors import ThinkerFormatError, printable
 from thinker.resource import format as fmt
 from thinker.resource.reader import PackedModel, parse_model
 
@@ -43,14 +43,14 @@ def describe_model(data: bytes, path: str) -> str:
         r = packed.tensors[tid]
         q = f", exponent {r.exponent}" if r.exponent is not None else ""
         dtype = fmt.DTYPE_TO_NUMPY[r.dtype_code].name
-        return f"  {r.name}: {dtype}{list(r.shape)}{q}"
+        return f"  {printable(r.name, 120)}: {dtype}{list(r.shape)}{q}"
 
     lines.append("inputs:")
     lines += [tensor_line(t) for t in packed.inputs]
     lines.append("outputs:")
     lines += [tensor_line(t) for t in packed.outputs]
     counts = Counter(op.op_type for op in packed.ops)
-    kinds = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
+    kinds = ", ".join(f"{printable(k, 40)} x{v}" for k, v in sorted(counts.items()))
     lines.append(f"ops: {len(packed.ops)} ({kinds})")
     lines.append("memory:")
     lines.append(f"  flash (params in this file): {len(packed.params):,} B")
@@ -60,6 +60,6 @@ def describe_model(data: bytes, path: str) -> str:
     lines.append(f"tensors: {len(packed.tensors)} ({constants:,} B of constants)")
     if packed.dynamic_shapes:
         for tid, axis, lo, hi, factor in packed.dynamic_shapes:
-            lines.append(f"dynamic shape: {packed.tensors[tid].name} axis {axis} in "
-                         f"[{lo}, {hi}] step {factor}")
+            shown = printable(packed.tensors[tid].name, 120)
+            lines.append(f"dynamic shape: {shown} axis {axis} in [{lo}, {hi}] step {factor}")
     return "\n".join(lines)

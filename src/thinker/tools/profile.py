@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from thinker.devices import DeviceProfile
-from thinker.errors import ThinkerDeviceError
+from thinker.errors import ThinkerDeviceError, printable
 from thinker.graph.ir import Graph, Node
 from thinker.ops import OPS
 from thinker.resource import format as fmt
@@ -117,7 +117,7 @@ def milliseconds(cycles: int, device: DeviceProfile) -> float:
 
 def table(rows: list[OpCost], device: DeviceProfile, top: int = 5) -> str:
     head = ("#", "op", "name", "class", "MACs", "param B", "act B", "cycles", "ms")
-    body = [(str(r.index), r.op_type, r.name[:40], r.op_class, f"{r.macs:,}",
+    body = [(str(r.index), printable(r.op_type), printable(r.name)[:40], r.op_class, f"{r.macs:,}",
              f"{r.param_bytes:,}", f"{r.activation_bytes:,}", f"{r.cycles:,}",
              f"{milliseconds(r.cycles, device):.4f}") for r in rows]
     total_cycles = sum(r.cycles for r in rows)
@@ -137,7 +137,7 @@ def table(rows: list[OpCost], device: DeviceProfile, top: int = 5) -> str:
              f"top {top} ops by cycles:"]
     for r in sorted(rows, key=lambda r: -r.cycles)[:top]:
         share = 100 * r.cycles / max(total_cycles, 1)
-        lines.append(f"  {r.op_type} '{r.name}': {r.cycles:,} cycles "
+        lines.append(f"  {printable(r.op_type)} '{printable(r.name, 120)}': {r.cycles:,} cycles "
                      f"({milliseconds(r.cycles, device):.4f} ms, {share:.1f}%)")
     return "\n".join(lines)
 

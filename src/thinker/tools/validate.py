@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from thinker.errors import ThinkerInputError
+from thinker.errors import ThinkerInputError, printable
 from thinker.runtime import DumpHook
 from thinker.runtime.executor import Executor
 
@@ -33,6 +33,14 @@ class Comparison:
     compared: list[str] = field(default_factory=list)
     first_mismatch: Mismatch | None = None
     mismatches: int = 0
+    details: dict[str, Mismatch] = field(default_factory=dict)  # every differing tensor
+    sizes: dict[str, int] = field(default_factory=dict)  # elements compared per tensor
+
+    def finish(self) -> None:
+        """Set ``first_mismatch`` (in execution order) and ``mismatches`` from ``details``."""
+        self.mismatches = len(self.details)
+        self.first_mismatch = next((self.details[n] for n in self.compared
+                                    if n in self.details), None)
 
     @property
     def identical(self) -> bool:
@@ -83,40 +91,106 @@ def run_all(model: Executor, feeds: dict) -> dict[str, np.ndarray]:
     return dump.values
 
 
+CHUNK_BYTES = 256 << 20  # per side: every tensor of a chunk of the batch is kept to compare
+
+
+def _sample_bytes(model: Executor) -> int:
+    """Bytes of every tensor of one sample (an estimate; 1 MiB when the model has no graph)."""
+    graph = getattr(model, "graph", None)
+    if graph is None:
+        return 1 << 20
+    total = sum(t.nbytes for t in graph.tensors.values() if not t.is_constant)
+    return max(1, total // max(model.static_batch, 1))
+
+
 def compare_runs(reference: Executor, checked: Executor, ref_feeds: dict, chk_feeds: dict,
                  max_examples: int = 5) -> Comparison:
-    return compare_values(run_all(reference, ref_feeds), run_all(checked, chk_feeds), checked,
-                          max_examples)
+    """Run both models on the same inputs and compare every tensor both name. A large batch
+    runs in chunks (memory stays bounded); the counts cover the whole batch."""
+    batch = min((np.shape(v)[0] for v in [*ref_feeds.values(), *chk_feeds.values()]
+                 if np.ndim(v)), default=1)
+    per_sample = _sample_bytes(reference) + _sample_bytes(checked)
+    chunk = batch if checked.static_batch != 1 or reference.static_batch != 1 else \
+        max(1, CHUNK_BYTES // per_sample)
+    if batch <= chunk:
+        return compare_values(run_all(reference, ref_feeds), run_all(checked, chk_feeds),
+                              checked, max_examples)
+    total: Comparison | None = None
+    for start in range(0, batch, chunk):
+        result = compare_values(run_all(reference, _rows(ref_feeds, start, chunk)),
+                                run_all(checked, _rows(chk_feeds, start, chunk)), checked,
+                                max_examples, offset=start)
+        total = result if total is None else _merge(total, result, max_examples)
+    assert total is not None
+    return total
+
+
+def _rows(feeds: dict, start: int, count: int) -> dict:
+    return {k: v[start:start + count] for k, v in feeds.items()}
+
+
+def _first_indices(differs: np.ndarray, count: int) -> list[tuple[int, ...]]:
+    """The first ``count`` indices where ``differs`` is true, without listing them all."""
+    flat = differs.reshape(-1)
+    found: list[int] = []
+    step = 1 << 16
+    for i in range(0, flat.size, step):
+        found += [int(j) + i for j in np.flatnonzero(flat[i:i + step])[:count - len(found)]]
+        if len(found) >= count:
+            break
+    return [tuple(int(v) for v in np.unravel_index(j, differs.shape)) for j in found]
+
+
+def _merge(a: Comparison, b: Comparison, max_examples: int) -> Comparison:
+    """Two chunks of one batch: per tensor, differing and total elements add up."""
+    merged = Comparison(compared=a.compared, sizes={
+        n: a.sizes.get(n, 0) + b.sizes.get(n, 0) for n in a.compared})
+    for name in a.compared:
+        x, y = a.details.get(name), b.details.get(name)
+        if x is None and y is None:
+            continue
+        base = x or y
+        assert base is not None
+        examples = ((x.examples if x else []) + (y.examples if y else []))[:max_examples]
+        merged.details[name] = Mismatch(name, base.op, (x.differing if x else 0) +
+                                        (y.differing if y else 0), merged.sizes[name], examples)
+    merged.finish()
+    return merged
 
 
 def compare_values(ref_values: dict, chk_values: dict, checked: Executor,
-                   max_examples: int = 5) -> Comparison:
+                   max_examples: int = 5, offset: int = 0) -> Comparison:
     """Compare every tensor both name, in the checked side's execution order. Values are
-    compared as integers when both sides hold integers (linger captures int64)."""
-    producers = {o: n for n in checked.graph.nodes for o in n.outputs}
+    compared as integers when both sides hold integers (linger captures int64). ``offset`` is
+    added to the batch index of the examples (a chunk of a larger batch)."""
+    graph = getattr(checked, "graph", None)
+    nodes = graph.nodes if graph is not None else [s.node for s in checked.steps]
+    producers = {o: n for n in nodes for o in n.outputs}
     result = Comparison()
     for name, value in chk_values.items():
         ref = ref_values.get(name)
         if ref is None:
             continue
         result.compared.append(name)
+        result.sizes[name] = int(value.size)
         both_int = np.issubdtype(ref.dtype, np.integer) and np.issubdtype(value.dtype, np.integer)
         same_type = ref.dtype == value.dtype or both_int  # linger captures int64
         if ref.shape == value.shape and same_type and np.array_equal(ref, value):
             continue
-        result.mismatches += 1
-        if result.first_mismatch is not None:
-            continue
         node = producers.get(name)
         op = node.label() if node else "graph input"
         if ref.shape != value.shape or not same_type:
-            result.first_mismatch = Mismatch(name, op, int(value.size), int(value.size), [
+            result.details[name] = Mismatch(name, op, int(value.size), int(value.size), [
                 ((), f"{ref.dtype}{list(ref.shape)}", f"{value.dtype}{list(value.shape)}")])
             continue
-        diff = np.argwhere(ref != value)
-        examples = [(tuple(int(i) for i in idx), ref[tuple(idx)].item(),
-                     value[tuple(idx)].item()) for idx in diff[:max_examples]]
-        result.first_mismatch = Mismatch(name, op, len(diff), int(value.size), examples)
+        differs = ref != value
+        count = int(np.count_nonzero(differs))
+        examples = []
+        for index in _first_indices(differs, max_examples):
+            shown_index = (index[0] + offset, *index[1:]) if index else index
+            examples.append((shown_index, ref[index].item(), value[index].item()))
+        result.details[name] = Mismatch(name, op, count, int(value.size), examples)
+    result.finish()
     return result
 
 
@@ -125,8 +199,8 @@ def describe(result: Comparison, reference: str, checked: str) -> str:
         return f"{len(result.compared)} tensors identical ({reference} vs {checked})"
     m = result.first_mismatch
     lines = [f"first mismatch (of {result.mismatches} differing tensors, {len(result.compared)} "
-             f"compared): tensor '{m.tensor}' produced by {m.op}: {m.differing:,} of "
-             f"{m.total:,} elements differ"]
+             f"compared): tensor '{printable(m.tensor, 120)}' produced by {m.op}: "
+             f"{m.differing:,} of {m.total:,} elements differ"]
     for index, ref, got in m.examples:
         lines.append(f"  at {list(index)}: {reference} {ref}, {checked} {got}")
     return "\n".join(lines)
