@@ -11,6 +11,7 @@ from thinker.ops import (  # noqa: F401
     quant,
     reduce,
     resize,
+    rnn,
     shape,
 )
 from thinker.ops.base import OPS, Op, get_op
