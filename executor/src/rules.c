@@ -1,0 +1,641 @@
+/* The model rules of thinker/resource/rules.py, rule for rule (design §9: one validator, three
+ * consumers; docs/format.md "Model rules"):
+ *
+ *   thk_check_attrs    each op's attribute types and counts, no key given twice
+ *   thk_check_records  names, flags, int4 activations, graph I/O, single assignment, and the
+ *                      memory plan (no two live tensors share arena bytes but the planner's
+ *                      aliases: reshape-like ops over their input, in-place element-wise ops)
+ *   thk_check_op_rules integer weights and operands, finite Clip bounds, geometry ranges, Pad
+ *                      sizes and values, AvgPool2dInt's exponent range
+ *
+ * Everything here runs before any op's prepare step, on records thk_parse has bounded. No
+ * memory is needed beyond the stack: lifetimes are found by walking the op records. */
+#include "ops/ops.h"
+
+#define KIND_INT (1u << THK_ATTR_INT)
+#define KIND_FLOAT (1u << THK_ATTR_FLOAT)
+#define KIND_INTS (1u << THK_ATTR_INTS)
+#define KIND_NUMBER (KIND_INT | KIND_FLOAT)
+#define KIND_STRING (1u << THK_ATTR_STRING)
+
+#define GEOMETRY_LIMIT 65535
+#define PAD_LIMIT 0x7FFFFFFF
+#define WINDOW_SHIFT_LIMIT 61
+#define FLOAT_OUTPUT_Q_MIN (-100)
+#define FLOAT_OUTPUT_Q_MAX 149
+
+typedef struct {
+    const char *key;
+    uint8_t kinds;
+    uint8_t count; /* exact count, 0: any */
+} attr_rule;
+
+static const attr_rule k_attr_rules[] = {
+    {"o_bits", KIND_INT, 0}, {"data_bits", KIND_INT, 0}, {"parameter_bits", KIND_INT, 0},
+    {"h_bits", KIND_INT, 0}, {"group", KIND_INT, 0}, {"ceil_mode", KIND_INT, 0},
+    {"count_include_pad", KIND_INT, 0}, {"divisor_override", KIND_INT, 0},
+    {"storage_order", KIND_INT, 0}, {"transA", KIND_INT, 0}, {"transB", KIND_INT, 0},
+    {"act_type", KIND_INT, 0}, {"allowzero", KIND_INT, 0}, {"keepdims", KIND_INT, 0},
+    {"unbiased", KIND_INT, 0}, {"divisor", KIND_INT, 0}, {"num_outputs", KIND_INT, 0},
+    {"axis", KIND_INT, 0}, {"dim", KIND_INT, 0}, {"exclude_outside", KIND_INT, 0},
+    {"hidden_size", KIND_INT, 0}, {"batch_first", KIND_INT, 0}, {"go_forward", KIND_INT, 0},
+    {"has_hidden", KIND_INT, 0}, {"has_cell", KIND_INT, 0}, {"num_layers", KIND_INT, 0},
+    {"input_size", KIND_INT, 0}, {"w_bits", KIND_INT, 0},
+    {"kernel_shape", KIND_INTS, 0}, {"strides", KIND_INTS, 0}, {"pads", KIND_INTS, 0},
+    {"dilations", KIND_INTS, 0}, {"output_padding", KIND_INTS, 0}, {"perm", KIND_INTS, 0},
+    {"starts", KIND_INTS, 0}, {"ends", KIND_INTS, 0}, {"steps", KIND_INTS, 0},
+    {"split", KIND_INTS, 0}, {"shape", KIND_INTS, 0}, {"axes", KIND_INTS, 0},
+    {"dims", KIND_INTS, 0}, {"fused_clip", KIND_INTS, 2}, {"eps_q", KIND_INTS, 2},
+    {"eps", KIND_NUMBER, 0}, {"min", KIND_NUMBER, 0}, {"max", KIND_NUMBER, 0},
+    {"value", KIND_NUMBER, 0}, {"cubic_coeff_a", KIND_NUMBER, 0},
+    {"extrapolation_value", KIND_NUMBER, 0},
+    {"mode", KIND_STRING, 0}, {"auto_pad", KIND_STRING, 0}, {"platform", KIND_STRING, 0},
+    {"platform_quant", KIND_STRING, 0}, {"coordinate_transformation_mode", KIND_STRING, 0},
+    {"nearest_mode", KIND_STRING, 0}, {"quant_mode", KIND_STRING, 0},
+};
+
+static int starts_with(const char *s, const char *prefix) {
+    while (*prefix)
+        if (*s++ != *prefix++) return 0;
+    return 1;
+}
+
+static int is_reduce(const char *type) { return thk_streq(type, "iqSum") || thk_streq(type, "iqVar"); }
+
+/* rules.attr_type_problem */
+static const char *attr_problem(const char *op_type, const char *key, uint32_t kind, uint32_t count) {
+    uint32_t i, kinds = 0, exact = 0;
+    if (is_reduce(op_type) && (thk_streq(key, "axes") || thk_streq(key, "dims") ||
+                               thk_streq(key, "dim") || thk_streq(key, "axis"))) {
+        kinds = KIND_INT | KIND_INTS;
+    } else if (starts_with(key, "scale")) {
+        kinds = KIND_NUMBER;
+    } else {
+        for (i = 0; i < sizeof k_attr_rules / sizeof k_attr_rules[0]; i++)
+            if (thk_streq(key, k_attr_rules[i].key)) {
+                kinds = k_attr_rules[i].kinds;
+                exact = k_attr_rules[i].count;
+                break;
+            }
+        if (!kinds) return NULL; /* not an attribute of any op: ignored */
+    }
+    if (kind > 7 || !((kinds >> kind) & 1u)) return "has the wrong type (docs/format.md, model rules)";
+    if (exact && count != exact) return "has the wrong number of values";
+    return NULL;
+}
+
+/* an int or float attribute holding an exact positive power of two (thk_attr_exponent) */
+static int scale_ok(const uint8_t *a) {
+    uint32_t u = thk_rd32(a + 8), e = (u >> 23) & 0xFFu, man = u & 0x7FFFFFu;
+    if (a[4] == THK_ATTR_INT) return (int32_t)u > 0 && !(u & (u - 1));
+    if (u >> 31 || e == 0xFFu || u == 0) return 0;
+    return e == 0 ? !(man & (man - 1)) : !man;
+}
+
+/* "<type> '<name>': attribute '<key>' <why>" */
+static thinker_status attr_error(thinker_message *msg, const char *op_type, const char *name, const char *key,
+                                 const char *why) {
+    char text[sizeof msg->text];
+    if (!msg) return THINKER_ERR_MODEL;
+    thk_msg(msg, op_type, " '", name);
+    memcpy(text, msg->text, sizeof text);
+    thk_msg(msg, text, "': attribute '", key);
+    memcpy(text, msg->text, sizeof text);
+    thk_msg(msg, text, "' ", why);
+    return THINKER_ERR_MODEL;
+}
+
+thinker_status thk_check_attrs(const thinker_model *m, const char *op_type, const char *name,
+                               const uint8_t *attrs, uint32_t n_attrs, thinker_message *msg) {
+    const uint8_t *a = attrs, *b;
+    uint32_t i, k;
+    for (i = 0; i < n_attrs; i++) {
+        const char *key = thk_string(m, thk_rd32(a));
+        const char *why = attr_problem(op_type, key, a[4], thk_rd16(a + 6));
+        if (why) return attr_error(msg, op_type, name, key, why);
+        if (starts_with(key, "scale") && !scale_ok(a))
+            return attr_error(msg, op_type, name, key, "is not an exact power of two (scales are powers of two)");
+        for (b = attrs, k = 0; k < i; k++) {
+            if (thk_streq(thk_string(m, thk_rd32(b)), key)) return attr_error(msg, op_type, name, key, "is given twice");
+            b += 8 + 4u * thk_rd16(b + 6);
+        }
+        a += 8 + 4u * thk_rd16(a + 6);
+    }
+    return THINKER_OK;
+}
+
+/* ---- op records, walked without storage ------------------------------------------------ */
+
+typedef struct {
+    const uint8_t *next;
+    uint32_t index;
+} op_walk;
+
+typedef struct {
+    const char *type;
+    const uint8_t *ids; /* n_in inputs then n_out outputs */
+    uint32_t n_in, n_out;
+} op_view;
+
+static void walk_start(const thinker_model *m, op_walk *w) {
+    w->next = m->op_records;
+    w->index = 0;
+}
+
+/* the next op record (validated by check_ops); 0 past the last one */
+static int walk_next(const thinker_model *m, op_walk *w, op_view *v) {
+    const uint8_t *h = w->next;
+    uint32_t n_attrs, k;
+    if (w->index >= m->n_ops) return 0;
+    v->type = thk_string(m, thk_rd32(h));
+    v->n_in = thk_rd16(h + 8);
+    v->n_out = thk_rd16(h + 10);
+    n_attrs = thk_rd16(h + 12);
+    v->ids = h + 16;
+    h += 16 + 4u * (v->n_in + v->n_out);
+    for (k = 0; k < n_attrs; k++) h += 8 + 4u * thk_rd16(h + 6);
+    w->next = h;
+    w->index++;
+    return 1;
+}
+
+static uint32_t view_id(const op_view *v, uint32_t k) { return thk_rd32(v->ids + 4u * k); }
+
+static int is_aliasing(const char *type) {
+    return thk_streq(type, "Reshape") || thk_streq(type, "Flatten") || thk_streq(type, "Squeeze") ||
+           thk_streq(type, "Unsqueeze");
+}
+
+static int is_in_place(const char *type) {
+    return thk_streq(type, "Relu") || thk_streq(type, "Clip") || thk_streq(type, "iqAdd") ||
+           thk_streq(type, "iqSub") || thk_streq(type, "iqMul") || thk_streq(type, "Requant") ||
+           thk_streq(type, "PRelu");
+}
+
+/* rules.lifetimes for one tensor: 0 when it is never born (not a constant, input or output of
+ * an op: such a tensor is never read, record_problem ensures). */
+static int lifetime(const thinker_model *m, uint32_t id, int64_t *first, int64_t *last, int64_t *producer) {
+    const uint8_t *r = m->tensor_records + (size_t)id * THK_TENSOR_RECORD;
+    uint32_t flags = r[7], k;
+    op_walk w;
+    op_view v;
+    int born = 0;
+    *producer = -1;
+    if (flags & (THK_FLAG_CONSTANT | THK_FLAG_INPUT)) {
+        *first = -1;
+        *last = (flags & THK_FLAG_CONSTANT) ? (int64_t)m->n_ops : -1;
+        born = 1;
+    }
+    walk_start(m, &w);
+    while (walk_next(m, &w, &v)) {
+        int64_t i = (int64_t)w.index - 1;
+        for (k = 0; k < v.n_out; k++)
+            if (view_id(&v, v.n_in + k) == id) {
+                *first = *last = *producer = i;
+                born = 1;
+            }
+        if (born)
+            for (k = 0; k < v.n_in; k++)
+                if (view_id(&v, k) == id && i > *last) *last = i;
+    }
+    if (born && (flags & THK_FLAG_OUTPUT)) *last = m->n_ops;
+    return born;
+}
+
+/* op `index` */
+static void op_at(const thinker_model *m, uint32_t index, op_view *v) {
+    op_walk w;
+    walk_start(m, &w);
+    while (walk_next(m, &w, v) && w.index <= index) {
+    }
+}
+
+/* whether tensor b holds tensor a's bytes through reshape-like ops (rules._alias_of) */
+static int alias_of(const thinker_model *m, uint32_t b, uint32_t a) {
+    thk_tensor ta, ts;
+    uint32_t steps = 0;
+    thk_tensor_get(m, a, &ta);
+    while (steps <= m->n_ops) {
+        int64_t first, last, producer;
+        op_view v;
+        uint32_t src;
+        if (!lifetime(m, b, &first, &last, &producer) || producer < 0) return 0;
+        op_at(m, (uint32_t)producer, &v);
+        if (!is_aliasing(v.type) || v.n_in == 0 || view_id(&v, v.n_in) != b) return 0;
+        src = view_id(&v, 0);
+        if (src == THK_NO_TENSOR) return 0;
+        thk_tensor_get(m, src, &ts);
+        if (ts.memory != ta.memory || ts.offset != ta.offset || ts.nbytes != ta.nbytes) return 0;
+        if (src == a) return 1;
+        b = src;
+        steps++;
+    }
+    return 0;
+}
+
+/* rules._pair_problem: whether arena tensors a and b, whose bytes overlap, conflict */
+static int pair_conflict(const thinker_model *m, uint32_t a, uint32_t b) {
+    int64_t fa, la, pa, fb, lb, pb;
+    thk_tensor ta, tb;
+    op_view v;
+    uint32_t k, found = 0;
+    if (!lifetime(m, a, &fa, &la, &pa) || !lifetime(m, b, &fb, &lb, &pb)) return 0;
+    if (fa > fb || (fa == fb && a > b)) { /* a is born first */
+        uint32_t t = a;
+        int64_t f = fa, l = la;
+        a = b; b = t;
+        fa = fb; la = lb; fb = f; lb = l;
+    }
+    (void)lb;
+    if (la < fb) return 0;
+    thk_tensor_get(m, a, &ta);
+    thk_tensor_get(m, b, &tb);
+    if (fb < 0 || ta.offset != tb.offset || ta.nbytes != tb.nbytes) return 1;
+    op_at(m, (uint32_t)fb, &v);
+    if (is_aliasing(v.type) && alias_of(m, b, a)) return 0;
+    if (!is_in_place(v.type) || la != fb || v.n_out != 1 || view_id(&v, v.n_in) != b) return 1;
+    for (k = 0; k < v.n_in; k++) found |= view_id(&v, k) == a;
+    if (!found || ta.ndim != tb.ndim) return 1;
+    for (k = 0; k < ta.ndim; k++)
+        if (ta.dims[k] != tb.dims[k]) return 1;
+    return 0;
+}
+
+static thinker_status record_error(thinker_message *msg, const char *what, const char *name) {
+    thk_msg(msg, what, name && *name ? ": " : "", name ? name : "");
+    return THINKER_ERR_FORMAT;
+}
+
+static int listed(const thinker_model *m, uint32_t id, uint32_t from, uint32_t count) {
+    uint32_t i;
+    for (i = from; i < from + count; i++)
+        if (thk_rd32(m->io_ids + 4 * i) == id) return 1;
+    return 0;
+}
+
+thinker_status thk_check_records(const thinker_model *m, thinker_message *msg) {
+    uint32_t i, j, k, n = m->n_tensors;
+    op_walk w, w2;
+    op_view v, v2;
+    /* names: non-empty, unique (tensors, then ops) */
+    for (i = 0; i < n; i++) {
+        thk_tensor t, u;
+        thk_tensor_get(m, i, &t);
+        if (!*t.name) return record_error(msg, "a tensor has an empty name", "");
+        for (j = i + 1; j < n; j++) {
+            thk_tensor_get(m, j, &u);
+            if (thk_streq(t.name, u.name)) return record_error(msg, "two tensors have the name", t.name);
+        }
+    }
+    walk_start(m, &w);
+    while (walk_next(m, &w, &v)) {
+        const char *name = thk_string(m, thk_rd32(v.ids - 12)); /* the record's name field */
+        if (!*name) return record_error(msg, "an op has an empty name", "");
+        w2 = w;
+        while (walk_next(m, &w2, &v2))
+            if (thk_streq(name, thk_string(m, thk_rd32(v2.ids - 12))))
+                return record_error(msg, "two ops have the name", name);
+    }
+    /* graph inputs and outputs: each listed once */
+    for (i = 0; i < m->n_inputs + m->n_outputs; i++) {
+        uint32_t id = thk_rd32(m->io_ids + 4 * i), in_outputs = i >= m->n_inputs;
+        for (j = in_outputs ? m->n_inputs : 0; j < i; j++)
+            if (thk_rd32(m->io_ids + 4 * j) == id)
+                return record_error(msg, "a tensor is listed twice as a graph input or output", "");
+    }
+    /* flags */
+    for (i = 0; i < n; i++) {
+        thk_tensor t;
+        thk_tensor_get(m, i, &t);
+        if (t.flags & ~0xFu) return record_error(msg, "unknown tensor flag bits on", t.name);
+        if (!(t.flags & THK_FLAG_CONSTANT) != (t.data_offset == THK_NO_TENSOR))
+            return record_error(msg, "the constant flag and the data offset disagree on", t.name);
+        if (!(t.flags & THK_FLAG_INPUT) != !listed(m, i, 0, m->n_inputs) ||
+            !(t.flags & THK_FLAG_OUTPUT) != !listed(m, i, m->n_inputs, m->n_outputs))
+            return record_error(msg, "input/output flags disagree with the io section on", t.name);
+        if (t.dtype == THINKER_INT4 && !(t.flags & THK_FLAG_CONSTANT))
+            return record_error(msg, "int4 is only for constants, not", t.name);
+        if ((t.flags & THK_FLAG_INPUT) && (t.flags & THK_FLAG_CONSTANT))
+            return record_error(msg, "a constant is listed as a graph input:", t.name);
+    }
+    /* single assignment: inputs exist when an op runs, every tensor is written once */
+    walk_start(m, &w);
+    while (walk_next(m, &w, &v)) {
+        for (k = 0; k < v.n_in; k++) {
+            uint32_t id = view_id(&v, k);
+            thk_tensor t;
+            int ok;
+            if (id == THK_NO_TENSOR) continue;
+            thk_tensor_get(m, id, &t);
+            ok = (t.flags & (THK_FLAG_CONSTANT | THK_FLAG_INPUT)) != 0;
+            walk_start(m, &w2);
+            while (!ok && walk_next(m, &w2, &v2) && w2.index < w.index)
+                for (j = 0; j < v2.n_out; j++) ok |= view_id(&v2, v2.n_in + j) == id;
+            if (!ok) return record_error(msg, "an op reads a tensor before any op writes it:", t.name);
+        }
+        for (k = 0; k < v.n_out; k++) {
+            uint32_t id = view_id(&v, v.n_in + k);
+            thk_tensor t;
+            thk_tensor_get(m, id, &t);
+            if (t.flags & (THK_FLAG_CONSTANT | THK_FLAG_INPUT))
+                return record_error(msg, "an op writes a graph input or a constant:", t.name);
+            for (j = 0; j < k; j++)
+                if (view_id(&v, v.n_in + j) == id) return record_error(msg, "a tensor is written twice:", t.name);
+            w2 = w;
+            while (walk_next(m, &w2, &v2))
+                for (j = 0; j < v2.n_out; j++)
+                    if (view_id(&v2, v2.n_in + j) == id) return record_error(msg, "a tensor is written twice:", t.name);
+        }
+    }
+    for (i = 0; i < m->n_outputs; i++) {
+        uint32_t id = thk_rd32(m->io_ids + 4 * (m->n_inputs + i));
+        int64_t first, last, producer;
+        thk_tensor t;
+        thk_tensor_get(m, id, &t);
+        if (!lifetime(m, id, &first, &last, &producer))
+            return record_error(msg, "a graph output is never written:", t.name);
+    }
+    /* the memory plan */
+    for (i = 0; i < n; i++) {
+        thk_tensor a;
+        thk_tensor_get(m, i, &a);
+        if (a.memory == THINKER_MEM_FLASH || !a.nbytes) continue;
+        for (j = i + 1; j < n; j++) {
+            thk_tensor b;
+            thk_tensor_get(m, j, &b);
+            if (b.memory != a.memory || !b.nbytes || (uint64_t)b.offset >= (uint64_t)a.offset + a.nbytes ||
+                (uint64_t)a.offset >= (uint64_t)b.offset + b.nbytes)
+                continue;
+            if (pair_conflict(m, i, j)) {
+                thk_msg(msg, "two tensors share arena bytes while both are live: ", a.name, "");
+                return THINKER_ERR_FORMAT;
+            }
+        }
+    }
+    return THINKER_OK;
+}
+
+/* ---- op rules (rules.node_problems) ---------------------------------------------------- */
+
+static int f32_finite(uint32_t bits) { return ((bits >> 23) & 0xFFu) != 0xFFu; }
+
+/* every value of an ints attribute within [lo, hi] (an absent attribute passes) */
+static int ints_within(const thk_op *op, const char *key, int64_t lo, int64_t hi) {
+    uint32_t type, count, i;
+    const uint8_t *p = thk_attr_find(op, key, &type, &count);
+    if (!p) return 1;
+    for (i = 0; i < count; i++) {
+        int64_t v = (int32_t)thk_rd32(p + 4 * i);
+        if (v < lo || v > hi) return 0;
+    }
+    return 1;
+}
+
+static int const_integer(const thk_tensor *t) {
+    return t->init && (thk_is_int(t->dtype) || t->dtype == THINKER_INT4);
+}
+
+/* weights and biases: integer constants whose values fit int32 (an int64 tensor is scanned) */
+static int int32_values(const thk_tensor *t) {
+    uint32_t i;
+    if (t->dtype != THINKER_INT64) return 1;
+    for (i = 0; i < t->count; i++) {
+        int64_t v = thk_load_int(t->init, t->dtype, i);
+        if (v < INT32_MIN || v > INT32_MAX) return 0;
+    }
+    return 1;
+}
+
+/* rules._bits_of */
+static int32_t magnitude_bits(uint32_t dtype) {
+    switch (dtype) {
+    case THINKER_INT8: return 8;
+    case THINKER_UINT8: return 9;
+    case THINKER_INT16: return 16;
+    case THINKER_INT32: return 32;
+    default: return 64;
+    }
+}
+
+static uint32_t bit_length(uint64_t v) {
+    uint32_t n = 0;
+    while (v) { v >>= 1; n++; }
+    return n;
+}
+
+/* a scale attribute's exponent: 1 found, 0 absent or not a power of two */
+static int exponent_of(const thk_op *op, const char *key, int32_t *q) {
+    return thk_attr_exponent(op, key, q) == 1;
+}
+
+static thinker_status clip_rules(const thinker_model *m, const thk_op *op, thinker_message *msg) {
+    static const char *const keys[2] = {"min", "max"};
+    uint32_t slot, type, count;
+    for (slot = 1; slot <= 2; slot++) {
+        const uint8_t *p = thk_attr_find(op, keys[slot - 1], &type, &count);
+        thk_tensor t;
+        if (p && type == THK_ATTR_FLOAT && !f32_finite(thk_rd32(p)))
+            THK_BAD("Clip bounds must be finite (omit a bound to leave that side open)");
+        if (thk_op_input(m, op, slot, &t)) {
+            if (!t.init || t.count != 1) THK_BAD("Clip bounds must be single constant values");
+            if (t.dtype == THINKER_FLOAT32 && !f32_finite(thk_rd32(t.init)))
+                THK_BAD("Clip bounds must be finite (omit a bound to leave that side open)");
+        }
+    }
+    return THINKER_OK;
+}
+
+/* rules._avgpool_problems */
+static thinker_status avgpool_rules(const thinker_model *m, const thk_op *op, thinker_message *msg) {
+    thk_tensor x;
+    int32_t qx, qo;
+    int64_t override = -1;
+    uint32_t type, count, i;
+    uint64_t window = 1, bound, gap;
+    const uint8_t *p;
+    if (!thk_op_input(m, op, 0, &x) || !exponent_of(op, "scale_x", &qx)) return THINKER_OK;
+    qo = qx;
+    if (thk_attr_has(op, "scale_o") && !exponent_of(op, "scale_o", &qo)) return THINKER_OK;
+    if (qo == qx || x.ndim < 3) return THINKER_OK;
+    p = thk_attr_find(op, "kernel_shape", &type, &count);
+    if (p && count) {
+        for (i = 0; i < count; i++) window = thk_mul_sat(window, (uint64_t)(int64_t)(int32_t)thk_rd32(p + 4 * i));
+    } else {
+        for (i = 2; i < x.ndim; i++) window = thk_mul_sat(window, x.dims[i]);
+    }
+    if (qo > qx) {
+        bound = thk_mul_sat(window, (uint64_t)1 << (magnitude_bits(x.dtype) - 1));
+        gap = (uint64_t)((int64_t)qo - qx);
+    } else {
+        thk_attr_int(op, "divisor_override", &override);
+        bound = override > 0 ? (uint64_t)override : window;
+        gap = (uint64_t)((int64_t)qx - qo);
+    }
+    if ((uint64_t)bit_length(bound) + gap > WINDOW_SHIFT_LIMIT)
+        THK_BAD("scale_o is so far from scale_x that the window sum (or the divisor) times 2**|qo - qx| leaves 2**61");
+    return THINKER_OK;
+}
+
+static thinker_status pad_rules(const thinker_model *m, const thk_op *op, thinker_message *msg) {
+    thk_tensor x, t;
+    double value = 0;
+    int has_value = 0, finite = 1;
+    float f;
+    uint32_t i, type, count;
+    if (thk_op_input(m, op, 1, &t)) {
+        for (i = 0; t.init && i < t.count; i++) {
+            int64_t v = thk_load_int(t.init, t.dtype, i);
+            if (v < 0 || v > PAD_LIMIT) THK_BAD("pads must be in 0..2**31-1");
+        }
+    } else if (!ints_within(op, "pads", 0, PAD_LIMIT)) {
+        THK_BAD("pads must be in 0..2**31-1");
+    }
+    if (thk_attr_float(op, "value", &f)) {
+        const uint8_t *p = thk_attr_find(op, "value", &type, &count);
+        finite = type != THK_ATTR_FLOAT || f32_finite(thk_rd32(p));
+        value = f;
+        has_value = 1;
+    }
+    if (thk_op_input(m, op, 2, &t)) {
+        if (!t.init || t.count != 1) THK_BAD("constant_value must be a single constant");
+        value = thk_load_double(t.init, t.dtype, 0);
+        finite = t.dtype != THINKER_FLOAT32 || f32_finite(thk_rd32(t.init));
+        has_value = 1;
+    }
+    if (has_value && thk_op_input(m, op, 0, &x) && thk_is_int(x.dtype)) {
+        int64_t lo, hi;
+        uint32_t dt;
+        if (x.dtype == THINKER_UINT8) { lo = 0; hi = 255; }
+        else if (x.dtype == THINKER_INT64) { lo = INT64_MIN; hi = INT64_MAX; }
+        else thk_bits_range(8 * thk_dtype_size(x.dtype), &lo, &hi, &dt);
+        /* trunc(value) in [lo, hi] */
+        if (!finite || !(value > (double)lo - 1.0) || !(value < (double)hi + 1.0) ||
+            (x.dtype == THINKER_INT64 && !(value < 9223372036854775808.0)))
+            THK_BAD("the pad value is not a value of the input's dtype");
+    }
+    return THINKER_OK;
+}
+
+static int slot_in(const char *type, const char *const *types, uint32_t n) {
+    uint32_t i;
+    for (i = 0; i < n; i++)
+        if (thk_streq(type, types[i])) return 1;
+    return 0;
+}
+
+/* Op.min_inputs / max_inputs / optional_inputs of every numpy op (tests/fuzz checks the copy):
+ * among the first `min` inputs only the `optional` slots may be omitted. */
+static const struct {
+    const char *type;
+    uint32_t min, max, optional;
+} k_inputs[] = {
+    {"AvgPool2dInt", 1, 1, 0}, {"BatchNorm2dInt", 3, 5, 0}, {"BmmInt", 2, 2, 0}, {"Clip", 1, 3, 0},
+    {"Concat", 1, 65536, 0}, {"Conv1dInt", 2, 3, 0}, {"Conv2dInt", 2, 3, 0}, {"ConvTranspose2dInt", 2, 3, 0},
+    {"Dequant", 1, 1, 0}, {"Flatten", 1, 1, 0}, {"GRUInt", 3, 7, 0}, {"Gather", 2, 2, 0}, {"GluInt", 1, 1, 0},
+    {"LSTMInt", 3, 7, 0}, {"LayerNormInt", 2, 3, 0}, {"LinearInt", 2, 3, 0}, {"LogSoftmaxInt", 1, 1, 0},
+    {"MaxPool", 1, 1, 0}, {"PRelu", 2, 2, 0}, {"Pad", 1, 4, 0}, {"Quant", 1, 1, 0}, {"Relu", 1, 1, 0},
+    {"Requant", 1, 1, 0}, {"Reshape", 1, 2, 0}, {"Resize", 2, 4, 1u << 1}, {"Slice", 1, 5, 0},
+    {"SoftmaxInt", 1, 1, 0}, {"Split", 1, 2, 0}, {"Squeeze", 1, 2, 0}, {"Transpose", 1, 1, 0},
+    {"Unsqueeze", 1, 2, 0}, {"iqAdd", 2, 2, 0}, {"iqCat", 1, 65536, 0}, {"iqDiv", 2, 2, 0}, {"iqMul", 2, 2, 0},
+    {"iqPad", 1, 4, 0}, {"iqSigmoid", 1, 1, 0}, {"iqSub", 2, 2, 0}, {"iqSum", 1, 1, 0}, {"iqTanh", 1, 1, 0},
+    {"iqVar", 1, 1, 0},
+};
+
+static thinker_status input_count_rule(const thk_op *op, thinker_message *msg) {
+    uint32_t i, k;
+    for (i = 0; i < sizeof k_inputs / sizeof k_inputs[0]; i++) {
+        if (!thk_streq(op->type, k_inputs[i].type)) continue;
+        if (op->n_in < k_inputs[i].min || op->n_in > k_inputs[i].max) THK_BAD("wrong number of inputs");
+        for (k = 0; k < k_inputs[i].min; k++)
+            if (thk_op_id(op, 0, k) == THK_NO_TENSOR && !((k_inputs[i].optional >> k) & 1u))
+                THK_BAD("a required input is omitted");
+        return THINKER_OK;
+    }
+    return THINKER_OK;
+}
+
+/* thinker.ops.rounding.mode_problem: a quant_mode other than floor_add is one of the modes, on
+ * an op that rounds its output with it */
+static thinker_status mode_rule(const thinker_model *m, const thk_op *op, thinker_message *msg) {
+    static const char *const modes[] = {"floor", "round", "ceil"};
+    static const char *const mode_ops[] = {"Quant", "Requant", "Conv1dInt", "Conv2dInt", "ConvTranspose2dInt",
+                                           "LinearInt", "BatchNorm2dInt", "BmmInt", "iqAdd", "iqSub", "iqMul",
+                                           "iqCat", "AvgPool2dInt"};
+    const char *mode;
+    if (!thk_attr_string(op, m, "quant_mode", &mode) || thk_streq(mode, "floor_add")) return THINKER_OK;
+    if (!slot_in(mode, modes, 3)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
+    if (!slot_in(op->type, mode_ops, 13)) THK_BAD("quant_mode other than floor_add is not supported on this op");
+    return THINKER_OK;
+}
+
+thinker_status thk_check_op_rules(const thinker_model *m, thk_op *op, thinker_message *msg) {
+    static const char *const weight_ops[] = {"Conv1dInt", "Conv2dInt", "ConvTranspose2dInt", "LinearInt",
+                                             "BatchNorm2dInt", "LayerNormInt"};
+    static const char *const conv_ops[] = {"Conv1dInt", "Conv2dInt", "ConvTranspose2dInt"};
+    thk_tensor t;
+    uint32_t slot;
+    int64_t group;
+    int64_t clip[2], bits, lo, hi;
+    uint32_t dt;
+    int32_t qx, qw;
+    thinker_status s = input_count_rule(op, msg);
+    if (s != THINKER_OK) return s;
+    /* a float output (no o_bits) of an accumulating op: q_x + q_w in float32's exact range */
+    if (slot_in(op->type, conv_ops, 3) || thk_streq(op->type, "LinearInt")) {
+        if (!thk_attr_has(op, "o_bits") && exponent_of(op, "scale_x", &qx) && exponent_of(op, "scale_w", &qw) &&
+            (qx + qw < FLOAT_OUTPUT_Q_MIN || qx + qw > FLOAT_OUTPUT_Q_MAX))
+            THK_BAD("a float output (no o_bits) at this scale_x * scale_w leaves float32's exact range");
+    }
+    if (thk_streq(op->type, "Gather") && thk_op_input(m, op, 1, &t) && !thk_is_int(t.dtype))
+        THK_BAD("indices must be integers");
+    s = mode_rule(m, op, msg);
+    if (s != THINKER_OK) return s;
+    /* fused_clip [lo, hi]: an interval meeting the o_bits range */
+    if (thk_attr_ints(op, "fused_clip", clip, 2) == 2) {
+        lo = clip[0];
+        hi = clip[1];
+        if (!thk_attr_int(op, "o_bits", &bits) || !thk_bits_range(bits, &lo, &hi, &dt)) {
+            lo = clip[0];
+            hi = clip[1];
+        }
+        if (clip[0] > clip[1] || clip[0] > hi || clip[1] < lo)
+            THK_BAD("fused_clip must be an interval that meets the o_bits range");
+    }
+    /* integer weights and biases */
+    if (slot_in(op->type, weight_ops, 6))
+        for (slot = 1; slot <= 2; slot++)
+            if (thk_op_input(m, op, slot, &t) && (!const_integer(&t) || !int32_values(&t)))
+                THK_BAD(slot == 1 ? "weight must be an integer constant within int32"
+                                  : "bias must be an integer constant within int32");
+    if (thk_streq(op->type, "PRelu") && thk_op_input(m, op, 1, &t) && (!const_integer(&t) || !int32_values(&t)))
+        THK_BAD("weight must be an integer constant within int32");
+    if (thk_streq(op->type, "GRUInt") || thk_streq(op->type, "LSTMInt"))
+        for (slot = 0; slot < op->n_in; slot++)
+            if (thk_op_input(m, op, slot, &t) && t.init && thk_is_int(t.dtype) && !int32_values(&t))
+                THK_BAD("weights and biases must be integers within int32");
+    /* constant integer operands */
+    if (thk_streq(op->type, "Reshape") || thk_streq(op->type, "Squeeze") || thk_streq(op->type, "Unsqueeze") ||
+        thk_streq(op->type, "Split") || thk_streq(op->type, "Pad") || thk_streq(op->type, "iqPad")) {
+        if (thk_op_input(m, op, 1, &t) && !const_integer(&t)) THK_BAD("input 1 must be a constant integer tensor");
+    }
+    if (thk_streq(op->type, "Slice"))
+        for (slot = 1; slot <= 4; slot++)
+            if (thk_op_input(m, op, slot, &t) && !const_integer(&t))
+                THK_BAD("starts, ends, axes and steps must be constant integer tensors");
+    if (thk_streq(op->type, "Clip")) return clip_rules(m, op, msg);
+    if (thk_streq(op->type, "AvgPool2dInt") || thk_streq(op->type, "MaxPool")) {
+        if (!ints_within(op, "kernel_shape", 1, GEOMETRY_LIMIT) || !ints_within(op, "strides", 1, GEOMETRY_LIMIT) ||
+            !ints_within(op, "dilations", 1, GEOMETRY_LIMIT) || !ints_within(op, "pads", 0, GEOMETRY_LIMIT))
+            THK_BAD("pooling geometry out of range (kernel, stride, dilation 1..65535, pads 0..65535)");
+        if (thk_streq(op->type, "AvgPool2dInt")) return avgpool_rules(m, op, msg);
+    }
+    if (slot_in(op->type, conv_ops, 3)) {
+        if (!ints_within(op, "kernel_shape", 1, GEOMETRY_LIMIT) || !ints_within(op, "strides", 1, GEOMETRY_LIMIT) ||
+            !ints_within(op, "dilations", 1, GEOMETRY_LIMIT) || !ints_within(op, "pads", 0, GEOMETRY_LIMIT) ||
+            !ints_within(op, "output_padding", 0, GEOMETRY_LIMIT))
+            THK_BAD("conv geometry out of range (kernel, stride, dilation 1..65535, pads 0..65535)");
+        if (thk_attr_int(op, "group", &group) && group < 1) THK_BAD("group must be >= 1");
+    }
+    if (thk_streq(op->type, "Pad") || thk_streq(op->type, "iqPad")) return pad_rules(m, op, msg);
+    return THINKER_OK;
+}
