@@ -8,7 +8,7 @@ PIP     = $(PY) -m pip --disable-pip-version-check -q
 STAMP   = $(VENV)/.installed
 SHARED ?= ../shared/data
 
-.PHONY: setup demo test bench lint clean executor
+.PHONY: setup demo test fuzz bench lint clean executor
 
 setup: $(STAMP) executor
 
@@ -31,6 +31,15 @@ demo: $(STAMP) executor
 
 test: $(STAMP) executor
 	THINKER_SHARED_DATA=$(SHARED) $(PY) -m pytest
+
+# The fuzzers of tests/fuzz for FUZZ_MINUTES (make test runs them for about a minute): model.bin
+# mutants and perturbed ONNX models through tpacker, both readers, both executors (C under ASan
+# + UBSan), thinker profile / report. Prints the counts; findings are kept in tests/fuzz/regressions.
+FUZZ_MINUTES ?= 10
+fuzz: $(STAMP)
+	$(MAKE) -C executor sanitize
+	$(PY) tests/fuzz/run.py --minutes $(FUZZ_MINUTES) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) \
+		--save tests/fuzz/regressions
 
 bench: $(STAMP) executor
 	$(PY) benchmarks/bench_executor.py --data $(SHARED)

@@ -69,7 +69,7 @@ def test_non_quantized_onnx_is_rejected_in_one_line(tmp_path):
     np.zeros(9, np.float32).tofile(tmp_path / "x.bin")
     r = thinker_cli("run", path, tmp_path / "x.bin", tmp_path / "y.bin")
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "Conv at node 'conv0'" in r.stderr
+    assert "Conv at 1 node(s): 'conv0'" in r.stderr
 
 
 def test_debug_shows_the_traceback(tmp_path):

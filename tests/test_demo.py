@@ -29,6 +29,8 @@ def test_demo_runs_the_five_stages_and_prints_the_table(demo):
         assert stage in r.stdout
     assert "images with identical logits       450 / 450" in r.stdout
     assert "accuracy, executor (model.bin)" in r.stdout and "MACs per inference" in r.stdout
+    assert "accuracy, PTQ int8 (no training)   abs_max " in r.stdout  # next to QAT's
+    assert "top_10" in r.stdout and "mse" in r.stdout
     assert "share-memory arena" in r.stdout and "images/s" in r.stdout
     for name in ("digits.onnx", "model.bin", "qat_int8.pt", "memory_report.txt"):
         assert (work / name).exists()

@@ -24,10 +24,12 @@ def test_every_unsupported_op_is_listed_with_its_node_name():
         import_model(m)
     message = str(info.value)
     assert "3 unsupported op(s)" in message
-    for expected in ("FancyOp [domain 'thinker'] at node 'fancy_1'",
-                     "Softsign at node 'softsign_7'",
-                     "FancyOp [domain 'thinker'] at node 'fancy_2'"):
+    # one line per op type, and one line saying what thinker reads
+    assert "thinker reads quantized models: the thinker / linger dialects" in message
+    for expected in ("FancyOp [domain 'thinker'] at 2 node(s): 'fancy_1', 'fancy_2'",
+                     "Softsign at 1 node(s): 'softsign_7'"):
         assert expected in message
+    assert len(info.value.problems) == 2
 
 
 def test_all_attribute_problems_are_reported_together():
@@ -65,13 +67,13 @@ def test_newer_linger_names_map_to_the_thinker_dialect():
     assert y[:, 0].tolist() == [[[2, 2], [0, 4]]] and y[:, 1].tolist() == [[[2, 2], [0, 4]]]
 
 
-def test_rounding_modes_other_than_floor_add_are_rejected():
+def test_unknown_rounding_modes_are_rejected():
     m = model([helper.make_node("QConv2d", ["x", "w"], ["y"], name="c1", domain="linger",
                                 scale_x=1.0, scale_w=1.0, scale_o=1.0, o_bits=8,
-                                quant_mode="round")],
+                                quant_mode="stochastic")],
               [value_info("x", np.int8, [1, 1, 2, 2])], ["y"],
               {"w": np.ones((1, 1, 1, 1), np.int8)})
-    with pytest.raises(ThinkerModelError, match="QConv2d 'c1': quant_mode 'round'"):
+    with pytest.raises(ThinkerModelError, match="QConv2d 'c1': quant_mode 'stochastic'"):
         import_model(m)
 
 

@@ -1,8 +1,11 @@
 """The zoo models made of non-linear ops — MobileNetV2 with squeeze-excite and hard-swish, a
-conv denoiser with Upsample and a sigmoid mask, a transformer encoder layer, a conformer block —
-each trained briefly and taken through all five stages on venus, arcs and mars: every tensor
-identical between linger's eval forward, numpy on the ONNX graph, numpy on model.bin and the C
-executor (CRC of every tensor)."""
+conv denoiser with Upsample and a sigmoid mask, a transformer encoder layer, a conformer block,
+and the recurrent ones: a CRNN keyword spotter (conv front + GRU), a 2-layer LSTM voice activity
+detector, a GRU noise suppressor with a sigmoid mask (their states keep PyTorch's
+batch-on-axis-1 layout, so the executors run a batch sample by sample) — each trained briefly
+and taken through all five stages on venus, arcs and mars: every tensor identical between
+linger's eval forward, numpy on the ONNX graph, numpy on model.bin and the C executor (CRC of
+every tensor)."""
 
 import os
 import sys
@@ -23,7 +26,8 @@ from linger import zoo
 from thinker.packer import Packer, PackOptions
 from thinker.runtime import DumpHook
 
-MODELS = ["mobilenet_v2_se", "conv_denoiser", "transformer_encoder", "conformer_block"]
+MODELS = ["mobilenet_v2_se", "conv_denoiser", "transformer_encoder", "conformer_block",
+          "crnn_kws", "lstm_vad", "gru_denoiser"]
 PLATFORMS = ["venus", "arcs", "mars"]
 
 

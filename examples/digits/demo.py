@@ -2,6 +2,7 @@
 
   1. float training with range constraints   linger.constrain
   2. quantization-aware training + export     linger.init, linger.onnx.export
+     (and post-training quantization for comparison: linger.ptq)
   3. checks, memory planning, packing         tpacker (venus)
   4. execution of model.bin                   numpy executor (and the C executor)
   5. validation                               every test image: executor logits == QAT logits
@@ -80,6 +81,14 @@ def main() -> int:
     quantized = linger.init(constrained, {"weight_bits": 8, "platform": args.platform})
     train_with_progress(quantized, train_data, tune_epochs, 5e-4, "QAT int8")
     acc_qat = digits.accuracy(quantized, test_data)
+    # post-training quantization of the float model, no training (linger.ptq): for comparison
+    calib = [train_data.x[i:i + 64] for i in range(0, min(len(train_data.x), 512), 64)]
+    acc_ptq = {method: digits.accuracy(linger.ptq(model, calib, {"weight_bits": 8,
+                                                                 "platform": args.platform},
+                                                  method=method), test_data)
+               for method in ("abs_max", "top_10", "mse")}
+    print("  PTQ int8 (linger.ptq, 512 calibration images): " + ", ".join(
+        f"{m} {a:.2f} %" for m, a in acc_ptq.items()))
     # tpacker writes its report to <workspace root>/<model name>/: name the model like its folder
     onnx_path = os.path.join(args.workspace, os.path.basename(args.workspace) + ".onnx")
     linger.onnx.export(quantized, test_data.x[:1], onnx_path)
@@ -138,6 +147,8 @@ def main() -> int:
         ("accuracy, constrained float", f"{acc_constrained:.2f} %"),
         ("accuracy, QAT int8 (torch eval)",
          f"{acc_qat:.2f} %  ({acc_qat - acc_float:+.2f} pp vs float)"),
+        ("accuracy, PTQ int8 (no training)", "  ".join(
+            f"{m} {a:.2f} %" for m, a in acc_ptq.items())),
         ("accuracy, executor (model.bin)", f"{acc_exec:.2f} %"),
         ("images with identical logits", f"{exact} / {n} (executor vs QAT)"),
     ]

@@ -2,6 +2,7 @@
  *
  *   test_thinker [--crc] [--time] [--bench N] model.bin in1.bin ... out1.bin ...
  *   test_thinker --zeros [--crc] model.bin        (all-zero inputs, no files: for fuzzing)
+ *   test_thinker --fuzz LIST                       (many models, one line of results each)
  *
  * Inputs and outputs are raw little-endian C-order bytes of exactly one sample; sizes are
  * checked. --crc prints one line per tensor, identical to `thinker run --crc`:
@@ -9,6 +10,15 @@
  * (graph inputs first, then every op output in execution order). --time prints a per-op
  * table; --bench N times N forwards. Exit status 0 on success, 1 on any error.
  *
+ * --fuzz LIST runs every model.bin named in the file LIST (one path per line) in this one
+ * process (tests/fuzz drives it under ASan + UBSan): each on inputs from fuzz_input (below,
+ * mirrored by tests/fuzz/harness.py), printing and flushing, per model,
+ *   BEGIN <path>
+ *   REJECT <status> <message>        the reader or an op's prepare refused it
+ *   SKIP <reason>                    accepted, but its buffers exceed the fuzzing limit
+ *   ERROR <status> <message>         forward failed (a data-dependent error)
+ *   OK <crc32 of each output>        ran
+ * so a crash or sanitizer abort is attributed to the last BEGIN. Exit status 0.  *
  * This demo is a hosted program (stdio, malloc); the executor library itself is not. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
@@ -71,8 +81,164 @@ static void print_crc(unsigned index, const thinker_tensor_info *info, const voi
            dims, info->name);
 }
 
+/* ---- --fuzz ----------------------------------------------------------------------------- */
+
+#define FUZZ_MAX_BYTES (64u << 20) /* larger arenas are not run (the numpy side skips them too) */
+
+static uint64_t splitmix64(uint64_t x) {
+    uint64_t z = x + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Input i, element k: r = splitmix64(i * 2**32 + k); integers with an exponent take r's low
+ * bits (full range: saturation happens), integers without one (indices) r % 7 - 3, floats
+ * (r % 2001 - 1000) / 64. */
+static void fuzz_input(uint32_t i, const thinker_tensor_info *info, void *data) {
+    uint32_t count = 1, d, k;
+    for (d = 0; d < info->ndim; d++) count *= info->dims[d];
+    for (k = 0; k < count; k++) {
+        uint64_t r = splitmix64(((uint64_t)i << 32) + k);
+        int64_t small = (int64_t)(r % 7u) - 3;
+        switch (info->dtype) {
+        case THINKER_INT8: ((int8_t *)data)[k] = (int8_t)(info->has_exponent ? (int64_t)(int8_t)(uint8_t)r : small); break;
+        case THINKER_UINT8: ((uint8_t *)data)[k] = (uint8_t)(info->has_exponent ? r & 0xFFu : (uint64_t)(small + 3)); break;
+        case THINKER_INT16: ((int16_t *)data)[k] = (int16_t)(info->has_exponent ? (int64_t)(int16_t)(uint16_t)r : small); break;
+        case THINKER_INT32: ((int32_t *)data)[k] = (int32_t)(info->has_exponent ? (int64_t)(int32_t)(uint32_t)r : small); break;
+        case THINKER_INT64: ((int64_t *)data)[k] = info->has_exponent ? (int64_t)r : small; break;
+        case THINKER_FLOAT32: ((float *)data)[k] = (float)((int64_t)(r % 2001u) - 1000) / 64.0f; break;
+        default: break;
+        }
+    }
+}
+
+static void fuzz_one(const char *path) {
+    size_t size, total = 0;
+    void *model_block = NULL, *bin, *blocks[THINKER_MAX_MEMORY] = {0};
+    thinker_memory_plan plan;
+    thinker_memory mem[THINKER_MAX_MEMORY];
+    thinker_message msg;
+    thinker_model *model = NULL;
+    thinker_executor *exe = NULL;
+    thinker_status s;
+    uint32_t i, n_in, n_out;
+    printf("BEGIN %s\n", path);
+    fflush(stdout);
+    bin = read_file(path, &size, &model_block);
+    if (!bin) {
+        printf("REJECT IO cannot read\n");
+        goto done;
+    }
+    s = thinker_get_memory_plan(bin, size, &plan, &msg);
+    if (s != THINKER_OK) {
+        printf("REJECT %s %s\n", thinker_status_name(s), msg.text);
+        goto done;
+    }
+    for (i = 0; i < plan.count; i++)
+        if (plan.request[i].kind == THINKER_MEM_PSRAM || plan.request[i].kind == THINKER_MEM_SHARE)
+            total += plan.request[i].size;
+    if (total > FUZZ_MAX_BYTES) {
+        printf("SKIP arenas of %lu bytes\n", (unsigned long)total);
+        goto done;
+    }
+    for (i = 0; i < plan.count; i++)
+        if (plan.request[i].size > 16u * FUZZ_MAX_BYTES) {
+            printf("SKIP buffers of %lu bytes\n", (unsigned long)plan.request[i].size);
+            goto done;
+        }
+    for (i = 0; i < plan.count; i++) {
+        size_t align = plan.request[i].alignment < 16 ? 16 : plan.request[i].alignment;
+        blocks[i] = calloc(1, plan.request[i].size + align);
+        if (!blocks[i]) {
+            printf("SKIP out of memory\n");
+            goto done;
+        }
+        mem[i].kind = plan.request[i].kind;
+        mem[i].base = (void *)(((size_t)blocks[i] + align - 1) & ~(align - 1));
+        mem[i].size = plan.request[i].size;
+    }
+    s = thinker_model_init(&model, bin, size, mem, plan.count, &msg);
+    if (s != THINKER_OK) {
+        printf("REJECT %s %s\n", thinker_status_name(s), msg.text);
+        goto done;
+    }
+    thinker_executor_create(&exe, model);
+    thinker_get_input_count(exe, &n_in);
+    thinker_get_output_count(exe, &n_out);
+    for (i = 0; i < n_in; i++) {
+        thinker_tensor_info info;
+        void *data;
+        thinker_get_input_info(exe, i, &info);
+        data = calloc(1, info.nbytes + 16);
+        if (!data) {
+            printf("SKIP out of memory\n");
+            goto done;
+        }
+        fuzz_input(i, &info, data);
+        s = thinker_set_input(exe, i, data, info.nbytes);
+        free(data);
+        if (s != THINKER_OK) {
+            printf("ERROR %s %s\n", thinker_status_name(s), thinker_executor_message(exe));
+            goto done;
+        }
+    }
+    s = thinker_forward(exe);
+    if (s != THINKER_OK) {
+        printf("ERROR %s %s\n", thinker_status_name(s), thinker_executor_message(exe));
+        goto done;
+    }
+    printf("OK");
+    for (i = 0; i < n_out; i++) {
+        const void *p;
+        size_t nb;
+        thinker_get_output(exe, i, &p, &nb);
+        printf(" %08x", (unsigned)thinker_crc32(0, p, nb));
+    }
+    printf("\n");
+done:
+    if (exe) thinker_executor_release(exe);
+    if (model) thinker_model_release(model);
+    for (i = 0; i < THINKER_MAX_MEMORY; i++) free(blocks[i]);
+    free(model_block);
+    fflush(stdout);
+}
+
+static int fuzz_list(const char *list) {
+    char line[4096];
+    FILE *f = fopen(list, "r");
+    if (!f) {
+        fprintf(stderr, "error: cannot read %s\n", list);
+        return 1;
+    }
+    thinker_initialize();
+    while (fgets(line, sizeof line, f)) {
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+        if (n) fuzz_one(line);
+    }
+    fclose(f);
+    return 0;
+}
+
+/* The original demo's argument order, `input.bin model.bin output.bin C H W Q [loops]`: 7 or
+ * 8 arguments whose last 4 (or 5) are integers (ours never ends in integers). */
+static int original_order(int n, char **a, long values[5]) {
+    int i;
+    if (n != 7 && n != 8) return 0;
+    for (i = 3; i < n; i++) {
+        char *end;
+        long v = strtol(a[i], &end, 10);
+        if (!*a[i] || *end) return 0;
+        values[i - 3] = v;
+    }
+    if (values[0] <= 0 || values[1] <= 0 || values[2] <= 0 || values[4] < 1) return 0;
+    return 1;
+}
+
 int main(int argc, char **argv) {
-    int crc = 0, timing = 0, bench = 0, zeros = 0, arg = 1, rc = 0;
+    int crc = 0, timing = 0, bench = 0, zeros = 0, arg = 1, rc = 0, orig = 0;
+    long orig_args[5] = {0, 0, 0, 0, 1}; /* original order: C, H, W, Q, loops */
     size_t size, nbytes;
     void *model_block = NULL, *bin;
     void *blocks[THINKER_MAX_MEMORY] = {0};
@@ -91,14 +257,25 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[arg], "--time") == 0) timing = 1;
         else if (strcmp(argv[arg], "--zeros") == 0) zeros = 1;
         else if (strcmp(argv[arg], "--bench") == 0 && arg + 1 < argc) bench = atoi(argv[++arg]);
+        else if (strcmp(argv[arg], "--fuzz") == 0 && arg + 1 < argc) return fuzz_list(argv[arg + 1]);
         else {
             fprintf(stderr, "error: unknown option %s\n", argv[arg]);
             return 1;
         }
     }
     if (arg >= argc) {
-        fprintf(stderr, "usage: test_thinker [--crc] [--time] [--bench N] model.bin in1.bin ... out1.bin ...\n");
+        fprintf(stderr, "usage: test_thinker [--crc] [--time] [--bench N] model.bin in1.bin ... out1.bin ...\n"
+                        "       test_thinker input.bin model.bin output.bin C H W Q [loops]   (the original demo)\n");
         return 1;
+    }
+    if (original_order(argc - arg, argv + arg, orig_args)) {
+        /* the original demo: input, model, output, then C H W of the input, its Q value
+         * (exponent) and an optional loop count; the model comes first from here on */
+        char *input = argv[arg];
+        argv[arg] = argv[arg + 1];
+        argv[arg + 1] = input;
+        orig = 1;
+        argc = arg + 3;
     }
     bin = read_file(argv[arg], &size, &model_block);
     if (!bin) {
@@ -132,7 +309,26 @@ int main(int argc, char **argv) {
     thinker_get_input_count(exe, &n_in);
     thinker_get_output_count(exe, &n_out);
     thinker_get_op_count(model, &n_ops);
-    if (!zeros && (uint32_t)(argc - arg - 1) != n_in + n_out) {
+    if (orig) {
+        thinker_tensor_info info;
+        thinker_get_input_info(exe, 0, &info);
+        if (n_in != 1) {
+            fprintf(stderr, "error: %s has %u inputs; the original argument order (input.bin model.bin output.bin C H W Q) "
+                            "takes one: use test_thinker model.bin in1.bin ... out1.bin ...\n", argv[arg], (unsigned)n_in);
+            rc = 1;
+            goto done;
+        }
+        if (info.ndim != 4 || info.dims[1] != (uint32_t)orig_args[0] || info.dims[2] != (uint32_t)orig_args[1] ||
+            info.dims[3] != (uint32_t)orig_args[2] || (info.has_exponent && info.exponent != orig_args[3])) {
+            fprintf(stderr, "error: C H W Q = %ld %ld %ld %ld, but input '%s' of %s is %ux%ux%ux%u with exponent %d\n",
+                    orig_args[0], orig_args[1], orig_args[2], orig_args[3], info.name, argv[arg],
+                    (unsigned)info.dims[0], info.ndim > 1 ? (unsigned)info.dims[1] : 0u,
+                    info.ndim > 2 ? (unsigned)info.dims[2] : 0u, info.ndim > 3 ? (unsigned)info.dims[3] : 0u,
+                    (int)info.exponent);
+            rc = 1;
+            goto done;
+        }
+    } else if (!zeros && (uint32_t)(argc - arg - 1) != n_in + n_out) {
         fprintf(stderr, "error: %s expects %u input file(s) then %u output file(s), got %d path(s)\n", argv[arg],
                 (unsigned)n_in, (unsigned)n_out, argc - arg - 1);
         rc = 1;
@@ -199,7 +395,31 @@ int main(int argc, char **argv) {
             }
         }
     }
-    for (i = 0; !zeros && i < n_out; i++) {
+    for (k = 1; orig && k < (uint32_t)orig_args[4]; k++) { /* the original's loop count: set the
+                                                              * input and run again */
+        void *block = NULL, *data = read_file(argv[arg + 1], &nbytes, &block);
+        s = data ? thinker_set_input(exe, 0, data, nbytes) : THINKER_ERR_INPUT;
+        free(block);
+        if (s == THINKER_OK) s = thinker_forward(exe);
+        if (s != THINKER_OK) {
+            rc = fail("forward", s, thinker_executor_message(exe));
+            goto done;
+        }
+    }
+    if (orig) { /* what the original demo printed for a classifier's int8 output */
+        thinker_tensor_info info;
+        const void *p;
+        thinker_get_output_info(exe, 0, &info);
+        thinker_get_output(exe, 0, &p, &nbytes);
+        if (info.dtype == THINKER_INT8 && nbytes) {
+            const int8_t *o = (const int8_t *)p;
+            size_t best = 0, j;
+            for (j = 1; j < nbytes; j++)
+                if (o[j] > o[best]) best = j;
+            printf("Max probability: %d\nPredicted category index: %lu\n", o[best], (unsigned long)best);
+        }
+    }
+    for (i = 0; !zeros && i < (orig ? 1u : n_out); i++) {
         const void *p;
         const char *path = argv[arg + 1 + n_in + i];
         FILE *f;

@@ -214,6 +214,11 @@ static thinker_status check_ops(thinker_model *m, thk_op *ops, thinker_message *
             if (type == THK_ATTR_STRING && !string_ok(m, thk_rd32(a)))
                 return fail(msg, THINKER_ERR_FORMAT, "op", i, "bad attribute string");
         }
+        {
+            thinker_status s = thk_check_attrs(m, thk_string(m, thk_rd32(h)), thk_string(m, thk_rd32(h + 4)),
+                                               attrs, n_attrs, msg);
+            if (s != THINKER_OK) return s;
+        }
         if (ops) {
             thk_op *op = &ops[i];
             memset(op, 0, sizeof *op);
@@ -294,7 +299,7 @@ thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker
         if (!r) return fail(msg, THINKER_ERR_TRUNCATED, "memory plan", THK_NO_TENSOR, "section is truncated");
         kind = thk_rd32(r);
         align = thk_rd32(r + 8);
-        if (kind < 1 || kind > 3 || align == 0 || (align & (align - 1)))
+        if (kind < THINKER_MEM_PSRAM || kind > THINKER_MEM_SHARE || align == 0 || (align & (align - 1)))
             return fail(msg, THINKER_ERR_FORMAT, "memory plan entry", i, "bad kind or alignment");
         m->arena_present[kind] = 1;
         m->arena_size[kind] = thk_rd32(r + 4);
@@ -369,7 +374,7 @@ thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker
         if (t.memory == THINKER_MEM_FLASH || (t.flags & THK_FLAG_CONSTANT))
             return fail(msg, THINKER_ERR_FORMAT, "graph input", i, "is a constant or lives in flash");
     }
-    return THINKER_OK;
+    return thk_check_records(m, msg); /* names, flags, single assignment, the memory plan */
 }
 
 thinker_status thk_op_error(thinker_message *msg, const thk_op *op, thinker_status status,
@@ -429,6 +434,8 @@ thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *m
             if (t.memory == THINKER_MEM_FLASH || (t.flags & THK_FLAG_CONSTANT))
                 return thk_op_error(msg, op, THINKER_ERR_MODEL, "output is a constant");
         }
+        s = thk_check_op_rules(m, op, msg);
+        if (s != THINKER_OK) return s;
         needs.scratch = 0;
         s = op->def->prepare(m, op, &needs, msg);
         if (s != THINKER_OK) return s;

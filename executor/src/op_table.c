@@ -48,6 +48,8 @@
 #define THINKER_OP_iqSum 1
 #define THINKER_OP_iqVar 1
 #define THINKER_OP_Resize 1
+#define THINKER_OP_GRUInt 1
+#define THINKER_OP_LSTMInt 1
 #endif
 
 #define ENTRY(type, fn) {type, thk_##fn##_prepare, thk_##fn##_run},
@@ -169,6 +171,12 @@ static const thk_op_def k_ops[] = {
 #endif
 #if THINKER_OP_Resize
     ENTRY("Resize", resize)
+#endif
+#if THINKER_OP_GRUInt
+    ENTRY("GRUInt", rnn)
+#endif
+#if THINKER_OP_LSTMInt
+    ENTRY("LSTMInt", rnn)
 #endif
     {NULL, NULL, NULL} /* end (also keeps the table non-empty) */
 };

@@ -14,17 +14,22 @@ static inline int64_t thk_floor_shift(int64_t v, int s) {
     return v >= 0 ? (v >> s) : ~((~v) >> s);
 }
 
-/* v * 2**k for k >= 0, saturated to the int64 range. */
+/* v * 2**k for k >= 0, exact up to 2**62 and saturated to +-2**62 beyond (qmath's
+ * shift_left_saturating): a left shift never wraps. */
+#define THK_SHIFT_SATURATION ((int64_t)1 << 62)
 static inline int64_t thk_lshift_sat(int64_t v, int k) {
+    int64_t limit;
     if (v == 0) return 0;
-    if (k >= 63) return v > 0 ? INT64_MAX : INT64_MIN;
-    if (v > (INT64_MAX >> k)) return INT64_MAX;
-    if (v < (INT64_MIN >> k)) return INT64_MIN;
+    if (k >= 63) return v > 0 ? THK_SHIFT_SATURATION : -THK_SHIFT_SATURATION;
+    limit = THK_SHIFT_SATURATION >> k;
+    if (v > limit) return THK_SHIFT_SATURATION;
+    if (v < -limit) return -THK_SHIFT_SATURATION;
     return (int64_t)((uint64_t)v << k);
 }
 
-/* rshift_round: s > 0: (v + 2**(s-1)) >> s (ties toward +inf); s < 0: v << -s; s = 0: v.
- * Callers keep |v| < 2**62 so adding the half cannot overflow. */
+/* rshift_round: s > 0: (v + 2**(s-1)) >> s (ties toward +inf; 0 from 63 bits on); s < 0:
+ * v << -s saturated at +-2**62; s = 0: v. Callers keep |v| <= 2**62 so adding the half cannot
+ * overflow. */
 static inline int64_t thk_rshift_round(int64_t v, int32_t s) {
     if (s > 0) {
         if (s >= 63) return 0; /* |v| < 2**62 <= 2**(s-1): rounds to 0 */
@@ -134,6 +139,46 @@ static inline int64_t thk_f32_bits_to_int(uint32_t bits) {
     if (e >= 63) return (bits >> 31) ? INT64_MIN : INT64_MAX;
     v = (int64_t)(e >= 23 ? mant << (e - 23) : mant >> (23 - e));
     return (bits >> 31) ? -v : v;
+}
+
+/* ---- rounding modes (thinker.qmath.ROUND_MODES; ops/rounding.c reads an op's quant_mode) ----
+ * Every function equals its floor_add counterpart for THK_ROUND_FLOOR_ADD and wraps like
+ * numpy's int64 where numpy would. */
+#define THK_ROUND_FLOOR_ADD 0 /* floor(x + 1/2): the contract's rounding */
+#define THK_ROUND_FLOOR 1     /* floor(x) */
+#define THK_ROUND_ROUND 2     /* half to even (numpy.rint, torch.round) */
+#define THK_ROUND_CEIL 3      /* ceil(x) */
+
+/* qmath.rshift_mode: v / 2**s rounded with `mode` for s > 0; a left shift for s < 0. */
+static inline int64_t thk_rshift_mode(int64_t v, int32_t s, int mode) {
+    uint64_t t, mask;
+    int64_t r;
+    if (mode == THK_ROUND_FLOOR_ADD || s <= 0) return thk_rshift_round(v, s);
+    if (s > 63) s = 63;
+    mask = (((uint64_t)1) << s) - 1u;
+    if (mode == THK_ROUND_FLOOR) return thk_floor_shift(v, s);
+    if (mode == THK_ROUND_CEIL) return thk_floor_shift(thk_wrap64((uint64_t)v + mask), s);
+    t = (uint64_t)v + ((uint64_t)1 << (s - 1)); /* half up, then a tie on an odd value steps back */
+    r = thk_floor_shift(thk_wrap64(t), s);
+    if ((t & mask) == 0u && ((uint64_t)r & 1u)) r -= 1;
+    return r;
+}
+
+static inline int64_t thk_rescale_mode(int64_t v, int32_t s, int mode, int64_t lo, int64_t hi) {
+    return thk_clamp(thk_rshift_mode(v, s, mode), lo, hi);
+}
+
+/* qmath.round_div_mode: n / d rounded with `mode` for d > 0 (numpy's // by zero gives 0). */
+static inline int64_t thk_round_div_mode(int64_t n, int64_t d, int mode) {
+    int64_t t, r;
+    if (mode == THK_ROUND_FLOOR_ADD) return thk_round_half_up_div(n, d);
+    if (d == 0) return 0;
+    if (mode == THK_ROUND_FLOOR) return thk_floor_div(n, d);
+    if (mode == THK_ROUND_CEIL) return -thk_floor_div(-n, d);
+    t = 2 * n + d;
+    r = thk_floor_div(t, 2 * d);
+    if (t - r * 2 * d == 0 && ((uint64_t)r & 1u)) r -= 1;
+    return r;
 }
 
 #endif

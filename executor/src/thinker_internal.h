@@ -55,6 +55,7 @@ typedef struct {
     int64_t lo, hi;     /* saturation to o_bits intersected with the fused activation */
     uint8_t out_float;  /* no o_bits: float32 acc / 2**qin */
     uint8_t acc32;      /* |sum of products| < 2**31 proven from the weights at init */
+    uint8_t round_mode; /* THK_ROUND_* of the op's quant_mode (qmath.h) */
 } thk_outstage;
 
 typedef struct {
@@ -72,6 +73,7 @@ typedef struct {
     int32_t pow2_bits;      /* avgpool: log2(uniform) + 1 when uniform is a power of two, else -1 */
     int32_t override;       /* avgpool: divisor_override, or -1 */
     uint8_t include_pad;
+    uint8_t round_mode;     /* avgpool: THK_ROUND_* of quant_mode */
 } thk_pool_params;
 
 typedef struct {
@@ -82,6 +84,7 @@ typedef struct {
     float fclip_lo, fclip_hi; /* Clip on float32 */
     int32_t axis;          /* iqCat/Concat/Split/Gather axis */
     int32_t q;             /* Quant/Dequant exponent */
+    uint8_t round_mode;    /* Quant/Requant/iqAdd/iqSub/iqMul/iqCat: THK_ROUND_* of quant_mode */
 } thk_elem_params;
 
 typedef struct {
@@ -113,7 +116,20 @@ typedef struct {
     uint32_t count;         /* iqVar: n, the number of reduced elements */
     uint32_t m, k, n;       /* BmmInt: [M, K] @ [K, N] */
     uint8_t fast;           /* BmmInt: int8 @ int8 with |sum| < 2**31 */
+    uint8_t round_mode;     /* BmmInt: THK_ROUND_* of quant_mode */
 } thk_reduce_params;
+
+typedef struct {
+    int32_t s_x, s_h;       /* q_x + q_iw - Q_in, q_h + q_hw - Q_in: the projections to the gates' Q */
+    int32_t qh;             /* q_h */
+    int32_t s_o;            /* q_h - q_o: Y from h */
+    uint32_t steps, batch, in_f, hidden;
+    uint8_t o_bits, h_bits; /* Y and h saturate to these */
+    uint8_t family;         /* THK_FAMILY_* (ops.h) */
+    uint8_t cell;           /* LSTMInt */
+    uint8_t has_h, has_c, bias, batch_first, forward;
+    uint8_t acc32_x, acc32_h; /* |x W_ih| / |h W_hh| sums < 2**31, proven from the weights */
+} thk_rnn_params;
 
 typedef union {
     thk_conv_params conv;
@@ -122,6 +138,7 @@ typedef union {
     thk_move_params move;
     thk_nonlinear_params nl;
     thk_reduce_params red;
+    thk_rnn_params rnn;
 } thk_params;
 
 struct thinker_model;
@@ -200,6 +217,12 @@ thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker
 void thk_tensor_get(const thinker_model *m, uint32_t id, thk_tensor *t);
 const char *thk_string(const thinker_model *m, uint32_t offset); /* validated offsets only */
 thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *msg);
+
+/* rules.c: the model rules of thinker/resource/rules.py */
+thinker_status thk_check_attrs(const thinker_model *m, const char *op_type, const char *name,
+                               const uint8_t *attrs, uint32_t n_attrs, thinker_message *msg);
+thinker_status thk_check_records(const thinker_model *m, thinker_message *msg);
+thinker_status thk_check_op_rules(const thinker_model *m, thk_op *op, thinker_message *msg);
 
 /* op_table.c */
 const thk_op_def *thk_find_op(const char *type);

@@ -3,6 +3,7 @@ training and export to the thinker ONNX dialect, bit-exact with the executor.
 
     model = linger.constrain(model, config)      # stage 1: float training with range limits
     model = linger.init(model, config)           # stage 2: quantization-aware training
+    model = linger.ptq(model, batches, config)   # ... or post-training quantization
     ...train...
     linger.onnx.export(model.eval(), dummy, "model.onnx")
 
@@ -24,6 +25,7 @@ from linger.errors import (
     LingerStateError,
     LingerUnsupportedError,
 )
+from linger.ptq import ptq
 from linger.qtensor import QTensor
 from linger.quantize import init
 from linger.quantizer import ActivationQuantizer, calibration
@@ -48,5 +50,6 @@ __all__ = [
     "init",
     "load_config",
     "onnx",
+    "ptq",
     "zoo",
 ]

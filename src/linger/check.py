@@ -433,8 +433,8 @@ _ACTIVATION_CALLS = [("F.relu", F.relu), ("F.relu6", F.relu6), ("torch.clamp", t
                      ("F.hardswish", F.hardswish), ("F.silu", F.silu), ("F.gelu", F.gelu)]
 _NORM_MODULES = [("nn.BatchNorm1d/2d (statistics frozen, folded into the layer before)",
                   nn.BatchNorm2d), ("nn.LayerNorm", nn.LayerNorm)]
-_RNN_FIX = ("not yet supported (issue 10: GRU/LSTM); train now with the layer float "
-            "(disable_module: [{name}]), the model exports once it is supported")
+_RNN_FIX = ("nn.RNN has no integer kernel: use nn.GRU or nn.LSTM (GRUInt / LSTMInt; "
+            "nn.GRUCell / nn.LSTMCell for single steps)")
 _FLOAT_MATH = ("float math with no integer kernel on the device: if it does not depend on the "
                "input, compute it once in __init__ (a constant or weight); otherwise keep the "
                "module that calls it float (disable_submodel)")
@@ -514,8 +514,8 @@ _CALL_ALIASES = {
 }
 
 MODULE_FIXES: dict[str, tuple[str, tuple]] = {
-    "LSTM": (_RNN_FIX, ()), "GRU": (_RNN_FIX, ()), "RNN": (_RNN_FIX, ()),
-    "LSTMCell": (_RNN_FIX, ()), "GRUCell": (_RNN_FIX, ()), "RNNCell": (_RNN_FIX, ()),
+    "RNN": (_RNN_FIX, ((nn.GRU,), (nn.LSTM,))),
+    "RNNCell": (_RNN_FIX, ((nn.GRUCell,), (nn.LSTMCell,))),
     "LayerNorm": ("normalize with one of: {norms}", ()),
     "Sigmoid": ("use an activation linger quantizes: {activation_modules}", ()),
     "MultiheadAttention": ("write the attention out of nn.Linear, torch.bmm/matmul and softmax "

@@ -11,6 +11,8 @@ Keys (defaults in ``DEFAULTS``)::
     conventional_check: error # error | warn
     clamp_factor_value: 7     # constrain: |w| <= factor * mean|w|   (null: no weight clamp)
     clamp_activation_value: 8 # constrain: |activation| <= value     (null: no clamp)
+    round_mode: floor_add     # floor_add | floor | round | ceil: how outputs round
+                              # (docs/linger.md, "Rounding modes")
     fold_bn: true             # fold BatchNorm into the conv/linear before it
     disable_module: []        # module types kept float, e.g. [LayerNorm]
     disable_submodel: []      # module-name prefixes kept float, e.g. [head]
@@ -32,7 +34,8 @@ from linger.errors import LingerConfigError
 
 QAT_METHODS = ("MOM", "TQT")
 CHECK_MODES = ("error", "warn")
-OVERRIDABLE_KEYS = ("weight_bits", "activate_bits", "qat_method", "momentum")
+OVERRIDABLE_KEYS = ("weight_bits", "activate_bits", "qat_method", "momentum", "round_mode")
+ROUND_MODES = ("floor_add", "floor", "round", "ceil")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class LayerSettings:
     momentum: float = 0.1
     bias_bits: int = 32
     platform: str | None = None  # the config's platform (for platform-dependent kernels)
+    round_mode: str = "floor_add"  # how the layer's output activation rounds (ROUND_MODES)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class Config:
     disable_submodel: tuple[str, ...] = ()
     module_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     submodel_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    round_mode: str = "floor_add"
 
     # -- per layer ---------------------------------------------------------------------------
 
@@ -72,7 +77,7 @@ class Config:
 
     def layer(self, path: str, type_name: str = "") -> LayerSettings:
         settings = LayerSettings(self.weight_bits, self.activate_bits, self.qat_method,
-                                 self.momentum, self.bias_bits, self.platform)
+                                 self.momentum, self.bias_bits, self.platform, self.round_mode)
         if type_name in self.module_overrides:
             settings = replace(settings, **self.module_overrides[type_name])
         matches = [p for p in self.submodel_overrides if _prefix_matches(p, path)]
@@ -94,11 +99,17 @@ def load_config(source: Config | Mapping[str, Any] | str | os.PathLike | None = 
         return Config()
     if isinstance(source, Config):
         return source
+    where = "config"
     if isinstance(source, (str, os.PathLike)):
-        source = _read_yaml(os.fspath(source))
+        where = os.fspath(source)
+        source = _read_yaml(where)
     if not isinstance(source, Mapping):
         raise LingerConfigError(
             f"config must be a dict, a YAML file path or None, got {type(source).__name__}")
+    from linger.original_config import from_original, is_original
+
+    if is_original(source):  # the original linger's layout (quant_info, clamp_info, parts)
+        source = from_original(source, where)
     _reject_unknown(source, DEFAULTS, "config")
     values = {k: _validate(k, v, "config") for k, v in source.items()}
     return Config(**values)
@@ -155,6 +166,8 @@ def _validate(key: str, value, where: str):
         return None if value is None else validate_platform(str(value))
     if key == "conventional_check":
         return _choice(key, value, CHECK_MODES, where)
+    if key == "round_mode":
+        return _choice(key, value, ROUND_MODES, where)
     if key in ("clamp_factor_value", "clamp_activation_value"):
         if value is None:
             return None

@@ -26,10 +26,26 @@ def int_bounds(bits: int) -> tuple[int, int]:
     return qmath.int_range(bits)
 
 
-def quantize_ints(x: torch.Tensor, q: int, bits: int) -> torch.Tensor:
-    """Mirrors ``qmath.quantize``: ``saturate(floor(x * 2**q + 0.5))``, as float64 integers."""
+def quantize_ints(x: torch.Tensor, q: int, bits: int, mode: str = "floor_add") -> torch.Tensor:
+    """Mirrors ``qmath.quantize``: ``saturate(floor(x * 2**q + 0.5))``, as float64 integers
+    (``qmath.quantize_mode`` for another rounding ``mode``)."""
     lo, hi = int_bounds(bits)
-    return torch.floor(x.double() * math.ldexp(1.0, q) + 0.5).clamp_(lo, hi)
+    if mode == "floor_add":
+        return torch.floor(x.double() * math.ldexp(1.0, q) + 0.5).clamp_(lo, hi)
+    return round_mode(x.double() * math.ldexp(1.0, q), mode).clamp_(lo, hi)
+
+
+def round_mode(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """``qmath.round_float`` on torch: floor_add, floor, round (half to even), ceil."""
+    if mode == "floor_add":
+        return torch.floor(x + 0.5)
+    if mode == "floor":
+        return torch.floor(x)
+    if mode == "ceil":
+        return torch.ceil(x)
+    if mode == "round":
+        return torch.round(x)
+    raise ValueError(f"unknown rounding mode {mode!r}")
 
 
 def quantize_weight_ints(w: torch.Tensor, q: int, bits: int) -> torch.Tensor:
@@ -65,16 +81,20 @@ class _FakeQuantize(torch.autograd.Function):
     representable range, zero where the value saturated."""
 
     @staticmethod
-    def forward(ctx, x, q: int, bits: int):
+    def forward(ctx, x, q: int, bits: int, mode: str = "floor_add"):
         lo, hi = int_bounds(bits)
         scaled = x.double() * math.ldexp(1.0, q)
-        ctx.save_for_backward((scaled >= lo - 0.5) & (scaled < hi + 0.5))
-        return (quantize_ints(x, q, bits) * math.ldexp(1.0, -q)).to(x.dtype)
+        if mode == "floor_add":
+            ctx.save_for_backward((scaled >= lo - 0.5) & (scaled < hi + 0.5))
+        else:
+            rounded = round_mode(scaled, mode)
+            ctx.save_for_backward((rounded >= lo) & (rounded <= hi))
+        return (quantize_ints(x, q, bits, mode) * math.ldexp(1.0, -q)).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         (inside,) = ctx.saved_tensors
-        return grad * inside, None, None
+        return grad * inside, None, None, None
 
 
 class _FakeQuantizeWeight(torch.autograd.Function):
@@ -89,8 +109,10 @@ class _FakeQuantizeWeight(torch.autograd.Function):
         return grad, None, None
 
 
-def fake_quantize(x: torch.Tensor, q: int, bits: int) -> torch.Tensor:
-    return _FakeQuantize.apply(x, int(q), int(bits))
+def fake_quantize(x: torch.Tensor, q: int, bits: int, mode: str = "floor_add") -> torch.Tensor:
+    if mode == "floor_add":
+        return _FakeQuantize.apply(x, int(q), int(bits))
+    return _FakeQuantize.apply(x, int(q), int(bits), mode)
 
 
 def fake_quantize_weight(w: torch.Tensor, q: int, bits: int) -> torch.Tensor:
@@ -105,30 +127,37 @@ class _TQTQuantize(torch.autograd.Function):
     and ``ln2 * s * bound`` where x saturated (s = 2**-q, ceil passed straight through)."""
 
     @staticmethod
-    def forward(ctx, x, log2_t, bits: int):
+    def forward(ctx, x, log2_t, bits: int, mode: str = "floor_add"):
         q = tqt_exponent(float(log2_t), bits)
         lo, hi = int_bounds(bits)
         scaled = x.double() * math.ldexp(1.0, q)
-        rounded = quantize_ints(x, q, bits)
+        rounded = quantize_ints(x, q, bits, mode)
         ctx.save_for_backward(scaled, rounded)
-        ctx.q, ctx.bounds = q, (lo, hi)
+        ctx.q, ctx.bounds, ctx.mode = q, (lo, hi), mode
         return (rounded * math.ldexp(1.0, -q)).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         scaled, rounded = ctx.saved_tensors
         lo, hi = ctx.bounds
-        below, above = scaled < lo - 0.5, scaled >= hi + 0.5
+        if ctx.mode == "floor_add":
+            below, above = scaled < lo - 0.5, scaled >= hi + 0.5
+        else:
+            unclamped = round_mode(scaled, ctx.mode)
+            below, above = unclamped < lo, unclamped > hi
         inside = ~(below | above)
         step = torch.where(inside, rounded - scaled, rounded)  # rounded == bound outside
         s = math.ldexp(1.0, -ctx.q)
         grad_t = (grad.double() * step * (math.log(2.0) * s)).sum().to(grad.dtype)
-        return grad * inside, grad_t.reshape(()), None
+        return grad * inside, grad_t.reshape(()), None, None
 
 
 def tqt_exponent(log2_t: float, bits: int) -> int:
     return clamp_exponent(bits - 1 - math.ceil(log2_t))
 
 
-def tqt_quantize(x: torch.Tensor, log2_t: torch.Tensor, bits: int) -> torch.Tensor:
-    return _TQTQuantize.apply(x, log2_t, int(bits))
+def tqt_quantize(x: torch.Tensor, log2_t: torch.Tensor, bits: int,
+                 mode: str = "floor_add") -> torch.Tensor:
+    if mode == "floor_add":
+        return _TQTQuantize.apply(x, log2_t, int(bits))
+    return _TQTQuantize.apply(x, log2_t, int(bits), mode)

@@ -49,9 +49,11 @@ def synced_max(value: torch.Tensor) -> torch.Tensor:
 
 
 class ActivationQuantizer(nn.Module):
-    def __init__(self, bits: int, method: str = "MOM", momentum: float = 0.1, path: str = ""):
+    def __init__(self, bits: int, method: str = "MOM", momentum: float = 0.1, path: str = "",
+                 round_mode: str = "floor_add"):
         super().__init__()
         self.bits, self.method, self.momentum, self.path = bits, method, momentum, path
+        self.round_mode = round_mode  # how values round onto the grid (config round_mode)
         self.register_buffer("exponent", torch.zeros((), dtype=torch.int64))
         self.register_buffer("observed", torch.zeros((), dtype=torch.int64))
         if method == "MOM":
@@ -105,9 +107,10 @@ class ActivationQuantizer(nn.Module):
 
     def quantize(self, x: torch.Tensor, q: int) -> torch.Tensor:
         """Fake-quantize ``x`` at the exponent ``observe`` returned."""
+        mode = getattr(self, "round_mode", "floor_add")
         if self.method == "TQT" and not calibrating():
-            return tqt_quantize(x, self.log2_threshold, self.bits)
-        return fake_quantize(x, q, self.bits)
+            return tqt_quantize(x, self.log2_threshold, self.bits, mode)
+        return fake_quantize(x, q, self.bits, mode)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
         q = self.observe(x)

@@ -26,7 +26,8 @@ THINKER_OPS = {
     "Quant", "Dequant", "Requant", "Conv1dInt", "Conv2dInt", "ConvTranspose2dInt", "LinearInt",
     "BatchNorm2dInt", "AvgPool2dInt", "iqAdd", "iqSub", "iqMul", "iqCat",
     "iqDiv", "iqSum", "iqVar", "iqSigmoid",
-    "iqTanh", "SoftmaxInt", "LogSoftmaxInt", "LayerNormInt", "BmmInt", "GluInt",
+    "iqTanh", "SoftmaxInt", "LogSoftmaxInt", "LayerNormInt", "BmmInt", "GluInt", "GRUInt",
+    "LSTMInt",
     # standard names, but with quantization attributes (scale_w, ...) that onnx.checker refuses
     # on default-domain nodes; thinker reads them in any domain
     "PRelu", "Gather",

@@ -30,6 +30,7 @@ from linger.modules import (
     type_name,
 )
 from linger.modules.io import FloatIsland, FloatReentry
+from linger.modules.rnn import RecurrentLayer
 
 SCALAR_METHODS = {"size", "dim", "numel", "nelement", "ndimension"}
 SCALAR_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
@@ -148,10 +149,26 @@ def _scalar_nodes(graph: fx.Graph) -> set[fx.Node]:
     return found
 
 
+def _state_only(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """A model input used only as the initial state of GRU/LSTM layers (hx, or inside the
+    (h0, c0) tuple): the layer quantizes it itself, at its hidden exponent (h0) or as the int32
+    Q15 cell (c0)."""
+    if not node.users:
+        return False
+    for user in node.users:
+        if user.op != "call_module" or \
+                not isinstance(gm.get_submodule(user.target), RecurrentLayer):
+            return False
+        if (user.args[0] if user.args else user.kwargs.get("input")) is node:
+            return False
+    return True
+
+
 def quantize_inputs(gm: fx.GraphModule, config: Config) -> None:
-    """A QInput (Quant) right after every model input."""
+    """A QInput (Quant) right after every model input (except initial RNN states, which the
+    GRU/LSTM layer quantizes at its own exponents)."""
     for node in list(gm.graph.nodes):
-        if node.op != "placeholder":
+        if node.op != "placeholder" or _state_only(gm, node):
             continue
         path = free_path(gm, "", f"{node.name}_quant")
         gm.add_submodule(path, QInput(path, config.layer(path, "input")))

@@ -290,6 +290,59 @@ class ConformerBlock(nn.Module):
         return self.fc(self.norm(x).mean(1))
 
 
+# ---------------------------------------------------------------------------------------------
+# recurrent models (GRU / LSTM)
+
+
+class CRNNKeywordSpotter(nn.Module):
+    """A CRNN keyword spotter on 1 x 49 x 10 MFCC frames (time x coefficients, 12 classes): two
+    3x3 convs (the first strided 2 in time and frequency), the channels and coefficients of each
+    frame flattened into a 25-step sequence, a GRU, and a dense layer on its last step."""
+
+    def __init__(self, num_classes: int = 12, channels: int = 8, hidden: int = 32):
+        super().__init__()
+        self.front = nn.Sequential(*conv_bn(1, channels, 3, 2, 1), nn.ReLU(),
+                                   *conv_bn(channels, channels, 3, 1, 1), nn.ReLU())
+        self.gru = nn.GRU(channels * 5, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        y = self.front(x)                                  # [N, C, 25, 5]
+        y = y.permute(0, 2, 1, 3).flatten(2)               # [N, 25, C * 5]
+        y, _ = self.gru(y)
+        return self.fc(y[:, -1])
+
+
+class LSTMVoiceActivity(nn.Module):
+    """A voice-activity detector on 32 frames of 40 log-mel features (batch first): a 2-layer
+    LSTM and a per-frame speech probability (dense + sigmoid), [N, 32]."""
+
+    def __init__(self, features: int = 40, hidden: int = 24):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return torch.sigmoid(self.fc(y)).flatten(1)
+
+
+class GRUDenoiser(nn.Module):
+    """An RNNoise-style noise suppressor on 32 frames of 64 spectral bins (batch first): dense
+    feature compression with ReLU, a GRU, a dense layer back to 64 bins, a sigmoid gain per bin,
+    and the input multiplied by that mask."""
+
+    def __init__(self, bins: int = 64, hidden: int = 32):
+        super().__init__()
+        self.compress = nn.Linear(bins, hidden)
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.expand = nn.Linear(hidden, bins)
+
+    def forward(self, x):
+        y, _ = self.gru(F.relu(self.compress(x)))
+        return x * torch.sigmoid(self.expand(y))
+
+
 @dataclass(frozen=True)
 class ZooEntry:
     builder: Callable[..., nn.Module]
@@ -317,6 +370,9 @@ ZOO: dict[str, ZooEntry] = {
     "transformer_encoder": ZooEntry(TransformerEncoder, _fixed(16), input_dtype=torch.long,
                                     input_range=32),
     "conformer_block": ZooEntry(ConformerBlock, _fixed(32, 16)),
+    "crnn_kws": ZooEntry(CRNNKeywordSpotter, _fixed(1, 49, 10)),
+    "lstm_vad": ZooEntry(LSTMVoiceActivity, _fixed(32, 40)),
+    "gru_denoiser": ZooEntry(GRUDenoiser, _fixed(32, 64)),
 }
 NAMES: tuple[str, ...] = tuple(ZOO)
 

@@ -20,17 +20,25 @@ from dataclasses import dataclass, field
 
 from thinker.devices import DeviceProfile, load_profile
 from thinker.devices.checks import check_graph
-from thinker.errors import ThinkerDeviceError, ThinkerInputError, ThinkerModelError
+from thinker.errors import (
+    ThinkerDeviceError,
+    ThinkerFormatError,
+    ThinkerInputError,
+    ThinkerModelError,
+)
 from thinker.errors import name as shown_name
-from thinker.graph.ir import Graph
+from thinker.graph.ir import Graph, Node
 from thinker.graph.onnx_export import to_onnx
 from thinker.graph.onnx_import import infer_shapes, load_onnx
 from thinker.memory.placement import MemoryPlan, parse_memory_overrides, plan_memory
 from thinker.memory.report import ReportData, arena_svg, to_json, to_text, usage
 from thinker.ops import OPS
+from thinker.ops.base import REQUIRED
 from thinker.outputs import write_files
 from thinker.passes import DEVICE_PASSES, GRAPH_PASSES, run_pass
 from thinker.resource import format as fmt
+from thinker.resource.reader import parse_model
+from thinker.resource.rules import graph_problems
 from thinker.resource.writer import DynamicShape, PackInput, write_model
 
 OK, SKIPPED, PROBLEM = "ok", "skipped", "problem"
@@ -203,6 +211,7 @@ class Packer:
         self.o = options
         self.report_stage = reporter or (lambda *a: None)
         self.notices: list[str] = []
+        self.rewrites: list[str] = []
 
     def _stage(self, name: str, fn, *args):
         start = time.perf_counter()
@@ -260,7 +269,7 @@ class Packer:
         pack = PackInput(device.id, plan.placements, plan.arena_sizes(), dynamic)
         data = self._stage("serialize", self._serialize, graph, pack)
         report = ReportData(model_name, device, self._limits(device), plan, graph, macs,
-                            len(data))
+                            len(data), list(self.rewrites))
         self._stage("report", self._write_report, report)
         if device.flash and len(data) > device.flash:
             raise ThinkerDeviceError(f"model.bin is {len(data):,} B but {device.name} flash is "
@@ -286,7 +295,11 @@ class Packer:
 
     def _pass(self, p, graph: Graph, device: DeviceProfile):
         result = run_pass(p, graph, device)
-        return result, f"{len(graph.nodes)} -> {len(result.nodes)} ops"
+        rewrites = getattr(result, "rewrites", [])  # exact device rewrites (kernel_split)
+        self.rewrites += rewrites
+        self.notices += [f"rewrite: {r}" for r in rewrites]
+        extra = f", {len(rewrites)} rewrite(s)" if rewrites else ""
+        return result, f"{len(graph.nodes)} -> {len(result.nodes)} ops{extra}"
 
     def _count_macs(self, graph: Graph):
         macs = sum(OPS[n.op_type].macs(n, [graph.tensors[x] if x else None for x in n.inputs],
@@ -302,9 +315,39 @@ class Packer:
                 f"{shown_name(self.o.graph_path)}: too large for model.bin ({exc}): a tensor "
                 "dimension, size or arena offset exceeds the format's 32-bit fields; use "
                 "smaller tensors") from None
+        # what tpacker writes, both readers accept: the Python reader's model rules (names,
+        # single assignment, the memory plan, every op) on the very bytes (a planner bug guard)
+        try:
+            parse_model(data, shown_name(self.o.output_path))
+        except ThinkerFormatError as exc:
+            raise ThinkerModelError(f"{shown_name(self.o.graph_path)}: the packed model would "
+                                    f"break a model rule ({exc})") from None
         return data, f"{len(data):,} B"
 
+    def _model_rules(self, graph: Graph) -> list[str]:
+        """The model rules (thinker.resource.rules) and every op's prepare step: everything
+        the executors would refuse at load is refused here, with the node named."""
+        problems = graph_problems(graph)
+        if problems:
+            return problems
+        for node in graph.nodes:
+            op = OPS[node.op_type]
+            ins = [graph.tensors[n] if n else None for n in node.inputs]
+            attrs = {**{k: v for k, v in op.attrs.items() if v is not REQUIRED}, **node.attrs}
+            as_read = Node(node.op_type, node.name, node.inputs, node.outputs, attrs,
+                           node.source_op_type)  # with the defaults the readers fill in
+            try:
+                op.prepare(as_read, ins, [graph.tensors[n] for n in node.outputs])
+            except ThinkerModelError as exc:
+                problems.append(str(exc))
+        return problems
+
     def _checks(self, graph: Graph, device: DeviceProfile):
+        problems = self._model_rules(graph)
+        if problems:
+            raise ThinkerModelError(
+                f"{shown_name(self.o.graph_path)}: {len(problems)} problem(s)",
+                problems=problems)
         problems = check_graph(graph, device)
         if problems:
             raise ThinkerDeviceError(

@@ -84,12 +84,37 @@ def saturate(v, bits: int, signed: bool = True):
 # rounding shifts
 
 
+SHIFT_SATURATION = 1 << 62  # a left shift of an array saturates at +-2**62 (docs/ops.md)
+
+
+def _magnitude(dtype) -> int:
+    info = np.iinfo(dtype)
+    return max(-int(info.min), int(info.max))
+
+
+def shift_left_saturating(v: np.ndarray, k: int, src_dtype=None) -> np.ndarray:
+    """``v << k`` on an integer array, exact up to 2**62 and saturated to +-2**62 beyond (the C
+    executor's ``thk_lshift_sat``): int64 never wraps. ``src_dtype`` (default v's dtype) bounds
+    the values: when they cannot leave v's dtype the plain shift runs."""
+    bound = _magnitude(src_dtype if src_dtype is not None else v.dtype)
+    room = SHIFT_SATURATION if v.dtype.itemsize >= 8 else 1 << (8 * v.dtype.itemsize - 2)
+    if k < 63 and bound << k <= room:
+        return v << v.dtype.type(k)
+    v = v.astype(np.int64, copy=False)
+    if k >= 63:
+        return np.sign(v) * np.int64(SHIFT_SATURATION)
+    limit = np.int64(SHIFT_SATURATION >> k)
+    return np.clip(v, -limit, limit) << np.int64(k)
+
+
 def rshift_round(v, s, work=np.int64):
     """``(v + 2**(s-1)) >> s`` for s > 0 (arithmetic shift: ties toward +inf); ``v << -s`` for
     s < 0; ``v`` for s == 0. ``s`` may be an int or an int array broadcastable against ``v``.
 
     Arrays are computed in ``work`` (int64 by default); a caller may pass int32 only when it has
-    proved every intermediate (|v| << -s, |v| + 2**(s-1)) stays below 2**31."""
+    proved every intermediate (|v| << -s, |v| + 2**(s-1)) stays below 2**31. On arrays
+    (|v| < 2**62) a left shift saturates at +-2**62 (``shift_left_saturating``) and a right shift
+    by 63 bits or more gives 0, as in the C executor: never a wrapped value."""
     if isinstance(s, np.ndarray):
         v = np.asarray(v, dtype=np.int64)
         s = s.astype(np.int64)
@@ -99,7 +124,12 @@ def rshift_round(v, s, work=np.int64):
         return np.where(s >= 0, right, np.left_shift(v, np.maximum(-s, 0)))
     s = int(s)
     if isinstance(v, np.ndarray):
+        src = v.dtype
         v = v.astype(work, copy=False)
+        if s >= 63:
+            return np.zeros_like(v)
+        if s < 0:
+            return shift_left_saturating(v, -s, src)
     if s > 0:
         return (v + (1 << (s - 1))) >> s
     if s < 0:
@@ -140,9 +170,13 @@ def rescale_into(v, s: int, bits: int, out: np.ndarray) -> np.ndarray:
     Operands are numpy scalars of that dtype: some ufuncs have no SIMD loop for a python-int
     operand (4-8x slower passes)."""
     w = out.dtype.type
-    if s > 0:
+    if s >= 63:
+        out[...] = 0
+    elif s > 0:
         np.add(v, w(1 << (s - 1)), out=out, dtype=w)
         np.right_shift(out, w(s), out=out)
+    elif s < 0 and _magnitude(np.asarray(v).dtype) << -s >= 1 << (8 * out.dtype.itemsize - 2):
+        np.copyto(out, shift_left_saturating(np.asarray(v, dtype=np.int64), -s), casting="unsafe")
     elif s < 0:
         np.left_shift(v, w(-s), out=out, dtype=w)
     else:
@@ -203,7 +237,7 @@ def rescale_div(v, shift: int, den, bits: int, signed: bool = True):
     the result is the exact rational rounding, never a rounded intermediate."""
     num = np.asarray(v, dtype=np.int64)
     den = np.asarray(den, dtype=np.int64)
-    if shift >= 0:
+    if shift >= 0:  # callers keep den << shift and |num| << -shift below 2**61 (rules)
         den = den << shift
     else:
         num = num << (-shift)
@@ -301,3 +335,136 @@ def saturate_folded(y: np.ndarray, bits: int, clamp=None,
     np.subtract(signed, signed.dtype.type(offset) if bits < signed.itemsize * 8 else
                 signed.dtype.type(-offset), out=signed)
     return signed
+
+
+# ---------------------------------------------------------------------------------------------
+# rounding modes (linger's ``round_mode``, the ONNX attribute ``quant_mode``)
+#
+# The contract's rounding is ``floor_add``: floor(x + 1/2), i.e. ``rshift_round``. The original
+# linger also defines ``floor``, ``round`` (half to even, torch.round / numpy.rint) and
+# ``ceil``; a node's ``quant_mode`` selects which one rounds its output activation (docs/ops.md,
+# "Rounding modes"). Every function below equals its floor_add counterpart for "floor_add", and
+# every mode agrees when nothing is rounded (a shift s <= 0, an exact quotient).
+
+ROUND_MODES = ("floor_add", "floor", "round", "ceil")
+DEFAULT_ROUND_MODE = "floor_add"
+
+
+def check_round_mode(mode, where: str = "quant_mode") -> str:
+    """The mode name (``None`` means the default ``floor_add``); anything else is an error."""
+    if mode is None:
+        return DEFAULT_ROUND_MODE
+    if isinstance(mode, bytes):
+        mode = mode.decode("utf-8", "replace")
+    if mode not in ROUND_MODES:
+        raise ThinkerModelError(f"{where}: rounding mode {mode!r} is not one of "
+                                f"{', '.join(ROUND_MODES)}")
+    return mode
+
+
+def round_float(x, mode: str):
+    """Round float values to integers (as floats) with ``mode``."""
+    x = np.asarray(x, dtype=np.float64)
+    if mode == "floor_add":
+        return np.floor(x + 0.5)
+    if mode == "floor":
+        return np.floor(x)
+    if mode == "ceil":
+        return np.ceil(x)
+    if mode == "round":
+        return np.rint(x)
+    raise ThinkerModelError(f"unknown rounding mode {mode!r}")
+
+
+def rshift_mode(v, s, mode: str, work=np.int64):
+    """``v / 2**s`` rounded with ``mode`` for s > 0 (``rshift_round`` for floor_add); a left
+    shift for s < 0 and ``v`` for s == 0, whatever the mode. Arithmetic on ``work`` (int64)
+    with the same headroom as ``rshift_round`` plus one bit (ceil adds 2**s - 1)."""
+    s = int(s)
+    if mode == "floor_add" or s <= 0:
+        return rshift_round(v, s, work)
+    if isinstance(v, np.ndarray):
+        v = v.astype(work, copy=False)
+    if mode == "floor":
+        return v >> s
+    if mode == "ceil":
+        return (v + ((1 << s) - 1)) >> s
+    if mode == "round":  # half up, then a tie that landed on an odd value steps back
+        t = v + (1 << (s - 1))
+        r = t >> s
+        return r - ((t & ((1 << s) - 1)) == 0) * (r & 1)
+    raise ThinkerModelError(f"unknown rounding mode {mode!r}")
+
+
+def rescale_mode(v, s, bits: int, mode: str, signed: bool = True, work=np.int64):
+    """``rescale`` with the rounding of ``mode``."""
+    if mode == "floor_add" or int(s) <= 0:
+        return rescale(v, s, bits, signed, work)
+    return saturate(rshift_mode(v, s, mode, work), bits, signed)
+
+
+def quantize_mode(x, q: int, bits: int, mode: str, signed: bool = True) -> np.ndarray:
+    """float -> int: ``saturate(round_mode(x * 2**q))`` (``quantize`` for floor_add)."""
+    if mode == "floor_add":
+        return quantize(x, q, bits, signed)
+    xf = np.asarray(x, dtype=np.float64)
+    return saturate(round_float(xf * scale_of_exponent(q), mode), bits, signed).astype(np.int64)
+
+
+def round_div_mode(num, den, mode: str):
+    """``num / den`` rounded with ``mode``, exactly, for integer ``num`` and positive integer
+    ``den`` (``round_half_up_div`` for floor_add)."""
+    if mode == "floor_add":
+        return round_half_up_div(num, den)
+    if isinstance(num, np.ndarray) or isinstance(den, np.ndarray):
+        num = np.asarray(num, dtype=np.int64)
+        den = np.asarray(den, dtype=np.int64)
+    if mode == "floor":
+        return num // den
+    if mode == "ceil":
+        return -((-num) // den)
+    if mode == "round":
+        t = 2 * num + den
+        r = t // (2 * den)
+        return r - ((t % (2 * den)) == 0) * (r & 1)
+    raise ThinkerModelError(f"unknown rounding mode {mode!r}")
+
+
+def rescale_div_mode(v, shift: int, den, bits: int, mode: str, signed: bool = True):
+    """``rescale_div`` with the rounding of ``mode``."""
+    if mode == "floor_add":
+        return rescale_div(v, shift, den, bits, signed)
+    num = np.asarray(v, dtype=np.int64)
+    den = np.asarray(den, dtype=np.int64)
+    if shift >= 0:
+        den = den << shift
+    else:
+        num = num << (-shift)
+    return saturate(round_div_mode(num, den, mode), bits, signed)
+
+
+def folded_half(shift: int, mode: str) -> float:
+    """What a folded GEMM adds before its floor (``folded_requant_factors``' half) so the floor
+    rounds with ``mode``: 2**(s-1) (floor_add, and round before its tie fix), 0 (floor),
+    2**s - 1 (ceil); 0 when nothing is rounded (s <= 0)."""
+    if shift <= 0 or mode == "floor":
+        return 0.0
+    if mode == "ceil":
+        return float((1 << shift) - 1)
+    return scale_of_exponent(shift - 1)
+
+
+def folded_bound_mode(acc_bound: int, shift: int, bits: int, mode: str) -> int:
+    """``folded_bound`` for the half of ``mode``."""
+    if mode == "floor_add" or shift <= 0:
+        return folded_bound(acc_bound, shift, bits)
+    half = int(folded_half(shift, mode))
+    return acc_bound + half + ((1 << (bits - 1)) << shift)
+
+
+def folded_ties_to_even(y: np.ndarray) -> np.ndarray:
+    """Round mode in a folded GEMM: ``y`` holds (acc + bias + 2**(s-1)) / 2**s + offset; a tie
+    is an exact integer there, and an odd one steps back by 1 (the offset is even), in place."""
+    f = np.floor(y)
+    np.subtract(y, (y == f) & (np.fmod(f, 2) != 0), out=y, casting="unsafe")
+    return y

@@ -237,3 +237,12 @@ def _arith_model() -> onnx.ModelProto:
 
 
 MODELS["arith"] = (_arith_model, "cortex-m", False)  # more in test_c_arith.py
+
+
+def _rnn_model() -> onnx.ModelProto:
+    from c_rnn_models import compact_model  # its own module: imports this one
+
+    return compact_model()
+
+
+MODELS["rnn"] = (_rnn_model, "cortex-m", False)  # more in test_c_rnn.py

@@ -23,7 +23,7 @@ def test_an_unknown_key_is_an_error_that_lists_the_valid_keys():
 
 def test_an_unknown_key_inside_an_override_lists_the_keys_an_override_takes():
     with pytest.raises(linger.LingerConfigError, match=r"platform.*valid keys are: "
-                       r"activate_bits, momentum, qat_method, weight_bits"):
+                       r"activate_bits, momentum, qat_method, round_mode, weight_bits"):
         load_config({"submodel_overrides": {"head": {"platform": "venus"}}})
 
 

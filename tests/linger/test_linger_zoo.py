@@ -17,7 +17,8 @@ MLPERF = os.path.join(SHARED_DATA, "mlperf-tiny")
 def test_every_name_builds_a_plain_torch_model_that_runs_its_input_shape():
     assert set(zoo.NAMES) == {"lenet5", "resnet8", "ds_cnn", "mobilenet_v1_025",
                               "fc_autoencoder", "tiny_unet", "mobilenet_v2_se", "conv_denoiser",
-                              "transformer_encoder", "conformer_block"}
+                              "transformer_encoder", "conformer_block", "crnn_kws", "lstm_vad",
+                              "gru_denoiser"}
     for name in zoo.NAMES:
         model = zoo.build(name).eval()
         assert all(type(m).__module__.startswith(("torch.nn", "linger.zoo"))

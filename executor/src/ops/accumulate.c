@@ -55,8 +55,9 @@ thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, co
     int64_t bits, v, clip[2];
     uint64_t bias_max = 0, products, bound;
     uint32_t i, dtype;
-    (void)m;
+    int has_bits;
     memset(st, 0, sizeof *st);
+    if (!thk_round_mode(m, op, &st->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
     if (!thk_is_int(x->dtype)) THK_BAD("input must be an integer tensor; insert a Quant node");
     if (thk_attr_exponent(op, "scale_x", &qx) != 1) THK_BAD("scale_x missing or not a power of two");
     if (thk_attr_exponent(op, weight_key, &qw) != 1) THK_BAD("weight scale missing or not a power of two");
@@ -72,7 +73,12 @@ thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, co
     bound = thk_add_sat(products, bias_max);
     st->qin = qx + qw;
     st->acc32 = products < ((uint64_t)1 << 31);
-    if (!thk_attr_int(op, "o_bits", &bits)) { /* float output */
+    has_bits = thk_attr_int(op, "o_bits", &bits);
+    if (!has_bits && thk_streq(op->type, "BatchNorm2dInt")) {
+        bits = 8; /* numpy's default there; conv and linear default to a float output */
+        has_bits = 1;
+    }
+    if (!has_bits) { /* float output */
         st->out_float = 1;
         if (out->dtype != THINKER_FLOAT32) THK_BAD("output without o_bits must be float32");
     } else {
@@ -85,6 +91,10 @@ thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, co
         offset = (uint64_t)1 << (bits - 1);
         if (st->shift >= 0) {
             half = st->shift > 0 ? (st->shift > 62 ? UINT64_MAX / 2 : (uint64_t)1 << (st->shift - 1)) : 0;
+            /* qmath.folded_half: floor adds nothing, ceil 2**s - 1 */
+            if (st->round_mode == THK_ROUND_FLOOR) half = 0;
+            else if (st->round_mode == THK_ROUND_CEIL && st->shift > 0)
+                half = st->shift > 62 ? UINT64_MAX / 2 : ((uint64_t)1 << st->shift) - 1u;
             bound = thk_add_sat(thk_add_sat(bound, half),
                                 st->shift > 62 ? UINT64_MAX / 2 : thk_mul_sat(offset, (uint64_t)1 << st->shift));
         } else {
@@ -110,7 +120,8 @@ void thk_outstage_store(const thk_outstage *st, const thk_tensor *out, uint32_t 
         memcpy((float *)out->data + index, &bits, 4);
         return;
     }
-    acc = thk_rescale(acc, st->shift, st->lo, st->hi);
+    acc = st->round_mode ? thk_rescale_mode(acc, st->shift, st->round_mode, st->lo, st->hi)
+                         : thk_rescale(acc, st->shift, st->lo, st->hi);
     switch (out->dtype) {
     case THINKER_INT8: ((int8_t *)out->data)[index] = (int8_t)acc; break;
     case THINKER_INT16: ((int16_t *)out->data)[index] = (int16_t)acc; break;

@@ -316,7 +316,8 @@ static thinker_status conv_run(thk_run_ctx *ctx, uint32_t spatial) {
                             if (wv) tap_i8_i32(acc, xin, wv, &g, i, j);
                         }
                 }
-                if (!p->st.out_float && out.dtype == THINKER_INT8 && p->st.shift > 0 && p->st.shift < 62) {
+                if (!p->st.out_float && out.dtype == THINKER_INT8 && p->st.shift > 0 && p->st.shift < 62 &&
+                    p->st.round_mode == THK_ROUND_FLOOR_ADD) {
                     /* the common int8 output: rshift_round with the half folded into the bias */
                     int8_t *dst = (int8_t *)out.data + base;
                     int64_t half = bias + ((int64_t)1 << (p->st.shift - 1));

@@ -37,6 +37,7 @@ typedef struct {
     int32_t sx, sy;
     int64_t lo, hi;
     int kind;
+    int mode; /* THK_ROUND_* */
 } binary_rule;
 
 typedef int64_t (*binary_fn)(const binary_rule *r, int64_t x, int64_t y);
@@ -45,6 +46,14 @@ static int64_t combine(const binary_rule *r, int64_t x, int64_t y) {
     if (r->kind == BIN_MUL) return thk_rescale(x * y, r->sx, r->lo, r->hi);
     x = thk_rescale(x, r->sx, r->lo, r->hi);
     y = thk_rescale(y, r->sy, r->lo, r->hi);
+    return thk_clamp(r->kind == BIN_SUB ? x - y : x + y, r->lo, r->hi);
+}
+
+/* combine with another rounding mode (qmath.rescale_mode / rshift_mode) */
+static int64_t combine_mode(const binary_rule *r, int64_t x, int64_t y) {
+    if (r->kind == BIN_MUL) return thk_rescale_mode(x * y, r->sx, r->mode, r->lo, r->hi);
+    x = thk_rescale_mode(x, r->sx, r->mode, r->lo, r->hi);
+    y = thk_rescale_mode(y, r->sy, r->mode, r->lo, r->hi);
     return thk_clamp(r->kind == BIN_SUB ? x - y : x + y, r->lo, r->hi);
 }
 
@@ -81,12 +90,15 @@ static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
     if (!thk_broadcast_init(&bc, &x, &y, &out)) THK_BAD("inputs cannot be broadcast to the recorded output");
+    if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
+    if (kind == BIN_DIV && p->round_mode != THK_ROUND_FLOOR_ADD) THK_BAD("iqDiv rounds half up: quant_mode must be floor_add");
     p->sx = kind == BIN_MUL ? qx + qy - qo : qx - qo;
     p->sy = qy - qo;
     if (kind == BIN_DIV) { /* the shift goes to the numerator (> 0) or the divisor */
+        /* numpy's bound: x's magnitude bits + max(shift, 0) and y's + max(-shift, 0) <= 62 */
         shift = qo - qx + qy;
-        widest = 8u * thk_dtype_size(thk_dtype_size(x.dtype) > thk_dtype_size(y.dtype) ? x.dtype : y.dtype);
-        if (shift > 62 - (int32_t)widest || shift < (int32_t)widest - 62)
+        widest = 8u * thk_dtype_size(x.dtype);
+        if (shift > 62 - (int32_t)widest || -shift > 62 - (int32_t)(8u * thk_dtype_size(y.dtype)))
             THK_BAD("the division shift would leave int64; re-export with scale_o closer to scale_x / scale_y");
         p->sx = shift > 0 ? shift : 0;
         p->sy = shift < 0 ? -shift : 0;
@@ -105,7 +117,8 @@ static thinker_status binary_run(thk_run_ctx *ctx, int kind, binary_fn fn) {
     thk_op_input(m, op, 0, &x);
     thk_op_input(m, op, 1, &y);
     thk_op_output(m, op, 0, &out);
-    r.sx = p->sx; r.sy = p->sy; r.lo = p->lo; r.hi = p->hi; r.kind = kind;
+    r.sx = p->sx; r.sy = p->sy; r.lo = p->lo; r.hi = p->hi; r.kind = kind; r.mode = p->round_mode;
+    if (r.mode != THK_ROUND_FLOOR_ADD && fn == combine) fn = combine_mode;
     if (x.count == out.count && y.count == out.count) {
         if (x.dtype == THINKER_INT8 && y.dtype == THINKER_INT8 && out.dtype == THINKER_INT8) {
             const int8_t *a = (const int8_t *)x.data, *b = (const int8_t *)y.data;
@@ -225,6 +238,7 @@ thinker_status thk_iqcat_prepare(const thinker_model *m, thk_op *op, thk_needs *
         if (!thk_is_int(t.dtype) || t.dtype == THINKER_INT64) THK_BAD("inputs must be integer");
         if (!thk_input_exponent(op, key, &t, &q)) THK_BAD("an input has no known scale (scale_x_<i>)");
     }
+    if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
     p->q = qo;
     return THINKER_OK;
 }
@@ -251,7 +265,7 @@ thinker_status thk_iqcat_run(thk_run_ctx *ctx) {
             for (k = 0; k < chunk; k++, at++) {
                 int64_t v = thk_load_int(t.data, t.dtype, b * chunk + k);
                 /* numpy: rescale(...) when the shift is non-zero, a plain (wrapping) cast when 0 */
-                thk_store_int(out.data, out.dtype, at, s ? thk_rescale(v, s, p->lo, p->hi) : v);
+                thk_store_int(out.data, out.dtype, at, s ? thk_rescale_mode(v, s, p->round_mode, p->lo, p->hi) : v);
             }
         }
     return THINKER_OK;

@@ -26,7 +26,7 @@ static int64_t shl_wrap(int64_t v, int32_t k) { return thk_wrap64((uint64_t)v <<
 
 /* the output stage of every op here: qmath.rescale(v, s, o_bits) */
 static int64_t rescale_np(int64_t v, int32_t s, int64_t lo, int64_t hi) {
-    return thk_clamp(thk_rshift_round_wrap(v, s), lo, hi);
+    return thk_rescale(v, s, lo, hi); /* a left shift saturates, never wraps */
 }
 
 static uint32_t bit_length(uint64_t v) {
@@ -40,8 +40,12 @@ static uint32_t bit_length(uint64_t v) {
 
 /* ---- shared prepare steps ----------------------------------------------------------------- */
 
+/* ops.h numbers the families and functions for rnn.c as the generated tables do */
+typedef char thk_family_ids_match[(THK_NL_VENUS == THK_FAMILY_VENUS && THK_NL_VENUSA == THK_FAMILY_VENUSA &&
+                                   THK_PWL_SIGMOID == THK_SIGMOID && THK_PWL_TANH == THK_TANH) ? 1 : -1];
+
 /* The kernel family: `platform` (any case), else `platform_quant`'s mapping, else venus. */
-static thinker_status family_of(const thinker_model *m, thk_op *op, thinker_message *msg) {
+thinker_status thk_nl_family(const thinker_model *m, const thk_op *op, uint8_t *family, thinker_message *msg) {
     const char *name;
     int f = THK_NL_DEFAULT;
     if (thk_attr_has(op, "platform")) {
@@ -54,7 +58,7 @@ static thinker_status family_of(const thinker_model *m, thk_op *op, thinker_mess
                           sizeof thk_nl_platform_quants / sizeof thk_nl_platform_quants[0], name, 0);
         if (f < 0) f = THK_NL_DEFAULT;
     }
-    op->p.nl.family = (uint8_t)f;
+    *family = (uint8_t)f;
     return THINKER_OK;
 }
 
@@ -65,7 +69,7 @@ static thinker_status io_prepare(const thinker_model *m, thk_op *op, thk_tensor 
     thk_nonlinear_params *p = &op->p.nl;
     int64_t bits = 8;
     uint32_t dtype;
-    thinker_status s = family_of(m, op, msg);
+    thinker_status s = thk_nl_family(m, op, &p->family, msg);
     if (s != THINKER_OK) return s;
     if (op->n_in != 1 || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
     if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
@@ -119,7 +123,8 @@ static thinker_status rows_prepare(thk_op *op, const thk_tensor *x, uint32_t *ax
  * |bias| < 2**59; only venus sees v beyond int32 (no clamp there), and its one operand that
  * reaches the product, INT64_MIN (numpy's abs leaves it negative: segment 0), wraps as numpy's
  * product does. */
-static int64_t pwl_eval(const thk_pwl_table *t, int64_t v) {
+int64_t thk_pwl(uint32_t family, uint32_t function, int64_t v) {
+    const thk_pwl_table *t = &thk_pwl_tables[family][function];
     int64_t mag = v < 0 ? thk_wrap64((uint64_t)0 - (uint64_t)v) : v;
     int64_t operand = v, bias;
     uint32_t s = 0;
@@ -154,23 +159,22 @@ thinker_status thk_iqtanh_prepare(const thinker_model *m, thk_op *op, thk_needs 
 }
 
 /* pwl.activation up to the table's output: x at the op's input scale -> Q<output_q> */
-static int64_t pwl_apply(const thk_nonlinear_params *p, const thk_pwl_table *t, int64_t x) {
-    int64_t v = thk_rshift_round_wrap(x, p->in_shift);
+static int64_t pwl_apply(const thk_nonlinear_params *p, uint32_t function, int64_t x) {
+    int64_t v = thk_rshift_round(x, p->in_shift); /* saturates at +-2**62 */
     if (p->family != THK_NL_VENUS) v = sat32(v); /* venus: beyond the table gives 0 */
-    return pwl_eval(t, v);
+    return thk_pwl(p->family, function, v);
 }
 
 /* Element-wise, so it may run in place (element i is read before it is written). */
 static thinker_status pwl_run(thk_run_ctx *ctx) {
     const thk_nonlinear_params *p = &ctx->op->p.nl;
-    const thk_pwl_table *t = &thk_pwl_tables[p->family][p->function];
     thk_tensor x, out;
     uint32_t i;
     thk_op_input(ctx->model, ctx->op, 0, &x);
     thk_op_output(ctx->model, ctx->op, 0, &out);
     for (i = 0; i < x.count; i++)
         thk_store_int(out.data, out.dtype, i,
-                      rescale_np(pwl_apply(p, t, thk_load_int(x.data, x.dtype, i)), p->out_shift, p->lo, p->hi));
+                      rescale_np(pwl_apply(p, p->function, thk_load_int(x.data, x.dtype, i)), p->out_shift, p->lo, p->hi));
     return THINKER_OK;
 }
 
@@ -195,8 +199,13 @@ thinker_status thk_glu_prepare(const thinker_model *m, thk_op *op, thk_needs *ne
     if (out.ndim != x.ndim) THK_BAD("output must be the input with the axis halved");
     for (d = 0; d < x.ndim; d++)
         if (out.dims[d] != (d == axis ? p->len : x.dims[d])) THK_BAD("output must be the input with the axis halved");
+    { /* numpy's limits: a right shift up to 62 bits, a left one while |a gate| << k < 2**62 */
+        int32_t out_shift = qx + GLU_GATE_Q - qo, product_bits = 8 * (int32_t)thk_dtype_size(x.dtype) + GLU_GATE_Q + 1;
+        if (out_shift < 0 && -out_shift > 62 - product_bits)
+            THK_BAD("the output requantization shifts too far; scale_o is extreme");
+    }
     return shifts_prepare(op, qx - thk_pwl_tables[p->family][THK_PWL_SIGMOID].input_q, qx + GLU_GATE_Q - qo,
-                          40, msg);
+                          62, msg);
 }
 
 /* gate = iqSigmoid(b) in Q15 (int32), y = rescale(a * gate, q_x + 15 - q_o): |a * gate| <= 2**62 */
@@ -210,7 +219,7 @@ thinker_status thk_glu_run(thk_run_ctx *ctx) {
     for (o = 0; o < p->outer; o++)
         for (i = 0; i < half; i++, at++) {
             uint32_t ia = 2u * o * half + i;
-            int64_t gate = rescale_np(pwl_apply(p, t, thk_load_int(x.data, x.dtype, ia + half)),
+            int64_t gate = rescale_np(pwl_apply(p, THK_PWL_SIGMOID, thk_load_int(x.data, x.dtype, ia + half)),
                                       t->output_q - GLU_GATE_Q, INT32_MIN, INT32_MAX);
             thk_store_int(out.data, out.dtype, at,
                           rescale_np(thk_load_int(x.data, x.dtype, ia) * gate, p->out_shift, p->lo, p->hi));
@@ -368,12 +377,12 @@ static thinker_status softmax_rows(thk_run_ctx *ctx, int64_t (*finish)(int64_t))
             int64_t top = INT64_MIN, total = 0, v, r = 0;
             uint32_t c = 0;
             for (j = 0; j < p->len; j++) {
-                v = sat32(thk_rshift_round_wrap(thk_load_int(x.data, x.dtype, base + j * p->inner), p->in_shift));
+                v = sat32(thk_rshift_round(thk_load_int(x.data, x.dtype, base + j * p->inner), p->in_shift));
                 if (v > top) top = v;
             }
             if (p->family == THK_NL_VENUSA && top == INT32_MIN) top += 1;
             for (j = 0; j < p->len; j++) {
-                v = sat32(thk_rshift_round_wrap(thk_load_int(x.data, x.dtype, base + j * p->inner), p->in_shift));
+                v = sat32(thk_rshift_round(thk_load_int(x.data, x.dtype, base + j * p->inner), p->in_shift));
                 v = softmax_exp(p->family, v, top); /* int32: venus < 2**25, others narrowed */
                 num[j] = (int32_t)v;
                 total += v;

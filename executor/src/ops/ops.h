@@ -47,6 +47,7 @@ THK_OP(bmm);
 THK_OP(iqsum);
 THK_OP(iqvar);
 THK_OP(resize);
+THK_OP(rnn); /* GRUInt and LSTMInt */
 
 /* accumulate.c: the output stage shared by conv, linear and batchnorm (ops/accumulate.py) */
 thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, const thk_tensor *x,
@@ -76,6 +77,20 @@ typedef struct {
 int thk_broadcast_init(thk_broadcast *bc, const thk_tensor *a, const thk_tensor *b, const thk_tensor *out);
 /* input exponent: the node's scale attribute when present, else the tensor's exponent */
 int thk_input_exponent(const thk_op *op, const char *key, const thk_tensor *t, int32_t *q);
+
+/* nonlinear.c, shared with rnn.c: the kernel family of an op (`platform`, else `platform_quant`,
+ * else venus) and the family's sigmoid/tanh table on v at its input Q (the table's own output Q,
+ * venusA's Q58 unrounded). Ids as nonlinear_tables.h numbers them (checked there). */
+#define THK_FAMILY_VENUS 0
+#define THK_FAMILY_VENUSA 2
+#define THK_SIGMOID 0
+#define THK_TANH 1
+thinker_status thk_nl_family(const thinker_model *m, const thk_op *op, uint8_t *family, thinker_message *msg);
+int64_t thk_pwl(uint32_t family, uint32_t function, int64_t v);
+
+/* rounding mode of an op (rounding.c): its quant_mode attribute as THK_ROUND_* (floor_add
+ * when absent); 0 when the attribute is not a known mode */
+int thk_round_mode(const thinker_model *m, const thk_op *op, uint8_t *mode);
 
 /* shared error text */
 #define THK_BAD(what) return thk_op_error(msg, op, THINKER_ERR_MODEL, what)

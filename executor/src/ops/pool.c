@@ -120,6 +120,7 @@ thinker_status thk_avgpool2d_prepare(const thinker_model *m, thk_op *op, thk_nee
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
     p->shift = qx - qo;
+    if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
     v = -1;
     thk_attr_int(op, "divisor_override", &v);
     p->override = v > 0 && v <= 0x7FFFFFFF ? (int32_t)v : -1; /* `or -1`: 0 means none */
@@ -169,14 +170,14 @@ thinker_status thk_avgpool2d_run(thk_run_ctx *ctx) {
                     }
                 }
                 if (p->pow2_bits >= 0) {
-                    y = thk_rescale(sum, p->shift + p->pow2_bits - 1, p->lo, p->hi);
+                    y = thk_rescale_mode(sum, p->shift + p->pow2_bits - 1, p->round_mode, p->lo, p->hi);
                 } else {
                     /* qmath.rescale_div: the shift scales the divisor or the numerator */
                     int64_t den = p->uniform != INT64_MIN ? p->uniform : divisor_at(p, h, w, oy, ox);
                     int64_t num = sum;
                     if (p->shift >= 0) den = thk_lshift_sat(den, p->shift);
                     else num = thk_lshift_sat(num, -p->shift);
-                    y = thk_clamp(thk_round_half_up_div(num, den), p->lo, p->hi);
+                    y = thk_clamp(thk_round_div_mode(num, den, p->round_mode), p->lo, p->hi);
                 }
                 thk_store_int(out.data, out.dtype, idx, y);
             }

@@ -54,6 +54,7 @@ thinker_status thk_bmm_prepare(const thinker_model *m, thk_op *op, thk_needs *ne
         (p->shift < 0 && thk_mul_sat(bound, (uint64_t)1 << -p->shift) >= ((uint64_t)1 << 62)))
         THK_BAD("requantization shift out of range; re-export with an output scale closer to the inputs'");
     p->fast = x.dtype == THINKER_INT8 && y.dtype == THINKER_INT8 && bound < ((uint64_t)1 << 31);
+    if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
     return THINKER_OK;
 }
 
@@ -86,7 +87,8 @@ thinker_status thk_bmm_run(thk_run_ctx *ctx) {
                     acc = thk_wrap64(sum);
                 }
                 thk_store_int(out.data, out.dtype, at++,
-                              thk_clamp(thk_rshift_round_wrap(acc, p->shift), p->lo, p->hi));
+                              thk_clamp(p->round_mode ? thk_rshift_mode(acc, p->shift, p->round_mode)
+                                                      : thk_rshift_round_wrap(acc, p->shift), p->lo, p->hi));
             }
     return THINKER_OK;
 }
@@ -137,6 +139,19 @@ static thinker_status reduce_prepare(const thinker_model *m, thk_op *op, thk_ten
     return THINKER_OK;
 }
 
+static uint32_t bit_length(uint64_t v) {
+    uint32_t n = 0;
+    while (v) { v >>= 1; n++; }
+    return n;
+}
+
+/* reduce.exact_within_int64: numerator bound << max(-shift, 0) and divisor << max(shift, 0)
+ * stay below 2**62 (so the shifts below never overflow) */
+static int exact_within_int64(uint64_t numerator, uint64_t divisor, int32_t shift) {
+    uint64_t left = shift < 0 ? (uint64_t)(-(int64_t)shift) : 0, right = shift > 0 ? (uint64_t)shift : 0;
+    return !(numerator && bit_length(numerator) + left > 62) && !(divisor && bit_length(divisor) + right > 62);
+}
+
 thinker_status thk_iqsum_prepare(const thinker_model *m, thk_op *op, thk_needs *needs, thinker_message *msg) {
     thk_reduce_params *p = &op->p.red;
     thk_tensor x;
@@ -149,7 +164,8 @@ thinker_status thk_iqsum_prepare(const thinker_model *m, thk_op *op, thk_needs *
     if (divisor < 1) THK_BAD("divisor must be >= 1");
     p->divisor = divisor;
     p->shift = qx - qo;
-    if (p->shift > 40 || p->shift < -40) THK_BAD("requantization shift out of range (|shift| <= 40)");
+    if (!exact_within_int64(thk_mul_sat(p->count, thk_magnitude(x.dtype)), (uint64_t)divisor, p->shift))
+        THK_BAD("the sum or the divisor times 2**|shift| would leave int64; use an output scale closer to the input's");
     return THINKER_OK;
 }
 
@@ -167,10 +183,10 @@ thinker_status thk_iqvar_prepare(const thinker_model *m, thk_op *op, thk_needs *
     if (unbiased && p->count < 2) THK_BAD("the unbiased variance needs at least 2 elements");
     p->shift = 2 * qx - qo;
     mag = thk_magnitude(x.dtype);
-    if (p->shift > 40 || p->shift < -40 ||
-        thk_mul_sat(thk_mul_sat(p->count, p->count), thk_mul_sat(mag, mag)) >= ((uint64_t)1 << 62))
-        THK_BAD("the variance would leave int64; reduce fewer elements or use a closer output scale");
     p->divisor = (int64_t)p->count * ((int64_t)p->count - unbiased);
+    if (!exact_within_int64(thk_mul_sat(thk_mul_sat(p->count, p->count), thk_mul_sat(mag, mag)),
+                            (uint64_t)p->divisor, p->shift))
+        THK_BAD("the variance would leave int64; reduce fewer elements or use a closer output scale");
     return THINKER_OK;
 }
 
@@ -186,12 +202,12 @@ static uint32_t odometer(uint32_t *idx, const uint32_t *dims, const uint32_t *st
     return at;
 }
 
-/* qmath.rescale_div on numpy's int64: the shift (|s| <= 40) scales the divisor (s >= 0) or the
+/* qmath.rescale_div on numpy's int64: the shift (prepare: exact_within_int64) scales the divisor (s >= 0) or the
  * numerator, then (2 num + den) // (2 den), where numpy's // 0 gives 0; saturated. */
 static int64_t rescale_div_np(uint64_t num, uint64_t den, int32_t shift, int64_t lo, int64_t hi) {
     int64_t d;
-    if (shift >= 0) den <<= shift;
-    else num <<= -shift;
+    if (shift >= 0) den = shift < 64 ? den << shift : 0; /* prepare bounds non-zero values */
+    else num = shift > -64 ? num << -shift : 0;
     d = thk_wrap64(2u * den); /* even: never -1 */
     return d ? thk_clamp(thk_floor_div(thk_wrap64(2u * num + den), d), lo, hi) : 0;
 }

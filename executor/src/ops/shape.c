@@ -46,13 +46,109 @@ static int norm_axis(int64_t axis, uint32_t rank, uint32_t *out) {
 
 /* ---- Reshape, Flatten, Squeeze, Unsqueeze ---------------------------------------------------- */
 
+/* The output shape each reshape-like op computes (shape.py's out_shape), into dims/ndim;
+ * 0 when the op's operands are invalid or the shape cannot be a tensor's. */
+static int reshape_dims(const thinker_model *m, const thk_op *op, const thk_tensor *x, int64_t *dims,
+                        uint32_t *ndim) {
+    int64_t v[THK_MAX_OPERANDS], allowzero = 0;
+    uint32_t r = x->ndim, d, k;
+    int n;
+    if (thk_streq(op->type, "Flatten")) { /* (prod(shape[:axis]), prod(shape[axis:])) */
+        int64_t axis = 1, head = 1, tail = 1;
+        thk_attr_int(op, "axis", &axis);
+        if (axis < 0) {
+            if (!r) return 0; /* Python's % 0 */
+            axis = ((axis % (int64_t)r) + r) % (int64_t)r;
+        }
+        for (d = 0; d < r; d++) {
+            if ((int64_t)d < axis) head *= x->dims[d];
+            else tail *= x->dims[d];
+        }
+        dims[0] = head;
+        dims[1] = tail;
+        *ndim = 2;
+        return 1;
+    }
+    if (thk_streq(op->type, "Squeeze")) { /* the given axes (size 1 each), else every 1 */
+        uint32_t drop = 0;
+        n = operand_ints(m, op, 1, "axes", v, THK_MAX_OPERANDS);
+        if (n == -2) return 0;
+        for (k = 0; n >= 0 && k < (uint32_t)n; k++) {
+            uint32_t a;
+            if (!norm_axis(v[k], r, &a) || x->dims[a] != 1) return 0;
+            drop |= 1u << a;
+        }
+        for (d = 0, *ndim = 0; d < r; d++)
+            if (n >= 0 ? !((drop >> d) & 1u) : x->dims[d] != 1) dims[(*ndim)++] = x->dims[d];
+        return 1;
+    }
+    if (thk_streq(op->type, "Unsqueeze")) { /* a 1 inserted at each axis, in sorted order */
+        uint32_t rank, sorted[THK_MAX_OPERANDS], len = r;
+        n = operand_ints(m, op, 1, "axes", v, THK_MAX_OPERANDS);
+        if (n < 0 || r + (uint32_t)n > THINKER_MAX_DIMS) return 0;
+        rank = r + (uint32_t)n;
+        for (k = 0; k < (uint32_t)n; k++) {
+            uint32_t a, j;
+            if (!norm_axis(v[k], rank, &a)) return 0;
+            for (j = k; j > 0 && sorted[j - 1] > a; j--) sorted[j] = sorted[j - 1];
+            sorted[j] = a;
+        }
+        for (d = 0; d < r; d++) dims[d] = x->dims[d];
+        for (k = 0; k < (uint32_t)n; k++) { /* list.insert(a, 1) */
+            uint32_t a = sorted[k] > len ? len : sorted[k];
+            for (d = len; d > a; d--) dims[d] = dims[d - 1];
+            dims[a] = 1;
+            len++;
+        }
+        *ndim = rank;
+        return 1;
+    }
+    /* Reshape: 0 copies the input's dimension (unless allowzero), one -1 is inferred */
+    n = operand_ints(m, op, 1, "shape", v, THK_MAX_OPERANDS);
+    if (n < 0 || n > THINKER_MAX_DIMS) return 0;
+    thk_attr_int(op, "allowzero", &allowzero);
+    {
+        int64_t known = 1, total = 1;
+        int minus = -1;
+        for (k = 0; k < (uint32_t)n; k++) {
+            if (v[k] == 0 && !allowzero) {
+                if (k >= r) return 0;
+                v[k] = x->dims[k];
+            }
+            if (v[k] == -1) {
+                if (minus >= 0) return 0;
+                minus = (int)k;
+            } else if (v[k] < 0 || v[k] > 0xFFFFFFFFll) {
+                return 0; /* no tensor has this dimension */
+            } else if ((known = (int64_t)thk_mul_sat((uint64_t)known, (uint64_t)v[k])) > 0xFFFFFFFFll) {
+                return 0;
+            }
+        }
+        for (d = 0; d < r; d++) total *= x->dims[d];
+        if (minus >= 0) {
+            if (known == 0 || total % known) return 0;
+            v[minus] = total / known;
+        }
+        for (k = 0; k < (uint32_t)n; k++) dims[k] = v[k];
+        *ndim = (uint32_t)n;
+    }
+    return 1;
+}
+
 thinker_status thk_reshape_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
     thk_tensor x, out;
+    int64_t dims[THK_MAX_OPERANDS + THINKER_MAX_DIMS];
+    uint32_t ndim = 0, d;
     (void)n;
-    if (op->n_in < 1 || op->n_in > 2 || op->n_out != 1 || !thk_op_input(m, op, 0, &x))
+    if (op->n_in < 1 || op->n_in > (thk_streq(op->type, "Flatten") ? 1 : 2) || op->n_out != 1 ||
+        !thk_op_input(m, op, 0, &x))
         THK_BAD("expects 1-2 inputs and 1 output");
     thk_op_output(m, op, 0, &out);
     if (out.count != x.count || out.dtype != x.dtype) THK_BAD("output must hold the input's elements");
+    if (!reshape_dims(m, op, &x, dims, &ndim)) THK_BAD("invalid shape, axes or axis operand");
+    if (ndim != out.ndim) THK_BAD("recorded output shape differs from the computed one");
+    for (d = 0; d < ndim; d++)
+        if (dims[d] != (int64_t)out.dims[d]) THK_BAD("recorded output shape differs from the computed one");
     return THINKER_OK;
 }
 
@@ -159,6 +255,9 @@ thinker_status thk_slice_prepare(const thinker_model *m, thk_op *op, thk_needs *
         int64_t first;
         if (!norm_axis(axes[k], x.ndim, &a)) THK_BAD("axis out of range");
         if (steps[k] == 0) THK_BAD("slice step must not be 0");
+        /* a step beyond the axis takes one element either way: bounded, nothing overflows */
+        if (steps[k] > (int64_t)x.dims[a] + 1) steps[k] = (int64_t)x.dims[a] + 1;
+        if (steps[k] < -(int64_t)x.dims[a] - 1) steps[k] = -(int64_t)x.dims[a] - 1;
         len[a] = (uint32_t)slice_axis(starts[k], ends[k], steps[k], x.dims[a], &first);
         p->start[a] = first;
         p->step[a] = steps[k];
@@ -477,7 +576,7 @@ thinker_status thk_resize_prepare(const thinker_model *m, thk_op *op, thk_needs 
     /* X, scales (opset 10) or X, roi, scales, sizes; sizes win when both are given */
     sizes = op->n_in > 2 && resize_operand(m, op, 3, &t);
     if (!sizes && !resize_operand(m, op, op->n_in > 2 ? 2 : 1, &t)) THK_BAD("Resize needs constant scales or sizes");
-    if (sizes ? t.count < x.ndim : t.count != x.ndim) THK_BAD("scales or sizes must give one value per axis");
+    if (t.count != x.ndim || t.ndim != 1) THK_BAD("scales or sizes must give one value per axis");
     for (d = 0; d < x.ndim; d++) {
         int64_t v = thk_load_int(t.init, t.dtype, d); /* a float truncates */
         uint32_t f = v < 1 || v > 0xFFFFFFFF ? 0 : (uint32_t)v, e;

@@ -83,6 +83,13 @@ def run_kernel(op_type: str, operands: list[Operand], attrs: dict,
                where: str | None = None) -> np.ndarray:
     """The thinker executor's kernel of ``op_type`` on these operands, with these attributes
     (exactly those of the exported node); its first output as int64."""
+    return run_kernel_outputs(op_type, operands, attrs, where)[0]
+
+
+def run_kernel_outputs(op_type: str, operands: list[Operand], attrs: dict,
+                       where: str | None = None) -> list[np.ndarray]:
+    """``run_kernel`` for ops with several outputs (GRUInt/LSTMInt: Y, h_n, c_n): every output
+    as int64."""
     where = where or current_location()
     op = get_op(op_type)
     node_attrs = {k: v for k, v in attrs.items() if v is not None}
@@ -100,11 +107,12 @@ def run_kernel(op_type: str, operands: list[Operand], attrs: dict,
                 ["out"], node_attrs)
     try:
         outs = op.infer(node, tensors)
+        node.outputs = [f"out{i}" for i in range(len(outs))]
         kernel = op.prepare(node, tensors, outs)
-        result = kernel(*arrays)[0]
+        results = kernel(*arrays)
     except ThinkerError as exc:
         raise LingerUnsupportedError(f"{op_type} at '{where}': {exc}") from None
-    return np.asarray(result).astype(np.int64)
+    return [np.asarray(r).astype(np.int64) for r in results]
 
 
 def _record_name(operand: Operand) -> str | QTensor:

@@ -28,6 +28,7 @@ from linger.modules.nonlinear import (
 )
 from linger.modules.prelu import QPReLU
 from linger.modules.reduce import QSum  # noqa: F401 (registers sum/mean/var)
+from linger.modules.rnn import QGRU, QLSTM, QGRUCell, QLSTMCell, RecurrentLayer
 
 # float module type -> its quantized class (the quantized class subclasses the float one)
 QUANTIZED = {
@@ -50,6 +51,10 @@ QUANTIZED = {
     nn.Hardswish: QHardswish,
     nn.SiLU: QSiLU,
     nn.GELU: QGELU,
+    nn.GRU: QGRU,
+    nn.LSTM: QLSTM,
+    nn.GRUCell: QGRUCell,
+    nn.LSTMCell: QLSTMCell,
 }
 FOLDED_BN = {nn.BatchNorm1d: FoldedBatchNorm1d, nn.BatchNorm2d: FoldedBatchNorm2d}
 FOLDS_BN = (nn.Conv1d, nn.Conv2d, nn.Linear)
@@ -92,6 +97,6 @@ __all__ = [
     "type_name",
 ]
 __all__ += [
-    "QGLU", "QEmbedding", "QLayerNorm", "QLogSoftmax", "QMultiheadAttention", "QPReLU", "QSigmoid",
-    "QSoftmax", "QTanh",
+    "QGLU", "QGRU", "QLSTM", "QEmbedding", "QGRUCell", "QLSTMCell", "QLayerNorm", "QLogSoftmax",
+    "QMultiheadAttention", "QPReLU", "QSigmoid", "QSoftmax", "QTanh", "RecurrentLayer",
 ]

@@ -35,7 +35,7 @@ from linger.errors import LingerUnsupportedError
 from linger.fakequant import fake_quantize
 from linger.functional.common import storage
 from linger.integers import grid_ints, straight_through, values_of
-from linger.modules.base import QuantizedLayer
+from linger.modules.base import QuantizedLayer, mode_attrs, round_mode_of
 from linger.modules.integer import (
     CONSTANT_BITS,
     constant_16bit,
@@ -56,8 +56,11 @@ class _QArithmetic(QuantizedLayer, nn.Module):
     def __init__(self, path: str, settings: LayerSettings):
         super().__init__()
         self.linger_path, self.linger_settings = path, settings
+        # iqDiv rounds inside its own kernel (half up): only add, sub and mul take round_mode
+        mode = round_mode_of(settings) if self.onnx_op != "iqDiv" else "floor_add"
+        self.round_mode = mode
         self.output_quantizer = ActivationQuantizer(settings.activate_bits, settings.qat_method,
-                                                    settings.momentum, path)
+                                                    settings.momentum, path, round_mode=mode)
 
     def forward(self, a, b, alpha=1):
         if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
@@ -73,7 +76,7 @@ class _QArithmetic(QuantizedLayer, nn.Module):
         if self.exact_mode():
             qo = self.output_quantizer.frozen_exponent()
             out = QTensor.from_ints(self.combine(a.ints(), b.ints(), a.exponent, b.exponent, qo,
-                                                 bits), qo, bits)
+                                                 bits, self.round_mode), qo, bits)
         else:
             values, q = self.train_values(a, b, bits)
             out = QTensor.wrap(values, q, bits, exact=False)
@@ -88,7 +91,7 @@ class _QArithmetic(QuantizedLayer, nn.Module):
         qb = b.exponent if qb is None else qb
         recorder.record(op or self.onnx_op, [a, b], out, hint=self.linger_path,
                         scale_x=2.0 ** qa, scale_y=2.0 ** qb, scale_o=2.0 ** out.exponent,
-                        o_bits=out.bits)
+                        o_bits=out.bits, **mode_attrs(self.round_mode))
 
     def constant_name(self, value: int, bits: int) -> str | None:
         if recorder.active() is None:
@@ -106,7 +109,7 @@ class _QAddSub(_QArithmetic):
         exact_sum = op(a.plain, b.plain)
         q = quantizer.observe(exact_sum)
         # the integer op's values: each input rounded to the output exponent on its own
-        pa, pb = (fake_quantize(t.plain, q, bits) for t in (a, b))
+        pa, pb = (fake_quantize(t.plain, q, bits, self.round_mode) for t in (a, b))
         values = fake_quantize(op(pa, pb), q, bits)
         if quantizer.method == "TQT":  # the threshold learns from the rounding of the sum
             surrogate = quantizer.quantize(exact_sum, q)
@@ -123,13 +126,13 @@ class _QAddSub(_QArithmetic):
             c_int = quantize_number(c, qo, bits)
             pair = (np.int64(c_int), x.ints()) if constant_first else (x.ints(), np.int64(c_int))
             qs = (qo, x.exponent) if constant_first else (x.exponent, qo)
-            out = QTensor.from_ints(self.combine(pair[0], pair[1], qs[0], qs[1], qo, bits), qo,
-                                    bits)
+            out = QTensor.from_ints(self.combine(pair[0], pair[1], qs[0], qs[1], qo, bits,
+                                                 self.round_mode), qo, bits)
         else:
             exact_sum = ordered(x.plain, c)
             qo = quantizer.observe(exact_sum)
             c_int = quantize_number(c, qo, bits)
-            values = fake_quantize(ordered(fake_quantize(x.plain, qo, bits),
+            values = fake_quantize(ordered(fake_quantize(x.plain, qo, bits, self.round_mode),
                                            c_int * 2.0 ** -qo), qo, bits)
             if quantizer.method == "TQT":
                 surrogate = quantizer.quantize(exact_sum, qo)
@@ -149,7 +152,9 @@ class QAdd(_QAddSub):
     onnx_op, python_op = "iqAdd", operator.add
 
     @staticmethod
-    def combine(a, b, qa, qb, qo, bits):
+    def combine(a, b, qa, qb, qo, bits, mode="floor_add"):
+        if mode != "floor_add":
+            return _moded_sum(a, qa, b, qb, qo, bits, mode, subtract=False)
         return qmath.rescaled_sum(a, qa, b, qb, qo, bits)
 
 
@@ -158,8 +163,25 @@ class QSub(_QAddSub):
     onnx_op, python_op = "iqSub", operator.sub
 
     @staticmethod
-    def combine(a, b, qa, qb, qo, bits):
+    def combine(a, b, qa, qb, qo, bits, mode="floor_add"):
+        if mode != "floor_add":
+            return _moded_sum(a, qa, b, qb, qo, bits, mode, subtract=True)
         return qmath.rescaled_sum(a, qa, b, qb, qo, bits, subtract=True)
+
+
+def _moded_sum(a, qa, b, qb, qo, bits, mode, subtract):
+    """iqAdd / iqSub with another rounding mode (thinker.ops.elementwise does the same)."""
+    x = np.asarray(qmath.rescale_mode(np.asarray(a, np.int64), qa - qo, bits, mode), np.int64)
+    y = np.asarray(qmath.rescale_mode(np.asarray(b, np.int64), qb - qo, bits, mode), np.int64)
+    return qmath.saturate(x - y if subtract else x + y, bits)
+
+
+def _product(a, qa, b, qb, qo, bits, mode="floor_add"):
+    """iqMul: the exact product rescaled with the rounding ``mode``."""
+    if mode == "floor_add":
+        return qmath.rescaled_product(a, qa, b, qb, qo, bits)
+    product = np.multiply(np.asarray(a, np.int64), np.asarray(b, np.int64))
+    return qmath.saturate(qmath.rshift_mode(product, qa + qb - qo, mode), bits)
 
 
 class _ScalesByConstant:
@@ -170,7 +192,7 @@ class _ScalesByConstant:
         if k is not None:  # exact: integers unchanged (negated), exponent moved by k
             c_int, qc, bits = (1 if c > 0 else -1), -k, x.bits
             qo = x.exponent - k
-            if self.exact_mode():
+            if self.exact_mode():  # shift 0: no rounding, whatever the mode
                 out = QTensor.from_ints(qmath.rescaled_product(x.ints(), x.exponent, c_int, qc,
                                                                qo, bits), qo, bits)
             else:
@@ -181,8 +203,8 @@ class _ScalesByConstant:
             bits, quantizer = self.linger_settings.activate_bits, self.output_quantizer
             if self.exact_mode():
                 qo = quantizer.frozen_exponent()
-                out = QTensor.from_ints(qmath.rescaled_product(x.ints(), x.exponent, c_int, qc,
-                                                               qo, bits), qo, bits)
+                out = QTensor.from_ints(_product(x.ints(), x.exponent, c_int, qc, qo, bits,
+                                                 self.round_mode), qo, bits)
             else:  # float64: the product of 16-bit integers is exact
                 values, qo = quantizer(x.plain.double() * (c_int * 2.0 ** -qc))
                 out = QTensor.wrap(values.float(), qo, bits, exact=False)
@@ -202,8 +224,8 @@ class QMul(_ScalesByConstant, _QArithmetic):
         return values.float(), q
 
     @staticmethod
-    def combine(a, b, qa, qb, qo, bits):
-        return qmath.rescaled_product(a, qa, b, qb, qo, bits)
+    def combine(a, b, qa, qb, qo, bits, mode="floor_add"):
+        return _product(a, qa, b, qb, qo, bits, mode)
 
     def with_constant(self, x: QTensor, c: float, constant_first: bool) -> QTensor:
         return self.scale_by(x, c)

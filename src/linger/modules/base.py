@@ -23,6 +23,17 @@ from linger.quantizer import ActivationQuantizer, calibrating
 from thinker import qmath
 
 
+def round_mode_of(settings: LayerSettings) -> str:
+    """The layer's rounding mode (``floor_add`` for settings made before the key existed)."""
+    return getattr(settings, "round_mode", "floor_add")
+
+
+def mode_attrs(mode: str) -> dict:
+    """The ``quant_mode`` attribute a node carries for a rounding mode other than the
+    default (absent means floor_add, as in the original linger's files)."""
+    return {} if mode == "floor_add" else {"quant_mode": mode}
+
+
 class QuantizedLayer:
     """Mixin: the layer's place in the model and its settings."""
 
@@ -42,7 +53,8 @@ class WeightedLayer(QuantizedLayer):
     def linger_setup(self, path: str, settings: LayerSettings) -> None:
         self.linger_path, self.linger_settings = path, settings
         self.output_quantizer = ActivationQuantizer(settings.activate_bits, settings.qat_method,
-                                                    settings.momentum, path)
+                                                    settings.momentum, path,
+                                                    round_mode=settings.round_mode)
 
     # -- what each layer defines -------------------------------------------------------------
 
@@ -104,8 +116,8 @@ class WeightedLayer(QuantizedLayer):
         if b_int is not None:
             acc = acc + b_int.reshape(self._bias_shape(acc.ndim, b_int.size))
         qo = self.output_quantizer.frozen_exponent()
-        out = QTensor.from_ints(qmath.rescale(acc, qx + qw - qo, s.activate_bits), qo,
-                                s.activate_bits)
+        out = QTensor.from_ints(qmath.rescale_mode(acc, qx + qw - qo, s.activate_bits,
+                                                   round_mode_of(s)), qo, s.activate_bits)
         if recorder.active() is not None:
             self._record(x, out, w_int, b_int, qw)
         return out
@@ -118,4 +130,5 @@ class WeightedLayer(QuantizedLayer):
             inputs.append(recorder.constant(f"{path}.bias", b_int.astype(np.int32)))
         recorder.record(self.onnx_op, inputs, out, hint=path, scale_x=2.0 ** x.exponent,
                         scale_w=2.0 ** qw, scale_o=2.0 ** out.exponent, o_bits=out.bits,
-                        data_bits=x.bits, parameter_bits=s.weight_bits, **self.onnx_attrs())
+                        data_bits=x.bits, parameter_bits=s.weight_bits,
+                        **mode_attrs(round_mode_of(s)), **self.onnx_attrs())

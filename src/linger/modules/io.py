@@ -10,7 +10,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 from linger import recorder
 from linger.config import LayerSettings
 from linger.errors import LingerUnsupportedError
-from linger.modules.base import QuantizedLayer
+from linger.modules.base import QuantizedLayer, mode_attrs, round_mode_of
 from linger.qtensor import QTensor
 from linger.quantizer import ActivationQuantizer
 from thinker import qmath
@@ -23,7 +23,8 @@ class QInput(QuantizedLayer, nn.Module):
         super().__init__()
         self.linger_path, self.linger_settings = path, settings
         self.quantizer = ActivationQuantizer(settings.activate_bits, settings.qat_method,
-                                             settings.momentum, path)
+                                             settings.momentum, path,
+                                             round_mode=settings.round_mode)
 
     def forward(self, x):
         if not isinstance(x, torch.Tensor) or isinstance(x, QTensor) or \
@@ -34,11 +35,13 @@ class QInput(QuantizedLayer, nn.Module):
             values, q = self.quantizer(x)
             return QTensor.wrap(values, q, bits, exact=False)
         q = self.quantizer.frozen_exponent()
-        out = QTensor.from_ints(qmath.quantize(x.detach().numpy(), q, bits), q, bits)
+        mode = round_mode_of(self.linger_settings)
+        out = QTensor.from_ints(qmath.quantize_mode(x.detach().numpy(), q, bits, mode), q, bits)
         rec = recorder.active()
         if rec is not None:
             rec.add_node("Quant", [rec.float_input_name(x)], [out],
-                         {"scale_x": 2.0 ** q, "data_bits": bits}, self.linger_path)
+                         {"scale_x": 2.0 ** q, "data_bits": bits, **mode_attrs(mode)},
+                         self.linger_path)
         return out
 
 

@@ -4,6 +4,8 @@
     thinker validate REFERENCE.onnx CHECKED.bin
     thinker profile MODEL [-p DEVICE] [--csv F] [--speedscope F]
     thinker report MODEL.bin
+    thinker prepare-input IMAGE.png|AUDIO.wav --model MODEL -o input.bin
+    thinker convert QDQ.onnx -o OUT.onnx [--data X.npy] [--labels Y.npy]
 """
 
 from __future__ import annotations
@@ -163,6 +165,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from thinker.tools.convert import convert
+
+    inputs = [("model", args.model)] + [(what, p) for what, p in (("--data file", args.data),
+                                                                  ("--labels file", args.labels))
+                                        if p]
+    check_outputs([("output model", args.output)], inputs)
+    result = convert(args.model, data=args.data, samples=args.samples, seed=args.seed,
+                     labels=args.labels, measure_change=not args.no_measure)
+    write_files([(args.output, result.model.SerializeToString())])
+    emit(result.report())
+    emit(f"wrote {shown(args.output)} (thinker dialect): tpacker -g {shown(args.output)}")
+    return 0
+
+
 def _subcommand(sub, name: str, func, help: str, description: str) -> argparse.ArgumentParser:
     """A subcommand that also accepts --debug after its name."""
     parser = sub.add_parser(name, help=help, description=description)
@@ -235,6 +252,29 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write a speedscope JSON (flame view at speedscope.app)")
     pro.add_argument("--top", type=int_at_least(0), default=5,
                      help="how many expensive ops to list")
+
+    con = _subcommand(
+        sub, "convert", cmd_convert,
+        "rewrite a standard ONNX quantized model (QDQ / QOperator) for a power-of-two chip", (
+            "Read an ONNX model quantized by another tool (onnxruntime quantize_static, "
+            "torch.ao: QuantizeLinear/DequantizeLinear, QLinearConv, QGemm, ...) and write it "
+            "in the thinker dialect: power-of-two scales holding each tensor's range, zero "
+            "points folded, weights requantized per tensor (a model with power-of-two scales "
+            "and zero points 0 is imported exactly). Prints the output change measured "
+            "against onnxruntime on --data (or random normal data)."))
+    con.add_argument("model", help="the quantized ONNX model (QDQ or QOperator)")
+    con.add_argument("-o", "--output", required=True, help="the thinker-dialect ONNX to write")
+    con.add_argument("--data", metavar="NPY", help="float inputs, a batch on axis 0 (.npy)")
+    con.add_argument("--labels", metavar="NPY", help="class labels of --data: print accuracy")
+    con.add_argument("--samples", type=int_at_least(1), default=32,
+                     help="random samples when no --data (default 32)")
+    con.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
+    con.add_argument("--no-measure", dest="no_measure", action="store_true",
+                     help="do not run onnxruntime")
+
+    from thinker.cli.prepare import add_parser as add_prepare_input
+
+    add_prepare_input(sub, _subcommand)
 
     rep = _subcommand(
         sub, "report", cmd_report, "what is inside a model.bin (without running it)",

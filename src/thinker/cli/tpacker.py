@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from thinker.cli import original
 from thinker.cli.common import (
     check_folder,
     check_outputs,
@@ -51,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--psramsize", type=int_at_least(0), metavar="BYTES",
                    help="PSRAM bytes available (default: the device's; 0 means none)")
     p.add_argument("-m", "--memory", action="append", default=None, metavar="NAME:KIND",
-                   help="place tensor NAME in KIND = share-memory | psram | flash (repeatable)")
+                   help="place tensor NAME in KIND = share-memory | psram | flash (repeatable, "
+                        "or comma-separated); NAME may be inputs[i], outputs[i] or params "
+                        "(every constant); share-mem = share-memory")
     for k in (1, 2, 3):
         p.add_argument(f"--threshold{k}", type=int_at_least(0), metavar="BYTES",
                        help="accepted for compatibility with the original tpacker; no effect")
@@ -59,24 +62,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activations larger than this go to PSRAM (default: the device's "
                         "share-memory size)")
     p.add_argument("--inputs", nargs="+", metavar="NAME", help="cut: these tensors become the "
-                   "graph inputs")
+                   "graph inputs (space- or comma-separated)")
     p.add_argument("--outputs", nargs="+", metavar="NAME", help="cut: these tensors become the "
-                   "graph outputs")
-    p.add_argument("--dynamic_shape", action="append", default=None,
+                   "graph outputs (space- or comma-separated)")
+    p.add_argument("-c", "--dynamic_shape", action="append", default=None,
                    metavar="NAME=MIN:MAX:FACTOR",
                    help="record a dynamic batch range for input NAME in model.bin "
-                        "(the executors run the static shape for now)")
+                        "(the executors run the static shape for now); comma-separated lists, "
+                        "NAME=MAX and NAME=MIN:MAX as the original tpacker")
+    p.add_argument("-s", "--strategy", action="append", default=None, metavar="METHOD",
+                   type=original.strategy_passes,
+                   help="the original tpacker's fusion methods to skip: "
+                        f"{', '.join(original.STRATEGIES)} (comma-separated); "
+                        "Remove_QuantDequant = --keep_quant")
+    p.add_argument("--isstream", default=None, metavar="MODE",
+                   help="the original's streaming conversion: not implemented yet (refused)")
+    p.add_argument("--dma_prefetch", default=None, type=original.parse_boolean,
+                   metavar="BOOL", help="accepted for compatibility with the original; no "
+                   "effect (a note says so)")
     p.add_argument("--keep_quant", action="store_true", default=None,
                    help="keep Quant/Dequant at the graph edges (float I/O)")
     p.add_argument("--skip", action="append", default=None, metavar="PASS",
                    help=f"skip a pass (repeatable): {passes}")
-    p.add_argument("-d", "--dump", action="store_true", default=None,
-                   help="write the ONNX graph after every stage to workspace/<model>/")
+    p.add_argument("-d", "--dump", nargs="?", const=True, default=None,
+                   type=original.parse_boolean, metavar="BOOL",
+                   help="write the ONNX graph after every stage to workspace/<model>/ "
+                        "(-d, or -d True / -d False as the original tpacker)")
     p.add_argument("--workspace", default=None, help="report folder root (default workspace)")
     p.add_argument("--config_file", metavar="JSON", help="read options from a JSON file "
                    "(command-line flags win)")
     p.add_argument("--export_config", metavar="JSON",
                    help="write the effective options to a JSON file")
+    p.add_argument("--config-format", dest="config_format", default="thinker",
+                   choices=["thinker", "original"],
+                   help="--export_config layout: thinker (flat, our option names) or original "
+                        "(the original tpacker's nested sections); --config_file reads both")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     return p
 
@@ -85,6 +105,7 @@ def options_from_args(args: argparse.Namespace):
     from thinker.packer import PackOptions
 
     options = PackOptions()
+    notes: list[str] = []
     if args.config_file:
         where = shown(args.config_file)
         if not os.path.isfile(args.config_file):
@@ -94,7 +115,13 @@ def options_from_args(args: argparse.Namespace):
                 text = f.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise ThinkerInputError(f"{where}: cannot read ({printable(exc, 200)})") from None
-        options = PackOptions.from_json(text, where)
+        options = PackOptions.from_json(_flat_config(text, where, notes), where)
+    refuse = original.refuse_isstream
+    refuse(args.isstream, "--isstream")
+    if args.dma_prefetch is not None:
+        notes.append(original.dma_prefetch_note(args.dma_prefetch))
+    if args.strategy is not None:  # -s METHOD: the original's fusion methods to skip
+        args.skip = (args.skip or []) + [p for passes in args.strategy for p in passes]
     for key in ("graph_path", "output_path", "platform", "device_file", "ramsize", "psramsize",
                 "memory", "threshold1", "threshold2", "threshold3", "threshold4", "inputs",
                 "outputs", "dynamic_shape", "keep_quant", "skip", "dump", "workspace",
@@ -103,6 +130,14 @@ def options_from_args(args: argparse.Namespace):
         if value is not None:
             setattr(options, key, value)
     options.check(shown(args.config_file) if args.config_file else "tpacker options")
+    # the original's spellings, from the command line or either config layout
+    options.inputs = original.split_commas(options.inputs)
+    options.outputs = original.split_commas(options.outputs)
+    options.memory = original.split_commas(options.memory)
+    options.dynamic_shape = original.canonical_dynamic_shapes(options.dynamic_shape)
+    options.skip = list(dict.fromkeys(options.skip))
+    options.platform = original.canonical_platform(options.platform, list_profiles())
+    args.compat_notes = notes
     if not options.graph_path:
         raise ThinkerUsageError("no model given: use -g MODEL.onnx (or graph_path in "
                                 "--config_file)")
@@ -111,6 +146,21 @@ def options_from_args(args: argparse.Namespace):
     if not os.path.isfile(options.graph_path):
         raise ThinkerInputError(f"{shown(options.graph_path)}: no such model file")
     return options
+
+
+def _flat_config(text: str, where: str, notes: list[str]) -> str:
+    """The config file's text in our flat layout (the original's nested one converted)."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return text  # PackOptions.from_json reports it
+    if not original.is_original_config(data):
+        return text
+    flat, more = original.original_to_options(data, where)
+    notes += more
+    return json.dumps(flat)
 
 
 def check_pack_outputs(options, config_file: str | None) -> None:
@@ -135,15 +185,26 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     check_pack_outputs(options, args.config_file)
+    if options.export_config and args.config_format == "original":  # expressible? (before work)
+        from thinker.devices import load_profile
+
+        original.options_to_original(options, load_profile(options.device_file or
+                                                            options.platform))
     result = Packer(options, stage_line).run()
     files = [(options.output_path, result.model_bin)]
     if options.export_config:
-        files.append((options.export_config, options.to_json().encode()))
+        if args.config_format == "original":
+            import json
+
+            text = json.dumps(original.options_to_original(options, result.device), indent=4)
+        else:
+            text = options.to_json()
+        files.append((options.export_config, text.encode()))
     write_files(files)  # both or neither
     stage_line("write", "ok", 0.0, f"{options.output_path} ({len(result.model_bin):,} B)")
     if options.export_config:
         stage_line("export config", "ok", 0.0, options.export_config)
-    for notice in result.notices:
+    for notice in getattr(args, "compat_notes", []) + result.notices:
         print(f"note: {printable(notice)}")
     print(summary(result))
     return 0

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from thinker.errors import ThinkerModelError
 from thinker.graph.ir import Node
 
@@ -53,8 +55,8 @@ ATTR_RENAMES = {
     "scale_i": "scale_x",
 }
 
-# thinker implements the contract's rounding: floor(x + 0.5), i.e. linger's 'floor_add'
-SUPPORTED_QUANT_MODES = ("floor_add",)
+# the rounding modes thinker honours (which ops honour them: thinker.ops.rounding)
+SUPPORTED_QUANT_MODES = ("floor_add", "floor", "round", "ceil")
 
 
 def canonical_op_type(op_type: str) -> str:
@@ -62,17 +64,18 @@ def canonical_op_type(op_type: str) -> str:
 
 
 def normalize_attrs(node: Node) -> list[str]:
-    """Rename attributes in place; return problems (rounding modes thinker cannot honour)."""
+    """Rename attributes in place; return problems (rounding modes an op cannot honour)."""
     for old, new in ATTR_RENAMES.items():
         if old in node.attrs and new not in node.attrs:
             node.attrs[new] = node.attrs.pop(old)
+    from thinker.ops.rounding import mode_problem
+
     problems = []
-    mode = node.attrs.get("quant_mode")
-    if mode is not None and mode not in SUPPORTED_QUANT_MODES:
-        problems.append(
-            f"{node.label()}: quant_mode '{mode}' is not supported; thinker rounds with "
-            "floor(x + 0.5) ('floor_add'): re-export with quant_mode floor_add"
-        )
+    if isinstance(node.attrs.get("quant_mode"), bytes):
+        node.attrs["quant_mode"] = node.attrs["quant_mode"].decode("utf-8", "replace")
+    problem = mode_problem(node)
+    if problem is not None:
+        problems.append(problem)
     zero_point = node.attrs.get("zero_point")
     if zero_point not in (None, 0):
         problems.append(
@@ -94,3 +97,39 @@ def check_scales(node: Node) -> list[str]:
             except ThinkerModelError as exc:
                 problems.append(str(exc))
     return problems
+
+
+RECURRENT_OPS = ("GRUInt", "LSTMInt")
+
+
+def quantize_recurrent_states(graph) -> None:
+    """The original linger's GRU export hands h0 to the node as it is (float), where its LSTM
+    export quantizes it (``Quant`` at ``scale_h``, x_bits; c0 int32 at ``scale_c``): give a float
+    initial state that Quant, so both forms import."""
+    for node in list(graph.nodes):
+        if node.op_type not in RECURRENT_OPS:
+            continue
+        try:  # as the op reads them (a malformed attribute is the op's to report)
+            has_h = int(bool(int(node.attrs.get("has_hidden") or 0)))
+            has_c = node.op_type == "LSTMInt" and bool(int(node.attrs.get("has_cell") or 0))
+        except (TypeError, ValueError):
+            continue
+        bits = node.attrs.get("data_bits") or 8
+        states = ([(1, "h0", node.attrs.get("scale_h"), bits if isinstance(bits, int) else 8)]
+                  if has_h else [])
+        if has_c:
+            states.append((1 + has_h, "c0", node.attrs.get("scale_c") or 32768.0, 32))
+        for pos, what, scale, bits in states:
+            name = node.inputs[pos] if pos < len(node.inputs) else ""
+            t = graph.tensors.get(name)
+            if t is None or t.is_constant or not np.issubdtype(t.dtype, np.floating) or \
+                    scale is None:
+                continue
+            quantized = f"{node.name}_{what}_quant"
+            while quantized in graph.tensors:
+                quantized += "_"
+            graph.nodes.insert(graph.nodes.index(node), Node(
+                "Quant", quantized, [name], [quantized],
+                {"scale_x": float(scale), "data_bits": bits}))
+            node.inputs[pos] = quantized
+

@@ -14,13 +14,15 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from thinker.errors import ThinkerModelError
+from thinker.errors import ThinkerError, ThinkerModelError
 from thinker.errors import name as shown_name
 from thinker.graph import dialect
 from thinker.graph.ir import Graph, Node, Tensor
 from thinker.graph.onnx_export import EXPONENT_METADATA_PREFIX
 from thinker.ops import OPS
 from thinker.ops.base import REQUIRED
+
+MAX_ELEMENTS = (1 << 31) - 1  # per tensor (the readers' limit, docs/format.md)
 
 
 def load_onnx(path: str | os.PathLike) -> Graph:
@@ -118,6 +120,10 @@ def _topological(nodes: list[Node], available: set[str], where: str) -> list[Nod
 
 def import_model(model: onnx.ModelProto, source_path: str = "") -> Graph:
     where = shown_name(source_path or (model.graph.name or "model"))
+    from thinker.graph import qdq_import
+
+    if qdq_import.is_standard_quantized(model):  # QDQ / QOperator: exact, or an error
+        model = qdq_import.to_thinker(model, where)
     g = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 11)
     exponents_meta = {
@@ -162,8 +168,7 @@ def import_model(model: onnx.ModelProto, source_path: str = "") -> Graph:
             shown = node.op_type if node.op_type == proto.op_type else \
                 f"{node.op_type} (as {proto.op_type})"
             domain = f" [domain '{proto.domain}']" if proto.domain else ""
-            unsupported.append(f"unsupported op {shown_name(shown)}{shown_name(domain)} at node "
-                               f"'{shown_name(name)}' (supported ops: docs/ops.md)")
+            unsupported.append((f"{shown_name(shown)}{shown_name(domain)}", shown_name(name)))
             continue
         problems += dialect.normalize_attrs(node)
         problems += dialect.check_scales(node)
@@ -185,8 +190,9 @@ def import_model(model: onnx.ModelProto, source_path: str = "") -> Graph:
         counts = [f"{len(unsupported)} unsupported op(s)"] if unsupported else []
         counts += [f"{len(problems)} other problem(s)" if unsupported else
                    f"{len(problems)} problem(s)"] if problems else []
-        raise ThinkerModelError(f"{where}: cannot import model ({', '.join(counts)})",
-                                problems=unsupported + problems)
+        accepted = f"; {qdq_import.ACCEPTED_FORMATS}" if unsupported else ""
+        raise ThinkerModelError(f"{where}: cannot import model ({', '.join(counts)}){accepted}",
+                                problems=_grouped(unsupported) + problems)
     if not g.output:
         raise ThinkerModelError(f"{where}: the graph has no outputs (an empty or truncated "
                                 "model?); export the model again")
@@ -197,6 +203,7 @@ def import_model(model: onnx.ModelProto, source_path: str = "") -> Graph:
         nodes=nodes, tensors=tensors, inputs=inputs, outputs=[o.name for o in g.output],
         opset=opset, source_path=source_path,
     )
+    dialect.quantize_recurrent_states(graph)
     _infer_input_exponents(graph)
     infer_shapes(graph)
     for name in graph.outputs:
@@ -204,6 +211,20 @@ def import_model(model: onnx.ModelProto, source_path: str = "") -> Graph:
             raise ThinkerModelError(f"{where}: graph output '{shown_name(name)}' is never "
                                     "produced")
     return graph
+
+
+def _grouped(unsupported: list[tuple[str, str]]) -> list[str]:
+    """One line per unsupported op type (how many nodes, the first few names), so a float
+    model gives a short list, not one line per node."""
+    by_type: dict[str, list[str]] = {}
+    for op, node in unsupported:
+        by_type.setdefault(op, []).append(node)
+    lines = []
+    for op, nodes in by_type.items():
+        names = ", ".join(f"'{n}'" for n in nodes[:3]) + (", ..." if len(nodes) > 3 else "")
+        lines.append(f"unsupported op {op} at {len(nodes)} node(s): {names} (supported ops: "
+                     "docs/ops.md)")
+    return lines
 
 
 def _infer_input_exponents(graph: Graph) -> None:
@@ -225,11 +246,29 @@ def _infer_input_exponents(graph: Graph) -> None:
 def infer_shapes(graph: Graph) -> None:
     """Fill every node output's shape, dtype and exponent; fold nodes whose inputs are all
     constants into constants (e.g. shape arithmetic), removing them from the node list."""
+    from thinker.resource.rules import node_problems
+
     kept = []
     for node in graph.nodes:
         op = OPS[node.op_type]
         ins = [graph.tensors[n] if n else None for n in node.inputs]
-        outs = op.infer(node, ins)
+        problems = node_problems(node, ins)  # the model rules, before any shape arithmetic
+        if problems:
+            where = shown_name(graph.source_path or graph.name or "model")
+            raise ThinkerModelError(f"{where}: {len(problems)} problem(s)", problems=problems)
+        try:
+            outs = op.infer(node, ins)
+        except ThinkerError:
+            raise
+        except Exception as exc:  # a malformed node: a user error, never a raw crash
+            raise ThinkerModelError(f"{node.label()}: malformed node "
+                                    f"({shown_name(type(exc).__name__)}: {shown_name(exc)})") \
+                from None
+        for t in outs:
+            if int(np.prod(t.shape, dtype=object)) > MAX_ELEMENTS:
+                raise ThinkerModelError(
+                    f"{node.label()}: output shape {list(t.shape)} has more than "
+                    f"{MAX_ELEMENTS:,} elements, beyond what model.bin and the executors hold")
         if len(outs) != len(node.outputs):
             raise ThinkerModelError(
                 f"{node.label()}: produces {len(outs)} outputs but the file lists "
@@ -239,7 +278,14 @@ def infer_shapes(graph: Graph) -> None:
             t.name = name
             graph.tensors[name] = t
         if ins and all(t is None or t.is_constant for t in ins):
-            values = op.prepare(node, ins, outs)(*(None if t is None else t.data for t in ins))
+            try:
+                values = op.prepare(node, ins, outs)(*(None if t is None else t.data for t in ins))
+            except ThinkerError:
+                raise
+            except Exception as exc:  # folding a malformed node
+                raise ThinkerModelError(f"{node.label()}: cannot fold this constant node "
+                                        f"({shown_name(type(exc).__name__)}: "
+                                        f"{shown_name(exc)})") from None
             for t, v in zip(outs, values, strict=True):
                 t.data = np.asarray(v)
             continue

@@ -44,9 +44,13 @@ class MemoryPlan:
 
 
 def parse_memory_overrides(items: list[str], graph: Graph) -> dict[str, int]:
-    """``-m name:kind`` flags -> {tensor: memory kind}; unknown names or kinds are errors."""
+    """``-m name:kind`` flags -> {tensor: memory kind}; unknown names or kinds are errors.
+    The original tpacker's spellings (``inputs[0]``, ``params``, ``share-mem``) are resolved
+    first (``memory/overrides.py``)."""
+    from thinker.memory.overrides import expand_memory_items
+
     overrides = {}
-    for item in items:
+    for item in expand_memory_items(items, graph):
         name, sep, kind = item.rpartition(":")
         if not sep or kind not in fmt.MEMORY_KIND_BY_NAME:
             raise ThinkerInputError(

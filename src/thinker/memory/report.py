@@ -21,6 +21,7 @@ class ReportData:
     graph: Graph
     macs: int
     model_bin_bytes: int = 0
+    rewrites: list[str] | None = None  # exact device rewrites tpacker made (kernel splits...)
 
 
 def _kind(kind: int) -> str:
@@ -71,6 +72,7 @@ def to_json(data: ReportData) -> str:
         "ops": len(data.graph.nodes), "alignment": data.plan.alignment,
         "memory": usage(data), "tensors": tensor_rows(data),
         "parameters": parameters_per_op(data.graph),
+        "rewrites": list(data.rewrites or []),
     }, indent=1)
 
 
@@ -89,6 +91,8 @@ def to_text(data: ReportData) -> str:
     for r in tensor_rows(data):
         lines.append(f"{r['name'][:40]:40s} {r['memory']:13s} {r['offset']:>10,} "
                      f"{r['size']:>10,}  [{r['first']}, {r['last']}]")
+    if data.rewrites:
+        lines += ["", "device rewrites (exact):"] + [f"  {r}" for r in data.rewrites]
     lines += ["", "parameters per op:"]
     for r in parameters_per_op(data.graph):
         lines.append(f"  {r['op']:20s} {r['name'][:40]:40s} {r['bytes']:>10,} B")

@@ -18,6 +18,7 @@ from thinker import qmath
 from thinker.errors import ThinkerModelError
 from thinker.graph.ir import Node, Tensor
 from thinker.ops.base import exponent, int_dtype, magnitude_bound, spec
+from thinker.ops.rounding import node_round_mode
 
 
 def fused_clamp(node: Node) -> tuple[int, int] | None:
@@ -62,12 +63,19 @@ class OutputStage:
         bias = None if bias is None else bias.astype(np.int64).reshape(-1)
         bias_max = 0 if bias is None else int(np.abs(bias).max(initial=0))
         bound = magnitude_bound(x.dtype) * int(weight_abs_sum) + bias_max
+        self.ties_to_even = False
         if self.bits is None:  # float output: acc / 2**qin
             self.scale, half, self.offset = qmath.scale_of_exponent(-qin), 0.0, 0.0
         else:
             shift = qin - exponent(node, "scale_o")
             self.scale, half, self.offset = qmath.folded_requant_factors(shift, self.bits)
-            bound = qmath.folded_bound(bound, shift, self.bits)
+            mode = node_round_mode(node)
+            if mode == qmath.DEFAULT_ROUND_MODE:
+                bound = qmath.folded_bound(bound, shift, self.bits)
+            else:  # another rounding mode: its half, and round's tie fix in finish_folded
+                half = qmath.folded_half(shift, mode)
+                bound = qmath.folded_bound_mode(bound, shift, self.bits, mode)
+                self.ties_to_even = mode == "round" and shift > 0
         self.float_dtype = qmath.float_dtype_for_bound(bound)
         self._bias = np.zeros(1) if bias is None else bias.astype(np.float64)
         self._half = half
@@ -89,4 +97,6 @@ class OutputStage:
                 return y.astype(np.float32)
             out[...] = y
             return out
+        if self.ties_to_even:
+            qmath.folded_ties_to_even(y)
         return qmath.saturate_folded(y, self.bits, self.clamp, out)

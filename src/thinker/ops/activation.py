@@ -61,8 +61,8 @@ class Clip(Op):
         dtype = ins[0].dtype
         if np.issubdtype(dtype, np.integer):
             info = np.iinfo(dtype)
-            lo = info.min if lo == -math.inf else max(math.ceil(lo), info.min)
-            hi = info.max if hi == math.inf else min(math.floor(hi), info.max)
+            lo = info.min if lo == -math.inf else min(max(math.ceil(lo), info.min), info.max)
+            hi = info.max if hi == math.inf else max(min(math.floor(hi), info.max), info.min)
 
         def run(x, *_):
             return (np.clip(x, dtype.type(lo), dtype.type(hi)),)

@@ -46,6 +46,13 @@ class Op:
     def prepare(self, node: Node, ins: list[Tensor], outs: list[Tensor]) -> Kernel:
         raise NotImplementedError
 
+    def batch_axes(self, node: Node, ins: list[Tensor]
+                   ) -> tuple[list[int | None], list[int]] | None:
+        """Where the batch is on each input (None: not an activation) and output, for ops that
+        do not keep it on axis 0; None (the default) means axis 0 everywhere. The executors
+        run graphs with such tensors sample group by sample group (thinker.runtime.batch)."""
+        return None
+
     def packed_attrs(self, node: Node, ins: list[Tensor]) -> dict[str, Any]:
         """Attributes model.bin carries besides the node's own, derived once by tpacker so
         the C executor needs no float math (docs/format.md, "Derived attributes")."""

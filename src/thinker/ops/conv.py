@@ -26,6 +26,7 @@ CONV_ATTRS = {
     "scale_x": REQUIRED, "scale_w": REQUIRED, "scale_o": None, "o_bits": None,
     "data_bits": 8, "parameter_bits": 8, "kernel_shape": None, "strides": None,
     "pads": None, "dilations": None, "group": 1, "fused_clip": None, "act_type": 0,
+    "quant_mode": None,
 }
 
 
@@ -283,7 +284,10 @@ class _Conv(_ConvBase):
         stage = OutputStage(node, x, _weight_abs_sum(w, 0), bias, outs[0])
         fdt = stage.float_dtype
         fbias = stage.folded_bias(o)
-        depthwise = groups == o and cg == 1
+        # the banded depthwise kernel covers pads up to the kernel's span (PyTorch's range);
+        # larger pads (a padded border wider than the window) take the grouped GEMM path
+        depthwise = groups == o and cg == 1 and \
+            max(g.pads) <= max((kh - 1) * g.dilations[0], (kw - 1) * g.dilations[1])
         if depthwise:  # [C, kh*kw + 1]: taps, then the folded bias (times a ones column)
             depthwise_conv = BandedDepthwise(
                 np.concatenate([stage.fold_weights(w.reshape(o, kh * kw)), fbias.reshape(o, 1)],

@@ -23,9 +23,10 @@ from thinker.ops.base import (
     register,
     spec,
 )
+from thinker.ops.rounding import node_round_mode
 
 BINARY_ATTRS = {"scale_x": None, "scale_y": None, "scale_o": REQUIRED, "o_bits": 8,
-                "data_bits": 8}
+                "data_bits": 8, "quant_mode": None}
 
 
 def _broadcast(node: Node, a: Tensor, b: Tensor) -> tuple[int, ...]:
@@ -58,6 +59,9 @@ class _Binary(Op):
         in_bits = [np.dtype(t.dtype).itemsize * 8 for t in ins[:2]]
         work = qmath.work_dtype(self.magnitude_bits(in_bits, qx, qy, qo, bits))
         compute = self.compute
+        mode = node_round_mode(node)
+        if mode != qmath.DEFAULT_ROUND_MODE and node.op_type in ("iqAdd", "iqSub", "iqMul"):
+            compute = _moded(self.op_type, mode)
 
         def run(x, y):
             if x.shape == y.shape:  # keep the inputs' memory order: no strided traversal
@@ -74,6 +78,24 @@ class _Binary(Op):
         left = max(0, qo - qx, qo - qy)
         right = max(0, qx - qo, qy - qo)
         return max(max(in_bits) - 1 + left, right - 1, bits - 1) + 2
+
+
+def _moded(op_type: str, mode: str):
+    """iqAdd / iqSub / iqMul rounding with ``mode`` (the default keeps the in-place kernels):
+    the same steps on int64."""
+
+    def compute(x, qx, y, qy, qo, bits, work, out):
+        if op_type == "iqMul":
+            product = np.multiply(x, y, dtype=np.int64)
+            value = qmath.saturate(qmath.rshift_mode(product, qx + qy - qo, mode), bits)
+        else:
+            a = np.asarray(qmath.rescale_mode(x, qx - qo, bits, mode), dtype=np.int64)
+            b = np.asarray(qmath.rescale_mode(y, qy - qo, bits, mode), dtype=np.int64)
+            value = qmath.saturate(a - b if op_type == "iqSub" else a + b, bits)
+        np.copyto(out, value, casting="unsafe")
+        return out
+
+    return compute
 
 
 @register
@@ -111,8 +133,8 @@ class IqMul(_Binary):
 def cat_axis(node: Node, rank: int) -> int:
     axis = node.attrs.get("dim")
     if axis is None:
-        axis = node.attrs.get("axis", 1)
-    axis = int(axis)
+        axis = node.attrs.get("axis")
+    axis = 1 if axis is None else int(axis)  # the attribute defaults fill in None
     if not -rank <= axis < rank:
         raise ThinkerModelError(f"{node.label()}: axis {axis} is out of range for rank {rank}")
     return axis % rank
@@ -136,7 +158,8 @@ class IqCat(Op):
     """Attributes ``scale_x_0``, ``scale_x_1``, ... per input, ``scale_o``, ``dim`` (or axis)."""
 
     op_type = "iqCat"
-    attrs = {"scale_o": REQUIRED, "dim": None, "axis": None, "o_bits": 8, "data_bits": 8}
+    attrs = {"scale_o": REQUIRED, "dim": None, "axis": None, "o_bits": 8, "data_bits": 8,
+             "quant_mode": None}
     min_inputs, max_inputs = 1, 1 << 16
 
     def infer(self, node, ins):
@@ -153,10 +176,13 @@ class IqCat(Op):
         bits, dtype = out_bits(node), outs[0].dtype
         widest = max(np.dtype(t.dtype).itemsize * 8 for t in ins)
         work = qmath.work_dtype(max(widest - 1 + max(0, -min(shifts)), max(shifts) - 1) + 2)
+        mode = node_round_mode(node)
+        if mode != qmath.DEFAULT_ROUND_MODE:
+            work = np.int64
 
         def run(*xs):
-            parts = [qmath.rescale(x, s, bits, work=work).astype(dtype) if s else x.astype(dtype)
-                     for x, s in zip(xs, shifts, strict=True)]
+            parts = [qmath.rescale_mode(x, s, bits, mode, work=work).astype(dtype) if s
+                     else x.astype(dtype) for x, s in zip(xs, shifts, strict=True)]
             return (np.concatenate(parts, axis=axis),)
 
         return run

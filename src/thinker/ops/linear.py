@@ -18,7 +18,7 @@ class LinearInt(Op):
     attrs = {
         "scale_x": REQUIRED, "scale_w": REQUIRED, "scale_o": None, "o_bits": None,
         "data_bits": 8, "parameter_bits": 8, "transA": 0, "transB": 1, "fused_clip": None,
-        "act_type": 0,
+        "act_type": 0, "quant_mode": None,
     }
     min_inputs, max_inputs = 2, 3
 
@@ -70,6 +70,7 @@ class BatchNorm2dInt(Op):
     attrs = {
         "scale_x": REQUIRED, "scale_w": REQUIRED, "scale_o": None, "o_bits": 8,
         "data_bits": 8, "parameter_bits": 8, "fused_clip": None, "act_type": 0,
+        "quant_mode": None,
     }
     min_inputs, max_inputs = 3, 5
 

@@ -23,13 +23,14 @@ from thinker.ops.base import (
     register,
     spec,
 )
+from thinker.ops.rounding import node_round_mode
 
 
 @register
 class BmmInt(Op):
     op_type = "BmmInt"
     attrs = {"scale_x": None, "scale_y": None, "scale_o": REQUIRED, "o_bits": 8,
-             "data_bits": 8, "platform": None, "platform_quant": None}
+             "data_bits": 8, "platform": None, "platform_quant": None, "quant_mode": None}
     min_inputs = max_inputs = 2
 
     def _dims(self, node, ins) -> tuple[int, int, int]:
@@ -76,7 +77,9 @@ class BmmInt(Op):
             def product(x, y):
                 return np.einsum("...mk,...kn->...mn", x.astype(np.int64), y.astype(np.int64))
 
+        mode = node_round_mode(node)
+
         def run(x, y):
-            return (qmath.rescale(product(x, y), shift, bits).astype(dtype),)
+            return (qmath.rescale_mode(product(x, y), shift, bits, mode).astype(dtype),)
 
         return run

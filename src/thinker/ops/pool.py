@@ -14,6 +14,7 @@ from thinker import qmath
 from thinker.errors import ThinkerModelError
 from thinker.graph.ir import Node, Tensor
 from thinker.ops.base import Op, exponent, int_dtype, register, spec
+from thinker.ops.rounding import node_round_mode
 
 POOL_ATTRS = {
     "kernel_shape": None, "strides": None, "pads": None, "ceil_mode": 0, "dilations": None,
@@ -107,7 +108,7 @@ class AvgPool2dInt(Op):
     op_type = "AvgPool2dInt"
     attrs = {
         **POOL_ATTRS, "scale_x": None, "scale_o": None, "data_bits": 8, "o_bits": None,
-        "count_include_pad": 1, "divisor_override": -1,
+        "count_include_pad": 1, "divisor_override": -1, "quant_mode": None,
     }
 
     def _exponents(self, node: Node) -> tuple[int, int]:
@@ -142,6 +143,7 @@ class AvgPool2dInt(Op):
         uniform = int(divisor.flat[0]) if np.all(divisor == divisor.flat[0]) else None
         pow2 = uniform is not None and uniform & (uniform - 1) == 0
         global_pool = tuple(g.kernel) == tuple(x.shape[2:]) and not any(g.pads)
+        mode = node_round_mode(node)
 
         def run(xv, *_):
             if global_pool:
@@ -151,9 +153,9 @@ class AvgPool2dInt(Op):
                 for win in g.windows(g.padded(xv.astype(np.int32), 0)):
                     total = win.astype(np.int64) if total is None else total + win
             if pow2:  # window of 2**k: the same rounding as one rshift_round by k more bits
-                y = qmath.rescale(total, shift + uniform.bit_length() - 1, bits)
+                y = qmath.rescale_mode(total, shift + uniform.bit_length() - 1, bits, mode)
             else:
-                y = qmath.rescale_div(total, shift, divisor, bits)
+                y = qmath.rescale_div_mode(total, shift, divisor, bits, mode)
             return (y.astype(dtype),)
 
         return run

@@ -145,7 +145,7 @@ class IqVar(_Reduce):
     attrs = {**_Reduce.attrs, "unbiased": 1}
 
     def check(self, node, ins, count):
-        unbiased = int(node.attrs.get("unbiased", 1))
+        unbiased = int(bool(int(node.attrs.get("unbiased", 1))))
         if unbiased and count < 2:
             raise ThinkerModelError(
                 f"{node.label()}: the unbiased variance of {count} element needs at least 2")

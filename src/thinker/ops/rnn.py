@@ -145,6 +145,15 @@ class _Recurrent(Op):
         platform_of(node)
         return outs
 
+    def batch_axes(self, node, ins):
+        """PyTorch's layouts: X and Y [T, B, .] (batch on axis 1) or [B, T, .] with
+        ``batch_first``; the states h0, c0, h_n, c_n [1, B, H] (axis 1)."""
+        lay = self._layout(node, ins)
+        seq = 0 if lay["batch_first"] else 1
+        states = 1 + lay["has_h"] + lay["has_c"]
+        ins_axes = [seq] + [1] * (states - 1) + [None] * (len(ins) - states)
+        return ins_axes, [seq, 1] + ([1] if self.cell else [])
+
     def macs(self, node, ins, outs):
         x, w = ins[0], self._layout(node, ins)["w"]
         steps_batch = x.shape[0] * x.shape[1]

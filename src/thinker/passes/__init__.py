@@ -16,6 +16,12 @@ from thinker.graph.onnx_import import infer_shapes
 from thinker.passes.decompose import decompose_glu, decompose_resize, widen_inputs
 from thinker.passes.edges import remove_edge_quant
 from thinker.passes.fuse import fuse_activations
+from thinker.passes.kernel_split import (
+    dilate_kernels,
+    pad_excess,
+    split_large_kernels,
+    stride_slices,
+)
 from thinker.passes.reshape import canonical_reshapes, drop_identity, merge_reshapes
 from thinker.passes.split import (
     split_conv_outputs,
@@ -59,6 +65,14 @@ DEVICE_PASSES = [
          "nearest Resize -> Unsqueeze + Concat + Reshape (devices without Resize)", True),
     Pass("widen_inputs", widen_inputs,
          "int8 inputs -> int16 (exact) where the device's sigmoid/tanh read int16", True),
+    Pass("dilate_kernels", dilate_kernels,
+         "dilations the device lacks -> undilated kernels with zero taps (exact)", True),
+    Pass("stride_slices", stride_slices,
+         "kernel smaller than the stride -> strided Slice + stride-1 conv (exact)", True),
+    Pass("split_large_kernels", split_large_kernels,
+         "kernels over the device's range -> blocks summed at 32 bits, one requant", True),
+    Pass("pad_excess", pad_excess,
+         "conv padding over the device's range -> zero Pad + conv (exact)", True),
     Pass("split_grouped_convs", split_grouped_convs,
          "grouped convs -> one conv per group (devices without grouped convs)", True),
     Pass("split_conv_outputs", split_conv_outputs,

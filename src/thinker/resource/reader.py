@@ -16,6 +16,7 @@ import numpy as np
 from thinker.errors import ThinkerFormatError
 from thinker.graph.ir import Graph, Node, Tensor
 from thinker.resource import format as fmt
+from thinker.resource import rules
 
 
 @dataclass
@@ -180,7 +181,7 @@ def _parse(data: bytes, where: str, check_crc: bool) -> PackedModel:
     arenas = {}
     for _ in range(m_count):
         kind, size, align, _r = cur.take("<IIII")
-        if kind not in fmt.MEMORY_KIND_NAMES or align == 0 or align & (align - 1):
+        if kind not in (fmt.MEM_PSRAM, fmt.MEM_SRAM) or align == 0 or align & (align - 1):
             raise ThinkerFormatError(f"{where}: memory plan entry has kind {kind}, alignment "
                                      f"{align}")
         arenas[kind] = (size, align)
@@ -247,6 +248,11 @@ def _parse(data: bytes, where: str, check_crc: bool) -> PackedModel:
         for _ in range(n_attrs):
             key_off, kind, count = cur.take("<IBxH")
             key = string(key_off, what)
+            if key in attrs:
+                raise ThinkerFormatError(f"{where}: {what}: attribute '{key}' is given twice")
+            problem = rules.attr_type_problem(op_type, key, kind, count)
+            if problem:
+                raise ThinkerFormatError(f"{where}: {what}: {problem}")
             if kind == fmt.ATTR_INT and count == 1:
                 attrs[key] = cur.take("<i")[0]
             elif kind == fmt.ATTR_FLOAT and count == 1:
@@ -284,5 +290,21 @@ def _parse(data: bytes, where: str, check_crc: bool) -> PackedModel:
             tid, name_off = cur.take("<II")
             source_names[tensor_id(tid, "debug name")] = string(name_off, "debug name")
 
-    return PackedModel(where, platform_id, tensors, ops, inputs, outputs, params, arenas,
-                       dynamic, source_names, len(data))
+    model = PackedModel(where, platform_id, tensors, ops, inputs, outputs, params, arenas,
+                        dynamic, source_names, len(data))
+    _check_rules(model, where)
+    return model
+
+
+def _check_rules(model: PackedModel, where: str) -> None:
+    """The model rules (thinker.resource.rules): records, then every op's attributes and
+    the shapes and dtypes it computes."""
+    from thinker.errors import ThinkerModelError
+
+    problem = rules.record_problem(model)
+    if problem is not None:
+        raise ThinkerFormatError(f"{where}: {problem}")
+    try:
+        rules.check_consistent(model.to_graph(), where)
+    except ThinkerModelError as exc:
+        raise ThinkerFormatError(f"{where}: {exc}") from None

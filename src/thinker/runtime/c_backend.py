@@ -1,11 +1,15 @@
 """The C executor (executor/) behind the numpy executor's interface, through ctypes.
 
 ``load_c("model.bin")`` returns a ``CExecutor``: ``.inputs``/``.outputs`` (TensorSpec),
-``.run(feeds, hooks=())``. The library is ``executor/build/host/libthinker.so`` (or
-``$THINKER_C_LIBRARY``); when missing it is built with ``make -C executor`` on first use.
+``.run(feeds, hooks=())``. The library is ``$THINKER_C_LIBRARY`` when set; in a source
+checkout ``executor/build/host/libthinker.so``, built with ``make -C executor`` on first use
+(and rebuilt when a C source is newer); in an installed wheel the copy setup.py compiled into
+the package (``thinker/runtime/_libthinker*``).
 
-The C executor runs the model's static batch. A larger batch on a batch-1 model runs sample by
-sample; hooks then see every tensor with the samples concatenated on axis 0, as with numpy.
+The C executor runs the model's static batch B. Another batch runs in groups of B, one after
+the other (any count: the last group padded with zero samples, cut again, when no op mixes
+samples: thinker.runtime.any_batch); hooks then see every tensor with the samples
+concatenated on axis 0, as with numpy.
 """
 
 from __future__ import annotations
@@ -73,12 +77,38 @@ _LOCK = threading.Lock()
 _LIBS: dict[str, ctypes.CDLL] = {}
 
 
+def packaged_library() -> str | None:
+    """The library a wheel carries (setup.py builds it next to this module), if any."""
+    import glob
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = sorted(glob.glob(os.path.join(here, "_libthinker*.so")) +
+                   glob.glob(os.path.join(here, "_libthinker*.pyd")) +
+                   glob.glob(os.path.join(here, "_libthinker*.dylib")))
+    return found[0] if found else None
+
+
+def _source_checkout() -> bool:
+    return os.path.isfile(os.path.join(EXECUTOR_DIR, "Makefile"))
+
+
 def library_path() -> str:
-    return os.environ.get("THINKER_C_LIBRARY") or DEFAULT_LIBRARY
+    """$THINKER_C_LIBRARY, else the source checkout's build, else the installed package's."""
+    env = os.environ.get("THINKER_C_LIBRARY")
+    if env:
+        return env
+    if _source_checkout():
+        return DEFAULT_LIBRARY
+    return packaged_library() or DEFAULT_LIBRARY
 
 
 def build_library() -> None:
     """``make -C executor`` (host library), with a clear error when it cannot be built."""
+    if not _source_checkout():
+        raise ThinkerError(
+            "this thinker installation has no C executor library (the wheel was built without a "
+            "C compiler); reinstall from a wheel built with one, set THINKER_C_LIBRARY to a "
+            "built libthinker, or use backend='numpy'")
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None or shutil.which("make") is None:
         raise ThinkerError(
@@ -277,22 +307,58 @@ class CExecutor(Executor):
             self._steps = [Step(self._node(k), None, macs[k]) for k in range(len(self._ops))]
         return self._steps
 
+    @property
+    def graph(self):
+        """The model's Graph, read from model.bin once (for the any-batch analysis)."""
+        if getattr(self, "_graph", None) is None:
+            from thinker.resource.reader import read_model
+
+            self._graph = read_model(self.path).to_graph()
+        return self._graph
+
     def _node(self, k: int) -> Node:
         op_type, name, ins, outs = self._ops[k]
         return Node(op_type, name, [self._spec(i).name if i != 0xFFFFFFFF else "" for i in ins],
                     [self._spec(i).name for i in outs])
 
+    @property
+    def batch_layout(self):
+        """Where each tensor holds the batch, for models with ops that do not keep it on axis 0
+        (GRUInt/LSTMInt states; thinker.runtime.batch), else None; computed once."""
+        if not hasattr(self, "_batch_layout"):
+            from thinker.ops import OPS
+            from thinker.ops.base import Op
+            from thinker.runtime.batch import batch_layout
+
+            declaring = any(type(OPS[op_type]).batch_axes is not Op.batch_axes
+                            for op_type, *_ in self._ops if op_type in OPS)
+            self._batch_layout = batch_layout(self.graph) if declaring else None
+        return self._batch_layout
+
     def run(self, feeds: dict[str, np.ndarray],
             hooks: Sequence[Hook] = ()) -> dict[str, np.ndarray]:
+        if self.batch_layout is not None:  # recurrent layouts: by groups of the static batch
+            from thinker.runtime.batch import run_in_samples
+
+            return run_in_samples(feeds, hooks, self.inputs, self.batch_layout,
+                                  lambda f, h: self._run_once(self.check_inputs(f), h), {},
+                                  printable_name(self.path))
         feeds = self.check_inputs(feeds)
-        scale = self._batch_scale(feeds, printable_name(self.path))
         static = self.static_batch
+        given = {v.shape[0] for v in feeds.values() if v.ndim}
+        if static > 1 and len(given) == 1 and given != {static}:  # any batch (any_batch.py)
+            (n,) = given
+            self.check_any_batch(n, printable_name(self.path))
+            if n % static:
+                from thinker.runtime.any_batch import run_padded
+
+                return run_padded(feeds, hooks, static, self.run)
+        scale = self._batch_scale(feeds, printable_name(self.path))
         if scale == 1:
             return self._run_once(feeds, hooks)
-        if static != 1:
-            raise ThinkerModelError(f"{printable_name(self.path)}: this model runs batch "
-                                    f"{static} only")
-        per_sample = [self._run_once({k: v[i:i + 1] for k, v in feeds.items()}, hooks, True)
+        # groups of the static batch, one after the other (the C executor runs static shapes)
+        per_sample = [self._run_once({k: v[i * static:(i + 1) * static]
+                                      for k, v in feeds.items()}, hooks, True)
                       for i in range(scale)]
         if hooks:
             self._replay(per_sample, hooks)

@@ -19,6 +19,7 @@ from thinker.errors import name as shown
 from thinker.graph.ir import Graph, Node, Tensor
 from thinker.ops import OPS
 from thinker.ops.base import Kernel
+from thinker.runtime.batch import batch_layout, run_in_samples
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class Executor:
             self.steps.append(Step(node, op.prepare(node, ins, outs), op.macs(node, ins, outs)))
         self._constants = {n: t.data for n, t in graph.tensors.items() if t.is_constant}
         self._last_use = self._last_uses()
+        self.batch_layout = batch_layout(graph)  # None: the batch is on axis 0 everywhere
 
     def _last_uses(self) -> dict[str, int]:
         """Index of the last step reading each activation, so values can be freed early."""
@@ -217,11 +219,35 @@ class Executor:
     def run(self, feeds: dict[str, np.ndarray],
             hooks: Sequence[Hook] = ()) -> dict[str, np.ndarray]:
         """Run the model; returns every graph output as a C-contiguous array."""
+        if self.batch_layout is not None:  # recurrent layouts: by groups of the static batch
+            return run_in_samples(feeds, hooks, self.inputs, self.batch_layout,
+                                  lambda f, h: self._run(self.check_inputs(f), h),
+                                  self._constants, shown(self.graph.name or "model"))
         feeds = self.check_inputs(feeds)
         batch = min((v.shape[0] for v in feeds.values() if v.ndim), default=1)
+        if batch != self.static_batch:  # a batch-B export runs another batch if samples never mix
+            self.check_any_batch(batch, shown(self.graph.name or "model"))
         if self.threads > 1 and not hooks and batch >= 2 and self.static_batch == 1:
             return self._run_split(feeds, min(self.threads, batch))
         return self._run(feeds, hooks)
+
+    @property
+    def mixing_problem(self) -> str | None:
+        """Why this model's samples mix (naming the op), or None (thinker.runtime.any_batch);
+        computed once."""
+        if not hasattr(self, "_mixing"):
+            from thinker.runtime.any_batch import mixing_problem
+
+            self._mixing = mixing_problem(self.graph)
+        return self._mixing
+
+    def check_any_batch(self, given: int, where: str) -> None:
+        """Refuse ``given`` samples when the model was exported with batch B > 1 and an op
+        mixes its samples; the error names the op and says to export with batch 1."""
+        if self.static_batch > 1:
+            from thinker.runtime.any_batch import check_any_batch
+
+            check_any_batch(self.graph, given, where, self.mixing_problem)
 
     def _run_split(self, feeds: dict[str, np.ndarray], parts: int) -> dict[str, np.ndarray]:
         from concurrent.futures import ThreadPoolExecutor

@@ -17,49 +17,18 @@ import numpy as np
 from thinker.errors import ThinkerFormatError, ThinkerInputError, ThinkerModelError
 from thinker.errors import name as shown
 from thinker.graph.ir import Graph
-from thinker.ops import OPS
-from thinker.ops.base import REQUIRED
 from thinker.resource import format as fmt
 from thinker.resource.reader import PackedModel, read_model
+from thinker.runtime.batch import run_in_samples
 from thinker.runtime.executor import Executor, Hook
 
 
 def _check_consistent(graph: Graph, where: str) -> None:
-    """Re-derive every node's outputs from its inputs; a model.bin whose records disagree is
-    rejected before any kernel runs."""
-    for node in graph.nodes:
-        op = OPS.get(node.op_type)
-        if op is None:
-            raise ThinkerFormatError(f"{where}: op {node.label()} has unknown type "
-                                     f"'{node.op_type}'")
-        if not op.min_inputs <= len(node.inputs) <= op.max_inputs or \
-                not all(name or i in op.optional_inputs
-                        for i, name in enumerate(node.inputs[: op.min_inputs])):
-            raise ThinkerFormatError(f"{where}: op {node.label()} has inputs {node.inputs}; "
-                                     f"it needs {op.min_inputs}..{op.max_inputs}")
-        missing = [k for k, v in op.attrs.items() if v is REQUIRED and k not in node.attrs]
-        if missing:
-            raise ThinkerFormatError(f"{where}: op {node.label()} lacks attributes {missing}")
-        for key, default in op.attrs.items():
-            node.attrs.setdefault(key, default)
-        ins = [graph.tensors[n] if n else None for n in node.inputs]
-        try:
-            outs = op.infer(node, ins)
-        except ThinkerModelError:
-            raise
-        except Exception as exc:  # a CRC-valid but inconsistent file must not crash us
-            raise ThinkerFormatError(f"{where}: op {node.label()} is malformed ({exc})") \
-                from None
-        if len(outs) != len(node.outputs):
-            raise ThinkerFormatError(f"{where}: op {node.label()} lists {len(node.outputs)} "
-                                     f"outputs, computes {len(outs)}")
-        for name, spec in zip(node.outputs, outs, strict=True):
-            t = graph.tensors[name]
-            if tuple(t.shape) != tuple(spec.shape) or np.dtype(t.dtype) != spec.dtype:
-                raise ThinkerFormatError(
-                    f"{where}: {node.label()} output '{name}' is recorded as "
-                    f"{np.dtype(t.dtype).name}{list(t.shape)} but computes "
-                    f"{spec.dtype.name}{list(spec.shape)}")
+    """The ops' records against what they compute (thinker.resource.rules.check_consistent);
+    fills in the attribute defaults the kernels read."""
+    from thinker.resource.rules import check_consistent
+
+    check_consistent(graph, where)
 
 
 class PackedExecutor(Executor):
@@ -109,17 +78,26 @@ class PackedExecutor(Executor):
 
     def run(self, feeds: dict[str, np.ndarray],
             hooks: Sequence[Hook] = ()) -> dict[str, np.ndarray]:
+        if self.batch_layout is not None:  # recurrent layouts: by groups of the static batch
+            return run_in_samples(feeds, hooks, self.inputs, self.batch_layout,
+                                  lambda f, h: self._run_scaled(self.check_inputs(f), h, 1),
+                                  self._constants, shown(self.packed.path))
         feeds = self.check_inputs(feeds)
-        scale = self._batch_scale(feeds, shown(self.packed.path))
         static = self.static_batch
-        if scale != 1 and static != 1:
-            raise ThinkerModelError(f"{shown(self.packed.path)}: this model runs batch {static} "
-                                    "only")
+        given = {v.shape[0] for v in feeds.values() if v.ndim}
+        if static > 1 and len(given) == 1 and given != {static}:  # any batch (any_batch.py)
+            (n,) = given
+            self.check_any_batch(n, shown(self.packed.path))
+            if n % static:
+                from thinker.runtime.any_batch import run_padded
+
+                return run_padded(feeds, hooks, static, self.run)
+        scale = self._batch_scale(feeds, shown(self.packed.path))
         chunk = max(1, self.max_arena_bytes // max(self.arena_bytes, 1))
         if hooks or scale <= chunk:
             return self._run_scaled(feeds, hooks, scale)
-        parts = [self._run_scaled({k: v[i:i + chunk] for k, v in feeds.items()}, (),
-                                  min(chunk, scale - i))
+        parts = [self._run_scaled({k: v[i * static:(i + chunk) * static]
+                                   for k, v in feeds.items()}, (), min(chunk, scale - i))
                  for i in range(0, scale, chunk)]
         return {name: np.concatenate([p[name] for p in parts]) if name in self.placement
                 else parts[0][name] for name in parts[0]}  # a constant output: once

@@ -26,7 +26,7 @@ ELEMENTWISE = {"iqAdd", "iqSub", "iqMul", "iqDiv", "Relu", "Clip", "PRelu", "Qua
                "Requant", "BatchNorm2dInt", "iqCat", "iqSigmoid", "iqTanh", "SoftmaxInt",
                "LogSoftmaxInt", "LayerNormInt", "GluInt", "iqSum", "iqVar"}
 POOL = {"AvgPool2dInt", "MaxPool"}
-LINEAR = {"LinearInt", "BmmInt"}
+LINEAR = {"LinearInt", "BmmInt", "GRUInt", "LSTMInt"}  # recurrent: the gate GEMMs dominate
 
 
 @dataclass
