@@ -130,7 +130,8 @@ def test_no_exact_split_is_still_reported(tmp_path):
 
 
 def test_zoo_ds_cnn_packs_for_venus_identical_linger_numpy_c(tmp_path):
-    """The MLPerf Tiny DS-CNN (first conv 10x4, stride 2) trained with linger packs for venus
+    """The MLPerf Tiny DS-CNN (first conv 10x4, stride 2) trained with linger for venus (its
+    pre-flight check accepts the kernel tpacker splits exactly) packs for venus
     (kernels 1..5) through split_large_kernels: every tensor linger computed equals the packed
     model's on numpy, and the C executor's every tensor equals numpy's."""
     import os
@@ -142,7 +143,7 @@ def test_zoo_ds_cnn_packs_for_venus_identical_linger_numpy_c(tmp_path):
 
     from thinker.runtime import DumpHook
 
-    result = run_zoo_flow("ds_cnn", 8, str(tmp_path))
+    result = run_zoo_flow("ds_cnn", 8, str(tmp_path), platform="venus")
     assert_identical(result)  # linger == numpy on the ONNX graph
     packed_result, bin_path, _ = pack(tmp_path, onnx.load(tmp_path / "model.onnx"), "ds_cnn",
                                       platform="venus")

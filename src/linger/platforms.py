@@ -20,7 +20,9 @@ from thinker.devices import DeviceProfile, list_profiles, load_profile
 from thinker.errors import ThinkerDeviceError
 
 HINTS = {
-    "kernel_size": "use a smaller kernel (e.g. stack 3x3 convolutions)",
+    "kernel_size": "use a smaller kernel (e.g. stack 3x3 convolutions); tpacker splits a larger "
+                   "kernel exactly only when every block within the limit is at least as large "
+                   "as the stride",
     "stride": "use an allowed stride, or a stride-1 convolution followed by pooling",
     "padding": "reduce the padding, or pad with a separate nn.ZeroPad2d",
     "dilation": "use an allowed dilation",
@@ -84,8 +86,44 @@ def conv_geometry(module: nn.Module) -> dict[str, tuple[int, ...]]:
 
 def check_conv(path: str, module: nn.Module, device: DeviceProfile,
                type_name: str) -> list[Violation]:
-    """Every geometry rule of ``device`` that the conv ``module`` at ``path`` breaks."""
+    """Every geometry rule of ``device`` that the conv ``module`` at ``path`` breaks and tpacker
+    cannot rewrite exactly. tpacker splits an oversized kernel into blocks within range, turns a
+    dilation the device lacks into zero taps, pads beyond the pad range with a separate Pad and
+    reads a kernel smaller than its stride through a strided Slice (thinker.passes.kernel_split,
+    each bit-identical): those geometries are accepted here."""
+    from thinker.passes.kernel_split import splittable
+
     rules, geo = device.conv, conv_geometry(module)
+    kernel, stride, dilation = geo["kernel_size"], geo["stride"], geo["dilation"]
+    rewritable = not isinstance(module, nn.ConvTranspose2d)  # the rewrites handle Conv1d/2d
+    found = []
+
+    def broken(rule: str, value, allowed: str) -> None:
+        found.append(Violation(path, type_name, rule, value, allowed))
+
+    dilated = any(d > 1 for d in dilation)
+    dilation_ok = "dilations" not in rules or all(d in rules["dilations"] for d in dilation)
+    if not rewritable:
+        return _strict_conv_violations(path, type_name, rules, geo)
+    # a dilation the device lacks becomes an undilated kernel of d (k - 1) + 1 taps
+    effective = kernel if dilation_ok else tuple(d * (k - 1) + 1
+                                                 for k, d in zip(kernel, dilation, strict=True))
+    effective_dilation = dilation if dilation_ok else (1,) * len(kernel)
+    kernel_range = rules.get("kernel_dilated" if dilated and dilation_ok else "kernel")
+    if kernel_range and not all(kernel_range[0] <= k <= kernel_range[1] for k in effective) \
+            and not splittable(effective, stride, effective_dilation, rules):
+        suffix = " (dilated)" if dilated else ""
+        if not dilated and rules.get("kernel_dilated", kernel_range) != kernel_range:
+            suffix = f" (dilated: {rules['kernel_dilated'][0]}..{rules['kernel_dilated'][1]})"
+        broken("kernel_size", kernel, f"{kernel_range[0]}..{kernel_range[1]}{suffix}")
+    if "strides" in rules and any(s not in rules["strides"] for s in stride):
+        broken("stride", stride, _values(rules["strides"]))
+    return found
+
+
+def _strict_conv_violations(path: str, type_name: str, rules: dict, geo: dict
+                            ) -> list[Violation]:
+    """Every geometry rule broken, for convs tpacker does not rewrite (transposed convs)."""
     found = []
 
     def broken(rule: str, value, allowed: str) -> None:
@@ -95,10 +133,7 @@ def check_conv(path: str, module: nn.Module, device: DeviceProfile,
     kernel_range = rules.get("kernel_dilated" if dilated else "kernel")
     if kernel_range and not all(kernel_range[0] <= k <= kernel_range[1]
                                 for k in geo["kernel_size"]):
-        suffix = " (dilated)" if dilated else ""
-        if not dilated and rules.get("kernel_dilated", kernel_range) != kernel_range:
-            suffix = f" (dilated: {rules['kernel_dilated'][0]}..{rules['kernel_dilated'][1]})"
-        broken("kernel_size", geo["kernel_size"], f"{kernel_range[0]}..{kernel_range[1]}{suffix}")
+        broken("kernel_size", geo["kernel_size"], f"{kernel_range[0]}..{kernel_range[1]}")
     if "strides" in rules and any(s not in rules["strides"] for s in geo["stride"]):
         broken("stride", geo["stride"], _values(rules["strides"]))
     if "pads" in rules and not all(rules["pads"][0] <= p <= rules["pads"][1]

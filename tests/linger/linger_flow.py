@@ -66,8 +66,9 @@ def run_flow(model: nn.Module, input_shape: tuple[int, ...], config: dict, folde
     return Result(quantized, x.numpy(), values, output, dump.values, executed["output"])
 
 
-def run_zoo_flow(name: str, weight_bits: int, folder: str, **kw) -> Result:
-    config = {"weight_bits": weight_bits}
+def run_zoo_flow(name: str, weight_bits: int, folder: str, platform: str | None = None,
+                 **kw) -> Result:
+    config = {"weight_bits": weight_bits, "platform": platform}
     return run_flow(zoo.build(name, **kw), zoo.input_shape(name, **kw), config, folder,
                     make_input=lambda batch, seed: zoo.example_input(name, batch, seed, **kw))
 

@@ -36,12 +36,13 @@ class Head(nn.Module):
 
 
 class Troubled(nn.Module):
-    """An RNN (nn.RNN: no integer kernel), torch.exp, x.max(dim), a 10x4 conv (venus: kernels
-    1..5) and an adaptive pool whose sizes only fail on data."""
+    """An RNN (nn.RNN: no integer kernel), torch.exp, x.max(dim), a 7x4 conv with stride 4
+    (venus: kernels 1..5, and tpacker cannot split 7 taps into blocks of at least the stride)
+    and an adaptive pool whose sizes only fail on data."""
 
     def __init__(self):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 8, (10, 4))
+        self.conv1 = nn.Conv2d(1, 8, (7, 4), stride=(4, 1))
         self.pool = nn.AdaptiveAvgPool2d((1, 3))
         self.rnn = nn.RNN(8, 8, batch_first=True)
         self.head = Head()
@@ -53,7 +54,7 @@ class Troubled(nn.Module):
         return self.head(y)
 
 
-EXAMPLE = torch.randn(2, 1, 20, 13)  # conv1: 11x10, and 10 columns do not pool to 3
+EXAMPLE = torch.randn(2, 1, 20, 13)  # conv1: 4x10, and 10 columns do not pool to 3
 
 
 def expected():
@@ -77,7 +78,7 @@ def test_one_report_lists_every_problem_with_its_line_rule_and_fix():
         assert p.rule and p.fix and p.file == __file__ and p.line == int(p.location.split(":")[-1])
     by_what = {p.what: p for p in report.problems}
     conv = by_what["Conv2d 'conv1'"]
-    assert "kernel_size 10x4 breaks the venus rule kernel_size in 1..5" in conv.rule
+    assert "kernel_size 7x4 breaks the venus rule kernel_size in 1..5" in conv.rule
     assert "smaller kernel" in conv.fix
     assert "nn.GRU or nn.LSTM" in by_what["RNN 'rnn'"].fix
     assert "softmax" in by_what["`torch.exp(x)` in 'head'"].fix
@@ -139,7 +140,7 @@ def test_warn_mode_warns_about_device_rules_and_raises_the_rest():
                     example_input=EXAMPLE)
     assert not isinstance(err.value, linger.LingerDeviceError)
     assert "4 problems" in str(err.value) and "conv1" not in str(err.value)
-    assert any("Conv2d 'conv1': kernel_size 10x4" in str(w.message) for w in caught)
+    assert any("Conv2d 'conv1': kernel_size 7x4" in str(w.message) for w in caught)
 
 
 class Pooled(nn.Module):

@@ -24,43 +24,59 @@ def init(platform, mode="error", **conv):
     return linger.init(Net(**conv), {"platform": platform, "conventional_check": mode})
 
 
-def test_a_kernel_of_7_fails_on_venus_naming_path_rule_value_and_range():
+def test_a_kernel_tpacker_cannot_split_fails_on_venus_naming_path_rule_value_and_range():
+    # 7 taps in blocks of at most 5 are 4 + 3, and 3 < stride 4 (venus needs kernel >= stride)
     with pytest.raises(linger.LingerDeviceError) as err:
-        init("venus", kernel_size=7)
+        init("venus", kernel_size=7, stride=4)
     message = str(err.value)
     assert "Conv2d 'body.wide'" in message
     assert "kernel_size 7x7" in message and "1..5" in message and "venus" in message
+    assert "tpacker splits a larger kernel exactly only when" in message
 
 
-@pytest.mark.parametrize("conv, rule, allowed", [
-    ({"kernel_size": 3, "stride": 3}, "stride 3x3", "{1, 2, 4}"),
-    ({"kernel_size": 3, "padding": 5}, "padding 5x5x5x5", "0..4"),
-    ({"kernel_size": 3, "dilation": 2}, "dilation 2x2", "{1}"),
+@pytest.mark.parametrize("conv", [
+    {"kernel_size": 7},                              # split into 4 + 3 taps
+    {"kernel_size": (10, 4), "stride": 2},           # the MLPerf DS-CNN stem: 5 + 5 taps
+    {"kernel_size": 3, "padding": 5},                # the excess padding becomes a Pad
+    {"kernel_size": 3, "dilation": 2},               # zero taps: a 5x5 undilated kernel
+    {"kernel_size": 1, "stride": 2},                 # a strided Slice, then stride 1
 ])
-def test_venus_limits_stride_padding_and_dilation(conv, rule, allowed):
-    with pytest.raises(linger.LingerDeviceError, match=f"{rule}.*{allowed}".replace("{", r"\{")
-                       .replace("}", r"\}")):
-        init("venus", **conv)
+def test_geometries_tpacker_rewrites_exactly_are_accepted_on_venus(conv):
+    init("venus", **conv)
 
 
-def test_arcs_allows_dilated_kernels_up_to_12_but_not_undilated_ones():
+def test_venus_limits_the_stride():
+    with pytest.raises(linger.LingerDeviceError, match=r"stride 3x3.*\{1, 2, 4\}"):
+        init("venus", kernel_size=3, stride=3)
+
+
+def test_arcs_rewrites_kernels_and_dilations_it_lacks_but_not_strides():
     init("arcs", kernel_size=9, dilation=2, padding=8)
     init("venusA", kernel_size=12, dilation=8)
-    with pytest.raises(linger.LingerDeviceError, match=r"kernel_size 7x7 .*1\.\.5"):
-        init("arcs", kernel_size=7)
-    with pytest.raises(linger.LingerDeviceError, match=r"dilation 3x3 .*\{1, 2, 4, 8\}"):
-        init("arcs", kernel_size=3, dilation=3)
+    init("arcs", kernel_size=7)
+    init("arcs", kernel_size=3, dilation=3)
+    with pytest.raises(linger.LingerDeviceError, match=r"stride 3x3 .*\{1, 2, 4\}"):
+        init("arcs", kernel_size=3, stride=3)
 
 
 def test_every_violation_is_listed_at_once():
+    class TwoBad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 4, 3, stride=3)
+            self.b = nn.Conv2d(4, 4, 7, stride=4)
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
     with pytest.raises(linger.LingerDeviceError, match="2 layer"):
-        init("venus", kernel_size=7, stride=3)
+        linger.init(TwoBad(), {"platform": "venus"})
 
 
 def test_warn_mode_only_warns():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = init("venus", "warn", kernel_size=7)
+        model = init("venus", "warn", kernel_size=3, stride=3)
     assert model is not None
     assert any("body.wide" in str(w.message) for w in caught)
 
@@ -73,7 +89,7 @@ def test_conv1d_and_transposed_convs_are_checked_too():
     class Mixed(nn.Module):
         def __init__(self):
             super().__init__()
-            self.c1 = nn.Conv1d(2, 2, 9)
+            self.c1 = nn.Conv1d(2, 2, 9, stride=3)
             self.up = nn.ConvTranspose2d(2, 2, 6, stride=2)
 
         def forward(self, x, y):
@@ -81,7 +97,8 @@ def test_conv1d_and_transposed_convs_are_checked_too():
 
     with pytest.raises(linger.LingerDeviceError) as err:
         linger.init(Mixed(), {"platform": "venus"})
-    assert "Conv1d 'c1': kernel_size 9" in str(err.value)
+    assert "Conv1d 'c1': stride 3" in str(err.value)
+    # tpacker rewrites plain convs only: a transposed conv must fit as it is
     assert "ConvTranspose2d 'up': kernel_size 6x6" in str(err.value)
 
 
@@ -94,10 +111,18 @@ def test_bit_widths_the_device_does_not_run_are_reported():
         linger.init(Net(kernel_size=3), {"platform": "arcs", "activate_bits": 16})
 
 
-def test_a_kernel_smaller_than_its_stride_is_reported_where_the_device_needs_it():
-    with pytest.raises(linger.LingerDeviceError, match=r"'body.wide': kernel_size >= stride"):
-        init("venus", kernel_size=1, stride=2)
-    linger.init(Net(kernel_size=1, stride=2), {"platform": "cortex-m"})
+def test_a_transposed_kernel_smaller_than_its_stride_is_reported_where_the_device_needs_it():
+    class Up(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(3, 3, 1, stride=2)
+
+        def forward(self, x):
+            return self.up(x)
+
+    with pytest.raises(linger.LingerDeviceError, match=r"'up': kernel_size >= stride"):
+        linger.init(Up(), {"platform": "venus"})
+    linger.init(Up(), {"platform": "cortex-m"})
 
 
 def test_the_rules_come_from_the_device_profile_files(tmp_path):
@@ -107,6 +132,8 @@ def test_the_rules_come_from_the_device_profile_files(tmp_path):
                                                                  "kernel = [1, 7]")
     custom = tmp_path / "bigger-kernels.toml"
     custom.write_text(text)
-    linger.init(Net(kernel_size=7), {"platform": str(custom)})
+    with pytest.raises(linger.LingerDeviceError):
+        linger.init(Net(kernel_size=7, stride=4), {"platform": "venus"})
+    linger.init(Net(kernel_size=7, stride=4), {"platform": str(custom)})
     with pytest.raises(linger.LingerConfigError, match="no such device profile"):
         linger.init(Net(kernel_size=3), {"platform": str(tmp_path / "absent.toml")})
