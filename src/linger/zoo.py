@@ -295,22 +295,27 @@ class ConformerBlock(nn.Module):
 
 
 class CRNNKeywordSpotter(nn.Module):
-    """A CRNN keyword spotter on 1 x 49 x 10 MFCC frames (time x coefficients, 12 classes): two
-    3x3 convs (the first strided 2 in time and frequency), the channels and coefficients of each
-    frame flattened into a 25-step sequence, a GRU, and a dense layer on its last step."""
+    """A streaming CRNN keyword spotter on 1 x 49 x 10 MFCC frames (time x coefficients, 12
+    classes): two causal 3x3 convs (padded on past frames only; the first strided 2 in
+    frequency), the channels and coefficients of each frame flattened into a 49-step
+    sequence, a GRU, and per-frame class scores [N, 49, 12] (the decision is the last frame's,
+    or a running maximum). Every op treats time causally, so it packs with
+    ``tpacker --isstream split_h`` and runs frame by frame."""
 
     def __init__(self, num_classes: int = 12, channels: int = 8, hidden: int = 32):
         super().__init__()
-        self.front = nn.Sequential(*conv_bn(1, channels, 3, 2, 1), nn.ReLU(),
-                                   *conv_bn(channels, channels, 3, 1, 1), nn.ReLU())
+        self.front = nn.Sequential(nn.ZeroPad2d((1, 1, 2, 0)), *conv_bn(1, channels, 3, (1, 2)),
+                                   nn.ReLU(),
+                                   nn.ZeroPad2d((1, 1, 2, 0)), *conv_bn(channels, channels, 3),
+                                   nn.ReLU())
         self.gru = nn.GRU(channels * 5, hidden, batch_first=True)
         self.fc = nn.Linear(hidden, num_classes)
 
     def forward(self, x):
-        y = self.front(x)                                  # [N, C, 25, 5]
-        y = y.permute(0, 2, 1, 3).flatten(2)               # [N, 25, C * 5]
+        y = self.front(x)                                  # [N, C, 49, 5]
+        y = y.permute(0, 2, 1, 3).flatten(2)               # [N, 49, C * 5]
         y, _ = self.gru(y)
-        return self.fc(y[:, -1])
+        return self.fc(y)                                  # [N, 49, 12]
 
 
 class LSTMVoiceActivity(nn.Module):

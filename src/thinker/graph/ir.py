@@ -60,6 +60,10 @@ class Graph:
     outputs: list[str]
     opset: int = 11
     source_path: str = ""
+    # streaming (tpacker --isstream): (history input, state output) pairs the executors carry
+    streams: list[tuple[str, str]] = field(default_factory=list)
+    # input axes whose length changes per call: (input, axis, min, max, factor)
+    dynamic: list[tuple[str, int, int, int, int]] = field(default_factory=list)
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]
@@ -87,6 +91,7 @@ class Graph:
             {k: Tensor(t.name, t.shape, t.dtype, t.exponent, t.data)
              for k, t in self.tensors.items()},
             list(self.inputs), list(self.outputs), self.opset, self.source_path,
+            list(self.streams), list(self.dynamic),
         )
 
     def unique_name(self, base: str) -> str:

@@ -20,6 +20,7 @@ from thinker.graph.ir import Graph, Node, Tensor
 from thinker.ops import OPS
 from thinker.ops.base import Kernel
 from thinker.runtime.batch import batch_layout, run_in_samples
+from thinker.runtime.dynamic import DynamicAxis, Variants
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,9 @@ class Executor:
         self._constants = {n: t.data for n, t in graph.tensors.items() if t.is_constant}
         self._last_use = self._last_uses()
         self.batch_layout = batch_layout(graph)  # None: the batch is on axis 0 everywhere
+        self.streams = list(graph.streams)
+        self._variants = Variants(graph, [DynamicAxis(*d) for d in graph.dynamic],
+                                  lambda g: type(self)(g)) if graph.dynamic else None
 
     def _last_uses(self) -> dict[str, int]:
         """Index of the last step reading each activation, so values can be freed early."""
@@ -219,6 +223,9 @@ class Executor:
     def run(self, feeds: dict[str, np.ndarray],
             hooks: Sequence[Hook] = ()) -> dict[str, np.ndarray]:
         """Run the model; returns every graph output as a C-contiguous array."""
+        key = self._variants.key(feeds) if self._variants and isinstance(feeds, dict) else None
+        if key is not None:  # another length on a dynamic axis: that length's model
+            return self._variants.get(key).run(feeds, hooks)
         if self.batch_layout is not None:  # recurrent layouts: by groups of the static batch
             return run_in_samples(feeds, hooks, self.inputs, self.batch_layout,
                                   lambda f, h: self._run(self.check_inputs(f), h),
