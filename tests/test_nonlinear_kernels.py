@@ -7,6 +7,7 @@ against that sweep first) for whole-domain and extreme inputs. Equality only.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -238,6 +239,14 @@ def test_layernorm_reciprocal_square_root_equals_the_original_on_every_bit_lengt
     r, k = layernorm.rsqrt_q15(d)
     assert np.array_equal(r, table)
     assert np.array_equal(k, shift)
+
+
+def test_the_rsqrt_table_is_the_integer_formula_the_c_executor_computes():
+    # executor/src/ops/nonlinear.c computes each entry instead of storing the table: the largest
+    # r with r * r * t <= 2**38, capped at 32767 (math.isqrt is an independent integer root)
+    _, table = tables.layernorm()
+    formula = [min(32767, math.isqrt((1 << 38) // t)) for t in range(256, 256 + len(table))]
+    assert table.tolist() == formula
 
 
 def test_layernorm_eps_equals_the_originals_float32_q_eps():

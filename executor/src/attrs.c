@@ -21,12 +21,6 @@ const uint8_t *thk_attr_find(const thk_op *op, const char *name, uint32_t *type,
     return NULL;
 }
 
-static float as_float(const uint8_t *p) {
-    union { uint32_t u; float f; } v;
-    v.u = thk_rd32(p);
-    return v.f;
-}
-
 /* Python's int() of a finite float: truncation toward zero. */
 static int float_to_int(uint32_t bits, int64_t *value) {
     if (((bits >> 23) & 0xFFu) == 0xFFu) return 0; /* inf / NaN */
@@ -44,16 +38,6 @@ int thk_attr_int(const thk_op *op, const char *name, int64_t *value) {
     }
     if (type == THK_ATTR_FLOAT) return float_to_int(thk_rd32(p), value);
     return 0;
-}
-
-int thk_attr_float(const thk_op *op, const char *name, float *value) {
-    uint32_t type, count;
-    const uint8_t *p = thk_attr_find(op, name, &type, &count);
-    if (!p) return 0;
-    if (type == THK_ATTR_FLOAT) *value = as_float(p);
-    else if (type == THK_ATTR_INT) *value = (float)(int32_t)thk_rd32(p);
-    else return 0;
-    return 1;
 }
 
 int thk_attr_ints(const thk_op *op, const char *name, int64_t *values, int cap) {

@@ -375,7 +375,9 @@ thinker_status thk_check_records(const thinker_model *m, thinker_message *msg) {
     return THINKER_OK;
 }
 
-/* ---- op rules (rules.node_problems) ---------------------------------------------------- */
+/* ---- op rules (rules.node_problems) ----------------------------------------------------
+ * The generic ones run on the flags of the op's table entry (op_table.c), the op-specific
+ * ones (thk_*_rules) are referenced by the entries of the ops compiled in. */
 
 static int f32_finite(uint32_t bits) { return ((bits >> 23) & 0xFFu) != 0xFFu; }
 
@@ -406,30 +408,13 @@ static int int32_values(const thk_tensor *t) {
     return 1;
 }
 
-/* rules._bits_of */
-static int32_t magnitude_bits(uint32_t dtype) {
-    switch (dtype) {
-    case THINKER_INT8: return 8;
-    case THINKER_UINT8: return 9;
-    case THINKER_INT16: return 16;
-    case THINKER_INT32: return 32;
-    default: return 64;
-    }
-}
-
-static uint32_t bit_length(uint64_t v) {
-    uint32_t n = 0;
-    while (v) { v >>= 1; n++; }
-    return n;
-}
-
 /* a scale attribute's exponent: 1 found, 0 absent or not a power of two */
 static int exponent_of(const thk_op *op, const char *key, int32_t *q) {
     return thk_attr_exponent(op, key, q) == 1;
 }
 
-static thinker_status clip_rules(const thinker_model *m, const thk_op *op, thinker_message *msg) {
-    static const char *const keys[2] = {"min", "max"};
+thinker_status thk_clip_rules(const thinker_model *m, const thk_op *op, thinker_message *msg) {
+    static const char keys[2][4] = {"min", "max"};
     uint32_t slot, type, count;
     for (slot = 1; slot <= 2; slot++) {
         const uint8_t *p = thk_attr_find(op, keys[slot - 1], &type, &count);
@@ -445,14 +430,33 @@ static thinker_status clip_rules(const thinker_model *m, const thk_op *op, think
     return THINKER_OK;
 }
 
+/* rules._geometry_problems: kernel, strides, dilations in 1..65535, pads (and output_padding)
+ * in 0..65535 */
+static int geometry_ok(const thk_op *op, uint32_t keys) {
+    static const char names[5][15] = {"kernel_shape", "strides", "dilations", "pads", "output_padding"};
+    uint32_t i;
+    for (i = 0; i < keys; i++)
+        if (!ints_within(op, names[i], i < 3 ? 1 : 0, GEOMETRY_LIMIT)) return 0;
+    return 1;
+}
+
+thinker_status thk_maxpool_rules(const thinker_model *m, const thk_op *op, thinker_message *msg) {
+    (void)m;
+    if (!geometry_ok(op, 4))
+        THK_BAD("pooling geometry out of range (kernel, stride, dilation 1..65535, pads 0..65535)");
+    return THINKER_OK;
+}
+
 /* rules._avgpool_problems */
-static thinker_status avgpool_rules(const thinker_model *m, const thk_op *op, thinker_message *msg) {
+thinker_status thk_avgpool_rules(const thinker_model *m, const thk_op *op, thinker_message *msg) {
     thk_tensor x;
     int32_t qx, qo;
     int64_t override = -1;
-    uint32_t type, count, i;
+    uint32_t type, count, i, bits;
     uint64_t window = 1, bound, gap;
     const uint8_t *p;
+    thinker_status s = thk_maxpool_rules(m, op, msg);
+    if (s != THINKER_OK) return s;
     if (!thk_op_input(m, op, 0, &x) || !exponent_of(op, "scale_x", &qx)) return THINKER_OK;
     qo = qx;
     if (thk_attr_has(op, "scale_o") && !exponent_of(op, "scale_o", &qo)) return THINKER_OK;
@@ -463,133 +467,90 @@ static thinker_status avgpool_rules(const thinker_model *m, const thk_op *op, th
     } else {
         for (i = 2; i < x.ndim; i++) window = thk_mul_sat(window, x.dims[i]);
     }
-    if (qo > qx) {
-        bound = thk_mul_sat(window, (uint64_t)1 << (magnitude_bits(x.dtype) - 1));
+    if (qo > qx) { /* rules._bits_of: magnitude bits of the input dtype */
+        bits = x.dtype == THINKER_UINT8 ? 9u : 8u * thk_dtype_size(x.dtype);
+        bound = thk_mul_sat(window, (uint64_t)1 << ((bits ? bits : 64u) - 1u));
         gap = (uint64_t)((int64_t)qo - qx);
     } else {
         thk_attr_int(op, "divisor_override", &override);
         bound = override > 0 ? (uint64_t)override : window;
         gap = (uint64_t)((int64_t)qx - qo);
     }
-    if ((uint64_t)bit_length(bound) + gap > WINDOW_SHIFT_LIMIT)
+    for (i = 0; bound; i++) bound >>= 1; /* bit_length */
+    if ((uint64_t)i + gap > WINDOW_SHIFT_LIMIT)
         THK_BAD("scale_o is so far from scale_x that the window sum (or the divisor) times 2**|qo - qx| leaves 2**61");
     return THINKER_OK;
 }
 
-static thinker_status pad_rules(const thinker_model *m, const thk_op *op, thinker_message *msg) {
+thinker_status thk_conv_rules(const thinker_model *m, const thk_op *op, thinker_message *msg) {
+    int64_t group;
+    (void)m;
+    if (!geometry_ok(op, 5))
+        THK_BAD("conv geometry out of range (kernel, stride, dilation 1..65535, pads 0..65535)");
+    if (thk_attr_int(op, "group", &group) && group < 1) THK_BAD("group must be >= 1");
+    return THINKER_OK;
+}
+
+/* trunc(value) in [lo, hi] for a float32 value (bits): Python's math.trunc, no float math */
+static int f32_trunc_within(uint32_t bits, int64_t lo, int64_t hi) {
+    int64_t t;
+    if (!f32_finite(bits)) return 0;
+    if (((bits >> 23) & 0xFFu) >= 127u + 63u) return bits == 0xDF000000u && lo == INT64_MIN; /* -2**63 */
+    t = thk_f32_bits_to_int(bits);
+    return t >= lo && t <= hi;
+}
+
+thinker_status thk_pad_rules(const thinker_model *m, const thk_op *op, thinker_message *msg) {
     thk_tensor x, t;
-    double value = 0;
-    int has_value = 0, finite = 1;
-    float f;
-    uint32_t i, type, count;
+    int has_value, is_float;
+    uint32_t i, bits = 0;
+    int64_t v = 0;
     if (thk_op_input(m, op, 1, &t)) {
         for (i = 0; t.init && i < t.count; i++) {
-            int64_t v = thk_load_int(t.init, t.dtype, i);
+            v = thk_load_int(t.init, t.dtype, i);
             if (v < 0 || v > PAD_LIMIT) THK_BAD("pads must be in 0..2**31-1");
         }
     } else if (!ints_within(op, "pads", 0, PAD_LIMIT)) {
         THK_BAD("pads must be in 0..2**31-1");
     }
-    if (thk_attr_float(op, "value", &f)) {
-        const uint8_t *p = thk_attr_find(op, "value", &type, &count);
-        finite = type != THK_ATTR_FLOAT || f32_finite(thk_rd32(p));
-        value = f;
-        has_value = 1;
-    }
-    if (thk_op_input(m, op, 2, &t)) {
-        if (!t.init || t.count != 1) THK_BAD("constant_value must be a single constant");
-        value = thk_load_double(t.init, t.dtype, 0);
-        finite = t.dtype != THINKER_FLOAT32 || f32_finite(thk_rd32(t.init));
-        has_value = 1;
-    }
+    has_value = thk_const_number(m, op, 2, "value", &v, &bits);
+    if (has_value < 0) THK_BAD("constant_value must be a single constant");
+    is_float = has_value == 2;
     if (has_value && thk_op_input(m, op, 0, &x) && thk_is_int(x.dtype)) {
         int64_t lo, hi;
         uint32_t dt;
         if (x.dtype == THINKER_UINT8) { lo = 0; hi = 255; }
-        else if (x.dtype == THINKER_INT64) { lo = INT64_MIN; hi = INT64_MAX; }
+        else if (x.dtype == THINKER_INT64) { lo = INT64_MIN; hi = INT64_MAX - 512; } /* float(v) < 2**63 */
         else thk_bits_range(8 * thk_dtype_size(x.dtype), &lo, &hi, &dt);
-        /* trunc(value) in [lo, hi] */
-        if (!finite || !(value > (double)lo - 1.0) || !(value < (double)hi + 1.0) ||
-            (x.dtype == THINKER_INT64 && !(value < 9223372036854775808.0)))
+        /* trunc(float(value)) in [lo, hi]; float() of an int64 only rounds beyond int32 */
+        if (is_float ? !f32_trunc_within(bits, lo, x.dtype == THINKER_INT64 ? INT64_MAX : hi) : (v < lo || v > hi))
             THK_BAD("the pad value is not a value of the input's dtype");
     }
     return THINKER_OK;
 }
 
-static int slot_in(const char *type, const char *const *types, uint32_t n) {
-    uint32_t i;
-    for (i = 0; i < n; i++)
-        if (thk_streq(type, types[i])) return 1;
-    return 0;
-}
-
-/* Op.min_inputs / max_inputs / optional_inputs of every numpy op (tests/fuzz checks the copy):
- * among the first `min` inputs only the `optional` slots may be omitted. */
-static const struct {
-    const char *type;
-    uint32_t min, max, optional;
-} k_inputs[] = {
-    {"AvgPool2dInt", 1, 1, 0}, {"BatchNorm2dInt", 3, 5, 0}, {"BmmInt", 2, 2, 0}, {"Clip", 1, 3, 0},
-    {"Concat", 1, 65536, 0}, {"Conv1dInt", 2, 3, 0}, {"Conv2dInt", 2, 3, 0}, {"ConvTranspose2dInt", 2, 3, 0},
-    {"Dequant", 1, 1, 0}, {"Flatten", 1, 1, 0}, {"GRUInt", 3, 7, 0}, {"Gather", 2, 2, 0}, {"GluInt", 1, 1, 0},
-    {"LSTMInt", 3, 7, 0}, {"LayerNormInt", 2, 3, 0}, {"LinearInt", 2, 3, 0}, {"LogSoftmaxInt", 1, 1, 0},
-    {"MaxPool", 1, 1, 0}, {"PRelu", 2, 2, 0}, {"Pad", 1, 4, 0}, {"Quant", 1, 1, 0}, {"Relu", 1, 1, 0},
-    {"Requant", 1, 1, 0}, {"Reshape", 1, 2, 0}, {"Resize", 2, 4, 1u << 1}, {"Slice", 1, 5, 0},
-    {"SoftmaxInt", 1, 1, 0}, {"Split", 1, 2, 0}, {"Squeeze", 1, 2, 0}, {"Transpose", 1, 1, 0},
-    {"Unsqueeze", 1, 2, 0}, {"iqAdd", 2, 2, 0}, {"iqCat", 1, 65536, 0}, {"iqDiv", 2, 2, 0}, {"iqMul", 2, 2, 0},
-    {"iqPad", 1, 4, 0}, {"iqSigmoid", 1, 1, 0}, {"iqSub", 2, 2, 0}, {"iqSum", 1, 1, 0}, {"iqTanh", 1, 1, 0},
-    {"iqVar", 1, 1, 0},
-};
-
-static thinker_status input_count_rule(const thk_op *op, thinker_message *msg) {
-    uint32_t i, k;
-    for (i = 0; i < sizeof k_inputs / sizeof k_inputs[0]; i++) {
-        if (!thk_streq(op->type, k_inputs[i].type)) continue;
-        if (op->n_in < k_inputs[i].min || op->n_in > k_inputs[i].max) THK_BAD("wrong number of inputs");
-        for (k = 0; k < k_inputs[i].min; k++)
-            if (thk_op_id(op, 0, k) == THK_NO_TENSOR && !((k_inputs[i].optional >> k) & 1u))
-                THK_BAD("a required input is omitted");
-        return THINKER_OK;
-    }
-    return THINKER_OK;
-}
-
-/* thinker.ops.rounding.mode_problem: a quant_mode other than floor_add is one of the modes, on
- * an op that rounds its output with it */
-static thinker_status mode_rule(const thinker_model *m, const thk_op *op, thinker_message *msg) {
-    static const char *const modes[] = {"floor", "round", "ceil"};
-    static const char *const mode_ops[] = {"Quant", "Requant", "Conv1dInt", "Conv2dInt", "ConvTranspose2dInt",
-                                           "LinearInt", "BatchNorm2dInt", "BmmInt", "iqAdd", "iqSub", "iqMul",
-                                           "iqCat", "AvgPool2dInt"};
-    const char *mode;
-    if (!thk_attr_string(op, m, "quant_mode", &mode) || thk_streq(mode, "floor_add")) return THINKER_OK;
-    if (!slot_in(mode, modes, 3)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
-    if (!slot_in(op->type, mode_ops, 13)) THK_BAD("quant_mode other than floor_add is not supported on this op");
-    return THINKER_OK;
-}
-
 thinker_status thk_check_op_rules(const thinker_model *m, thk_op *op, thinker_message *msg) {
-    static const char *const weight_ops[] = {"Conv1dInt", "Conv2dInt", "ConvTranspose2dInt", "LinearInt",
-                                             "BatchNorm2dInt", "LayerNormInt"};
-    static const char *const conv_ops[] = {"Conv1dInt", "Conv2dInt", "ConvTranspose2dInt"};
+    const thk_op_def *d = op->def;
     thk_tensor t;
-    uint32_t slot;
-    int64_t group;
+    uint32_t slot, last, dt, flags = d->flags;
     int64_t clip[2], bits, lo, hi;
-    uint32_t dt;
     int32_t qx, qw;
-    thinker_status s = input_count_rule(op, msg);
-    if (s != THINKER_OK) return s;
+    uint8_t mode;
+    /* input counts (Op.min_inputs / max_inputs / optional_inputs): among the first min only
+     * the optional slots may be omitted */
+    if (op->n_in < d->min_in || (d->max_in && op->n_in > d->max_in)) THK_BAD("wrong number of inputs");
+    for (slot = 0; slot < d->min_in; slot++)
+        if (thk_op_id(op, 0, slot) == THK_NO_TENSOR && !((d->optional >> slot) & 1u))
+            THK_BAD("a required input is omitted");
     /* a float output (no o_bits) of an accumulating op: q_x + q_w in float32's exact range */
-    if (slot_in(op->type, conv_ops, 3) || thk_streq(op->type, "LinearInt")) {
-        if (!thk_attr_has(op, "o_bits") && exponent_of(op, "scale_x", &qx) && exponent_of(op, "scale_w", &qw) &&
-            (qx + qw < FLOAT_OUTPUT_Q_MIN || qx + qw > FLOAT_OUTPUT_Q_MAX))
-            THK_BAD("a float output (no o_bits) at this scale_x * scale_w leaves float32's exact range");
-    }
-    if (thk_streq(op->type, "Gather") && thk_op_input(m, op, 1, &t) && !thk_is_int(t.dtype))
-        THK_BAD("indices must be integers");
-    s = mode_rule(m, op, msg);
-    if (s != THINKER_OK) return s;
+    if ((flags & THK_RULE_FLOAT_OUT) && !thk_attr_has(op, "o_bits") && exponent_of(op, "scale_x", &qx) &&
+        exponent_of(op, "scale_w", &qw) && (qx + qw < FLOAT_OUTPUT_Q_MIN || qx + qw > FLOAT_OUTPUT_Q_MAX))
+        THK_BAD("a float output (no o_bits) at this scale_x * scale_w leaves float32's exact range");
+    /* thinker.ops.rounding.mode_problem: a quant_mode other than floor_add is one of the modes,
+     * on an op that rounds its output with it */
+    if (!thk_round_mode(m, op, &mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
+    if (mode != THK_ROUND_FLOOR_ADD && !(flags & THK_RULE_MODE))
+        THK_BAD("quant_mode other than floor_add is not supported on this op");
     /* fused_clip [lo, hi]: an interval meeting the o_bits range */
     if (thk_attr_ints(op, "fused_clip", clip, 2) == 2) {
         lo = clip[0];
@@ -602,40 +563,20 @@ thinker_status thk_check_op_rules(const thinker_model *m, thk_op *op, thinker_me
             THK_BAD("fused_clip must be an interval that meets the o_bits range");
     }
     /* integer weights and biases */
-    if (slot_in(op->type, weight_ops, 6))
-        for (slot = 1; slot <= 2; slot++)
-            if (thk_op_input(m, op, slot, &t) && (!const_integer(&t) || !int32_values(&t)))
-                THK_BAD(slot == 1 ? "weight must be an integer constant within int32"
-                                  : "bias must be an integer constant within int32");
-    if (thk_streq(op->type, "PRelu") && thk_op_input(m, op, 1, &t) && (!const_integer(&t) || !int32_values(&t)))
-        THK_BAD("weight must be an integer constant within int32");
-    if (thk_streq(op->type, "GRUInt") || thk_streq(op->type, "LSTMInt"))
+    last = flags & THK_RULE_WEIGHTS ? 2u : flags & THK_RULE_WEIGHT ? 1u : 0u;
+    for (slot = 1; slot <= last; slot++)
+        if (thk_op_input(m, op, slot, &t) && (!const_integer(&t) || !int32_values(&t)))
+            THK_BAD(slot == 1 ? "weight must be an integer constant within int32"
+                              : "bias must be an integer constant within int32");
+    if (flags & THK_RULE_RECURRENT)
         for (slot = 0; slot < op->n_in; slot++)
             if (thk_op_input(m, op, slot, &t) && t.init && thk_is_int(t.dtype) && !int32_values(&t))
                 THK_BAD("weights and biases must be integers within int32");
     /* constant integer operands */
-    if (thk_streq(op->type, "Reshape") || thk_streq(op->type, "Squeeze") || thk_streq(op->type, "Unsqueeze") ||
-        thk_streq(op->type, "Split") || thk_streq(op->type, "Pad") || thk_streq(op->type, "iqPad")) {
-        if (thk_op_input(m, op, 1, &t) && !const_integer(&t)) THK_BAD("input 1 must be a constant integer tensor");
-    }
-    if (thk_streq(op->type, "Slice"))
-        for (slot = 1; slot <= 4; slot++)
-            if (thk_op_input(m, op, slot, &t) && !const_integer(&t))
-                THK_BAD("starts, ends, axes and steps must be constant integer tensors");
-    if (thk_streq(op->type, "Clip")) return clip_rules(m, op, msg);
-    if (thk_streq(op->type, "AvgPool2dInt") || thk_streq(op->type, "MaxPool")) {
-        if (!ints_within(op, "kernel_shape", 1, GEOMETRY_LIMIT) || !ints_within(op, "strides", 1, GEOMETRY_LIMIT) ||
-            !ints_within(op, "dilations", 1, GEOMETRY_LIMIT) || !ints_within(op, "pads", 0, GEOMETRY_LIMIT))
-            THK_BAD("pooling geometry out of range (kernel, stride, dilation 1..65535, pads 0..65535)");
-        if (thk_streq(op->type, "AvgPool2dInt")) return avgpool_rules(m, op, msg);
-    }
-    if (slot_in(op->type, conv_ops, 3)) {
-        if (!ints_within(op, "kernel_shape", 1, GEOMETRY_LIMIT) || !ints_within(op, "strides", 1, GEOMETRY_LIMIT) ||
-            !ints_within(op, "dilations", 1, GEOMETRY_LIMIT) || !ints_within(op, "pads", 0, GEOMETRY_LIMIT) ||
-            !ints_within(op, "output_padding", 0, GEOMETRY_LIMIT))
-            THK_BAD("conv geometry out of range (kernel, stride, dilation 1..65535, pads 0..65535)");
-        if (thk_attr_int(op, "group", &group) && group < 1) THK_BAD("group must be >= 1");
-    }
-    if (thk_streq(op->type, "Pad") || thk_streq(op->type, "iqPad")) return pad_rules(m, op, msg);
-    return THINKER_OK;
+    last = flags & THK_RULE_OPERANDS ? 4u : flags & THK_RULE_OPERAND ? 1u : 0u;
+    for (slot = 1; slot <= last; slot++)
+        if (thk_op_input(m, op, slot, &t) && !const_integer(&t))
+            THK_BAD(last == 1 ? "input 1 must be a constant integer tensor"
+                              : "starts, ends, axes and steps must be constant integer tensors");
+    return d->rules ? d->rules(m, op, msg) : THINKER_OK;
 }

@@ -32,12 +32,6 @@ uint32_t thk_dtype_size(uint32_t dtype) {
 
 int thk_is_int(uint32_t dtype) { return dtype >= THINKER_INT8 && dtype <= THINKER_INT64; }
 
-static float f32_of(const uint8_t *p) {
-    union { uint32_t u; float f; } v;
-    memcpy(&v.u, p, 4);
-    return v.f;
-}
-
 int64_t thk_load_int(const void *data, uint32_t dtype, uint32_t i) {
     const uint8_t *p = (const uint8_t *)data;
     switch (dtype) {
@@ -57,11 +51,6 @@ int64_t thk_load_int(const void *data, uint32_t dtype, uint32_t i) {
     }
     default: return 0;
     }
-}
-
-double thk_load_double(const void *data, uint32_t dtype, uint32_t i) {
-    if (dtype == THINKER_FLOAT32) return (double)f32_of((const uint8_t *)data + 4u * i);
-    return (double)thk_load_int(data, dtype, i);
 }
 
 /* Stores keep the low bits (numpy's astype of an int that does not fit wraps). */
@@ -106,6 +95,26 @@ int thk_const_ints(const thinker_model *m, const thk_op *op, uint32_t slot, int6
     for (i = 0; i < t.count; i++) values[i] = thk_load_int(t.init, t.dtype, i);
     return (int)t.count;
 }
+
+int thk_const_number(const thinker_model *m, const thk_op *op, uint32_t slot, const char *attr, int64_t *v,
+                     uint32_t *bits) {
+    thk_tensor t;
+    uint32_t type, count;
+    const uint8_t *p;
+    if (thk_op_input(m, op, slot, &t)) {
+        if (!t.init || t.count != 1) return -1;
+        *bits = thk_rd32(t.init);
+        *v = thk_load_int(t.init, t.dtype, 0);
+        return t.dtype == THINKER_FLOAT32 ? 2 : 1;
+    }
+    p = thk_attr_find(op, attr, &type, &count);
+    if (!p || (type != THK_ATTR_INT && type != THK_ATTR_FLOAT)) return 0;
+    *bits = thk_rd32(p);
+    *v = (int32_t)*bits;
+    return type == THK_ATTR_FLOAT ? 2 : 1;
+}
+
+int32_t thk_f32_key(uint32_t bits) { return (bits >> 31) ? -(int32_t)(bits & 0x7FFFFFFFu) : (int32_t)bits; }
 
 int thk_streq(const char *a, const char *b) {
     while (*a && *a == *b) {

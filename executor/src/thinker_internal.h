@@ -81,7 +81,7 @@ typedef struct {
     int32_t sw;            /* PRelu: negative branch shift */
     int64_t lo, hi;        /* output range */
     int64_t clip_lo, clip_hi; /* Clip on integers */
-    float fclip_lo, fclip_hi; /* Clip on float32 */
+    uint32_t fclip_lo, fclip_hi; /* Clip on float32: the bounds' bits */
     int32_t axis;          /* iqCat/Concat/Split/Gather axis */
     int32_t q;             /* Quant/Dequant exponent */
     uint8_t round_mode;    /* Quant/Requant/iqAdd/iqSub/iqMul/iqCat: THK_ROUND_* of quant_mode */
@@ -93,7 +93,7 @@ typedef struct {
     uint8_t perm[THINKER_MAX_DIMS];                          /* Transpose */
     uint8_t mode;                                            /* Pad: 0 constant 1 reflect 2 edge */
     int64_t ivalue;                                          /* Pad constant (integer tensors) */
-    float fvalue;                                            /* Pad constant (float tensors) */
+    uint32_t fvalue;                                         /* Pad constant (float tensors): bits */
     int32_t axis;
 } thk_move_params;
 
@@ -161,10 +161,25 @@ typedef thinker_status (*thk_prepare_fn)(const struct thinker_model *m, thk_op *
                                          thinker_message *message);
 typedef thinker_status (*thk_run_fn)(thk_run_ctx *ctx);
 
+typedef thinker_status (*thk_rules_fn)(const struct thinker_model *m, const thk_op *op, thinker_message *msg);
+
+/* Model rules an op type opts into (rules.c, thk_check_op_rules) */
+#define THK_RULE_MODE 1u       /* rounds with quant_mode (thinker.ops.rounding.MODE_OPS) */
+#define THK_RULE_FLOAT_OUT 2u  /* without o_bits: a float32 output at q_x + q_w */
+#define THK_RULE_WEIGHTS 4u    /* inputs 1 and 2: integer constants within int32 */
+#define THK_RULE_WEIGHT 8u     /* input 1: an integer constant within int32 */
+#define THK_RULE_RECURRENT 16u /* every integer constant input within int32 */
+#define THK_RULE_OPERAND 32u   /* input 1: a constant integer tensor */
+#define THK_RULE_OPERANDS 64u  /* inputs 1..4: constant integer tensors (Slice) */
+
 typedef struct {
     const char *type;
     thk_prepare_fn prepare;
     thk_run_fn run;
+    thk_rules_fn rules;     /* the op's own rules (rules.c: geometry, Clip, Pad), or NULL */
+    uint8_t min_in, max_in; /* Op.min_inputs / max_inputs of the numpy op; max 0: any number */
+    uint8_t optional;       /* bit k: input k < min_in may be omitted (Op.optional_inputs) */
+    uint8_t flags;          /* THK_RULE_* */
 } thk_op_def;
 
 struct thk_op {
@@ -223,6 +238,12 @@ thinker_status thk_check_attrs(const thinker_model *m, const char *op_type, cons
                                const uint8_t *attrs, uint32_t n_attrs, thinker_message *msg);
 thinker_status thk_check_records(const thinker_model *m, thinker_message *msg);
 thinker_status thk_check_op_rules(const thinker_model *m, thk_op *op, thinker_message *msg);
+/* the op-specific rules an op_table entry points to (only the compiled ops' are linked) */
+thinker_status thk_clip_rules(const thinker_model *m, const thk_op *op, thinker_message *msg);
+thinker_status thk_maxpool_rules(const thinker_model *m, const thk_op *op, thinker_message *msg);
+thinker_status thk_avgpool_rules(const thinker_model *m, const thk_op *op, thinker_message *msg);
+thinker_status thk_conv_rules(const thinker_model *m, const thk_op *op, thinker_message *msg);
+thinker_status thk_pad_rules(const thinker_model *m, const thk_op *op, thinker_message *msg);
 
 /* op_table.c */
 const thk_op_def *thk_find_op(const char *type);
@@ -236,7 +257,6 @@ thinker_status thk_op_error(thinker_message *msg, const thk_op *op, thinker_stat
 const uint8_t *thk_attr_find(const thk_op *op, const char *name, uint32_t *type, uint32_t *count);
 int thk_attr_has(const thk_op *op, const char *name);
 int thk_attr_int(const thk_op *op, const char *name, int64_t *value);
-int thk_attr_float(const thk_op *op, const char *name, float *value);
 /* ints list: fills up to `cap` values, returns the count (or -1 when absent or not ints) */
 int thk_attr_ints(const thk_op *op, const char *name, int64_t *values, int cap);
 int thk_attr_string(const thk_op *m_op, const thinker_model *m, const char *name, const char **s);
@@ -252,11 +272,18 @@ uint32_t thk_dtype_size(uint32_t dtype);
 int thk_streq(const char *a, const char *b); /* strcmp's code is large on newlib */
 int thk_is_int(uint32_t dtype); /* int8, uint8, int16, int32, int64 */
 int64_t thk_load_int(const void *data, uint32_t dtype, uint32_t index);
-double thk_load_double(const void *data, uint32_t dtype, uint32_t index);
 void thk_store_int(void *data, uint32_t dtype, uint32_t index, int64_t value);
 int thk_same_dims(const thk_tensor *a, const thk_tensor *b);
 /* integer range of `bits` in {4, 8, 16, 32}; returns 0 for other widths */
 int thk_bits_range(int64_t bits, int64_t *lo, int64_t *hi, uint32_t *dtype);
+/* The number an op reads from constant input `slot` (a single value), else from attribute
+ * `attr`: 0 absent, 1 an integer (*v, exact), 2 a float32 (*bits), -1 the input is not a single
+ * constant. */
+int thk_const_number(const thinker_model *m, const thk_op *op, uint32_t slot, const char *attr, int64_t *v,
+                     uint32_t *bits);
+/* float32 bits as an int32 ordered like the floats (NaN excluded; -0 and +0 equal) */
+int32_t thk_f32_key(uint32_t bits);
+#define THK_F32_NAN(bits) (((bits) & 0x7FFFFFFFu) > 0x7F800000u)
 /* the constant integers of input `slot` (int or float tensor holding integers), up to `cap` */
 int thk_const_ints(const thinker_model *m, const thk_op *op, uint32_t slot, int64_t *values, int cap);
 

@@ -66,9 +66,11 @@ def test_kept_regressions_replay_cleanly(binary, tmp_path):
 
 
 def test_the_c_rule_tables_are_the_python_rules():
-    """executor/src/rules.c copies the attribute types and the input counts of
-    thinker.resource.rules and the numpy ops: the copies must stay equal."""
+    """executor/src/rules.c copies the attribute types of thinker.resource.rules and
+    executor/src/op_table.c the input counts and the quant_mode support of the numpy ops: the
+    copies must stay equal."""
     from thinker.ops import OPS
+    from thinker.ops.rounding import MODE_OPS
     from thinker.resource import rules
 
     with open(os.path.join(seed_corpus.EXECUTOR, "src", "rules.c"), encoding="utf-8") as f:
@@ -79,13 +81,13 @@ def test_the_c_rule_tables_are_the_python_rules():
                for key, kind, count in re.findall(r'\{"(\w+)", (KIND_\w+), (\d+)\}', source)}
     py_attrs = {key: (set(allowed), exact) for key, (allowed, exact) in rules.ATTR_TYPES.items()}
     assert c_attrs == py_attrs
-    c_inputs = {t: (int(lo), int(hi), int(opt.split("<<")[1].strip(" )")) if "<<" in opt else 0)
-                for t, lo, hi, opt in re.findall(r'\{"(\w+)", (\d+), (\d+), ([^}]+)\}', source)}
+    with open(os.path.join(seed_corpus.EXECUTOR, "src", "op_table.c"), encoding="utf-8") as f:
+        table = f.read()
+    entries = re.findall(r'ENTRY\("(\w+)", \w+, (\d+), (\d+|ANY), ([^,]+), ([^,]+), \w+\)', table)
+    c_inputs = {t: (int(lo), 65536 if hi == "ANY" else int(hi),
+                    1 << int(opt.split("<<")[1]) if "<<" in opt else int(opt))
+                for t, lo, hi, opt, _ in entries}
     py_inputs = {t: (op.min_inputs, op.max_inputs, sum(1 << i for i in op.optional_inputs))
                  for t, op in OPS.items()}
-    c_optional = {t: (lo, hi, (1 << opt) if opt else 0) for t, (lo, hi, opt) in c_inputs.items()}
-    assert c_optional == py_inputs
-    from thinker.ops.rounding import MODE_OPS
-
-    block = re.search(r"mode_ops\[\] = \{([^}]*)\}", source).group(1)
-    assert set(re.findall(r'"(\w+)"', block)) == set(MODE_OPS)
+    assert c_inputs == py_inputs
+    assert {t for t, *_, flags in entries if "R_MODE" in flags} == set(MODE_OPS)

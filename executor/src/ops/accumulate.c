@@ -8,7 +8,7 @@
 #include "ops.h"
 
 uint64_t thk_mul_sat(uint64_t a, uint64_t b) {
-    if (a && b > UINT64_MAX / 2 / a) return UINT64_MAX / 2;
+    if (a && b > thk_udivmod64(UINT64_MAX / 2, a, NULL)) return UINT64_MAX / 2;
     return a * b;
 }
 

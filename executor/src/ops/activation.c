@@ -44,52 +44,40 @@ thinker_status thk_relu_run(thk_run_ctx *ctx) {
     return THINKER_OK;
 }
 
-/* Clip bounds: inputs 1/2 (one constant value each, opset >= 11) or attributes min/max. */
-static thinker_status clip_bound(const thinker_model *m, thk_op *op, uint32_t slot, const char *attr,
-                                 double *value, int *given, thinker_message *msg) {
-    thk_tensor t;
-    float f;
-    if (thk_op_input(m, op, slot, &t)) {
-        if (!t.init || t.count != 1) THK_BAD("clip bounds must be single constant values");
-        *value = thk_load_double(t.init, t.dtype, 0);
-        *given = 1;
-    } else if (thk_attr_float(op, attr, &f)) {
-        *value = f;
-        *given = 1;
-    }
-    return THINKER_OK;
-}
-
+/* Clip bounds: inputs 1/2 (one constant value each, opset >= 11) or attributes min/max, taken
+ * as numpy's float64 takes them; integer tensors clip at ceil(min), floor(max) within the
+ * dtype's range, float32 tensors at the bounds rounded to float32. */
 thinker_status thk_clip_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
     thk_elem_params *p = &op->p.elem;
     thk_tensor x, out;
-    double lo = 0, hi = 0;
-    int has_lo = 0, has_hi = 0;
-    int64_t tlo = 0, thi = 0;
-    uint32_t dt;
+    int64_t v, mm, lo, hi;
+    int32_t e;
+    uint32_t bits, dt, k;
+    int kind;
     thinker_status s;
     (void)n;
     s = unary_same(m, op, &x, &out, 3, msg);
-    if (s == THINKER_OK) s = clip_bound(m, op, 1, "min", &lo, &has_lo, msg);
-    if (s == THINKER_OK) s = clip_bound(m, op, 2, "max", &hi, &has_hi, msg);
     if (s != THINKER_OK) return s;
-    if (has_lo && lo != lo) THK_BAD("clip bound is NaN");
-    if (has_hi && hi != hi) THK_BAD("clip bound is NaN");
-    if (x.dtype == THINKER_FLOAT32) {
-        union { uint32_t u; float f; } inf;
-        inf.u = 0x7F800000u;
-        p->fclip_lo = has_lo ? (float)lo : -inf.f;
-        p->fclip_hi = has_hi ? (float)hi : inf.f;
-        return THINKER_OK;
+    if (x.dtype == THINKER_UINT8) { lo = 0; hi = 255; }
+    else if (x.dtype == THINKER_INT64) { lo = INT64_MIN; hi = INT64_MAX; }
+    else thk_bits_range(8 * thk_dtype_size(x.dtype), &lo, &hi, &dt);
+    p->clip_lo = lo;
+    p->clip_hi = hi;
+    p->fclip_lo = 0xFF800000u; /* -inf, +inf */
+    p->fclip_hi = 0x7F800000u;
+    for (k = 0; k < 2; k++) {
+        kind = thk_const_number(m, op, k + 1, k ? "max" : "min", &v, &bits);
+        if (kind < 0) THK_BAD("clip bounds must be single constant values");
+        if (!kind) continue;
+        kind = kind == 2 ? thk_f32_split(bits, &mm, &e) : ((mm = thk_double_of(v, &e)), 0);
+        if (kind == 2) THK_BAD("clip bound is NaN");
+        if (x.dtype != THINKER_FLOAT32) {
+            v = kind ? (mm > 0 ? INT64_MAX : INT64_MIN) : thk_ldexp_round(mm, e, k ? THK_ROUND_FLOOR : THK_ROUND_CEIL);
+            *(k ? &p->clip_hi : &p->clip_lo) = thk_clamp(v, lo, hi);
+        } else {
+            *(k ? &p->fclip_hi : &p->fclip_lo) = kind ? bits : thk_scaled_f32_bits(mm, -e);
+        }
     }
-    /* integers: ceil(min), floor(max), within the dtype's range */
-    if (x.dtype == THINKER_UINT8) { tlo = 0; thi = 255; }
-    else if (x.dtype == THINKER_INT64) { tlo = INT64_MIN; thi = INT64_MAX; }
-    else thk_bits_range(8 * thk_dtype_size(x.dtype), &tlo, &thi, &dt);
-    p->clip_lo = tlo;
-    p->clip_hi = thi;
-    if (has_lo && lo > (double)tlo) p->clip_lo = lo >= (double)thi ? thi : thk_ceil_to_int(lo);
-    if (has_hi && hi < (double)thi) p->clip_hi = hi <= (double)tlo ? tlo : thk_floor_to_int(hi);
     return THINKER_OK;
 }
 
@@ -99,12 +87,17 @@ thinker_status thk_clip_run(thk_run_ctx *ctx) {
     uint32_t i;
     thk_op_input(ctx->model, ctx->op, 0, &x);
     thk_op_output(ctx->model, ctx->op, 0, &out);
-    if (x.dtype == THINKER_FLOAT32) {
-        const float *a = (const float *)x.data;
-        float *o = (float *)out.data;
+    if (x.dtype == THINKER_FLOAT32) { /* on the bits (no soft-float); NaN passes through */
+        const uint32_t *a = (const uint32_t *)(const void *)x.data;
+        uint32_t *o = (uint32_t *)(void *)out.data;
+        int32_t lo = thk_f32_key(p->fclip_lo), hi = thk_f32_key(p->fclip_hi);
         for (i = 0; i < x.count; i++) {
-            float v = a[i] < p->fclip_lo ? p->fclip_lo : a[i];
-            o[i] = v > p->fclip_hi ? p->fclip_hi : v;
+            uint32_t v = a[i];
+            if (!THK_F32_NAN(v)) {
+                if (thk_f32_key(v) < lo) v = p->fclip_lo;
+                if (thk_f32_key(v) > hi) v = p->fclip_hi;
+            }
+            o[i] = v;
         }
         return THINKER_OK;
     }

@@ -62,9 +62,11 @@ static thinker_status read_geometry(const thk_op *op, const thk_tensor *w, uint3
     return THINKER_OK;
 }
 
-/* Output length of a conv along one axis (may be < 1: the caller rejects it). */
+/* Output length of a conv along one axis (< 1: the caller rejects it). Geometry values are
+ * <= 65535 and sizes < 2**31, so a non-negative numerator is below 2**32. */
 static int64_t conv_out_len(int64_t size, int64_t p0, int64_t p1, int64_t k, int64_t s, int64_t d) {
-    return thk_floor_div(size + p0 + p1 - d * (k - 1) - 1, s) + 1;
+    int64_t span = size + p0 + p1 - d * (k - 1) - 1;
+    return span < 0 ? 0 : (int64_t)((uint32_t)span / (uint32_t)s) + 1;
 }
 
 /* Input dims as (N, C, H, W) for both ranks. */
@@ -149,10 +151,10 @@ thinker_status thk_conv2d_prepare(const thinker_model *m, thk_op *op, thk_needs 
  * o * s + tap * d - pad, which must lie in [0, size). */
 static void tap_range(uint32_t tap, uint32_t size, uint32_t out, uint32_t s, uint32_t d, uint32_t pad,
                       uint32_t *lo, uint32_t *hi) {
-    int64_t off = (int64_t)tap * d - pad; /* input index of output 0 */
-    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
-    int64_t b = (int64_t)size - 1 - off; /* o * s <= b */
-    b = b < 0 ? 0 : b / s + 1;
+    int64_t off = (int64_t)tap * d - pad; /* input index of output 0, >= -65535 */
+    int64_t a = off >= 0 ? 0 : ((uint32_t)-off + s - 1) / s;
+    int64_t b = (int64_t)size - 1 - off; /* o * s <= b, below 2**32 */
+    b = b < 0 ? 0 : (uint32_t)b / s + 1;
     if (b > (int64_t)out) b = out;
     if (a > b) a = b;
     *lo = (uint32_t)a;
@@ -435,8 +437,8 @@ thinker_status thk_conv_transpose2d_run(thk_run_ctx *ctx) {
                         int64_t ix0, ix1;
                         if (!wv) continue;
                         /* 0 <= ix*sw + offx < wo */
-                        ix0 = offx >= 0 ? 0 : (-offx + p->sw - 1) / p->sw;
-                        ix1 = (int64_t)wo - 1 - offx < 0 ? 0 : ((int64_t)wo - 1 - offx) / p->sw + 1;
+                        ix0 = offx >= 0 ? 0 : ((uint32_t)-offx + p->sw - 1) / p->sw;
+                        ix1 = (int64_t)wo - 1 - offx < 0 ? 0 : (uint32_t)((int64_t)wo - 1 - offx) / p->sw + 1;
                         if (ix1 > (int64_t)W) ix1 = W;
                         for (iy = 0; iy < H; iy++) {
                             int64_t oy = (int64_t)iy * p->sh + (int64_t)i * p->dh - p->pt;

@@ -236,16 +236,9 @@ thinker_status thk_glu_run(thk_run_ctx *ctx) {
 /* int64 p rounded to 53 significant bits, ties to even: the integer C's (double)p holds
  * (softmax.as_double), for |p| < 2**62. */
 static int64_t as_double(int64_t p) {
-    uint64_t mag = p < 0 ? (uint64_t)0 - (uint64_t)p : (uint64_t)p, kept, rest, half;
-    uint32_t len = bit_length(mag), extra;
-    if (len <= 53) return p;
-    extra = len - 53;
-    kept = mag >> extra;
-    rest = mag & (((uint64_t)1 << extra) - 1u);
-    half = (uint64_t)1 << (extra - 1u);
-    if (rest > half || (rest == half && (kept & 1u))) kept++;
-    mag = kept << extra;
-    return p < 0 ? -(int64_t)mag : (int64_t)mag;
+    int32_t e;
+    int64_t m = thk_double_of(p, &e);
+    return m * ((int64_t)1 << e);
 }
 
 /* The venus/arcs Q23 polynomial on frac in [-2**23, 0): |y| < 2**24 at every step and the
@@ -503,6 +496,16 @@ thinker_status thk_layernorm_prepare(const thinker_model *m, thk_op *op, thk_nee
     return THINKER_OK;
 }
 
+/* The original's rsqrt_q15 table entry for t in [256, 1024): min(32767, floor(2**19 / sqrt(t))),
+ * i.e. the largest r with r * r * t <= 2**38 (tables.toml keeps the table; a test proves this
+ * identity on every entry). Computed bit by bit: 15 steps instead of 1.5 KB of table. */
+static int64_t rsqrt_entry(uint32_t t) {
+    uint32_t r = 0, bit;
+    for (bit = 1u << 15; bit; bit >>= 1)
+        if ((uint64_t)(r | bit) * (r | bit) * t <= ((uint64_t)1 << 38)) r |= bit;
+    return r > 32767u ? 32767 : (int64_t)r;
+}
+
 /* (r, k): the Q15 reciprocal square root of D >= 0 and the kernel's right shift (rsqrt_q15). */
 static int rsqrt_q15(int64_t d, int64_t *r, int32_t *k) {
     int64_t t = THK_LN_RSQRT_BASE;
@@ -517,7 +520,7 @@ static int rsqrt_q15(int64_t d, int64_t *r, int32_t *k) {
         }
     /* 0 <= D < 2**58 (prepare) puts t in [256, 1024) */
     if (t < THK_LN_RSQRT_BASE || t - THK_LN_RSQRT_BASE >= THK_LN_RSQRT_SIZE) return 0;
-    *r = thk_ln_rsqrt_q15[t - THK_LN_RSQRT_BASE];
+    *r = rsqrt_entry((uint32_t)t);
     *k = q1 - 1;
     return 1;
 }

@@ -5,17 +5,13 @@
  * windows clipped at the padded edge, divisor_override). MaxPool: padding never wins. */
 #include "ops.h"
 
-static float thk_neg_inf(void) {
-    union { uint32_t u; float f; } v;
-    v.u = 0xFF800000u;
-    return v.f;
-}
-
-/* pool_out_len: in ceil mode the last window must start inside the input or its left pad */
+/* pool_out_len: in ceil mode the last window must start inside the input or its left pad. With
+ * geometry values <= 65535 and sizes < 2**31 the numerator is below 2**32; a negative one
+ * makes an empty output (< 1) whatever its value. */
 static int64_t pool_out_len(int64_t size, int64_t k, int64_t s, int64_t p0, int64_t p1, int64_t d, int ceil) {
-    int64_t span = size + p0 + p1 - d * (k - 1) - 1;
-    int64_t out = thk_floor_div(span + (ceil ? s - 1 : 0), s) + 1;
-    if (ceil && (out - 1) * s >= size + p0) out -= 1;
+    int64_t span = size + p0 + p1 - d * (k - 1) - 1 + (ceil ? s - 1 : 0);
+    int64_t out = span < 0 ? 0 : (int64_t)((uint32_t)span / (uint32_t)s) + 1;
+    if (ceil && out > 0 && (out - 1) * s >= size + p0) out -= 1;
     return out;
 }
 
@@ -218,7 +214,7 @@ thinker_status thk_maxpool_run(thk_run_ctx *ctx) {
         for (oy = 0; oy < oh; oy++)
             for (ox = 0; ox < ow; ox++, idx++) {
                 int64_t best = INT64_MIN;
-                float fbest = thk_neg_inf(); /* padding: -inf never wins */
+                uint32_t fbest = 0xFF800000u; /* float32 bits; padding: -inf never wins */
                 for (i = 0; i < kh; i++) {
                     int64_t iy = (int64_t)oy * sh + (int64_t)i * dh - pt;
                     if (iy < 0 || iy >= (int64_t)h) continue;
@@ -227,10 +223,10 @@ thinker_status thk_maxpool_run(thk_run_ctx *ctx) {
                         uint32_t at;
                         if (ix < 0 || ix >= (int64_t)w) continue;
                         at = base + (uint32_t)iy * w + (uint32_t)ix;
-                        if (x.dtype == THINKER_FLOAT32) {
-                            float v = ((const float *)x.data)[at];
-                            if (v != v || v > fbest) fbest = v; /* NaN propagates like np.maximum */
-                            if (fbest != fbest) { i = kh; break; }
+                        if (x.dtype == THINKER_FLOAT32) { /* on the bits: no soft-float */
+                            uint32_t v = ((const uint32_t *)(const void *)x.data)[at];
+                            if (THK_F32_NAN(v) || thk_f32_key(v) > thk_f32_key(fbest)) fbest = v;
+                            if (THK_F32_NAN(fbest)) { i = kh; break; } /* NaN propagates like np.maximum */
                         } else {
                             int64_t v = thk_load_int(x.data, x.dtype, at);
                             if (v > best) best = v;
@@ -238,7 +234,7 @@ thinker_status thk_maxpool_run(thk_run_ctx *ctx) {
                     }
                 }
                 if (x.dtype == THINKER_FLOAT32) {
-                    ((float *)out.data)[idx] = fbest;
+                    ((uint32_t *)(void *)out.data)[idx] = fbest;
                 } else {
                     if (best == INT64_MIN) { /* window entirely in padding: the dtype minimum */
                         int64_t lo, hi;

@@ -1,5 +1,6 @@
 /* Quant (float -> int), Dequant (int -> float32) and Requant (int -> int at another exponent),
- * thinker/ops/quant.py. Quant and Dequant compute in double exactly as numpy's float64 does. */
+ * thinker/ops/quant.py. Quant and Dequant give exactly what numpy's float64 arithmetic gives,
+ * with integers only (no soft-float code on devices). */
 #include "ops.h"
 
 thinker_status thk_quant_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
@@ -19,43 +20,29 @@ thinker_status thk_quant_prepare(const thinker_model *m, thk_op *op, thk_needs *
     return THINKER_OK;
 }
 
-/* qmath.round_float of a double in [lo - 1, hi + 1): floor, ceil or half to even */
-static int64_t round_double(double v, int mode) {
-    int64_t f = thk_floor_to_int(v);
-    double d = v - (double)f; /* exact: v and f are within 2**33 of each other's grid */
-    if (mode == THK_ROUND_FLOOR || d == 0.0) return f;
-    if (mode == THK_ROUND_CEIL) return f + 1;
-    if (d > 0.5 || (d == 0.5 && ((uint64_t)f & 1u))) return f + 1; /* THK_ROUND_ROUND */
-    return f;
+/* element i of x as the exact float64 numpy makes of it: m * 2**e; 0 finite, 1 inf, 2 NaN */
+static int load_exact(const thk_tensor *x, uint32_t i, int64_t *m, int32_t *e) {
+    if (x->dtype == THINKER_FLOAT32) return thk_f32_split(((const uint32_t *)(const void *)x->data)[i], m, e);
+    *m = thk_double_of(thk_load_int(x->data, x->dtype, i), e);
+    return 0;
 }
 
-/* saturate(floor(x * 2**q + 0.5)); NaN becomes 0 (what numpy's casts produce on x86) */
+/* saturate(round_mode(x * 2**q)): qmath.quantize_mode on the exact value (numpy's float64 holds
+ * x * 2**q exactly, and its + 0.5 before the floor never changes the result); NaN becomes 0
+ * (what numpy's casts produce on x86), infinities saturate. */
 thinker_status thk_quant_run(thk_run_ctx *ctx) {
     const thk_elem_params *p = &ctx->op->p.elem;
     thk_tensor x, out;
-    double scale = thk_pow2(p->q);
     uint32_t i;
     thk_op_input(ctx->model, ctx->op, 0, &x);
     thk_op_output(ctx->model, ctx->op, 0, &out);
-    if (p->round_mode != THK_ROUND_FLOOR_ADD) { /* qmath.quantize_mode */
-        for (i = 0; i < x.count; i++) {
-            double v = thk_load_double(x.data, x.dtype, i) * scale;
-            int64_t q;
-            if (v != v) q = 0;
-            else if (v >= (double)p->hi + 1.0) q = p->hi;
-            else if (v < (double)p->lo - 1.0) q = p->lo;
-            else q = thk_clamp(round_double(v, p->round_mode), p->lo, p->hi);
-            thk_store_int(out.data, out.dtype, i, q);
-        }
-        return THINKER_OK;
-    }
     for (i = 0; i < x.count; i++) {
-        double v = thk_load_double(x.data, x.dtype, i) * scale + 0.5;
-        int64_t q;
-        if (v != v) q = 0;
-        else if (v >= (double)p->hi + 1.0) q = p->hi;
-        else if (v < (double)p->lo) q = p->lo;
-        else q = thk_floor_to_int(v);
+        int64_t m, q;
+        int32_t e;
+        int kind = load_exact(&x, i, &m, &e);
+        if (kind == 2) q = 0;
+        else if (kind == 1) q = m > 0 ? p->hi : p->lo;
+        else q = thk_clamp(thk_ldexp_round(m, e + p->q, p->round_mode), p->lo, p->hi);
         thk_store_int(out.data, out.dtype, i, q);
     }
     return THINKER_OK;
@@ -77,14 +64,23 @@ thinker_status thk_dequant_prepare(const thinker_model *m, thk_op *op, thk_needs
     return THINKER_OK;
 }
 
+/* float32(float64(x) * 2**-q): one rounding of the exact product (zeros keep their sign, NaN
+ * turns quiet as the float64 round trip makes it) */
 thinker_status thk_dequant_run(thk_run_ctx *ctx) {
     const thk_elem_params *p = &ctx->op->p.elem;
     thk_tensor x, out;
-    double scale = thk_pow2(-p->q);
-    uint32_t i;
+    uint32_t i, *o;
     thk_op_input(ctx->model, ctx->op, 0, &x);
     thk_op_output(ctx->model, ctx->op, 0, &out);
-    for (i = 0; i < x.count; i++) ((float *)out.data)[i] = (float)(thk_load_double(x.data, x.dtype, i) * scale);
+    o = (uint32_t *)(void *)out.data;
+    for (i = 0; i < x.count; i++) {
+        int64_t m;
+        int32_t e;
+        int kind = load_exact(&x, i, &m, &e);
+        uint32_t bits = x.dtype == THINKER_FLOAT32 ? ((const uint32_t *)(const void *)x.data)[i] : 0u;
+        if (kind) o[i] = bits | (kind == 2 ? 0x400000u : 0u);
+        else o[i] = m ? thk_scaled_f32_bits(m, p->q - e) : bits & 0x80000000u;
+    }
     return THINKER_OK;
 }
 

@@ -56,9 +56,9 @@ static int reshape_dims(const thinker_model *m, const thk_op *op, const thk_tens
     if (thk_streq(op->type, "Flatten")) { /* (prod(shape[:axis]), prod(shape[axis:])) */
         int64_t axis = 1, head = 1, tail = 1;
         thk_attr_int(op, "axis", &axis);
-        if (axis < 0) {
+        if (axis < 0) { /* an int32 (attribute rules) */
             if (!r) return 0; /* Python's % 0 */
-            axis = ((axis % (int64_t)r) + r) % (int64_t)r;
+            axis = (((int32_t)axis % (int32_t)r) + (int32_t)r) % (int32_t)r;
         }
         for (d = 0; d < r; d++) {
             if ((int64_t)d < axis) head *= x->dims[d];
@@ -125,9 +125,9 @@ static int reshape_dims(const thinker_model *m, const thk_op *op, const thk_tens
             }
         }
         for (d = 0; d < r; d++) total *= x->dims[d];
-        if (minus >= 0) {
-            if (known == 0 || total % known) return 0;
-            v[minus] = total / known;
+        if (minus >= 0) { /* total < 2**31, 0 < known < 2**32 */
+            if (known == 0 || (uint32_t)total % (uint32_t)known) return 0;
+            v[minus] = (uint32_t)total / (uint32_t)known;
         }
         for (k = 0; k < (uint32_t)n; k++) dims[k] = v[k];
         *ndim = (uint32_t)n;
@@ -221,8 +221,9 @@ static int64_t slice_axis(int64_t start, int64_t stop, int64_t step, int64_t dim
     if (stop < 0) { stop += dim; if (stop < lo) stop = lo; }
     else if (stop > hi) stop = hi;
     *first = start;
-    if (step > 0) n = stop > start ? (stop - start + step - 1) / step : 0;
-    else n = start > stop ? (start - stop - step - 1) / (-step) : 0;
+    /* |step| <= dim + 1 (prepare): the numerators stay below 2**32 */
+    if (step > 0) n = stop > start ? (uint32_t)(stop - start + step - 1) / (uint32_t)step : 0;
+    else n = start > stop ? (uint32_t)(start - stop - step - 1) / (uint32_t)-step : 0;
     return n;
 }
 
@@ -306,7 +307,7 @@ thinker_status thk_split_prepare(const thinker_model *m, thk_op *op, thk_needs *
     count = operand_ints(m, op, 1, "split", sizes, THK_MAX_OPERANDS);
     if (count == -2) THK_BAD("split sizes must be constant integers");
     if (count == -1) { /* equal parts, the last one smaller */
-        int64_t chunk = ((int64_t)x.dims[ax] + op->n_out - 1) / op->n_out;
+        int64_t chunk = (uint32_t)((int64_t)x.dims[ax] + op->n_out - 1) / op->n_out;
         if (op->n_out > THK_MAX_OPERANDS) THK_BAD("too many outputs");
         for (k = 0; k < op->n_out; k++) {
             int64_t rest = (int64_t)x.dims[ax] - (int64_t)k * chunk;
@@ -407,10 +408,9 @@ thinker_status thk_pad_prepare(const thinker_model *m, thk_op *op, thk_needs *n,
     thk_tensor x, out, v;
     int64_t pads[2 * THINKER_MAX_DIMS + 2];
     const char *mode = "constant";
-    float fvalue = 0.0f;
-    double value = 0.0;
+    int64_t ivalue;
     int count, half;
-    uint32_t first, d;
+    uint32_t first, d, bits;
     (void)n;
     if (op->n_in < 1 || op->n_in > 4 || op->n_out != 1 || !thk_op_input(m, op, 0, &x)) THK_BAD("expects 1-4 inputs and 1 output");
     thk_op_output(m, op, 0, &out);
@@ -437,15 +437,20 @@ thinker_status thk_pad_prepare(const thinker_model *m, thk_op *op, thk_needs *n,
         if (p->mode && x.dims[d] == 0 && (b || e)) THK_BAD("cannot reflect or extend an empty axis");
         p->before[d] = (uint32_t)b;
     }
-    if (thk_op_input(m, op, 2, &v)) {
-        if (!v.init || v.count != 1) THK_BAD("constant_value must be a single constant");
-        value = thk_load_double(v.init, v.dtype, 0);
-    } else if (thk_attr_float(op, "value", &fvalue)) {
-        value = fvalue;
+    /* numpy's dtype.type(value): an integer as it is (a float truncates toward zero); float32
+     * tensors take the value's float32 (an integer through its float64) */
+    count = thk_const_number(m, op, 2, "value", &ivalue, &bits);
+    if (count < 0) THK_BAD("constant_value must be a single constant");
+    p->fvalue = p->ivalue = 0;
+    if (count == 2) {
+        p->fvalue = bits;
+        p->ivalue = thk_f32_bits_to_int(bits);
+    } else if (count == 1) {
+        int32_t e;
+        int64_t mm = thk_double_of(ivalue, &e);
+        p->fvalue = thk_scaled_f32_bits(mm, -e);
+        p->ivalue = ivalue;
     }
-    p->fvalue = (float)value;
-    /* numpy's dtype.type(value): integers truncate toward zero */
-    p->ivalue = (value > -9.2e18 && value < 9.2e18) ? (int64_t)value : 0;
     return THINKER_OK;
 }
 
@@ -455,10 +460,9 @@ static int64_t pad_source(int64_t i, int64_t n, int mode) {
     if (mode == 0) return -1; /* constant */
     if (mode == 2) return i < 0 ? 0 : n - 1; /* edge */
     if (n == 1) return 0;
-    { /* reflect: periodic with period 2(n-1) */
-        int64_t period = 2 * (n - 1);
-        i %= period;
-        if (i < 0) i += period;
+    { /* reflect: periodic with period 2(n-1) < 2**32, |i| < 2**31 */
+        uint32_t period = 2u * (uint32_t)(n - 1);
+        i = i >= 0 ? (uint32_t)i % period : period - 1u - (uint32_t)(-i - 1) % period;
         return i >= n ? period - i : i;
     }
 }
@@ -479,7 +483,7 @@ thinker_status thk_pad_run(thk_run_ctx *ctx) {
             at += s * st[d];
         }
         if (at >= 0) copy_elem(out.data + (size_t)i * size, x.data + (size_t)at * size, size);
-        else if (out.dtype == THINKER_FLOAT32) ((float *)out.data)[i] = p->fvalue;
+        else if (out.dtype == THINKER_FLOAT32) ((uint32_t *)(void *)out.data)[i] = p->fvalue;
         else thk_store_int(out.data, out.dtype, i, p->ivalue);
         for (d = out.ndim; d-- > 0;) {
             if (++idx[d] < out.dims[d]) break;

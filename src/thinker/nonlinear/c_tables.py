@@ -198,10 +198,10 @@ def render() -> str:
     out += [
         "};",
         "",
-        "#define THK_LN_RSQRT_BASE 256 /* normalised denominators t index rsqrt_q15[t - 256] */",
+        "/* normalised denominators t in [BASE, BASE + SIZE) index rsqrt_q15[t - BASE]; the",
+        " * kernel computes the entry (min(32767, floor(2**19 / sqrt(t))), proven equal by a test) */",
+        "#define THK_LN_RSQRT_BASE 256",
         f"#define THK_LN_RSQRT_SIZE {len(rsqrt)}",
-        "static const uint16_t thk_ln_rsqrt_q15[THK_LN_RSQRT_SIZE] = "
-        f"{_array(rsqrt, 'uint16_t', 'layernorm.rsqrt_q15', '', 12)};",
         "",
         "/* --- logarithm (LogSoftmaxInt): ln of Q15 probabilities in Q25; pairs (log2(x0) - 1",
         " * in Q31, log2(e) / x0 in Q30) for x0 = 1 + (k + 0.5) / 128 --- */",
