@@ -1,0 +1,131 @@
+"""Kernel scratch: the bytes of workspace each op's C kernel needs while it runs.
+
+These are the Python twins of the ``needs->scratch`` computed by the C executor's prepare
+steps (``executor/src/ops/*.c``); each function names the C function it mirrors, and that C
+function points back here. tpacker plans every op's scratch as a buffer live only during its
+op (``thinker.memory.lifetimes``), records the region in model.bin (docs/format.md, section
+9) and the C executor refuses a model whose prepare-computed need exceeds the recorded size.
+Whoever changes a C scratch formula changes the twin here in the same commit;
+``tests/test_memory_plan.py`` checks both agree on every zoo model.
+
+Every function takes the graph and the node and returns a byte count (0: no scratch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from thinker.graph.ir import Graph, Node
+
+_MAGNITUDE = {np.dtype(np.int8): 1 << 7, np.dtype(np.uint8): 255, np.dtype(np.int16): 1 << 15,
+              np.dtype(np.int32): 1 << 31}
+
+
+def _magnitude(dtype: np.dtype) -> int:
+    """``thk_magnitude`` (accumulate.c): the largest |value| of an integer dtype."""
+    return _MAGNITUDE.get(np.dtype(dtype), 1 << 63)
+
+
+def _acc32(graph: Graph, node: Node, weight_rows: np.ndarray) -> bool:
+    """``thk_outstage_prepare``'s ``acc32``: |x| * max row sum of |w| < 2**31."""
+    x = graph.tensors[node.inputs[0]]
+    rows = np.abs(weight_rows.astype(np.int64)).sum(axis=1) if weight_rows.size else [0]
+    return _magnitude(x.dtype) * int(np.max(rows)) < (1 << 31)
+
+
+def _fast(graph: Graph, node: Node, weight_rows: np.ndarray) -> bool:
+    """``p->fast`` of conv.c / linear.c: int8 input, 8- or 4-bit (int8-held) weights, int32
+    accumulator proven safe."""
+    x = graph.tensors[node.inputs[0]]
+    w = graph.tensors[node.inputs[1]]
+    return (np.dtype(x.dtype) == np.int8 and np.dtype(w.data.dtype) == np.int8
+            and _acc32(graph, node, weight_rows))
+
+
+def conv_scratch(graph: Graph, node: Node) -> int:
+    """Conv1dInt / Conv2dInt: ``conv_prepare`` in executor/src/ops/conv.c."""
+    w = graph.tensors[node.inputs[1]]
+    out = graph.tensors[node.outputs[0]]
+    if w.data is None:
+        return 0
+    spatial = len(w.shape) - 2
+    O, cg = int(w.shape[0]), int(w.shape[1])
+    kh, kw = (1, int(w.shape[2])) if spatial == 1 else (int(w.shape[2]), int(w.shape[3]))
+    ho, wo = (1, int(out.shape[2])) if spatial == 1 else (int(out.shape[2]), int(out.shape[3]))
+    group = int(node.attrs.get("group") or 1)
+    K = cg * kh * kw
+    fast = _fast(graph, node, np.asarray(w.data).reshape(O, K))
+    im2col = fast and cg > 1 and ho * wo <= 256 and ho * wo * K * group <= 65536
+    need = ho * wo * (4 if fast else 8)
+    if im2col:
+        need += (ho * wo * K * group + 15) & ~15
+    need += (K * (1 if fast else 4) + 7) & ~7
+    need += 8 * (kh + kw)
+    return need
+
+
+def conv_transpose_scratch(graph: Graph, node: Node) -> int:
+    """ConvTranspose2dInt: ``thk_conv_transpose2d_prepare`` in executor/src/ops/conv.c (one
+    int64 accumulator plane)."""
+    out = graph.tensors[node.outputs[0]]
+    return int(out.shape[2]) * int(out.shape[3]) * 8
+
+
+def linear_scratch(graph: Graph, node: Node) -> int:
+    """LinearInt: ``thk_linear_prepare`` in executor/src/ops/linear.c (one input row, int8
+    on the fast path, else int32)."""
+    w = graph.tensors[node.inputs[1]]
+    if w.data is None or len(w.shape) != 2:
+        return 0
+    tb = node.attrs.get("transB")
+    trans_b = 1 if tb is None else int(tb)
+    data = np.asarray(w.data)
+    rows = data if trans_b else data.T  # [out_f, in_f]
+    in_f = int(rows.shape[1])
+    return in_f * (1 if _fast(graph, node, rows) else 4)
+
+
+def softmax_scratch(graph: Graph, node: Node) -> int:
+    """SoftmaxInt / LogSoftmaxInt: ``softmax_like`` in executor/src/ops/nonlinear.c (one row
+    of int32 numerators)."""
+    x = graph.tensors[node.inputs[0]]
+    axis = node.attrs.get("axis")
+    if axis is None:
+        axis = node.attrs.get("dim")
+    axis = -1 if axis is None else int(axis)
+    return 4 * int(x.shape[axis])
+
+
+def rnn_scratch(graph: Graph, node: Node) -> int:
+    """GRUInt / LSTMInt: ``thk_rnn_prepare`` in executor/src/ops/rnn.c:
+    4 (4 H + F + B H (1 + LSTM)) bytes."""
+    cell = node.op_type == "LSTMInt"
+    has_h = bool(node.attrs.get("has_hidden") or 0)
+    has_c = cell and bool(node.attrs.get("has_cell") or 0)
+    w_index = 1 + has_h + has_c
+    x = graph.tensors[node.inputs[0]]
+    wh = graph.tensors[node.inputs[w_index + 1]]
+    H = int(wh.shape[1])
+    F = int(x.shape[2])
+    B = int(x.shape[0 if node.attrs.get("batch_first") else 1])
+    return 4 * (4 * H + F + B * H * (2 if cell else 1))
+
+
+SCRATCH: dict[str, Callable[[Graph, Node], int]] = {
+    "Conv1dInt": conv_scratch,
+    "Conv2dInt": conv_scratch,
+    "ConvTranspose2dInt": conv_transpose_scratch,
+    "LinearInt": linear_scratch,
+    "SoftmaxInt": softmax_scratch,
+    "LogSoftmaxInt": softmax_scratch,
+    "GRUInt": rnn_scratch,
+    "LSTMInt": rnn_scratch,
+}
+
+
+def op_scratch(graph: Graph, node: Node) -> int:
+    """Bytes of C kernel scratch ``node`` needs while it runs (0 for most ops)."""
+    fn = SCRATCH.get(node.op_type)
+    return fn(graph, node) if fn else 0
