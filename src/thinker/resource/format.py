@@ -31,10 +31,13 @@ SECTION_PARAMS = 5
 SECTION_MEMORY = 6
 SECTION_DYNAMIC_SHAPES = 7
 SECTION_DEBUG = 8
+SECTION_SCRATCH = 9  # per-op kernel scratch regions planned in an arena (issue 12)
+SCRATCH_RECORD_SIZE = 16  # u32 op index, u32 memory kind, u32 offset, u32 size
 SECTION_NAMES = {
     SECTION_STRINGS: "strings", SECTION_TENSORS: "tensors", SECTION_OPS: "ops",
     SECTION_IO: "io", SECTION_PARAMS: "params", SECTION_MEMORY: "memory",
     SECTION_DYNAMIC_SHAPES: "dynamic shapes", SECTION_DEBUG: "debug names",
+    SECTION_SCRATCH: "scratch",
 }
 REQUIRED_SECTIONS = (SECTION_STRINGS, SECTION_TENSORS, SECTION_OPS, SECTION_IO, SECTION_PARAMS,
                      SECTION_MEMORY)
