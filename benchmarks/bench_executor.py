@@ -1,92 +1,222 @@
-"""Numpy executor speed on the real linger ResNet-18 next to onnxruntime (single thread)
-running a float32 twin of the same network (same layers and shapes, dequantized weights).
+"""Numpy executor speed next to onnxruntime running a float32 twin of the same network (same
+layers and shapes, dequantized weights), both measured in this run, model by model.
 
-    python benchmarks/bench_executor.py [--data ../shared/data] [--repeat 5]
+    python benchmarks/bench_executor.py [--data ../shared/data] [--repeat 7] [--batch 64]
+                                        [--models ResNet-8,DS-CNN] [--no-rss]
 
-Prints batch-1 latency and batch-64 throughput for both, and the ratios against
-onnxruntime with one thread. Like for like: thinker with one thread (BLAS limited to one);
-also shown: both with every core (thinker splits the batch across threads).
+Models: the MLPerf Tiny architectures (thinker twins of the .tflite files' layers, see
+mlperf_models.py: ResNet-8, DS-CNN, MobileNetV1-0.25, the FC autoencoder and the streaming
+wake-word model) and the real linger ResNet-18 (CIFAR-100). The thinker side runs the graph
+tpacker would pack (its device-independent passes: fused activations, no edge Quant); the
+float twin is built from the unfused graph and onnxruntime optimizes it as it likes.
+
+Like for like: with T threads, onnxruntime runs ``intra_op_num_threads = T``; thinker runs
+``threads = T`` (a batch split across T workers) with BLAS limited to one thread per worker,
+and at batch 1 (nothing to split) BLAS with T threads. Every configuration is timed in rounds
+that alternate the two peers, so both see the same machine noise; each prints the minimum and
+the median over the rounds, and the ratios (onnxruntime time / thinker time: above 1 thinker
+is faster). Last, the peak RSS of a fresh process running ResNet-18 at batch 64.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
+import onnx
 import onnxruntime as ort
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import thinker
-from float_twin import build_float_twin
-from thinker.graph import load_onnx
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import thinker  # noqa: E402
+from float_twin import build_float_twin  # noqa: E402
+from mlperf_models import twin_from_tflite  # noqa: E402
+from thinker.graph import load_onnx  # noqa: E402
+from thinker.passes import GRAPH_PASSES, run_pass  # noqa: E402
+
+MODELS = [
+    ("ResNet-8", "mlperf-tiny/pretrainedResnet_quant.tflite"),
+    ("DS-CNN", "mlperf-tiny/kws_ref_model.tflite"),
+    ("MobileNetV1-0.25", "mlperf-tiny/vww_96_int8.tflite"),
+    ("FC autoencoder", "mlperf-tiny/ad01_int8.tflite"),
+    ("streaming wake word", "mlperf-tiny/str_ww_ref_model.tflite"),
+    ("ResNet-18 (linger)", "linger-resnet18/resnet18_cifar100_linger.onnx"),
+]
+RSS_GOAL_MB = 179  # ResNet-18 at batch 64 before the speed work (issue 14)
 
 
-def timed(fn, repeat: int) -> float:
-    """Median seconds of ``repeat`` calls after one warm-up call."""
-    fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+def default_data() -> str:
+    for c in (os.environ.get("THINKER_SHARED_DATA", ""),
+              os.path.join(HERE, "..", "..", "shared", "data"), "/work/shared/data"):
+        if c and os.path.isdir(c):
+            return c
+    return os.path.join("..", "shared", "data")
+
+
+def thinker_graph(path: str, workdir: str):
+    """(graph thinker runs: tpacker's device-independent passes, unfused graph for the twin)."""
+    if path.endswith(".tflite"):
+        model, _ = twin_from_tflite(path)
+        path = os.path.join(workdir, os.path.basename(path) + ".onnx")
+        onnx.save(model, path)
+    raw = load_onnx(path)
+    graph = raw
+    for p in GRAPH_PASSES:
+        graph = run_pass(p, graph)
+    return graph, raw
+
+
+def ort_session(twin: bytes, threads: int) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(twin, so, providers=["CPUExecutionProvider"])
+
+
+def sample_input(spec, batch: int, rng) -> np.ndarray:
+    shape = (batch, *spec.shape[1:])
+    if np.issubdtype(spec.dtype, np.integer):
+        info = np.iinfo(spec.dtype)
+        return rng.integers(info.min, int(info.max) + 1, shape).astype(spec.dtype)
+    return rng.normal(size=shape).astype(spec.dtype)
+
+
+def rounds(fns, count: int) -> list[list[float]]:
+    """Seconds of each fn per round, the fns alternating (first order reversed every other
+    round) after one warm-up call each."""
+    for fn in fns:
         fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    samples: list[list[float]] = [[] for _ in fns]
+    for r in range(count):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for k in order:
+            start = time.perf_counter()
+            fns[k]()
+            samples[k].append(time.perf_counter() - start)
+    return samples
+
+
+def machine_line() -> str:
+    blas = next((i for i in threadpool_info() if i.get("user_api") == "blas"), {})
+    core = blas.get("architecture", "?")
+    if os.environ.get("OPENBLAS_CORETYPE"):  # the environment picks OpenBLAS's kernels
+        core = f"{core}, set by OPENBLAS_CORETYPE"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return (f"machine: {os.cpu_count()} cores ({cpu}); numpy {np.__version__} with "
+            f"{blas.get('internal_api', '?')} {blas.get('version', '?')} (kernels {core}); "
+            f"onnxruntime {ort.__version__} CPU provider")
+
+
+def peak_rss_mb(path: str, batch: int) -> float:
+    """Peak RSS (MB, the kernel's VmHWM) of a fresh process that loads ``path`` and runs
+    ``batch`` samples twice on one thread."""
+    code = (
+        "import sys, numpy as np, thinker\n"
+        "from threadpoolctl import threadpool_limits\n"
+        "m = thinker.load(sys.argv[1]); s = m.inputs[0]\n"
+        "x = np.random.default_rng(0).normal(size=(int(sys.argv[2]), *s.shape[1:]))"
+        ".astype(s.dtype)\n"
+        "with threadpool_limits(1):\n"
+        "    m.run({s.name: x}); m.run({s.name: x})\n"
+        "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')))\n")
+    out = subprocess.run([sys.executable, "-c", code, path, str(batch)], check=True,
+                         capture_output=True, text=True).stdout
+    return int(out.split()[-2]) / 1024  # "VmHWM: <kB> kB" (not ru_maxrss: exec keeps it)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
-    parser.add_argument("--repeat", type=int, default=5)
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--data", default=default_data())
+    parser.add_argument("--repeat", type=int, default=7, help="rounds per batch-N configuration "
+                        "(batch 1 runs 5x as many)")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", default="1,2", help="thread counts to compare")
+    parser.add_argument("--models", default="", help="comma-separated names (prefixes)")
+    parser.add_argument("--no-rss", action="store_true")
     args = parser.parse_args()
-    path = os.path.join(args.data, "linger-resnet18", "resnet18_cifar100_linger.onnx")
+    wanted = [m.strip().lower() for m in args.models.split(",") if m.strip()]
+    thread_counts = [int(t) for t in args.threads.split(",")]
 
-    graph = load_onnx(path)
-    cores = os.cpu_count() or 1
-    single = thinker.load(graph)
-    multi = thinker.load(graph, threads=cores)
-    twin = build_float_twin(graph).SerializeToString()
-    sessions = {}
-    for threads in (1, cores):
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        sessions[threads] = ort.InferenceSession(twin, so, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    x1 = rng.normal(size=(1, 3, 32, 32)).astype(np.float32)
-    xb = rng.normal(size=(args.batch, 3, 32, 32)).astype(np.float32)
-    macs = sum(s.macs for s in single.steps)
-
-    def run_thinker(model, x):
-        return lambda: model.run({"input": x})
-
-    def run_ort(session, x):
-        return lambda: session.run(None, {"input": x})
-
-    rows = []
-    with threadpool_limits(limits=1):
-        rows.append(("thinker numpy, 1 thread", timed(run_thinker(single, x1), args.repeat * 4),
-                     timed(run_thinker(single, xb), args.repeat)))
-        rows.append((f"thinker numpy, {cores} threads", timed(run_thinker(multi, x1),
-                                                               args.repeat * 4),
-                     timed(run_thinker(multi, xb), args.repeat)))
-    for threads, session in sessions.items():
-        rows.append((f"onnxruntime float32 twin, {threads} thread{'s' if threads > 1 else ''}",
-                     timed(run_ort(session, x1), args.repeat * 4),
-                     timed(run_ort(session, xb), args.repeat)))
-    ort_b1, ort_bn = rows[2][1], rows[2][2]
-
-    print(f"ResNet-18 (linger, CIFAR-100): {len(single.steps)} ops, {macs / 1e6:.1f} M MACs "
-          f"per image; median of {args.repeat} runs")
-    print(f"{'executor':40s} {'batch-1 ms':>11s} {f'batch-{args.batch} img/s':>15s} "
-          f"{'b1 vs ort-1':>12s} {'img/s vs ort-1':>15s}")
-    for label, b1, bn in rows:
-        print(f"{label:40s} {b1 * 1e3:11.2f} {args.batch / bn:15.1f} {ort_b1 / b1:11.2f}x "
-              f"{ort_bn / bn:14.2f}x")
+    print(machine_line())
+    print(f"thinker T threads: batch split over T workers, BLAS 1 thread each (batch 1: BLAS T "
+          f"threads); onnxruntime: intra_op_num_threads = T. min / median over {args.repeat} "
+          f"rounds (batch 1: {args.repeat * 5}), peers alternating; ratio = onnxruntime time / "
+          f"thinker time")
+    head = (f"{'model':22s} {'M MACs':>7s} {'batch':>5s} {'thr':>3s} | {'thinker ms':>17s} | "
+            f"{'onnxruntime ms':>17s} | {'ratio min':>9s} {'med':>6s}")
+    print(head)
+    print("-" * len(head))
+    summary = []
+    with tempfile.TemporaryDirectory() as work:
+        for label, rel in MODELS:
+            if wanted and not any(label.lower().startswith(w) for w in wanted):
+                continue
+            path = os.path.join(args.data, rel)
+            if not os.path.exists(path):
+                print(f"{label:22s} skipped: {path} not found")
+                continue
+            graph, raw = thinker_graph(path, work)
+            twin = build_float_twin(raw).SerializeToString()
+            models = {t: thinker.load(graph, threads=t) for t in thread_counts}
+            spec = models[thread_counts[0]].inputs[0]
+            ort_name = ort_session(twin, 1).get_inputs()[0].name
+            macs = sum(s.macs for s in models[thread_counts[0]].steps) / \
+                max(models[thread_counts[0]].static_batch, 1)
+            rng = np.random.default_rng(0)
+            for batch in (1, args.batch):
+                x = sample_input(spec, batch, rng)
+                xf = x.astype(np.float32) / np.float32(2.0 ** (spec.exponent or 0))
+                scaling = {}
+                for t in thread_counts:
+                    session = ort_session(twin, t)
+                    model = models[t]
+                    blas = t if batch == 1 else 1
+                    with threadpool_limits(limits=blas, user_api="blas"):
+                        th, ox = rounds([lambda m=model, feed={spec.name: x}: m.run(feed),
+                                         lambda s=session, feed={ort_name: xf}: s.run(None, feed)],
+                                        args.repeat * (5 if batch == 1 else 1))
+                    scaling[t] = (min(th), min(ox))
+                    r_min, r_med = min(ox) / min(th), statistics.median(ox) / \
+                        statistics.median(th)
+                    print(f"{label:22s} {macs / 1e6:7.1f} {batch:5d} {t:3d} | "
+                          f"{min(th) * 1e3:7.2f} / {statistics.median(th) * 1e3:7.2f} | "
+                          f"{min(ox) * 1e3:7.2f} / {statistics.median(ox) * 1e3:7.2f} | "
+                          f"{r_min:8.2f}x {r_med:5.2f}x")
+                    summary.append((label, batch, t, r_min, r_med))
+                if len(thread_counts) > 1:
+                    t1, tn = thread_counts[0], thread_counts[-1]
+                    print(f"{'':22s} {'':7s} {batch:5d} scaling {t1}->{tn} threads: thinker "
+                          f"{scaling[t1][0] / scaling[tn][0]:.2f}x, onnxruntime "
+                          f"{scaling[t1][1] / scaling[tn][1]:.2f}x")
+        if not args.no_rss and (not wanted or any("resnet-18".startswith(w) for w in wanted)):
+            path = os.path.join(args.data, MODELS[-1][1])
+            if os.path.exists(path):
+                rss = peak_rss_mb(path, args.batch)
+                print(f"peak RSS, ResNet-18 (linger) batch {args.batch}, thinker numpy 1 thread "
+                      f"(fresh process): {rss:.0f} MB (goal <= {RSS_GOAL_MB} MB)")
+    one = [s for s in summary if s[2] == thread_counts[0]]
+    if one:
+        worst_b = min((s for s in one if s[1] != 1), key=lambda s: s[3], default=None)
+        worst_1 = min((s for s in one if s[1] == 1), key=lambda s: s[3], default=None)
+        if worst_b:
+            print(f"lowest single-thread ratio, batch {args.batch}: {worst_b[3]:.2f}x "
+                  f"({worst_b[0]}; goal >= 1.0x)")
+        if worst_1:
+            print(f"lowest single-thread ratio, batch 1: {worst_1[3]:.2f}x ({worst_1[0]}; "
+                  f"goal >= 0.5x)")
     return 0
 
 

@@ -22,7 +22,11 @@ def _dequantized(graph: Graph, node: Node, index: int, q: int) -> np.ndarray:
 
 
 def build_float_twin(graph: Graph) -> onnx.ModelProto:
+    """The float32 twin; it runs any batch size (a Reshape to the static batch keeps the
+    input's batch instead)."""
     nodes, inits = [], []
+    first = graph.tensors[graph.inputs[0]].shape if graph.inputs else ()
+    batch = first[0] if first else None
 
     def const(name: str, value: np.ndarray) -> str:
         inits.append(numpy_helper.from_array(value, name))
@@ -41,7 +45,11 @@ def build_float_twin(graph: Graph) -> onnx.ModelProto:
                 t = graph.tensors.get(name)
                 if i > 0 and t is not None and t.data is not None and name not in \
                         {x.name for x in inits}:
-                    const(name, t.data)
+                    data = t.data
+                    if op == "Reshape" and i == 1 and data.size and data[0] == batch:
+                        data = data.copy()  # 0: keep the input's batch (any batch size)
+                        data[0] = 0
+                    const(name, data)
             nodes.append(helper.make_node(op, ins, outs, **keep))
         elif op in ("Conv2dInt", "Conv1dInt", "ConvTranspose2dInt", "LinearInt"):
             qx, qw = qmath.exponent_of_scale(a["scale_x"]), qmath.exponent_of_scale(a["scale_w"])
