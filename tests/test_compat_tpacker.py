@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 import thinker
-from packing_models import small_cnn
+from packing_models import single_conv_model, small_cnn
 from thinker.resource import format as fmt
 from thinker.resource import read_model
 
@@ -44,17 +44,19 @@ def test_dump_takes_a_boolean_value(cnn):
     assert r.returncode == 2 and "'maybe' is not a boolean" in r.stderr
 
 
-def test_c_is_dynamic_shape_with_the_originals_forms(cnn):
-    r = tpacker("-g", "cnn.onnx", "-o", "c.bin", "-c", "x=1:8:2", cwd=cnn)
+def test_c_is_dynamic_shape_with_the_originals_forms(tmp_path):
+    onnx.save(single_conv_model(4, 2, 3, 16), tmp_path / "conv.onnx")
+    r = tpacker("-g", "conv.onnx", "-o", "c.bin", "-c", "x=1:9:2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = tpacker("-g", "cnn.onnx", "-o", "d.bin", "--dynamic_shape", "x=1:8:2", cwd=cnn)
+    r = tpacker("-g", "conv.onnx", "-o", "d.bin", "--dynamic_shape", "x=1:9:2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert (cnn / "c.bin").read_bytes() == (cnn / "d.bin").read_bytes()
+    assert (tmp_path / "c.bin").read_bytes() == (tmp_path / "d.bin").read_bytes()
     # NAME=MAX means 1..MAX, NAME=MIN:MAX factor 1 (the original's parse_shape_config)
-    r = tpacker("-g", "cnn.onnx", "-o", "e.bin", "-c", "x=8", cwd=cnn)
+    r = tpacker("-g", "conv.onnx", "-o", "e.bin", "-c", "x=8", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    packed = read_model(str(cnn / "e.bin"))
-    assert [(lo, hi, f) for _, _, lo, hi, f in packed.dynamic_shapes] == [(1, 8, 1)]
+    packed = read_model(str(tmp_path / "e.bin"))
+    assert [(axis, lo, hi, f) for _, axis, lo, hi, f in packed.dynamic_shapes] == \
+        [(3, 1, 8, 1)]  # the last axis by default, planned at MAX
 
 
 def test_s_remove_quantdequant_keeps_the_edge_quant(cnn):
@@ -126,8 +128,11 @@ def test_the_originals_documented_memory_example(cnn):
 
 
 def test_flags_without_an_implementation_are_refused_or_noted(cnn):
-    r = tpacker("-g", "cnn.onnx", "--isstream", "split_h", cwd=cnn)
-    assert r.returncode == 2 and "--isstream" in r.stderr and "--dynamic_shape" in r.stderr
+    r = tpacker("-g", "cnn.onnx", "--isstream", "split_x", cwd=cnn)
+    assert r.returncode == 2 and "--isstream" in r.stderr and "split_h or split_w" in r.stderr
+    # a model that mixes frames cannot stream: refused naming the op, nothing written
+    r = tpacker("-g", "cnn.onnx", "--isstream", "split_w", cwd=cnn)
+    assert r.returncode == 1 and "cannot run on a stream" in r.stderr
     assert not (cnn / "model.bin").exists()
     r = tpacker("-g", "cnn.onnx", "--dma_prefetch", "False", cwd=cnn)
     assert r.returncode == 0, r.stderr
@@ -145,7 +150,7 @@ ORIGINAL_CONFIG = {  # what the original's export_configuration writes
         "inputs": {"value": "", "comment": "Comma-separated list of input node names"},
         "outputs": {"value": "", "comment": "Comma-separated list of output node names"},
         "strategy": {"value": "Remove_QuantDequant", "comment": "ignore methods of op fusion"},
-        "dynamic_shape": {"value": "x=1:4:1", "comment": "Dynamic shape configuration"},
+        "dynamic_shape": {"value": "x=16:16:1", "comment": "Dynamic shape configuration"},
         "isstream": {"value": None, "comment": "Enable stream processing"},
     },
     "Device Configuration": {
@@ -169,7 +174,7 @@ def test_the_originals_nested_config_file_is_read(cnn):
     r = tpacker("--config_file", "config.json", cwd=cnn)
     assert r.returncode == 0, r.stderr
     r2 = tpacker("-g", "cnn.onnx", "-o", "flags.bin", "-s", "Remove_QuantDequant", "-c",
-                 "x=1:4:1", "-p", "venusA", "-r", "393216", "--psramsize", "8388608", "-m",
+                 "x=16:16:1", "-p", "venusA", "-r", "393216", "--psramsize", "8388608", "-m",
                  "inputs[0]:share-mem", "--threshold4", "655360", cwd=cnn)
     assert r2.returncode == 0, r2.stderr
     assert (cnn / "from_config.bin").read_bytes() == (cnn / "flags.bin").read_bytes()

@@ -3,6 +3,10 @@
  *   test_thinker [--crc] [--time] [--bench N] model.bin in1.bin ... out1.bin ...
  *   test_thinker --zeros [--crc] model.bin        (all-zero inputs, no files: for fuzzing)
  *   test_thinker --fuzz LIST                       (many models, one line of results each)
+ *   test_thinker --shape I:AXIS:LEN ... model.bin in1.bin ... out1.bin ...
+ *                                      (a dynamic axis at another length: thinker_update_shape)
+ *   test_thinker --stream CHUNK [--repeat R] model.bin in.bin ... out.bin ...
+ *                                      (a --isstream model fed CHUNK frames per call)
  *
  * Inputs and outputs are raw little-endian C-order bytes of exactly one sample; sizes are
  * checked. --crc prints one line per tensor, identical to `thinker run --crc`:
@@ -18,7 +22,13 @@
  *   SKIP <reason>                    accepted, but its buffers exceed the fuzzing limit
  *   ERROR <status> <message>         forward failed (a data-dependent error)
  *   OK <crc32 of each output>        ran
- * so a crash or sanitizer abort is attributed to the last BEGIN. Exit status 0.  *
+ * so a crash or sanitizer abort is attributed to the last BEGIN. Exit status 0.
+ *
+ * --stream: each input file holds a whole sequence of the model's non-state inputs (C order,
+ * any length on their dynamic axis); it is fed CHUNK frames per thinker_forward (the last
+ * chunk shorter), the executor carrying the states; each output file gets every chunk's output
+ * one after the other. Prints the per-chunk latency (min and median, over R passes of the
+ * whole sequence, each after thinker_reset), the state bytes and the arena bytes. *
  * This demo is a hosted program (stdio, malloc); the executor library itself is not. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
@@ -64,6 +74,17 @@ static void *read_file(const char *path, size_t *size, void **block) {
     fclose(f);
     *size = (size_t)n;
     return base;
+}
+
+/* A zeroed buffer of exactly `size` bytes when calloc's alignment suffices, so a sanitizer
+ * build reports any byte the executor touches beyond the plan; else over-allocated and
+ * aligned. *block is what to free. */
+static void *plan_buffer(size_t size, size_t align, void **block) {
+    *block = calloc(1, size ? size : 1);
+    if (*block && ((size_t)*block & (align - 1)) == 0) return *block;
+    free(*block);
+    *block = calloc(1, size + align);
+    return *block ? (void *)(((size_t)*block + align - 1) & ~(align - 1)) : NULL;
 }
 
 static const char *dtype_name(uint32_t dtype) {
@@ -149,13 +170,12 @@ static void fuzz_one(const char *path) {
         }
     for (i = 0; i < plan.count; i++) {
         size_t align = plan.request[i].alignment < 16 ? 16 : plan.request[i].alignment;
-        blocks[i] = calloc(1, plan.request[i].size + align);
+        mem[i].base = plan_buffer(plan.request[i].size, align, &blocks[i]);
         if (!blocks[i]) {
             printf("SKIP out of memory\n");
             goto done;
         }
         mem[i].kind = plan.request[i].kind;
-        mem[i].base = (void *)(((size_t)blocks[i] + align - 1) & ~(align - 1));
         mem[i].size = plan.request[i].size;
     }
     s = thinker_model_init(&model, bin, size, mem, plan.count, &msg);
@@ -236,8 +256,142 @@ static int original_order(int n, char **a, long values[5]) {
     return 1;
 }
 
+static int compare_ms(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The dynamic axis of input `index` (the first one), or -1. */
+static int dynamic_axis(thinker_executor *exe, uint32_t index, uint32_t *lo, uint32_t *hi, uint32_t *f) {
+    uint32_t axis, now;
+    for (axis = 0; axis < THINKER_MAX_DIMS; axis++)
+        if (thinker_get_dynamic_axis(exe, index, axis, lo, hi, f, &now) == THINKER_OK) return (int)axis;
+    return -1;
+}
+
+static int stream_main(thinker_executor *exe, uint32_t chunk, int repeat, char **paths, int n_paths,
+                       uint32_t arena_bytes) {
+    uint32_t n_in, n_out, n_states = 0, state_bytes = 0, i, k;
+    uint32_t feed[8], n_feed = 0, read[8], n_read = 0, axis[8], lo = 0, hi = 0, factor = 1;
+    unsigned char is_state_in[64] = {0}, is_state_out[64] = {0};
+    unsigned char *seq[8] = {0};
+    void *blocks[8] = {0};
+    size_t outer[8], inner[8], total = 0, chunks = 0;
+    double *ms = NULL;
+    FILE *out[8] = {0};
+    thinker_status s;
+    int rc = 1, r;
+    thinker_get_input_count(exe, &n_in);
+    thinker_get_output_count(exe, &n_out);
+    thinker_get_stream_info(exe, &n_states, &state_bytes);
+    if (n_in > 64 || n_out > 64) return fail("stream", THINKER_ERR_ARGUMENT, "too many inputs or outputs");
+    for (k = 0; k < n_states; k++) {
+        uint32_t a, b;
+        thinker_get_stream_pair(exe, k, &a, &b);
+        is_state_in[a] = is_state_out[b] = 1;
+    }
+    for (i = 0; i < n_in; i++)
+        if (!is_state_in[i] && n_feed < 8) feed[n_feed++] = i;
+    for (i = 0; i < n_out; i++)
+        if (!is_state_out[i] && n_read < 8) read[n_read++] = i;
+    if (!n_states || (int)(n_feed + n_read) != n_paths) {
+        fprintf(stderr, "error: --stream needs a model packed with tpacker --isstream and %u input then %u output "
+                        "file(s); got %d\n", (unsigned)n_feed, (unsigned)n_read, n_paths);
+        return 1;
+    }
+    for (k = 0; k < n_feed; k++) { /* whole sequences, their length from the file size */
+        thinker_tensor_info info;
+        size_t nbytes, unit;
+        uint32_t d, l, h, f;
+        int a = dynamic_axis(exe, feed[k], &l, &h, &f);
+        thinker_get_input_info(exe, feed[k], &info);
+        if (a < 0) return fail(paths[k], THINKER_ERR_ARGUMENT, "this input has no dynamic (stream) axis");
+        axis[k] = (uint32_t)a;
+        lo = l, hi = h, factor = f;
+        outer[k] = 1;
+        inner[k] = info.nbytes / info.dims[a] / 1;
+        for (d = 0; d < (uint32_t)a; d++) outer[k] *= info.dims[d];
+        inner[k] /= outer[k];
+        unit = outer[k] * inner[k];
+        seq[k] = (unsigned char *)read_file(paths[k], &nbytes, &blocks[k]);
+        if (!seq[k] || !nbytes || nbytes % unit) {
+            fprintf(stderr, "error: %s: not a whole number of frames of input '%s' (%lu B each)\n", paths[k], info.name,
+                    (unsigned long)unit);
+            goto out;
+        }
+        if (k && nbytes / unit != total) {
+            fprintf(stderr, "error: %s: %lu frames, the first input %lu\n", paths[k], (unsigned long)(nbytes / unit),
+                    (unsigned long)total);
+            goto out;
+        }
+        total = nbytes / unit;
+    }
+    if (chunk < lo || chunk > hi || (chunk - lo) % factor) {
+        fprintf(stderr, "error: --stream %u: this model takes chunks of MIN:MAX:FACTOR = %u:%u:%u frames\n",
+                (unsigned)chunk, (unsigned)lo, (unsigned)hi, (unsigned)factor);
+        goto out;
+    }
+    for (k = 0; k < n_read; k++)
+        if (!(out[k] = fopen(paths[n_feed + k], "wb"))) {
+            fprintf(stderr, "error: cannot write %s\n", paths[n_feed + k]);
+            goto out;
+        }
+    chunks = (total + chunk - 1) / chunk;
+    ms = (double *)malloc(sizeof *ms * chunks * (size_t)repeat);
+    if (!ms) goto out;
+    for (r = 0; r < repeat; r++) {
+        size_t start, c = 0;
+        thinker_reset(exe);
+        for (start = 0; start < total; start += chunk, c++) {
+            uint32_t n = (uint32_t)(total - start < chunk ? total - start : chunk);
+            double t0 = now_ms();
+            for (k = 0; k < n_feed; k++) {
+                thinker_tensor_info info;
+                unsigned char *buf;
+                size_t o;
+                s = thinker_update_shape(exe, feed[k], axis[k], n);
+                if (s != THINKER_OK) return fail("update_shape", s, thinker_executor_message(exe));
+                thinker_get_input_info(exe, feed[k], &info);
+                buf = (unsigned char *)malloc(info.nbytes ? info.nbytes : 1);
+                for (o = 0; o < outer[k]; o++) /* chunk [start, start + n) of every outer row */
+                    memcpy(buf + o * n * inner[k], seq[k] + (o * total + start) * inner[k], n * inner[k]);
+                s = thinker_set_input(exe, feed[k], buf, info.nbytes);
+                free(buf);
+                if (s != THINKER_OK) return fail("set_input", s, thinker_executor_message(exe));
+            }
+            s = thinker_forward(exe);
+            ms[(size_t)r * chunks + c] = now_ms() - t0;
+            if (s != THINKER_OK) return fail("forward", s, thinker_executor_message(exe));
+            for (k = 0; r == 0 && k < n_read; k++) {
+                const void *p;
+                size_t nbytes;
+                thinker_get_output(exe, read[k], &p, &nbytes);
+                if (fwrite(p, 1, nbytes, out[k]) != nbytes) {
+                    fprintf(stderr, "error: cannot write %s\n", paths[n_feed + k]);
+                    goto out;
+                }
+            }
+        }
+    }
+    qsort(ms, chunks * (size_t)repeat, sizeof *ms, compare_ms);
+    printf("stream: %lu frames in %lu chunk(s) of up to %u, %d pass(es); per chunk min %.4f ms, median %.4f ms; "
+           "state %u B in %u tensor(s); arenas %u B\n",
+           (unsigned long)total, (unsigned long)chunks, (unsigned)chunk, repeat, ms[0], ms[chunks * (size_t)repeat / 2],
+           (unsigned)state_bytes, (unsigned)n_states, (unsigned)arena_bytes);
+    rc = 0;
+out:
+    for (k = 0; k < 8; k++) {
+        free(blocks[k]);
+        if (out[k] && fclose(out[k]) != 0) rc = 1;
+    }
+    free(ms);
+    return rc;
+}
+
 int main(int argc, char **argv) {
-    int crc = 0, timing = 0, bench = 0, zeros = 0, arg = 1, rc = 0, orig = 0;
+    int crc = 0, timing = 0, bench = 0, zeros = 0, arg = 1, rc = 0, orig = 0, repeat = 1, n_shapes = 0;
+    long stream_chunk = 0;
+    unsigned shapes[8][3];
     long orig_args[5] = {0, 0, 0, 0, 1}; /* original order: C, H, W, Q, loops */
     size_t size, nbytes;
     void *model_block = NULL, *bin;
@@ -258,6 +412,11 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[arg], "--zeros") == 0) zeros = 1;
         else if (strcmp(argv[arg], "--bench") == 0 && arg + 1 < argc) bench = atoi(argv[++arg]);
         else if (strcmp(argv[arg], "--fuzz") == 0 && arg + 1 < argc) return fuzz_list(argv[arg + 1]);
+        else if (strcmp(argv[arg], "--stream") == 0 && arg + 1 < argc) stream_chunk = atol(argv[++arg]);
+        else if (strcmp(argv[arg], "--repeat") == 0 && arg + 1 < argc) repeat = atoi(argv[++arg]);
+        else if (strcmp(argv[arg], "--shape") == 0 && arg + 1 < argc && n_shapes < 8 &&
+                 sscanf(argv[++arg], "%u:%u:%u", &shapes[n_shapes][0], &shapes[n_shapes][1], &shapes[n_shapes][2]) == 3)
+            n_shapes++;
         else {
             fprintf(stderr, "error: unknown option %s\n", argv[arg]);
             return 1;
@@ -290,14 +449,13 @@ int main(int argc, char **argv) {
     }
     for (i = 0; i < plan.count; i++) { /* the caller owns every buffer */
         size_t align = plan.request[i].alignment < 16 ? 16 : plan.request[i].alignment;
-        blocks[i] = calloc(1, plan.request[i].size + align);
+        mem[i].base = plan_buffer(plan.request[i].size, align, &blocks[i]);
         if (!blocks[i]) {
             fprintf(stderr, "error: out of memory\n");
             rc = 1;
             goto done;
         }
         mem[i].kind = plan.request[i].kind;
-        mem[i].base = (void *)(((size_t)blocks[i] + align - 1) & ~(align - 1));
         mem[i].size = plan.request[i].size;
     }
     s = thinker_model_init(&model, bin, size, mem, plan.count, &msg);
@@ -309,6 +467,21 @@ int main(int argc, char **argv) {
     thinker_get_input_count(exe, &n_in);
     thinker_get_output_count(exe, &n_out);
     thinker_get_op_count(model, &n_ops);
+    if (stream_chunk > 0 || repeat < 1) {
+        uint32_t arenas = 0;
+        for (i = 0; i < plan.count; i++)
+            if (plan.request[i].kind == THINKER_MEM_PSRAM || plan.request[i].kind == THINKER_MEM_SHARE)
+                arenas += plan.request[i].size;
+        rc = repeat < 1 ? 1 : stream_main(exe, (uint32_t)stream_chunk, repeat, argv + arg + 1, argc - arg - 1, arenas);
+        goto done;
+    }
+    for (i = 0; i < (uint32_t)n_shapes; i++) { /* dynamic axes at other lengths, before set_input */
+        s = thinker_update_shape(exe, shapes[i][0], shapes[i][1], shapes[i][2]);
+        if (s != THINKER_OK) {
+            rc = fail("update_shape", s, thinker_executor_message(exe));
+            goto done;
+        }
+    }
     if (orig) {
         thinker_tensor_info info;
         thinker_get_input_info(exe, 0, &info);

@@ -10,6 +10,7 @@
  *   thinker_model_init(&model, bin, size, mems, n, &msg) validate, copy RAM constants, prepare ops
  *   thinker_executor_create(&exe, model)
  *   thinker_get_input_info / thinker_get_output_info
+ *   thinker_update_shape(exe, i, axis, length)          only for a dynamic axis, before set_input
  *   thinker_set_input(exe, i, data, nbytes)
  *   thinker_forward(exe)                                 (or thinker_forward_op per op)
  *   thinker_get_output(exe, i, &data, &nbytes)
@@ -146,6 +147,32 @@ thinker_status thinker_forward(thinker_executor *executor);
 /* Points at the output inside its arena: valid until the next forward. */
 thinker_status thinker_get_output(const thinker_executor *executor, uint32_t index,
                                   const void **data, size_t *nbytes);
+
+/* --- streams and dynamic axes (docs/streaming.md) ---------------------------------------- */
+/* Length `length` for axis `axis` of input `index` (a dynamic axis: tpacker --dynamic_shape, or
+ * the chunk axis of tpacker --isstream). Allowed: MIN, MIN + FACTOR, ... <= MAX; anything else
+ * is THINKER_ERR_INPUT (the message names the input and MIN:MAX:FACTOR) and changes nothing.
+ * Every shape that follows the axis is recomputed and every op prepared again (only when the
+ * length changes); memory stays within the plan made for MAX. Call it before thinker_set_input:
+ * inputs and outputs then have the new shape (thinker_get_input_info / _output_info). */
+thinker_status thinker_update_shape(thinker_executor *executor, uint32_t index, uint32_t axis,
+                                    uint32_t length);
+/* MIN, MAX, FACTOR and the current length of a dynamic axis (NULL pointers are skipped);
+ * THINKER_ERR_ARGUMENT when the axis is not dynamic. */
+thinker_status thinker_get_dynamic_axis(const thinker_executor *executor, uint32_t index,
+                                        uint32_t axis, uint32_t *minimum, uint32_t *maximum,
+                                        uint32_t *factor, uint32_t *current);
+/* A streaming model (tpacker --isstream) carries its states from one thinker_forward to the
+ * next by itself; the caller feeds only the other inputs. thinker_reset starts a new stream
+ * (every state zero, as after thinker_model_init). */
+thinker_status thinker_reset(thinker_executor *executor);
+/* Number of carried states and their total bytes (the history inputs, inside the arenas). */
+thinker_status thinker_get_stream_info(const thinker_executor *executor, uint32_t *count,
+                                       uint32_t *state_bytes);
+/* State `k` (< count): the graph input index of its history and the graph output index of the
+ * state written by each forward (the caller feeds and reads neither). */
+thinker_status thinker_get_stream_pair(const thinker_executor *executor, uint32_t k,
+                                       uint32_t *input_index, uint32_t *output_index);
 
 /* --- inspection (profiling, CRC dumps, debugging) ---------------------------------------- */
 thinker_status thinker_get_op_count(const thinker_model *model, uint32_t *count);

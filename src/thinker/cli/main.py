@@ -50,6 +50,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from thinker.runtime import DumpHook, ProfileHook, load
 
     model = load(args.model, backend=args.backend)
+    if args.stream or args.chunk is not None:
+        return _run_stream(args, model)
     n_in, n_out = len(model.inputs), len(model.outputs)
     if len(args.files) != n_in + n_out:
         names_in = ", ".join(shown(s.name) for s in model.inputs)
@@ -81,6 +83,112 @@ def cmd_run(args: argparse.Namespace) -> int:
     if profile is not None:
         emit(profile.table())
     return 0
+
+
+def _run_stream(args: argparse.Namespace, model) -> int:
+    """``thinker run --stream``: the long input file fed chunk by chunk along the stream axis
+    (states carried by the executor), the chunk outputs joined; per-chunk latency printed."""
+    import time
+
+    import numpy as np
+
+    from thinker.resource.reader import read_model
+
+    if not hasattr(model, "stream") or not getattr(model, "streams", None):
+        raise ThinkerInputError(f"{shown(args.model)}: --stream needs a model.bin packed with "
+                                "tpacker --isstream split_h|split_w")
+    if args.profile or args.dump or args.crc:
+        raise ThinkerInputError("--stream runs without --profile, --dump and --crc; run one "
+                                "chunk without --stream to inspect it")
+    packed = read_model(args.model)
+    names = [t.name for t in packed.tensors]
+    stream = model.stream()
+    n_in, n_out = len(stream.inputs), len(stream.outputs)
+    if len(args.files) != n_in + n_out:
+        raise ThinkerInputError(
+            f"{shown(args.model)}: --stream expects {n_in} input file(s) "
+            f"({', '.join(shown(s.name) for s in stream.inputs)}) then {n_out} output file(s) "
+            f"({', '.join(shown(s.name) for s in stream.outputs)}); got {len(args.files)} "
+            "path(s)")
+    inputs = [("model", args.model)] + [
+        (f"input '{shown(s.name)}' file", p)
+        for s, p in zip(stream.inputs, args.files[:n_in], strict=True)]
+    check_outputs([(f"output '{shown(s.name)}' file", p)
+                   for s, p in zip(stream.outputs, args.files[n_in:], strict=True)], inputs)
+    dynamic = {names[t]: (axis, lo, hi, f) for t, axis, lo, hi, f in packed.dynamic_shapes}
+    out_axes = {names[t]: axis for t, axis, *_ in packed.shape_rules}
+    feeds, length = {}, None
+    for spec, path in zip(stream.inputs, args.files[:n_in], strict=True):
+        if spec.name not in dynamic:
+            raise ThinkerInputError(f"{shown(args.model)}: input '{shown(spec.name)}' has no "
+                                    "stream axis; repack with tpacker --isstream")
+        axis, lo, hi, factor = dynamic[spec.name]
+        frame = list(spec.shape)
+        frame[axis] = 1
+        value = _read_long(path, spec, frame, axis)
+        if length not in (None, value.shape[axis]):
+            raise ThinkerInputError(f"{shown(path)}: {value.shape[axis]} frames, the other "
+                                    f"inputs {length}; give every input the same length")
+        length = value.shape[axis]
+        feeds[spec.name] = (value, axis)
+    (axis, lo, hi, factor) = dynamic[stream.inputs[0].name]
+    chunk = args.chunk if args.chunk is not None else hi
+    if not (lo <= chunk <= hi and (chunk - lo) % factor == 0):
+        raise ThinkerInputError(f"--chunk {chunk}: this model takes chunks of MIN:MAX:FACTOR = "
+                                f"{lo}:{hi}:{factor} frames")
+    pieces, seconds, start = [], [], 0
+    while start < length:
+        n = min(chunk, length - start)
+        part = {k: np.take(v, range(start, start + n), axis=a) for k, (v, a) in feeds.items()}
+        begin = time.perf_counter()
+        pieces.append(stream.run(part))
+        seconds.append(time.perf_counter() - begin)
+        start += n
+    outputs = {}
+    for spec in stream.outputs:
+        axis = out_axes.get(spec.name)
+        if axis is None:  # a per-chunk summary: the last chunk's
+            outputs[spec.name] = pieces[-1][spec.name]
+        else:
+            outputs[spec.name] = np.concatenate([p[spec.name] for p in pieces], axis=axis)
+    write_files([(path, tensor_file_bytes(path, outputs[spec.name]))
+                 for spec, path in zip(stream.outputs, args.files[n_in:], strict=True)])
+    ms = sorted(1e3 * t for t in seconds)
+    state = getattr(stream, "state_bytes", None)
+    if state is None:
+        state = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize
+                    for s in stream.histories.values())
+    emit(f"stream ({args.backend}): {length} frames in {len(pieces)} chunk(s) of up to {chunk}; "
+         f"per chunk min {ms[0]:.3f} ms, median {ms[len(ms) // 2]:.3f} ms; state {state:,} B")
+    return 0
+
+
+def _read_long(path: str, spec, frame: list[int], axis: int):
+    """A whole input sequence: .npy of any length on the stream axis, or raw .bin frames."""
+    import numpy as np
+
+    from thinker.cli.common import read_tensor_file
+
+    if path.lower().endswith(".npy"):
+        value = read_tensor_file(path, spec.name, spec.dtype, spec.shape)
+        if value.dtype != spec.dtype or value.ndim != len(spec.shape) or any(
+                value.shape[d] != spec.shape[d] for d in range(value.ndim) if d != axis):
+            raise ThinkerInputError(f"{shown(path)}: {value.dtype}{list(value.shape)}, but "
+                                    f"input '{shown(spec.name)}' takes {spec.dtype}{frame} "
+                                    f"frames (any count on axis {axis})")
+        return value
+    if not os.path.isfile(path):
+        raise ThinkerInputError(f"{shown(path)}: no such input file (for input "
+                                f"'{shown(spec.name)}')")
+    per = int(np.prod(frame)) * np.dtype(spec.dtype).itemsize
+    size = os.path.getsize(path)
+    if size == 0 or size % per:
+        raise ThinkerInputError(f"{shown(path)}: {size:,} bytes is not a whole number of "
+                                f"{spec.dtype}{frame} frames ({per:,} B each)")
+    shape = list(frame)
+    shape[axis] = size // per
+    raw = np.fromfile(path, dtype=np.dtype(spec.dtype).newbyteorder("<")).astype(spec.dtype)
+    return raw.reshape(shape)  # the whole sequence in C order
 
 
 def _load_inputs(model, paths: list[str] | None) -> dict | None:
@@ -213,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--crc", action="store_true",
                      help="print a CRC-32 line per tensor in execution order: "
                           "'<index> <crc32> <dtype> <dims> <name>'")
+    run.add_argument("--stream", action="store_true",
+                     help="a model packed with --isstream: feed the long input file chunk by "
+                          "chunk (states carried), join the outputs, print per-chunk latency "
+                          "(min/median) and state bytes; inputs are .npy or raw .bin (C order) "
+                          "of any length on the stream axis")
+    run.add_argument("--chunk", type=int_at_least(1), metavar="FRAMES",
+                     help="frames per chunk with --stream (default: the model's largest)")
 
     val = _subcommand(
         sub, "validate", cmd_validate,

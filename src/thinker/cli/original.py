@@ -11,7 +11,7 @@
 * ``-m inputs[0]:psram`` / ``params:flash`` / ``share-mem`` (comma-separated; ``memory/
   overrides.py`` resolves the names);
 * ``--dma_prefetch True|False``: accepted, a note says what thinker does;
-* ``--isstream``: refused, naming the alternative;
+* ``--isstream split_h|split_w``: the streaming form (thinker.passes.stream);
 * the original's nested JSON ``--config_file`` ({"Basic Configuration": {"graph_path":
   {"value": ..., "comment": ...}}, ...}) read, and written by ``--config-format original``.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from thinker.errors import ThinkerInputError, ThinkerUsageError
+from thinker.errors import ThinkerInputError
 from thinker.errors import name as shown
 
 # original fusion method -> our pass doing the same
@@ -141,13 +141,16 @@ def canonical_platform(name: str, profiles: list[str]) -> str:
     return name
 
 
-def refuse_isstream(value, where: str) -> None:
+def stream_mode(value) -> str | None:
+    """``--isstream split_h|split_w`` (None, "None", "" and False: not streaming)."""
     if value in (None, "", "None", "none", False):
-        return
-    raise ThinkerUsageError(
-        f"{where}: isstream = {shown(str(value))}: streaming conversion is not implemented in "
-        "this tpacker yet; pack without it and run whole inputs (use --dynamic_shape "
-        "NAME=MIN:MAX:FACTOR for a variable batch)")
+        return None
+    if value not in ("split_h", "split_w"):
+        raise argparse.ArgumentTypeError(f"{shown(str(value))}: use split_h or split_w")
+    return str(value)
+
+
+stream_mode.__name__ = "stream mode"
 
 
 def dma_prefetch_note(value: bool) -> str:
@@ -203,7 +206,12 @@ def original_to_options(data: dict, where: str) -> tuple[dict[str, Any], list[st
                                for p in strategy_passes(v)]
         except argparse.ArgumentTypeError as exc:
             raise ThinkerInputError(f"{where}: strategy: {exc}") from None
-    refuse_isstream(flat.get("isstream"), where)
+    try:
+        mode = stream_mode(flat.get("isstream"))
+    except argparse.ArgumentTypeError as exc:
+        raise ThinkerInputError(f"{where}: isstream: {exc}") from None
+    if mode:
+        options["isstream"] = mode
     if flat.get("dma_prefetch") is not None:
         notes.append(dma_prefetch_note(_boolean(flat["dma_prefetch"], "dma_prefetch", where)))
     for key in ("ramsize", "psramsize", "threshold1", "threshold2", "threshold3", "threshold4"):
@@ -247,7 +255,7 @@ def options_to_original(options, device) -> dict[str, Any]:
         "outputs": ",".join(options.outputs or []),
         "strategy": ",".join(strategies),
         "dynamic_shape": ",".join(options.dynamic_shape),
-        "isstream": None,
+        "isstream": options.isstream,
         "platform": options.platform,
         "ramsize": options.ramsize if options.ramsize is not None else device.sram,
         "psramsize": options.psramsize if options.psramsize is not None else device.psram,

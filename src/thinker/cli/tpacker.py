@@ -67,16 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "graph outputs (space- or comma-separated)")
     p.add_argument("-c", "--dynamic_shape", action="append", default=None,
                    metavar="NAME=MIN:MAX:FACTOR",
-                   help="record a dynamic batch range for input NAME in model.bin "
-                        "(the executors run the static shape for now); comma-separated lists, "
-                        "NAME=MAX and NAME=MIN:MAX as the original tpacker")
+                   help="a dynamic axis: NAME is a graph input (its symbolic axis, else its "
+                        "stream axis, else its last axis; NAME[AXIS] names one) or an ONNX "
+                        "symbolic dimension; memory is planned at MAX and the executors take "
+                        "any MIN + k*FACTOR <= MAX per call; comma-separated lists, NAME=MAX "
+                        "and NAME=MIN:MAX as the original tpacker")
     p.add_argument("-s", "--strategy", action="append", default=None, metavar="METHOD",
                    type=original.strategy_passes,
                    help="the original tpacker's fusion methods to skip: "
                         f"{', '.join(original.STRATEGIES)} (comma-separated); "
                         "Remove_QuantDequant = --keep_quant")
-    p.add_argument("--isstream", default=None, metavar="MODE",
-                   help="the original's streaming conversion: not implemented yet (refused)")
+    p.add_argument("--isstream", default=None, metavar="MODE", type=original.stream_mode,
+                   help="streaming form: split_w streams the last axis, split_h the one before "
+                        "it; causal convs' past frames and GRU/LSTM states become states the "
+                        "executors carry between calls (docs/streaming.md)")
     p.add_argument("--dma_prefetch", default=None, type=original.parse_boolean,
                    metavar="BOOL", help="accepted for compatibility with the original; no "
                    "effect (a note says so)")
@@ -116,15 +120,13 @@ def options_from_args(args: argparse.Namespace):
         except (OSError, UnicodeDecodeError) as exc:
             raise ThinkerInputError(f"{where}: cannot read ({printable(exc, 200)})") from None
         options = PackOptions.from_json(_flat_config(text, where, notes), where)
-    refuse = original.refuse_isstream
-    refuse(args.isstream, "--isstream")
     if args.dma_prefetch is not None:
         notes.append(original.dma_prefetch_note(args.dma_prefetch))
     if args.strategy is not None:  # -s METHOD: the original's fusion methods to skip
         args.skip = (args.skip or []) + [p for passes in args.strategy for p in passes]
     for key in ("graph_path", "output_path", "platform", "device_file", "ramsize", "psramsize",
                 "memory", "threshold1", "threshold2", "threshold3", "threshold4", "inputs",
-                "outputs", "dynamic_shape", "keep_quant", "skip", "dump", "workspace",
+                "outputs", "dynamic_shape", "isstream", "keep_quant", "skip", "dump", "workspace",
                 "export_config"):
         value = getattr(args, key)
         if value is not None:

@@ -368,3 +368,74 @@ def fold_zero_pads(graph: Graph) -> Graph:
 def streamify(graph: Graph, mode: str) -> Graph:
     """The streaming form of ``graph`` (a copy); ``result.streams`` lists the states."""
     return _Stream(fold_zero_pads(graph.copy()), mode).run()
+
+
+# -- dynamic axes: how every tensor's dims follow the lengths (model.bin section 10) -----------
+
+MAX_CHECKED_LENGTHS = 64  # lengths whose shapes are inferred when fitting the rules
+
+
+def allowed_lengths(minimum: int, maximum: int, factor: int) -> list[int]:
+    """MIN, MIN + FACTOR, ... <= MAX; more than MAX_CHECKED_LENGTHS are sampled evenly (with
+    both ends): the C executor re-checks every op's shapes at the lengths it is given."""
+    count = (maximum - minimum) // factor + 1
+    if count <= MAX_CHECKED_LENGTHS:
+        return [minimum + k * factor for k in range(count)]
+    picks = {round(k * (count - 1) / (MAX_CHECKED_LENGTHS - 1)) for k in
+             range(MAX_CHECKED_LENGTHS)}
+    return sorted({minimum + k * factor for k in picks} | {maximum - (maximum - minimum) % factor})
+
+
+def _fit(points: list[tuple[int, int]]) -> tuple[int, int, int] | None:
+    """(mul, add, div) with ``(mul * L + add) // div == d`` for every (L, d), mul >= 0, div in
+    1..64, smallest div first; None when no such rule exists."""
+    (l0, d0), (l1, d1) = points[0], points[-1]
+    for div in range(1, 65):
+        slope = (d1 - d0) * div / max(l1 - l0, 1)
+        for mul in sorted({max(0, int(slope) + k) for k in (-1, 0, 1, 2)}):
+            lo = max(div * d - mul * length for length, d in points)
+            hi = min(div * d - mul * length + div - 1 for length, d in points)
+            if lo <= hi:
+                return mul, lo, div
+    return None
+
+
+def dynamic_shape_rules(graph: Graph, dynamic: list[tuple[str, int, int, int, int]]):
+    """For each dynamic axis (input, axis, min, max, factor) of ``graph`` (shaped at MAX), the
+    rule of every activation dim that follows its length, checked by shape inference at the
+    allowed lengths. A dim that follows two dynamic axes, or no ``floor((mul L + add) / div)``,
+    is refused naming the tensor."""
+    from thinker.resource.writer import ShapeRule
+    from thinker.runtime.dynamic import reshaped
+
+    rules: list[ShapeRule] = []
+    owner: dict[tuple[str, int], int] = {}
+    for index, (name, axis, lo, hi, factor) in enumerate(dynamic):
+        lengths = allowed_lengths(lo, hi, factor)
+        if hi not in lengths:
+            lengths.append(hi)
+        seen: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        for length in lengths:
+            shape = list(graph.tensors[name].shape)
+            shape[axis] = length
+            g = graph if length == hi else reshaped(graph, {name: tuple(shape)})
+            for t in g.tensors.values():
+                if t.is_constant:
+                    continue
+                for a, d in enumerate(t.shape):
+                    seen.setdefault((t.name, a), []).append((length, int(d)))
+        for (tensor, a), points in seen.items():
+            if len({d for _, d in points}) == 1 and (tensor, a) != (name, axis):
+                continue
+            if (tensor, a) in owner:
+                raise StreamError(f"tensor '{tensor}' axis {a} follows two dynamic axes; give "
+                                  "the model one dynamic axis per dimension")
+            fitted = (1, 0, 1) if (tensor, a) == (name, axis) else _fit(sorted(points))
+            if fitted is None:
+                raise StreamError(f"tensor '{tensor}' axis {a} takes lengths "
+                                  f"{[d for _, d in points]} for input lengths "
+                                  f"{[x for x, _ in points]}: no rule floor((m L + a) / d) "
+                                  "gives them; choose another MIN:MAX:FACTOR")
+            owner[(tensor, a)] = index
+            rules.append(ShapeRule(tensor, a, index, *fitted))
+    return rules

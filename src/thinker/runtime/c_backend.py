@@ -171,6 +171,10 @@ def _declare(lib: ctypes.CDLL) -> None:
         "thinker_get_op_tensor": [vp, u32, ctypes.c_int, u32, p(u32)],
         "thinker_get_tensor_info": [vp, u32, p(_TensorInfo)],
         "thinker_get_tensor_data": [vp, u32, p(vp), p(ctypes.c_size_t)],
+        "thinker_update_shape": [vp, u32, u32, u32],
+        "thinker_get_dynamic_axis": [vp, u32, u32, p(u32), p(u32), p(u32), p(u32)],
+        "thinker_reset": [vp],
+        "thinker_get_stream_info": [vp, p(u32), p(u32)],
     }
     for name, args in signatures.items():
         fn = getattr(lib, name)
@@ -241,6 +245,18 @@ class CExecutor(Executor):
             self._ops.append((info.type.decode(), info.name.decode(), ins, outs))
         self._steps: list[Step] | None = None
         self._lock = threading.Lock()
+        # dynamic axes (index, axis, min, max, factor) and the carried states (thinker.h)
+        self.dynamic_axes = []
+        for index in range(n_in.value):
+            for axis in range(len(self.inputs[index].shape)):
+                lo, hi, f, now = (ctypes.c_uint32() for _ in range(4))
+                refs = [ctypes.byref(v) for v in (lo, hi, f, now)]
+                if lib.thinker_get_dynamic_axis(exe, index, axis, *refs) == 0:
+                    self.dynamic_axes.append((index, axis, lo.value, hi.value, f.value))
+        count, state_bytes = ctypes.c_uint32(), ctypes.c_uint32()
+        lib.thinker_get_stream_info(exe, ctypes.byref(count), ctypes.byref(state_bytes))
+        self.state_bytes = state_bytes.value
+        self.streams = list(self.graph.streams) if count.value else []
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -335,8 +351,37 @@ class CExecutor(Executor):
             self._batch_layout = batch_layout(self.graph) if declaring else None
         return self._batch_layout
 
+    def _update_shapes(self, feeds: dict[str, np.ndarray]) -> None:
+        """thinker_update_shape for every dynamic axis whose length ``feeds`` changes; the C
+        executor refuses a length outside MIN:MAX:FACTOR (one line naming the input)."""
+        changed = False
+        for index, axis, *_ in self.dynamic_axes:
+            arr = feeds.get(self.inputs[index].name) if isinstance(feeds, dict) else None
+            if arr is None or np.ndim(arr) <= axis:
+                continue
+            length = int(np.shape(arr)[axis])
+            if length != self.inputs[index].shape[axis]:
+                status = self._lib.thinker_update_shape(self._exe, index, axis, length)
+                if status:
+                    detail = self._lib.thinker_executor_message(self._exe).decode(
+                        errors="replace")
+                    raise ThinkerInputError(f"{printable_name(self.path)}: {detail}")
+                changed = True
+        if changed:  # every tensor's shape may follow
+            self._tensors.clear()
+            self.inputs = [self._spec(i) for i in self._input_ids]
+            self.outputs = [self._spec(i) for i in self._output_ids]
+
+    def stream(self) -> CStream:
+        """The C executor's own streaming (tpacker --isstream): it carries the states between
+        calls; ``run`` feeds chunks, ``reset()`` starts over."""
+        return CStream(self)
+
     def run(self, feeds: dict[str, np.ndarray],
             hooks: Sequence[Hook] = ()) -> dict[str, np.ndarray]:
+        if self.dynamic_axes:
+            with self._lock:
+                self._update_shapes(feeds)
         if self.batch_layout is not None:  # recurrent layouts: by groups of the static batch
             from thinker.runtime.batch import run_in_samples
 
@@ -432,6 +477,63 @@ class CExecutor(Executor):
             self.close()
 
 
+class CStream:
+    """A stream on the C executor: the executor keeps the states in their planned arena slots
+    and copies each state output over its history input after every forward (thinker.h,
+    thinker_reset). ``run`` takes the non-state inputs (any allowed chunk length) and returns
+    the non-state outputs; the interface of thinker.runtime.stream.Stream."""
+
+    def __init__(self, executor: CExecutor):
+        if not executor.streams:
+            raise ThinkerInputError(f"{printable_name(executor.path)}: this model has no "
+                                    "streaming states; pack it with tpacker --isstream "
+                                    "split_h|split_w")
+        self.executor = executor
+        histories = {h for h, _ in executor.streams}
+        states = {s for _, s in executor.streams}
+        self._feed = [i for i, tid in enumerate(executor._input_ids)
+                      if executor._spec(tid).name not in histories]
+        self._read = [tid for tid in executor._output_ids
+                      if executor._spec(tid).name not in states]
+        self.state_bytes = executor.state_bytes
+        self.reset()
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return [self.executor.inputs[i] for i in self._feed]
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return [self.executor._spec(t) for t in self._read]
+
+    def reset(self) -> None:
+        """Start a new stream: every state back to zero."""
+        e = self.executor
+        with e._lock:
+            e._check(e._lib.thinker_reset(e._exe), "reset")
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        e = self.executor
+        names = [s.name for s in self.inputs]
+        if not isinstance(feeds, dict) or sorted(feeds) != sorted(names):
+            given = sorted(feeds) if isinstance(feeds, dict) else type(feeds).__name__
+            raise ThinkerInputError(f"{printable_name(e.path)}: a stream takes {names} (the "
+                                    f"states are carried by the executor); got {given}")
+        with e._lock:
+            e._update_shapes(feeds)
+            for index in self._feed:
+                spec = e.inputs[index]
+                arr = np.ascontiguousarray(feeds[spec.name])
+                if arr.dtype != spec.dtype or arr.shape != spec.shape:
+                    raise ThinkerInputError(
+                        f"input '{printable_name(spec.name)}': {arr.dtype}{list(arr.shape)} "
+                        f"given, {spec.dtype}{list(spec.shape)} expected")
+                e._check(e._lib.thinker_set_input(e._exe, index, arr.ctypes.data, arr.nbytes),
+                         "set input")
+            e._check(e._lib.thinker_forward(e._exe), "forward")
+            return {e._spec(t).name: e._read(t) for t in self._read}
+
+
 def load_c(path: str) -> CExecutor:
     """Load a model.bin on the C executor."""
     if not os.path.exists(path):
@@ -439,4 +541,4 @@ def load_c(path: str) -> CExecutor:
     return CExecutor(path)
 
 
-__all__ = ["CExecutor", "build_library", "library_path", "load_c"]
+__all__ = ["CExecutor", "CStream", "build_library", "library_path", "load_c"]

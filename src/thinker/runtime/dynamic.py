@@ -29,8 +29,9 @@ class DynamicAxis:
         if not self.minimum <= length <= self.maximum or (length - self.minimum) % self.factor:
             raise ThinkerInputError(
                 f"input '{shown(self.input)}': length {length} on axis {self.axis} is not "
-                f"allowed; this model takes {self.minimum}..{self.maximum} in steps of "
-                f"{self.factor}")
+                f"allowed; this model takes MIN:MAX:FACTOR = {self.minimum}:{self.maximum}:"
+                f"{self.factor} ({self.minimum}, {self.minimum + self.factor}, ... up to "
+                f"{self.maximum})")
 
 
 def reshaped(graph: Graph, shapes: dict[str, tuple[int, ...]]) -> Graph:
@@ -71,8 +72,7 @@ class Variants:
                 lengths.append(static)
                 continue
             length = int(np.shape(arr)[a.axis])
-            if length != static:
-                a.check(length)
+            a.check(length)
             lengths.append(length)
         static = tuple(self.graph.tensors[a.input].shape[a.axis] for a in self.axes)
         return None if tuple(lengths) == static else tuple(lengths)

@@ -20,6 +20,7 @@ from thinker.graph.ir import Graph
 from thinker.resource import format as fmt
 from thinker.resource.reader import PackedModel, read_model
 from thinker.runtime.batch import run_in_samples
+from thinker.runtime.dynamic import DynamicAxis, Variants
 from thinker.runtime.executor import Executor, Hook
 
 
@@ -36,9 +37,12 @@ class PackedExecutor(Executor):
 
     max_arena_bytes = 64 << 20  # per chunk of a batch run without hooks
 
-    def __init__(self, packed: PackedModel):
+    def __init__(self, packed: PackedModel, graph: Graph | None = None):
+        """``graph``: the packed graph at other lengths of its dynamic axes (a variant; same
+        placements, each tensor a prefix of its planned bytes)."""
         self.packed = packed
-        graph = packed.to_graph()
+        variant = graph is not None
+        graph = graph if variant else packed.to_graph()
         try:
             _check_consistent(graph, packed.path)
             super().__init__(graph)
@@ -48,8 +52,35 @@ class PackedExecutor(Executor):
             raise
         except Exception as exc:  # prepare() on inconsistent records: still a format error
             raise ThinkerFormatError(f"{packed.path}: inconsistent model ({exc})") from None
-        self.placement = {r.name: (r.memory, r.offset, r.nbytes) for r in packed.tensors
-                          if not r.is_constant}
+        self.placement = {r.name: (r.memory, r.offset, graph.tensors[r.name].nbytes)
+                          for r in packed.tensors if not r.is_constant}
+        self._variants = None
+        if graph.dynamic and not variant:
+            self._variants = Variants(graph, [DynamicAxis(*d) for d in graph.dynamic],
+                                      self._variant)
+
+    def _variant(self, graph: Graph) -> PackedExecutor:
+        """This model at other dynamic lengths: shapes re-inferred (what a model exported at
+        those lengths computes), checked against the file's shape rules (what the C executor
+        uses)."""
+        graph.dynamic = []
+        names = [r.name for r in self.packed.tensors]
+        lengths = {i: graph.tensors[names[t]].shape[a]
+                   for i, (t, a, *_r) in enumerate(self.packed.dynamic_shapes)}
+        for tid, axis, rule, mul, add, div in self.packed.shape_rules:
+            if graph.tensors[names[tid]].shape[axis] != (mul * lengths[rule] + add) // div:
+                raise ThinkerFormatError(
+                    f"{self.packed.path}: shape rule of '{shown(names[tid])}' axis {axis} "
+                    f"disagrees with its op's shape at lengths {list(lengths.values())}; "
+                    "repack the model")
+        return PackedExecutor(self.packed, graph)
+
+    def stream(self):
+        """A stream over this model (``tpacker --isstream``): ``run`` chunks, states carried,
+        ``reset()`` starts over (thinker.runtime.stream.Stream)."""
+        from thinker.runtime.stream import Stream
+
+        return Stream(self)
 
     @property
     def arena_bytes(self) -> int:
@@ -78,6 +109,9 @@ class PackedExecutor(Executor):
 
     def run(self, feeds: dict[str, np.ndarray],
             hooks: Sequence[Hook] = ()) -> dict[str, np.ndarray]:
+        key = self._variants.key(feeds) if self._variants and isinstance(feeds, dict) else None
+        if key is not None:  # another length on a dynamic axis: planned bytes, shorter tensors
+            return self._variants.get(key).run(feeds, hooks)
         if self.batch_layout is not None:  # recurrent layouts: by groups of the static batch
             return run_in_samples(feeds, hooks, self.inputs, self.batch_layout,
                                   lambda f, h: self._run_scaled(self.check_inputs(f), h, 1),
