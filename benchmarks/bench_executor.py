@@ -15,7 +15,10 @@ Like for like: with T threads, onnxruntime runs ``intra_op_num_threads = T``; th
 and at batch 1 (nothing to split) BLAS with T threads. Every configuration is timed in rounds
 that alternate the two peers, so both see the same machine noise; each prints the minimum and
 the median over the rounds, and the ratios (onnxruntime time / thinker time: above 1 thinker
-is faster). Last, the peak RSS of a fresh process running ResNet-18 at batch 64.
+is faster), and both peers' GMAC/s. The ratios are read against numpy's own single-thread
+sgemm rate, measured first: thinker's kernels compute in BLAS, so onnxruntime's time over
+"every MAC at the sgemm rate" bounds the ratio any such kernel can reach on this machine.
+Last, the peak RSS of a fresh process running ResNet-18 at batch 64.
 """
 
 from __future__ import annotations
@@ -120,6 +123,26 @@ def machine_line() -> str:
             f"onnxruntime {ort.__version__} CPU provider")
 
 
+def sgemm_rate() -> float:
+    """Single-thread float32 GEMM throughput of numpy's BLAS (MAC/s) on a conv-like shape
+    (64 x 577 weights, 4096 columns): the ceiling of an executor that computes its MACs in
+    sgemm, against which the ratios can be read."""
+    rng = np.random.default_rng(0)
+    a = rng.random((64, 577), dtype=np.float32)
+    b = rng.random((577, 4096), dtype=np.float32)
+    out = np.empty((64, 4096), dtype=np.float32)
+    with threadpool_limits(limits=1, user_api="blas"):
+        np.matmul(a, b, out=out)
+        best = min(_timed(lambda: np.matmul(a, b, out=out)) for _ in range(20))
+    return a.shape[0] * a.shape[1] * b.shape[1] / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def peak_rss_mb(path: str, batch: int) -> float:
     """Peak RSS (MB, the kernel's VmHWM) of a fresh process that loads ``path`` and runs
     ``batch`` samples twice on one thread."""
@@ -151,12 +174,15 @@ def main() -> int:
     thread_counts = [int(t) for t in args.threads.split(",")]
 
     print(machine_line())
+    rate = sgemm_rate()
+    print(f"numpy sgemm, 1 thread: {rate / 1e9:.1f} GMAC/s (the GEMM ceiling: 'sgemm bound' "
+          "below is the ratio a kernel running every MAC at that rate would reach)")
     print(f"thinker T threads: batch split over T workers, BLAS 1 thread each (batch 1: BLAS T "
           f"threads); onnxruntime: intra_op_num_threads = T. min / median over {args.repeat} "
           f"rounds (batch 1: {args.repeat * 5}), peers alternating; ratio = onnxruntime time / "
           f"thinker time")
     head = (f"{'model':22s} {'M MACs':>7s} {'batch':>5s} {'thr':>3s} | {'thinker ms':>17s} | "
-            f"{'onnxruntime ms':>17s} | {'ratio min':>9s} {'med':>6s}")
+            f"{'onnxruntime ms':>17s} | {'ratio min':>9s} {'med':>6s} | {'GMAC/s':>11s}")
     print(head)
     print("-" * len(head))
     summary = []
@@ -189,13 +215,15 @@ def main() -> int:
                                          lambda s=session, feed={ort_name: xf}: s.run(None, feed)],
                                         args.repeat * (5 if batch == 1 else 1))
                     scaling[t] = (min(th), min(ox))
+                    gmacs = macs * batch / 1e9
                     r_min, r_med = min(ox) / min(th), statistics.median(ox) / \
                         statistics.median(th)
                     print(f"{label:22s} {macs / 1e6:7.1f} {batch:5d} {t:3d} | "
                           f"{min(th) * 1e3:7.2f} / {statistics.median(th) * 1e3:7.2f} | "
                           f"{min(ox) * 1e3:7.2f} / {statistics.median(ox) * 1e3:7.2f} | "
-                          f"{r_min:8.2f}x {r_med:5.2f}x")
-                    summary.append((label, batch, t, r_min, r_med))
+                          f"{r_min:8.2f}x {r_med:5.2f}x | "
+                          f"{gmacs / min(th):4.1f} / {gmacs / min(ox):4.1f}")
+                    summary.append((label, batch, t, r_min, r_med, min(ox) * rate / (macs * batch)))
                 if len(thread_counts) > 1:
                     t1, tn = thread_counts[0], thread_counts[-1]
                     print(f"{'':22s} {'':7s} {batch:5d} scaling {t1}->{tn} threads: thinker "
@@ -209,6 +237,10 @@ def main() -> int:
                       f"(fresh process): {rss:.0f} MB (goal <= {RSS_GOAL_MB} MB)")
     one = [s for s in summary if s[2] == thread_counts[0]]
     if one:
+        print(f"single thread: ratio (min) vs sgemm bound (onnxruntime time / MACs at "
+              f"{rate / 1e9:.1f} GMAC/s):")
+        for label, batch, _, r_min, _, bound in one:
+            print(f"  {label:22s} batch {batch:3d}: {r_min:5.2f}x of at most {bound:5.2f}x")
         worst_b = min((s for s in one if s[1] != 1), key=lambda s: s[3], default=None)
         worst_1 = min((s for s in one if s[1] == 1), key=lambda s: s[3], default=None)
         if worst_b:

@@ -79,6 +79,18 @@ class OutputStage:
         self.float_dtype = qmath.float_dtype_for_bound(bound)
         self._bias = np.zeros(1) if bias is None else bias.astype(np.float64)
         self._half = half
+        if self.bits is not None:  # qmath.saturate_folded's constants, computed once
+            lo, hi = qmath.int_range(self.bits)
+            if self.clamp is not None:
+                lo, hi = max(lo, self.clamp[0]), min(hi, self.clamp[1])
+            offset = 1 << (self.bits - 1)
+            self._unsigned = qmath.storage_dtype(self.bits, signed=False)
+            self._signed = qmath.storage_dtype(self.bits)
+            fl = self.float_dtype.type
+            self._clip = (fl(lo + offset), fl(hi + offset))
+            # remove the offset; at the full width the subtraction wraps (-2**(bits-1))
+            self._back = self._signed.type(offset if self.bits < self._signed.itemsize * 8
+                                           else -offset)
 
     def fold_weights(self, w: np.ndarray) -> np.ndarray:
         """Integer weights -> float weights with the requantization scale folded in."""
@@ -99,4 +111,12 @@ class OutputStage:
             return out
         if self.ties_to_even:
             qmath.folded_ties_to_even(y)
-        return qmath.saturate_folded(y, self.bits, self.clamp, out)
+        if y.dtype != self.float_dtype:
+            return qmath.saturate_folded(y, self.bits, self.clamp, out)
+        # qmath.saturate_folded inlined with its constants prepared: kernels call this once per
+        # cache block, where the per-call Python work showed in profiles
+        unsigned = np.empty(y.shape, self._unsigned) if out is None else out.view(self._unsigned)
+        np.clip(y, *self._clip, out=unsigned, casting="unsafe")
+        signed = unsigned.view(self._signed)
+        np.subtract(signed, self._back, out=signed)
+        return signed

@@ -106,6 +106,7 @@ def _window(xp: np.ndarray, i: int, j: int, g: Geometry2d, ho: int, wo: int) -> 
     return xp[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
 
 
+GEMM_BLOCK_FLOATS = 1 << 18  # im2col floats per blocked GEMM step (~1 MiB of float32)
 MAX_GRID_WASTE = 1.35  # largest grid / valid outputs ratio worth computing to get shifted im2col
 
 
@@ -213,7 +214,7 @@ def _gemm_conv_blocked(x: np.ndarray, g: Geometry2d, ho: int, wo: int, w: np.nda
     c = x.shape[1]
     o, k = w.shape[0], c * len(offsets)
     total = int(np.prod(grid))
-    block = max(256, (1 << 18) // (k + 1))  # ~1 MiB of float32 columns per block
+    block = max(256, GEMM_BLOCK_FLOATS // (k + 1))
     cols, new = scratch.zeros("cols_block", (k + 1, block), fdt)
     if new:
         cols[k] = 1

@@ -1,0 +1,160 @@
+"""The float GEMM paths at their exactness boundary (design §3, §8): a layer whose folded
+accumulator bound is just below 2**24 runs in float32, one just above in float64, and both give
+the integers of an int64 reference, including the inputs that reach the bound, saturation at
+both ends, fused activations, 4/8/16-bit outputs and odd shapes."""
+
+import numpy as np
+import pytest
+
+import thinker
+from onnx_build import Const, single_op
+from thinker import qmath
+from thinker.graph import import_model
+from thinker.ops.accumulate import OutputStage
+
+RNG = np.random.default_rng(20261127)
+
+
+def prepared(op_type, inputs, **attrs):
+    """(executor, feeds, the op's OutputStage) for a one-node model."""
+    m, feeds = single_op(op_type, inputs, **attrs)
+    ex = thinker.load(import_model(m))
+    for cell in ex.steps[0].kernel.__closure__ or ():
+        try:
+            if isinstance(cell.cell_contents, OutputStage):
+                return ex, feeds, cell.cell_contents
+        except ValueError:  # a cell not filled yet
+            pass
+    raise AssertionError("no OutputStage in the kernel")
+
+
+def row_with_abs_sum(total: int, k: int, positive: bool = False) -> np.ndarray:
+    """k int8 weights whose |w| sum to ``total`` (127s, then the rest), random signs unless
+    ``positive`` (then an all -128 input reaches |acc| = 128 * total, the bound itself)."""
+    mags = np.zeros(k, dtype=np.int64)
+    full, rest = divmod(total, 127)
+    assert full + (rest > 0) <= k
+    mags[:full] = 127
+    if rest:
+        mags[full] = rest
+    RNG.shuffle(mags)
+    return (mags * (1 if positive else RNG.choice([-1, 1], k))).astype(np.int8)
+
+
+def extreme_inputs(w_row: np.ndarray, rows: int, lo: int, hi: int) -> np.ndarray:
+    """Rows of inputs that line up with ``w_row``'s signs at growing densities, both signs,
+    so the accumulator sweeps the whole range up to the bound (``lo`` at full density)."""
+    k = w_row.size
+    x = np.zeros((rows, k), dtype=np.int64)
+    sign = np.sign(w_row.astype(np.int64))
+    for r in range(rows):
+        keep = RNG.random(k) < r / (rows - 1)
+        x[r] = np.where(keep, np.where(r % 2, sign * lo, sign * hi), 0)
+    x[-1] = np.where(sign > 0, lo, hi)  # every term at the largest magnitude: |acc| = bound
+    return x
+
+
+def reference(acc: np.ndarray, shift: int, bits: int, clamp=None) -> np.ndarray:
+    y = qmath.rescale(acc, shift, bits)
+    return y if clamp is None else np.clip(y, *clamp)
+
+
+@pytest.mark.parametrize("above", [False, True], ids=["float32", "float64"])
+def test_linear_at_the_float32_bound_equals_int64(above):
+    # shift 16, 8 bits: folded bound = 128 * S + max|b| + 2**15 + (128 << 16); with S = 65279
+    # and max|b| = 127 it is 2**24 - 1 (float32), with 128 exactly 2**24 (float64)
+    k, o, shift = 515, 7, 16
+    w = np.stack([row_with_abs_sum(65279, k, positive=True)] +
+                 [RNG.integers(-127, 128, k).astype(np.int8) // 4 for _ in range(o - 1)])
+    b = RNG.integers(-100, 101, o).astype(np.int32)
+    b[0] = 128 if above else 127
+    x = extreme_inputs(w[0], 41, -128, 127).astype(np.int8)
+    ex, feeds, stage = prepared("LinearInt", [x, Const(w), Const(b)], scale_x=2.0**3,
+                                scale_w=2.0**13, scale_o=2.0**0, o_bits=8)
+    assert stage.float_dtype == (np.float64 if above else np.float32)
+    acc = x.astype(np.int64) @ w.T.astype(np.int64) + b
+    y = ex.run(feeds)["out0"]
+    expected = reference(acc, shift, 8)
+    assert y.dtype == np.int8 and np.array_equal(y, expected)
+    # the last row reaches the bound: acc + b = -128 * 65279 + b, i.e. -127.5 rounded up
+    assert acc[-1, 0] == -128 * 65279 + b[0] and expected[-1, 0] == -127
+
+
+@pytest.mark.parametrize("above", [False, True], ids=["float32", "float64"])
+def test_conv_at_the_float32_bound_equals_int64(above):
+    # 103 channels x (1, 5) kernel = 515 terms per output, odd map with pads; same bound as above
+    c, o, shift = 103, 5, 16
+    w = np.stack([row_with_abs_sum(65279, c * 5, positive=True)] +
+                 [RNG.integers(-127, 128, c * 5).astype(np.int8) // 4 for _ in range(o - 1)])
+    w = w.reshape(o, c, 1, 5)
+    b = RNG.integers(-100, 101, o).astype(np.int32)
+    b[0] = 128 if above else 127
+    # every image's middle column window sees the extreme inputs of one density
+    lines = extreme_inputs(w[0].reshape(-1), 9, -128, 127).reshape(9, c, 1, 5)
+    x = RNG.integers(-128, 128, (9, c, 3, 7)).astype(np.int64)
+    x[:, :, 1:2, 1:6] = lines
+    x = x.astype(np.int8)
+    ex, feeds, stage = prepared("Conv2dInt", [x, Const(w), Const(b)], scale_x=2.0**3,
+                                scale_w=2.0**13, scale_o=1.0, o_bits=8, kernel_shape=[1, 5],
+                                pads=[1, 2, 0, 2], fused_clip=[-100, 127])
+    assert stage.float_dtype == (np.float64 if above else np.float32)
+    xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (1, 0), (2, 2)))
+    acc = np.zeros((9, o, 4, 7), dtype=np.int64)
+    for j in range(5):
+        acc += np.einsum("nchw,oc->nohw", xp[:, :, :, j:j + 7], w[:, :, 0, j].astype(np.int64))
+    acc += b[None, :, None, None]
+    expected = reference(acc, shift, 8, (-100, 127))
+    y = ex.run(feeds)["out0"]
+    assert np.array_equal(y, expected)
+    # the last image's middle column reaches the bound, clamped at -100 by the fused clip
+    assert acc[-1, 0, 2, 3] == -128 * 65279 + b[0] and expected[-1, 0, 2, 3] == -100
+
+
+@pytest.mark.parametrize("above", [False, True], ids=["float32", "float64"])
+def test_depthwise_16bit_input_at_the_float32_bound_equals_int64(above):
+    # int16 input, shift 0, 16 bits: folded bound = 32768 * S + max|b| + 32768; S = 510 and
+    # max|b| = 32767 give 2**24 - 1, 32768 gives 2**24
+    ch = 3
+    w = np.stack([row_with_abs_sum(510, 9)] + [RNG.integers(-60, 61, 9).astype(np.int8)
+                                               for _ in range(ch - 1)]).reshape(ch, 1, 3, 3)
+    b = RNG.integers(-1000, 1001, ch).astype(np.int32)
+    b[0] = 32768 if above else 32767
+    x = RNG.integers(-300, 301, (5, ch, 6, 5)).astype(np.int64)
+    sign = np.sign(w[0, 0].astype(np.int64))
+    x[0, 0, 1:4, 1:4] = np.where(sign > 0, -32768, 32767)  # |acc| = 32768 * 510 at (2, 2)
+    x[1, 0, 1:4, 1:4] = np.where(sign > 0, 32767, -32768)
+    x = x.astype(np.int16)
+    ex, feeds, stage = prepared("Conv2dInt", [x, Const(w), Const(b)], scale_x=1.0, scale_w=1.0,
+                                scale_o=1.0, o_bits=16, kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                                group=ch)
+    assert stage.float_dtype == (np.float64 if above else np.float32)
+    xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    acc = sum(xp[:, :, i:i + 6, j:j + 5] * w[None, :, 0, i, j, None, None].astype(np.int64)
+              for i in range(3) for j in range(3)) + b[None, :, None, None]
+    y = ex.run(feeds)["out0"]
+    expected = reference(acc, 0, 16)
+    assert y.dtype == np.int16 and np.array_equal(y, expected)
+    assert expected[0, 0, 2, 2] == -32768 and expected[1, 0, 2, 2] == 32767
+
+
+@pytest.mark.parametrize("bits", [4, 8, 16])
+@pytest.mark.parametrize("act", [None, "relu", "clip"])
+def test_output_stage_saturates_and_clamps_like_qmath(bits, act):
+    # accumulators over the whole output range and past it, odd shifts with exact ties
+    k, o, shift = 13, 6, 5
+    w = RNG.integers(-128, 128, (o, k)).astype(np.int8)
+    b = RNG.integers(-40000, 40000, o).astype(np.int32)
+    x = RNG.integers(-128, 128, (37, k)).astype(np.int8)
+    attrs = {"act_type": 1} if act == "relu" else {}
+    clamp = (0, 2**31 - 1) if act == "relu" else None
+    if act == "clip":
+        attrs["fused_clip"] = clamp = [-3, 5]
+    ex, feeds, _ = prepared("LinearInt", [x, Const(w), Const(b)], scale_x=2.0**2,
+                                scale_w=2.0**7, scale_o=2.0**4, o_bits=bits, **attrs)
+    acc = x.astype(np.int64) @ w.T.astype(np.int64) + b
+    y = ex.run(feeds)["out0"]
+    expected = reference(acc, shift, bits, clamp)
+    assert y.dtype == qmath.storage_dtype(bits) and np.array_equal(y, expected)
+    lo, hi = qmath.int_range(bits)
+    if act is None and bits < 16:
+        assert expected.min() == lo and expected.max() == hi
