@@ -8,7 +8,7 @@ PIP     = $(PY) -m pip --disable-pip-version-check -q
 STAMP   = $(VENV)/.installed
 SHARED ?= ../shared/data
 
-.PHONY: setup demo test fuzz bench lint clean executor
+.PHONY: setup demo demo-stream test fuzz bench lint clean executor
 
 setup: $(STAMP) executor
 
@@ -28,6 +28,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP) executor
 	$(PY) examples/digits/demo.py
+
+# Streaming keyword spotting: the CRNN trained briefly on synthetic features, packed with
+# tpacker --isstream, run frame by frame through the C executor (docs/streaming.md).
+demo-stream: $(STAMP) executor
+	$(PY) examples/kws_stream/demo.py
 
 test: $(STAMP) executor
 	THINKER_SHARED_DATA=$(SHARED) $(PY) -m pytest
