@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 import thinker
-from onnx_build import Const, single_op
+from onnx_build import Const, run_op, single_op
+from test_oracle_onnxruntime import (
+    DEPTHWISE_GRID,
+    _depthwise_case,
+    conv_attrs,
+    conv_integer_oracle,
+)
 from thinker import qmath
 from thinker.graph import import_model
 from thinker.ops.accumulate import OutputStage
@@ -110,8 +116,12 @@ def test_conv_at_the_float32_bound_equals_int64(above):
     assert acc[-1, 0, 2, 3] == -128 * 65279 + b[0] and expected[-1, 0, 2, 3] == -100
 
 
+@pytest.mark.parametrize("path", ["taps", "bands"])
 @pytest.mark.parametrize("above", [False, True], ids=["float32", "float64"])
-def test_depthwise_16bit_input_at_the_float32_bound_equals_int64(above):
+def test_depthwise_16bit_input_at_the_float32_bound_equals_int64(above, path, monkeypatch):
+    from thinker.ops import depthwise
+
+    monkeypatch.setattr(depthwise, "TAP_MAX_OUTPUTS", 1 << 30 if path == "taps" else 0)
     # int16 input, shift 0, 16 bits: folded bound = 32768 * S + max|b| + 32768; S = 510 and
     # max|b| = 32767 give 2**24 - 1, 32768 gives 2**24
     ch = 3
@@ -158,3 +168,36 @@ def test_output_stage_saturates_and_clamps_like_qmath(bits, act):
     lo, hi = qmath.int_range(bits)
     if act is None and bits < 16:
         assert expected.min() == lo and expected.max() == hi
+
+
+@pytest.mark.parametrize("path", ["taps", "bands"])
+@pytest.mark.parametrize("case", [
+    *DEPTHWISE_GRID,
+    (7, (10, 1), (1, 1), (0, 0, 0, 0), (1, 1), (24, 1)),  # the wake-word model's kernels
+    (3, (15, 1), (1, 1), (0, 0, 0, 0), (1, 1), (15, 1)),
+    (5, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1), (7, 6)),  # stride 2, odd map, pads on 2 sides
+    (4, (2, 3), (3, 2), (1, 2, 0, 1), (2, 1), (10, 9)),  # strides 3 x 2, dilated rows
+], ids=lambda c: f"c{c[0]}k{c[1]}s{c[2]}p{c[3]}d{c[4]}x{c[5]}")
+def test_depthwise_taps_and_bands_equal_onnxruntime(case, path, monkeypatch):
+    """Both depthwise kernels on every geometry, whichever the batch size would pick."""
+    from thinker.ops import depthwise
+
+    monkeypatch.setattr(depthwise, "TAP_MAX_OUTPUTS", 1 << 30 if path == "taps" else 0)
+    channels, kernel, stride, pads, dilation, size = case
+    conv = _depthwise_case(channels, kernel, stride, pads, dilation)
+    x = RNG.integers(-128, 128, (3, channels, *size), dtype=np.int8)
+    w = RNG.integers(-128, 128, (channels, 1, *kernel), dtype=np.int8)
+    b = RNG.integers(-5000, 5000, channels, dtype=np.int32)
+    acc = conv_integer_oracle(x, w, conv) + b[None, :, None, None]
+    for scale_o, bits, clip in ((None, None, None), (8.0, 8, None), (8.0, 8, [-7, 100]),
+                                (2.0**4, 16, None)):
+        attrs = conv_attrs(conv) | ({} if clip is None else {"fused_clip": clip})
+        y = run_op("Conv2dInt", [x, Const(w), Const(b)], scale_x=32.0, scale_w=128.0,
+                   **({} if bits is None else {"scale_o": scale_o, "o_bits": bits}), **attrs)
+        if bits is None:  # the float accumulator / 2**12
+            assert np.array_equal(y.astype(np.float64) * 2**12, acc)
+            continue
+        expected = qmath.rescale(acc, 12 - int(np.log2(scale_o)), bits)
+        if clip is not None:
+            expected = np.clip(expected, *clip)
+        assert y.dtype == qmath.storage_dtype(bits) and np.array_equal(y, expected)
