@@ -170,10 +170,11 @@ class _Stream:
 
     def free_length(self, node: Node, t: int, axis: int) -> None:
         """A Reshape's target shape names the exported time length: make it follow the chunk
-        (0 copies the input's length when the axis keeps its index, -1 infers it)."""
+        (-1 infers it; 0, copying the input's length, only when -1 is taken: passes may
+        rewrite what feeds the Reshape, e.g. a Transpose of size-1 axes at a 1-frame chunk)."""
         g = self.g
         target = np.array(g.tensors[node.inputs[1]].data, dtype=np.int64).reshape(-1)
-        if axis == t:
+        if axis == t and -1 in target:  # 0: the input's length (while the axis keeps its index)
             target[axis] = 0
         elif -1 in target:
             _refuse(node, "its target shape leaves two lengths open",
