@@ -201,3 +201,36 @@ def test_depthwise_taps_and_bands_equal_onnxruntime(case, path, monkeypatch):
         if clip is not None:
             expected = np.clip(expected, *clip)
         assert y.dtype == qmath.storage_dtype(bits) and np.array_equal(y, expected)
+
+
+@pytest.mark.parametrize("case", [
+    (5, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # stride 1: one strided copy per block
+    (3, 4, (3, 2), (1, 1), (2, 0, 1, 1), (2, 1), 1),  # dilated rows, asymmetric pads
+    (4, 6, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),  # phase planes, a copy per offset
+], ids=["s1", "s1-dilated", "s2"])
+@pytest.mark.parametrize("block", [1, 700, 1 << 18], ids=["min-block", "partial", "one-block"])
+def test_blocked_conv_gemm_equals_onnxruntime(case, block, monkeypatch):
+    """Group-1 convs as GEMMs over blocks of output positions, with the last block partial
+    and reads running past a channel's row (into the next row or the zero tail)."""
+    from thinker.ops import conv as conv_module
+
+    monkeypatch.setattr(conv_module, "GEMM_BLOCK_FLOATS", block)
+    blocked, used = conv_module._gemm_conv_blocked, []
+
+    def spy(*args):
+        used.append(blocked(*args))
+        return used[-1]
+
+    monkeypatch.setattr(conv_module, "_gemm_conv_blocked", spy)
+    cin, cout, kernel, *_ = case
+    x = RNG.integers(-128, 128, (3, cin, 21, 19), dtype=np.int8)
+    w = RNG.integers(-128, 128, (cout, cin, *kernel), dtype=np.int8)
+    b = RNG.integers(-5000, 5000, cout, dtype=np.int32)
+    acc = conv_integer_oracle(x, w, case) + b[None, :, None, None]
+    y = run_op("Conv2dInt", [x, Const(w), Const(b)], scale_x=32.0, scale_w=128.0, scale_o=8.0,
+               o_bits=8, **conv_attrs(case))
+    assert np.array_equal(y, qmath.rescale(acc, 9, 8))
+    y_float = run_op("Conv2dInt", [x, Const(w), Const(b)], scale_x=1.0, scale_w=1.0,
+                     **conv_attrs(case))
+    assert np.array_equal(y_float.astype(np.int64), acc)
+    assert used and all(u is not None for u in used)  # the blocked path ran

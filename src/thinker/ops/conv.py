@@ -118,14 +118,18 @@ def _phase_span(phase: int, stride: int, pad: int, size: int) -> tuple[int, int,
     return first, src, max(0, -(-(size - src) // stride))
 
 
-def _phase_planes(x: np.ndarray, g: Geometry2d, scratch: Scratch) -> np.ndarray:
+def _phase_planes(x: np.ndarray, g: Geometry2d, scratch: Scratch, tail: int = 0) -> np.ndarray:
     """The padded input split by stride phase: [C, sh*sw, N, Hq, Wq], plane (a, b) holding the
     padded pixels (r*sh + a, c*sw + b), in x's dtype. With stride 1 it is the padded input.
-    Borders are never written, so a reused buffer keeps its zeros."""
+    Borders are never written, so a reused buffer keeps its zeros; ``tail`` more zeros follow
+    the planes in memory (reads running past the last row stay inside the buffer)."""
     n, c, h, w = x.shape
     (sh, sw), (pt, pl, pb, pr) = g.strides, g.pads
     hq, wq = -(-(h + pt + pb) // sh), -(-(w + pl + pr) // sw)
-    planes, _ = scratch.zeros("phase_planes", (c, sh * sw, n, hq, wq), x.dtype)
+    shape = (c, sh * sw, n, hq, wq)
+    size = int(np.prod(shape))
+    buf, _ = scratch.zeros("phase_planes", (size + tail,), x.dtype)
+    planes = buf[:size].reshape(shape)
     xt = x.transpose(1, 0, 2, 3)
     for a in range(sh):
         r0, src_r, nr = _phase_span(a, sh, pt, h)
@@ -136,18 +140,32 @@ def _phase_planes(x: np.ndarray, g: Geometry2d, scratch: Scratch) -> np.ndarray:
     return planes
 
 
-def _shifted_taps(x: np.ndarray, g: Geometry2d, ho: int, wo: int, scratch: Scratch):
-    """im2col rows as contiguous shifts: returns (flat [C, L], offsets, grid) such that the
-    im2col row of channel c and kernel offset t, over the output positions of ``grid``
-    (N, rows, cols), is ``flat[c, offsets[t]:][:N*rows*cols]``; the valid outputs are the
-    grid's [:ho, :wo] corner. A strided conv is a stride-1 conv over the input's phase planes
+@dataclass(frozen=True)
+class _Shifts:
+    """im2col rows as contiguous shifts (``_shifted_taps``)."""
+
+    flat: np.ndarray  # [C, L]
+    offsets: list[int]  # per kernel offset t = i*kw + j
+    grid: tuple[int, int, int]  # (N, rows, cols) of computed output positions
+    # stride 1: (kh, kw, row step, column step) with offsets[i*kw + j] = i*row + j*col, and
+    # flat's buffer readable (finite values) for max(offsets) elements past every row's end
+    steps: tuple[int, int, int, int] | None = None
+
+
+def _shifted_taps(x: np.ndarray, g: Geometry2d, ho: int, wo: int,
+                  scratch: Scratch) -> _Shifts | None:
+    """im2col rows as contiguous shifts: the im2col row of channel c and kernel offset t,
+    over the output positions of ``grid`` (N, rows, cols), is
+    ``flat[c, offsets[t]:][:N*rows*cols]``; the valid outputs are the grid's [:ho, :wo]
+    corner. A strided conv is a stride-1 conv over the input's phase planes
     (``_phase_planes``). Returns None where the grid's extra outputs (those falling in the
     padding) would cost more than strided gathers save."""
     n, c, h, w = x.shape
     kh, kw = g.kernel
     (sh, sw), (dh, dw) = g.strides, g.dilations
     if (kh, kw) == (1, 1) and g.strides == (1, 1) and not any(g.pads):
-        return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, -1), [0], (n, h, w)
+        flat = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, -1)
+        return _Shifts(flat, [0], (n, h, w))
     hq = -(-(h + g.pads[0] + g.pads[2]) // sh)
     wq = -(-(w + g.pads[1] + g.pads[3]) // sw)
     if hq * wq > MAX_GRID_WASTE * ho * wo:
@@ -155,13 +173,25 @@ def _shifted_taps(x: np.ndarray, g: Geometry2d, ho: int, wo: int, scratch: Scrat
     plane = n * hq * wq
     offsets = [((i * dh) % sh * sw + (j * dw) % sw) * plane + (i * dh // sh) * wq + j * dw // sw
                for i in range(kh) for j in range(kw)]
-    return _phase_planes(x, g, scratch).reshape(c, -1), offsets, (n, hq, wq)
+    if (sh, sw) == (1, 1):
+        planes = _phase_planes(x, g, scratch, tail=max(offsets))
+        return _Shifts(planes.reshape(c, -1), offsets, (n, hq, wq), (kh, kw, dh * wq, dw))
+    return _Shifts(_phase_planes(x, g, scratch).reshape(c, -1), offsets, (n, hq, wq))
 
 
-def _copy_shifts(rows: np.ndarray, flat: np.ndarray, offsets: list[int], start: int,
-                 count: int) -> None:
-    """rows[:, t, :count] = flat[:, start + offsets[t]:][:count], zeros past flat's end (those
-    only feed outputs outside the valid corner, which are cut away)."""
+def _copy_shifts(rows: np.ndarray, shifts: _Shifts, start: int, count: int) -> None:
+    """rows[:, t, :count] = flat[:, start + offsets[t]:][:count]. Past a row's end come the
+    next row's values or zeros: either only feeds outputs outside the valid corner, which are
+    cut away. With ``steps`` one copy takes every offset (a strided view of overlapping rows),
+    saving a numpy call per kernel offset."""
+    flat, offsets = shifts.flat, shifts.offsets
+    if shifts.steps is not None and len(offsets) > 1:
+        c, (kh, kw, row, col), item = flat.shape[0], shifts.steps, flat.itemsize
+        view = np.lib.stride_tricks.as_strided(
+            flat[:, start:], shape=(c, kh, kw, count),
+            strides=(flat.strides[0], row * item, col * item, item), writeable=False)
+        rows[:, :, :count].reshape(c, kh, kw, count)[...] = view
+        return
     end = flat.shape[1]
     for t, off in enumerate(offsets):
         have = max(0, min(count, end - start - off))
@@ -182,13 +212,12 @@ def _columns(x: np.ndarray, g: Geometry2d, ho: int, wo: int, scratch: Scratch, d
     k = c * kh * kw
     shifted = _shifted_taps(x, g, ho, wo, scratch)
     if shifted is not None:
-        flat, offsets, grid = shifted
-        total = int(np.prod(grid))
+        total = int(np.prod(shifted.grid))
         cols, new = scratch.zeros("cols", (k + 1, total), dtype)
         if new:
             cols[k] = 1
-        _copy_shifts(cols[:k].reshape(c, len(offsets), total), flat, offsets, 0, total)
-        return cols, grid
+        _copy_shifts(cols[:k].reshape(c, len(shifted.offsets), total), shifted, 0, total)
+        return cols, shifted.grid
     xp = _padded_input(x, g, scratch, dtype)
     cols, new = scratch.zeros("cols", (k + 1, n * ho * wo), dtype)
     if new:
@@ -209,7 +238,7 @@ def _gemm_conv_blocked(x: np.ndarray, g: Geometry2d, ho: int, wo: int, w: np.nda
     shifted = _shifted_taps(x, g, ho, wo, scratch)
     if shifted is None:
         return None
-    flat, offsets, grid = shifted
+    offsets, grid = shifted.offsets, shifted.grid
     fdt = w.dtype
     c = x.shape[1]
     o, k = w.shape[0], c * len(offsets)
@@ -223,7 +252,7 @@ def _gemm_conv_blocked(x: np.ndarray, g: Geometry2d, ho: int, wo: int, w: np.nda
     out = np.empty((o, total), dtype=stage.out_dtype)
     for start in range(0, total, block):
         m = min(block, total - start)
-        _copy_shifts(rows, flat, offsets, start, m)
+        _copy_shifts(rows, shifted, start, m)
         np.matmul(w, cols[:, :m], out=acc[:, :m])
         stage.finish_folded(acc[:, :m], out[:, start:start + m])
     return out.reshape(o, *grid)[:, :, :ho, :wo]
