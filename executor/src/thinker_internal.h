@@ -62,7 +62,7 @@ typedef struct {
     thk_outstage st;
     uint32_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oph, opw, group;
     uint8_t fast;   /* int8 input and 8/4-bit weights with an int32 accumulator */
-    uint8_t im2col; /* fast, and small enough output maps for patches + dot products */
+    uint8_t out32;  /* int8 output rounded in int32 arithmetic (ops/gemm_s8.c, thk_gemm_out32) */
 } thk_conv_params;
 
 typedef struct {

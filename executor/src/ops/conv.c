@@ -1,15 +1,14 @@
 /* Conv1dInt, Conv2dInt, ConvTranspose2dInt (thinker/ops/conv.py) on NCHW tensors.
  *
- * Direct convolution "by taps": for one output channel, every (input channel, kernel offset)
- * pair adds weight * a shifted window of the input plane to an accumulator plane. The valid
- * output range of each tap is computed once, so the inner loop has no bounds checks and runs
- * over contiguous memory (whole planes for pointwise convs): compilers vectorize it, and on a
- * Cortex-M it is a tight load-multiply-accumulate loop. Weights are read in place ([O, C/g,
- * kh, kw]); 4-bit weights are unpacked one output channel at a time into scratch.
- *
- * Fast path: int8 input, 8- or 4-bit weights, int32 accumulator proven safe at init. Every
- * other combination runs the generic path with an int64 accumulator. */
-#include "ops.h"
+ * Fast path (int8 input, 8- or 4-bit weights, int32 accumulator proven safe at init):
+ *   - im2col of a few output pixels at a time into a bounded tile (about 4 KB), then the int8
+ *     GEMM micro-kernel of gemm_s8.c (two output channels x four pixels in registers; SMLAD on
+ *     Cortex-M DSP cores) with the output stage fused. Weights are read in place ([O, C/g, kh,
+ *     kw]); 4-bit weights are unpacked two rows at a time.
+ *   - one input channel per output (depthwise): per output row, each tap adds weight x an
+ *     input row segment to an int32 row (valid ranges precomputed, no bounds checks inside).
+ * Every other combination runs a direct generic loop with an int64 accumulator. */
+#include "gemm_s8.h"
 
 /* ---- geometry ------------------------------------------------------------------------------ */
 
@@ -20,21 +19,18 @@ static thinker_status read_geometry(const thk_op *op, const thk_tensor *w, uint3
     for (i = 0; i < (int)spatial; i++) k[i] = w->dims[2 + i];
     n = thk_attr_ints(op, "kernel_shape", k, 2);
     if (n >= 0) {
-        if (n != (int)spatial) THK_BAD("kernel_shape does not match the weight");
+        if (n != (int)spatial) THK_BAD("kernel_shape does not match the weight shape");
         for (i = 0; i < n; i++)
             if (k[i] != (int64_t)w->dims[2 + i]) THK_BAD("kernel_shape does not match the weight shape");
     } else if (thk_attr_has(op, "kernel_shape")) {
-        THK_BAD("kernel_shape must be ints");
+        THK_BAD("kernel_shape does not match the weight shape");
     }
-    if (thk_attr_has(op, "strides") && thk_attr_ints(op, "strides", s, 2) != (int)spatial)
-        THK_BAD("strides do not match the conv's rank");
-    if (thk_attr_has(op, "dilations") && thk_attr_ints(op, "dilations", d, 2) != (int)spatial)
-        THK_BAD("dilations do not match the conv's rank");
-    if (thk_attr_has(op, "pads") && thk_attr_ints(op, "pads", pads, 4) != 2 * (int)spatial)
-        THK_BAD("pads do not match the conv's rank");
-    if (transposed && thk_attr_has(op, "output_padding") &&
-        thk_attr_ints(op, "output_padding", opad, 2) != (int)spatial)
-        THK_BAD("output_padding does not match the conv's rank");
+    if ((thk_attr_has(op, "strides") && thk_attr_ints(op, "strides", s, 2) != (int)spatial) ||
+        (thk_attr_has(op, "dilations") && thk_attr_ints(op, "dilations", d, 2) != (int)spatial) ||
+        (thk_attr_has(op, "pads") && thk_attr_ints(op, "pads", pads, 4) != 2 * (int)spatial) ||
+        (transposed && thk_attr_has(op, "output_padding") &&
+         thk_attr_ints(op, "output_padding", opad, 2) != (int)spatial))
+        THK_BAD("strides, dilations, pads or output_padding do not match the conv's rank");
     if (thk_attr_has(op, "group") && !thk_attr_int(op, "group", &group))
         THK_BAD("group must be an int");
     for (i = 0; i < (int)spatial; i++) {
@@ -92,6 +88,19 @@ static thinker_status conv_operands(const thinker_model *m, const thk_op *op, th
     return THINKER_OK;
 }
 
+/* Scratch of the three run paths. Its Python twin is thinker.memory.scratch.conv_scratch:
+ * change both together.
+ *   generic (int64 accumulators): none;
+ *   fast, one input channel per output (depthwise): an int32 row of outputs, the tap ranges of
+ *     the kernel columns and one unpacked int4 weight row;
+ *   fast, im2col + GEMM: one tile of patch rows, a gather row and two unpacked int4 rows. */
+static uint64_t conv_scratch(const thk_conv_params *p, uint32_t cg, uint32_t out_channels, uint64_t wo,
+                             uint64_t pixels) {
+    if (!p->fast) return 0;
+    if (cg == 1 && p->group == out_channels) return 4u * wo + 8u * p->kw + thk_kpad(p->kh * p->kw);
+    return thk_gemm_scratch(cg * p->kh * p->kw, (uint32_t)pixels);
+}
+
 static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs *needs,
                                    thinker_message *msg, uint32_t spatial) {
     thk_conv_params *p = &op->p.conv;
@@ -99,7 +108,7 @@ static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs
     uint32_t xd[4], O, cg, K;
     int64_t ho, wo;
     int has_bias;
-    uint64_t scratch;
+    uint64_t scratch, wsum;
     thinker_status s;
     s = conv_operands(m, op, &x, &w, &b, &out, &has_bias, msg);
     if (s != THINKER_OK) return s;
@@ -119,19 +128,12 @@ static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs
         (spatial == 2 && (out.dims[2] != ho || out.dims[3] != wo)) || (spatial == 1 && out.dims[2] != wo))
         THK_BAD("recorded output shape differs from the computed one");
     K = cg * p->kh * p->kw;
-    s = thk_outstage_prepare(m, op, &x, thk_weight_abs_sum(&w, O, K, K, 1), has_bias ? &b : NULL,
-                             O, "scale_w", &out, &p->st, msg);
+    wsum = thk_weight_abs_sum(&w, O, K, K, 1);
+    s = thk_outstage_prepare(m, op, &x, wsum, has_bias ? &b : NULL, O, "scale_w", &out, &p->st, msg);
     if (s != THINKER_OK) return s;
     p->fast = x.dtype == THINKER_INT8 && (w.dtype == THINKER_INT8 || w.dtype == THINKER_INT4) && p->st.acc32;
-    /* small output maps with long kernels (late layers): gather the input patches once
-     * (im2col, K bytes per output pixel) and take int8 dot products, instead of many short
-     * tap loops; only while the patches stay small */
-    p->im2col = p->fast && cg > 1 && (uint64_t)ho * wo <= 256 && (uint64_t)ho * wo * K * p->group <= 65536;
-    /* scratch: accumulator plane, one unpacked weight row, tap ranges (+ patches) */
-    scratch = (uint64_t)ho * wo * (p->fast ? 4u : 8u);
-    if (p->im2col) scratch += ((uint64_t)ho * wo * K * p->group + 15u) & ~(uint64_t)15u;
-    scratch += ((uint64_t)K * (p->fast ? 1u : 4u) + 7u) & ~(uint64_t)7u;
-    scratch += 8ull * (p->kh + p->kw);
+    p->out32 = p->fast && thk_gemm_out32(&p->st, &out, wsum, &b, has_bias);
+    scratch = conv_scratch(p, cg, O, (uint64_t)wo, (uint64_t)ho * wo);
     if (scratch > 0x7FFFFFF0u) THK_BAD("layer too large for the scratch buffer");
     needs->scratch = (uint32_t)scratch;
     return THINKER_OK;
@@ -161,55 +163,6 @@ static void tap_range(uint32_t tap, uint32_t size, uint32_t out, uint32_t s, uin
     *hi = (uint32_t)b;
 }
 
-typedef struct {
-    uint32_t H, W, ho, wo;
-    const uint32_t *yr, *xr; /* [lo, hi) per kernel row / column */
-    const thk_conv_params *p;
-} tap_geo;
-
-/* acc[oy, ox] += wv * x[oy*sh + i*dh - pt, ox*sw + j*dw - pl] over the tap's valid range. */
-#define DEFINE_TAP(NAME, XT, AT)                                                               \
-    static void NAME(AT *acc, const XT *x, AT wv, const tap_geo *g, uint32_t i, uint32_t j) { \
-        const thk_conv_params *p = g->p;                                                       \
-        uint32_t y0 = g->yr[2 * i], y1 = g->yr[2 * i + 1], x0 = g->xr[2 * j], x1 = g->xr[2 * j + 1]; \
-        uint32_t n = x1 - x0, oy, k;                                                           \
-        int64_t col = (int64_t)x0 * p->sw + (int64_t)j * p->dw - p->pl;                        \
-        if (y0 >= y1 || n == 0) return;                                                        \
-        if (p->sw == 1 && p->sh == 1 && n == g->wo && g->wo == g->W) {                        \
-            /* rows are contiguous in both planes: one long loop */                            \
-            const XT *r = x + ((int64_t)y0 + (int64_t)i * p->dh - p->pt) * g->W + col;         \
-            AT *a = acc + (size_t)y0 * g->wo;                                                  \
-            uint32_t len = (y1 - y0) * n;                                                      \
-            for (k = 0; k < len; k++) a[k] += wv * (AT)r[k];                                   \
-            return;                                                                            \
-        }                                                                                      \
-        for (oy = y0; oy < y1; oy++) {                                                         \
-            const XT *r = x + ((int64_t)oy * p->sh + (int64_t)i * p->dh - p->pt) * g->W + col; \
-            AT *a = acc + (size_t)oy * g->wo + x0;                                             \
-            if (p->sw == 1)                                                                    \
-                for (k = 0; k < n; k++) a[k] += wv * (AT)r[k];                                 \
-            else                                                                               \
-                for (k = 0; k < n; k++) a[k] += wv * (AT)r[(size_t)k * p->sw];                 \
-        }                                                                                      \
-    }
-
-DEFINE_TAP(tap_i8_i32, int8_t, int32_t)
-DEFINE_TAP(tap_i8_i64, int8_t, int64_t)
-DEFINE_TAP(tap_i16_i64, int16_t, int64_t)
-
-/* uint8 / int32 inputs are rare: one small tap through the generic element load */
-static void tap_any_i64(int64_t *acc, const thk_tensor *x, size_t at, int64_t wv, const tap_geo *g,
-                        uint32_t i, uint32_t j) {
-    const thk_conv_params *p = g->p;
-    uint32_t oy, ox;
-    for (oy = g->yr[2 * i]; oy < g->yr[2 * i + 1]; oy++)
-        for (ox = g->xr[2 * j]; ox < g->xr[2 * j + 1]; ox++) {
-            size_t iy = (size_t)((int64_t)oy * p->sh + (int64_t)i * p->dh - p->pt);
-            size_t ix = (size_t)((int64_t)ox * p->sw + (int64_t)j * p->dw - p->pl);
-            acc[(size_t)oy * g->wo + ox] += wv * thk_load_int(x->data, x->dtype, (uint32_t)(at + iy * g->W + ix));
-        }
-}
-
 static void unpack_int4(int8_t *dst, const uint8_t *src, uint32_t start, uint32_t n) {
     uint32_t k;
     for (k = 0; k < n; k++) {
@@ -219,140 +172,274 @@ static void unpack_int4(int8_t *dst, const uint8_t *src, uint32_t start, uint32_
     }
 }
 
-/* im2col + dot products: patches[g][pixel][K] gathered once per sample (zero padding), then
- * every output is one contiguous int8 dot product with its weight row. */
-static thinker_status conv_im2col(thk_run_ctx *ctx, const thk_tensor *x, const thk_tensor *w,
-                                  const thk_tensor *b, const thk_tensor *out, const uint32_t *xd,
-                                  const tap_geo *g, uint8_t *scratch) {
-    const thk_conv_params *p = &ctx->op->p.conv;
-    uint32_t O = w->dims[0], cg = w->dims[1], og = O / p->group, K = cg * p->kh * p->kw;
-    uint32_t P = g->ho * g->wo, n, gi, c, i, j, oy, ox, o, q;
-    int8_t *patches = (int8_t *)scratch, *row = patches + (((size_t)P * K * p->group + 15u) & ~(size_t)15u);
-    for (n = 0; n < xd[0]; n++) {
-        for (gi = 0; gi < p->group; gi++)
-            for (oy = 0; oy < g->ho; oy++)
-                for (ox = 0; ox < g->wo; ox++) {
-                    int8_t *dst = patches + ((size_t)gi * P + (size_t)oy * g->wo + ox) * K;
-                    for (c = 0; c < cg; c++) {
-                        const int8_t *plane = (const int8_t *)x->data + (size_t)(n * xd[1] + gi * cg + c) * g->H * g->W;
+/* weight row o as int8: in place, or unpacked from int4 into `buf` */
+static const int8_t *weight_row(const thk_tensor *w, uint32_t o, uint32_t K, int8_t *buf) {
+    if (w->dtype == THINKER_INT8) return (const int8_t *)w->data + (size_t)o * K;
+    unpack_int4(buf, w->data, o * K, K);
+    return buf;
+}
+
+typedef struct {
+    uint32_t N, C, H, W, O, cg, og, K, ho, wo;
+} conv_dims;
+
+/* Every other input/weight type: one output at a time, int64 accumulator, generic loads. */
+static void conv_generic(const thk_conv_params *p, const conv_dims *d, const thk_tensor *x,
+                         const thk_tensor *w, const thk_tensor *b, int has_bias, const thk_tensor *out) {
+    uint32_t n, o, oy, ox, c, i, j, idx = 0;
+    for (n = 0; n < d->N; n++)
+        for (o = 0; o < d->O; o++) {
+            int64_t bias = thk_bias_at(b, has_bias, o);
+            uint32_t c0 = (o / d->og) * d->cg;
+            for (oy = 0; oy < d->ho; oy++)
+                for (ox = 0; ox < d->wo; ox++, idx++) {
+                    int64_t acc = bias;
+                    for (c = 0; c < d->cg; c++) {
+                        uint32_t plane = (n * d->C + c0 + c) * d->H, wk = (o * d->cg + c) * p->kh;
                         for (i = 0; i < p->kh; i++) {
                             int64_t iy = (int64_t)oy * p->sh + (int64_t)i * p->dh - p->pt;
+                            if (iy < 0 || iy >= (int64_t)d->H) continue;
                             for (j = 0; j < p->kw; j++) {
                                 int64_t ix = (int64_t)ox * p->sw + (int64_t)j * p->dw - p->pl;
-                                *dst++ = (iy < 0 || iy >= (int64_t)g->H || ix < 0 || ix >= (int64_t)g->W)
-                                             ? 0 : plane[iy * g->W + ix];
+                                if (ix < 0 || ix >= (int64_t)d->W) continue;
+                                acc += thk_load_int(w->data, w->dtype, (wk + i) * p->kw + j) *
+                                       thk_load_int(x->data, x->dtype, (uint32_t)((plane + iy) * d->W + ix));
                             }
                         }
                     }
+                    thk_outstage_store(&p->st, out, idx, acc);
                 }
-        for (o = 0; o < O; o++) {
-            const int8_t *wrow = (const int8_t *)w->data + (size_t)o * K;
-            const int8_t *pat = patches + (size_t)(o / og) * P * K;
-            int64_t bias = thk_bias_at(b, b != NULL, o);
-            if (w->dtype == THINKER_INT4) {
-                unpack_int4(row, w->data, o * K, K);
-                wrow = row;
-            }
-            for (q = 0; q < P; q++) {
-                const int8_t *col = pat + (size_t)q * K;
-                int32_t acc = 0;
-                uint32_t k;
-                for (k = 0; k < K; k++) acc += (int32_t)wrow[k] * col[k];
-                thk_outstage_store(&p->st, out, (n * O + o) * P + q, (int64_t)acc + bias);
+        }
+}
+
+/* One input channel per output channel (depthwise): for each output row, every tap adds
+ * weight * a strided input row segment to an int32 row (valid ranges precomputed, no bounds
+ * checks inside; the host compiler vectorizes it), then the row goes through the output stage. */
+static void conv_depthwise(const thk_conv_params *p, const conv_dims *d, const thk_tensor *x,
+                           const thk_tensor *w, const thk_tensor *b, int has_bias, const thk_tensor *out,
+                           uint8_t *scratch) {
+    int32_t *acc = (int32_t *)(void *)scratch;
+    uint32_t *xr = (uint32_t *)(acc + d->wo), K = p->kh * p->kw, n, o, oy, i, j, k;
+    int8_t *buf = (int8_t *)(xr + 2 * p->kw);
+    for (j = 0; j < p->kw; j++) tap_range(j, d->W, d->wo, p->sw, p->dw, p->pl, &xr[2 * j], &xr[2 * j + 1]);
+    for (n = 0; n < d->N; n++)
+        for (o = 0; o < d->O; o++) {
+            const int8_t *wk = weight_row(w, o, K, buf);
+            const int8_t *plane = (const int8_t *)x->data + (size_t)(n * d->C + o / d->og) * d->H * d->W;
+            int64_t bias = thk_bias_at(b, has_bias, o);
+            for (oy = 0; oy < d->ho; oy++) {
+                memset(acc, 0, (size_t)d->wo * sizeof *acc);
+                for (i = 0; i < p->kh; i++) {
+                    int64_t iy = (int64_t)oy * p->sh + (int64_t)i * p->dh - p->pt;
+                    if (iy < 0 || iy >= (int64_t)d->H) continue;
+                    for (j = 0; j < p->kw; j++) {
+                        int32_t wv = wk[i * p->kw + j], *a;
+                        uint32_t x0 = xr[2 * j], len = xr[2 * j + 1] - x0;
+                        const int8_t *r;
+                        if (!wv || !len) continue;
+                        r = plane + (size_t)iy * d->W + ((int64_t)x0 * p->sw + (int64_t)j * p->dw - p->pl);
+                        a = acc + x0;
+                        if (p->sw == 1)
+                            for (k = 0; k < len; k++) a[k] += wv * r[k];
+                        else
+                            for (k = 0; k < len; k++) a[k] += wv * r[(size_t)k * p->sw];
+                    }
+                }
+                thk_gemm_store(&p->st, p->out32, out, acc, d->wo, ((n * d->O + o) * d->ho + oy) * d->wo, 1, bias);
             }
         }
-    }
-    return THINKER_OK;
 }
+
+/* The patch row of output pixel (oy, ox): cg channels x kh x kw input values (0 in the
+ * padding). */
+static void gather(int8_t *dst, const int8_t *x, const thk_conv_params *p, const conv_dims *d,
+                   uint32_t oy, uint32_t ox) {
+    int64_t iy0 = (int64_t)oy * p->sh - p->pt, ix0 = (int64_t)ox * p->sw - p->pl;
+    int inside = ix0 >= 0 && ix0 + (int64_t)(p->kw - 1) * p->dw < (int64_t)d->W;
+    uint32_t c, i, j, plane = d->H * d->W;
+    for (c = 0; c < d->cg; c++, x += plane)
+        for (i = 0; i < p->kh; i++, dst += p->kw) {
+            int64_t iy = iy0 + (int64_t)i * p->dh;
+            const int8_t *r;
+            if (iy < 0 || iy >= (int64_t)d->H) continue; /* the driver zeroed the row */
+            r = x + iy * d->W;
+            for (j = 0; j < p->kw; j++) {
+                int64_t ix = ix0 + (int64_t)j * p->dw;
+                if (inside || (ix >= 0 && ix < (int64_t)d->W)) dst[j] = r[ix];
+            }
+        }
+}
+
+typedef struct {
+    thk_gemm_job job;
+    const thk_conv_params *p;
+    const conv_dims *d;
+    const thk_tensor *w;
+    const int8_t *xg; /* the group's first input plane */
+    uint32_t o0;      /* the group's first output channel */
+} conv_job;
+
+static void conv_fill(const thk_gemm_job *job, uint32_t r, int8_t *dst) {
+    const conv_job *c = (const conv_job *)job;
+    gather(dst, c->xg, c->p, c->d, r / c->d->wo, r % c->d->wo);
+}
+
+static const int8_t *conv_weight(const thk_gemm_job *job, uint32_t o, int8_t *buf) {
+    const conv_job *c = (const conv_job *)job;
+    return weight_row(c->w, c->o0 + o, c->d->K, buf);
+}
+
+/* im2col of a few output pixels at a time into a bounded tile, then the GEMM micro-kernel (two
+ * output channels x four pixels per call, output stage fused): gemm_s8.c's driver. */
+static void conv_gemm(const thk_conv_params *p, const conv_dims *d, const thk_tensor *x,
+                      const thk_tensor *w, const thk_tensor *b, int has_bias, const thk_tensor *out,
+                      uint8_t *scratch) {
+    uint32_t P = d->ho * d->wo, n, g;
+    conv_job c;
+    c.job.K = d->K;
+    c.job.rows = P;
+    c.job.outs = d->og;
+    c.job.fill = conv_fill;
+    c.job.weight = conv_weight;
+    c.job.st = &p->st;
+    c.job.out = out;
+    c.job.bias = b;
+    c.job.has_bias = has_bias;
+    c.job.out32 = p->out32;
+    c.job.ch_step = P;
+    c.job.row_step = 1;
+    c.p = p;
+    c.d = d;
+    c.w = w;
+    for (n = 0; n < d->N; n++)
+        for (g = 0; g < d->O / d->og; g++) {
+            c.o0 = c.job.bias0 = g * d->og;
+            c.job.out0 = (n * d->O + c.o0) * P;
+            c.xg = (const int8_t *)x->data + (size_t)(n * d->C + g * d->cg) * d->H * d->W;
+            thk_gemm_run(&c.job, scratch);
+        }
+}
+
+#if !THK_GEMM_DSP
+/* Direct convolution for hosts (vector units): four output channels x THK_SEG output pixels
+ * accumulate in registers over every (channel, kernel row, kernel column) tap, each tap one
+ * input row segment times four broadcast weights, which compilers turn into vector
+ * multiply-adds. The kernel rows of the current output row are first copied with their zero
+ * padding into scratch, so no tap needs a bounds check. Used for rows of at least
+ * THK_SEG * 3/4 pixels when those rows fit the op's scratch (the im2col + GEMM path otherwise). */
+#define THK_SEG 32u
+
+/* padded row length: every tap of ceil(wo / SEG) segments stays inside */
+static uint32_t padded_len(const thk_conv_params *p, const conv_dims *d) {
+    uint32_t nseg = (d->wo + THK_SEG - 1) / THK_SEG;
+    return (nseg * THK_SEG - 1) * p->sw + (p->kw - 1) * p->dw + 1;
+}
+
+static int direct_fits(const thk_conv_params *p, const conv_dims *d) {
+    uint64_t need = (uint64_t)d->cg * p->kh * padded_len(p, d) + 4ull * d->K;
+    return d->wo >= THK_SEG * 3 / 4 && need <= thk_gemm_scratch(d->K, d->ho * d->wo);
+}
+
+/* acc[q][t] += w_q[k] * r[t * STEP] over every tap; STEP 1 (contiguous) or sw */
+#define DEFINE_SEG(NAME, STEP)                                                                   \
+    static void NAME(int32_t out[4][THK_SEG], const int8_t *const wr[4], const int8_t *rows,    \
+                     const thk_conv_params *p, uint32_t cg, uint32_t L) {                       \
+        int32_t a0[THK_SEG], a1[THK_SEG], a2[THK_SEG], a3[THK_SEG];                            \
+        const int8_t *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3];                       \
+        uint32_t j, t, k, n = cg * p->kh, kw = p->kw, dw = p->dw, sw = p->sw, ck;              \
+        (void)sw;                                                                               \
+        for (t = 0; t < THK_SEG; t++) a0[t] = a1[t] = a2[t] = a3[t] = 0;                        \
+        for (ck = 0, k = 0; ck < n; ck++, rows += L) {                                          \
+            const int8_t *r = rows;                                                             \
+            for (j = 0; j < kw; j++, k++, r += dw) {                                            \
+                int32_t e0 = w0[k], e1 = w1[k], e2 = w2[k], e3 = w3[k];                         \
+                for (t = 0; t < THK_SEG; t++) {                                                 \
+                    int32_t v = r[(size_t)t * (STEP)];                                          \
+                    a0[t] += e0 * v; a1[t] += e1 * v; a2[t] += e2 * v; a3[t] += e3 * v;         \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+        memcpy(out[0], a0, sizeof a0);                                                          \
+        memcpy(out[1], a1, sizeof a1);                                                          \
+        memcpy(out[2], a2, sizeof a2);                                                          \
+        memcpy(out[3], a3, sizeof a3);                                                          \
+    }
+DEFINE_SEG(seg_unit, 1)
+DEFINE_SEG(seg_strided, sw)
+
+static void conv_direct(const thk_conv_params *p, const conv_dims *d, const thk_tensor *x,
+                        const thk_tensor *w, const thk_tensor *b, int has_bias, const thk_tensor *out,
+                        uint8_t *scratch) {
+    uint32_t P = d->ho * d->wo, L = padded_len(p, d), n, g, o, oy, ox, q, c, i, copy;
+    int8_t *rows = (int8_t *)scratch, *wbuf = rows + (size_t)d->cg * p->kh * L;
+    int32_t seg[4][THK_SEG];
+    /* input columns of a padded row: u - pl for u in [pl, pl + copy) */
+    copy = L > p->pl ? L - p->pl : 0;
+    if (copy > d->W) copy = d->W;
+    for (n = 0; n < d->N; n++)
+        for (g = 0; g < d->O / d->og; g++) {
+            const int8_t *xg = (const int8_t *)x->data + (size_t)(n * d->C + g * d->cg) * d->H * d->W;
+            for (oy = 0; oy < d->ho; oy++) {
+                int8_t *row = rows;
+                for (c = 0; c < d->cg; c++)
+                    for (i = 0; i < p->kh; i++, row += L) {
+                        int64_t iy = (int64_t)oy * p->sh + (int64_t)i * p->dh - p->pt;
+                        memset(row, 0, L);
+                        if (iy >= 0 && iy < (int64_t)d->H)
+                            memcpy(row + p->pl, xg + ((size_t)c * d->H + (size_t)iy) * d->W, copy);
+                    }
+                for (o = g * d->og; o < (g + 1) * d->og; o += 4) {
+                    const int8_t *wr[4];
+                    int64_t bias[4];
+                    uint32_t nb = (g + 1) * d->og - o < 4 ? (g + 1) * d->og - o : 4;
+                    uint32_t base = (n * d->O + o) * P + oy * d->wo;
+                    for (q = 0; q < 4; q++) {
+                        uint32_t oo = o + (q < nb ? q : 0);
+                        wr[q] = weight_row(w, oo, d->K, wbuf + (size_t)q * d->K);
+                        bias[q] = thk_bias_at(b, has_bias, oo);
+                    }
+                    for (ox = 0; ox < d->wo; ox += THK_SEG) {
+                        uint32_t m = d->wo - ox < THK_SEG ? d->wo - ox : THK_SEG;
+                        (p->sw == 1 ? seg_unit : seg_strided)(seg, wr, rows + (size_t)ox * p->sw, p, d->cg, L);
+                        for (q = 0; q < nb; q++)
+                            thk_gemm_store(&p->st, p->out32, out, seg[q], m, base + q * P + ox, 1, bias[q]);
+                    }
+                }
+            }
+        }
+}
+#endif
 
 static thinker_status conv_run(thk_run_ctx *ctx, uint32_t spatial) {
     const thinker_model *m = ctx->model;
     const thk_op *op = ctx->op;
     const thk_conv_params *p = &op->p.conv;
     thk_tensor x, w, b, out;
-    uint32_t xd[4], O, cg, og, K, ho, wo, plane, n, o, c, i, j;
-    uint32_t *yr, *xr;
-    uint8_t *scratch = ctx->scratch;
+    uint32_t xd[4];
     int has_bias;
-    tap_geo g;
+    conv_dims d;
     thk_op_input(m, op, 0, &x);
     thk_op_input(m, op, 1, &w);
     has_bias = thk_op_input(m, op, 2, &b);
     thk_op_output(m, op, 0, &out);
     dims4(&x, spatial, xd);
-    O = w.dims[0];
-    cg = w.dims[1];
-    og = O / p->group;
-    K = cg * p->kh * p->kw;
-    ho = spatial == 2 ? out.dims[2] : 1;
-    wo = spatial == 2 ? out.dims[3] : out.dims[2];
-    plane = xd[2] * xd[3];
-    yr = (uint32_t *)(void *)scratch;
-    xr = yr + 2 * p->kh;
-    scratch += 8u * (p->kh + p->kw);
-    for (i = 0; i < p->kh; i++) tap_range(i, xd[2], ho, p->sh, p->dh, p->pt, &yr[2 * i], &yr[2 * i + 1]);
-    for (j = 0; j < p->kw; j++) tap_range(j, xd[3], wo, p->sw, p->dw, p->pl, &xr[2 * j], &xr[2 * j + 1]);
-    g.H = xd[2]; g.W = xd[3]; g.ho = ho; g.wo = wo; g.yr = yr; g.xr = xr; g.p = p;
-
-    if (p->im2col) return conv_im2col(ctx, &x, &w, has_bias ? &b : NULL, &out, xd, &g, scratch);
-    for (n = 0; n < xd[0]; n++) {
-        for (o = 0; o < O; o++) {
-            uint32_t c0 = (o / og) * cg, base = (n * O + o) * ho * wo, q;
-            int64_t bias = thk_bias_at(&b, has_bias, o);
-            if (p->fast) {
-                int32_t *acc = (int32_t *)(void *)scratch;
-                const int8_t *wrow;
-                if (w.dtype == THINKER_INT4) {
-                    int8_t *row = (int8_t *)(acc + (size_t)ho * wo);
-                    unpack_int4(row, w.data, o * K, K);
-                    wrow = row;
-                } else {
-                    wrow = (const int8_t *)w.data + (size_t)o * K;
-                }
-                memset(acc, 0, (size_t)ho * wo * sizeof *acc);
-                for (c = 0; c < cg; c++) {
-                    const int8_t *xin = (const int8_t *)x.data + (size_t)(n * xd[1] + c0 + c) * plane;
-                    for (i = 0; i < p->kh; i++)
-                        for (j = 0; j < p->kw; j++) {
-                            int32_t wv = wrow[(c * p->kh + i) * p->kw + j];
-                            if (wv) tap_i8_i32(acc, xin, wv, &g, i, j);
-                        }
-                }
-                if (!p->st.out_float && out.dtype == THINKER_INT8 && p->st.shift > 0 && p->st.shift < 62 &&
-                    p->st.round_mode == THK_ROUND_FLOOR_ADD) {
-                    /* the common int8 output: rshift_round with the half folded into the bias */
-                    int8_t *dst = (int8_t *)out.data + base;
-                    int64_t half = bias + ((int64_t)1 << (p->st.shift - 1));
-                    int32_t sft = p->st.shift;
-                    for (q = 0; q < ho * wo; q++) {
-                        int64_t v = thk_floor_shift(acc[q] + half, sft);
-                        dst[q] = (int8_t)thk_clamp(v, p->st.lo, p->st.hi);
-                    }
-                } else {
-                    for (q = 0; q < ho * wo; q++) thk_outstage_store(&p->st, &out, base + q, acc[q] + bias);
-                }
-            } else {
-                int64_t *acc = (int64_t *)(void *)scratch;
-                int32_t *wrow = (int32_t *)(acc + (size_t)ho * wo);
-                for (q = 0; q < K; q++) wrow[q] = (int32_t)thk_load_int(w.data, w.dtype, o * K + q);
-                memset(acc, 0, (size_t)ho * wo * sizeof *acc);
-                for (c = 0; c < cg; c++) {
-                    size_t at = (size_t)(n * xd[1] + c0 + c) * plane;
-                    for (i = 0; i < p->kh; i++)
-                        for (j = 0; j < p->kw; j++) {
-                            int64_t wv = wrow[(c * p->kh + i) * p->kw + j];
-                            if (!wv) continue;
-                            switch (x.dtype) {
-                            case THINKER_INT8: tap_i8_i64(acc, (const int8_t *)x.data + at, wv, &g, i, j); break;
-                            case THINKER_INT16: tap_i16_i64(acc, (const int16_t *)x.data + at, wv, &g, i, j); break;
-                            default: tap_any_i64(acc, &x, at, wv, &g, i, j); break;
-                            }
-                        }
-                }
-                for (q = 0; q < ho * wo; q++) thk_outstage_store(&p->st, &out, base + q, acc[q] + bias);
-            }
-        }
-    }
+    d.N = xd[0]; d.C = xd[1]; d.H = xd[2]; d.W = xd[3];
+    d.O = w.dims[0];
+    d.cg = w.dims[1];
+    d.og = d.O / p->group;
+    d.K = d.cg * p->kh * p->kw;
+    d.ho = spatial == 2 ? out.dims[2] : 1;
+    d.wo = spatial == 2 ? out.dims[3] : out.dims[2];
+    if (!p->fast)
+        conv_generic(p, &d, &x, &w, &b, has_bias, &out);
+    else if (d.cg == 1 && d.og == 1)
+        conv_depthwise(p, &d, &x, &w, &b, has_bias, &out, ctx->scratch);
+#if !THK_GEMM_DSP
+    else if (direct_fits(p, &d)) /* wide rows: vector segments */
+        conv_direct(p, &d, &x, &w, &b, has_bias, &out, ctx->scratch);
+#endif
+    else
+        conv_gemm(p, &d, &x, &w, &b, has_bias, &out, ctx->scratch);
     return THINKER_OK;
 }
 
@@ -445,14 +532,8 @@ thinker_status thk_conv_transpose2d_run(thk_run_ctx *ctx) {
                             int64_t *a;
                             if (oy < 0 || oy >= (int64_t)ho) continue;
                             a = acc + (size_t)oy * wo;
-                            if (x.dtype == THINKER_INT8) {
-                                const int8_t *r = (const int8_t *)x.data + at + iy * W;
-                                for (ix = (uint32_t)ix0; (int64_t)ix < ix1; ix++)
-                                    a[ix * p->sw + offx] += wv * r[ix];
-                            } else {
-                                for (ix = (uint32_t)ix0; (int64_t)ix < ix1; ix++)
-                                    a[ix * p->sw + offx] += wv * thk_load_int(x.data, x.dtype, at + iy * W + ix);
-                            }
+                            for (ix = (uint32_t)ix0; (int64_t)ix < ix1; ix++)
+                                a[ix * p->sw + offx] += wv * thk_load_int(x.data, x.dtype, at + iy * W + ix);
                         }
                     }
             }

@@ -1,6 +1,6 @@
 /* LinearInt (y = x @ W^T + b on the last axis) and BatchNorm2dInt (y = x * alpha + beta per
  * channel), finishing with the shared output stage (thinker/ops/linear.py). */
-#include "ops.h"
+#include "gemm_s8.h"
 
 typedef struct {
     uint32_t out_f, in_f, trans_b;
@@ -27,6 +27,7 @@ thinker_status thk_linear_prepare(const thinker_model *m, thk_op *op, thk_needs 
     linear_dims d;
     uint32_t i;
     int has_bias;
+    uint64_t wsum, scratch;
     thinker_status s;
     if (op->n_in < 2 || op->n_in > 3 || op->n_out != 1) THK_BAD("expects 2-3 inputs and 1 output");
     if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &w)) THK_BAD("input and weight are required");
@@ -41,15 +42,39 @@ thinker_status thk_linear_prepare(const thinker_model *m, thk_op *op, thk_needs 
     if (out.ndim != x.ndim || out.dims[x.ndim - 1] != d.out_f) THK_BAD("recorded output shape differs from the computed one");
     for (i = 0; i + 1 < x.ndim; i++)
         if (out.dims[i] != x.dims[i]) THK_BAD("recorded output shape differs from the computed one");
-    s = thk_outstage_prepare(m, op, &x,
-                             thk_weight_abs_sum(&w, d.out_f, d.in_f, d.trans_b ? d.in_f : 1,
-                                                d.trans_b ? 1 : d.out_f),
-                             has_bias ? &b : NULL, d.out_f, "scale_w", &out, &p->st, msg);
+    wsum = thk_weight_abs_sum(&w, d.out_f, d.in_f, d.trans_b ? d.in_f : 1, d.trans_b ? 1 : d.out_f);
+    s = thk_outstage_prepare(m, op, &x, wsum, has_bias ? &b : NULL, d.out_f, "scale_w", &out, &p->st, msg);
     if (s != THINKER_OK) return s;
     p->fast = x.dtype == THINKER_INT8 && (w.dtype == THINKER_INT8 || w.dtype == THINKER_INT4) && p->st.acc32;
+    p->out32 = p->fast && thk_gemm_out32(&p->st, &out, wsum, &b, has_bias);
     p->group = d.trans_b; /* remembered for run */
-    needs->scratch = d.in_f * (p->fast ? 1u : 4u);
+    /* fast: the GEMM tile over the input rows (thinker.memory.scratch.linear_scratch twins it) */
+    scratch = p->fast ? thk_gemm_scratch(d.in_f, d.in_f ? x.count / d.in_f : 0) : 0;
+    if (scratch > 0x7FFFFFF0u) THK_BAD("layer too large for the scratch buffer");
+    needs->scratch = (uint32_t)scratch;
     return THINKER_OK;
+}
+
+typedef struct {
+    thk_gemm_job job;
+    const thk_tensor *w;
+    const int8_t *x;
+    uint32_t trans_b;
+} linear_job;
+
+/* input row r */
+static void linear_fill(const thk_gemm_job *job, uint32_t r, int8_t *dst) {
+    const linear_job *l = (const linear_job *)job;
+    memcpy(dst, l->x + (size_t)r * job->K, job->K);
+}
+
+/* weight row o as int8: in place ([O, K] int8), else gathered into buf */
+static const int8_t *linear_weight(const thk_gemm_job *job, uint32_t o, int8_t *buf) {
+    const linear_job *l = (const linear_job *)job;
+    uint32_t k, K = job->K, O = job->outs;
+    if (l->trans_b && l->w->dtype == THINKER_INT8) return (const int8_t *)l->w->data + (size_t)o * K;
+    for (k = 0; k < K; k++) buf[k] = (int8_t)thk_load_int(l->w->data, l->w->dtype, l->trans_b ? o * K + k : k * O + o);
+    return buf;
 }
 
 thinker_status thk_linear_run(thk_run_ctx *ctx) {
@@ -66,49 +91,35 @@ thinker_status thk_linear_run(thk_run_ctx *ctx) {
     K = x.dims[x.ndim - 1];
     O = out.dims[out.ndim - 1];
     M = K ? x.count / K : 0;
-    for (o = 0; o < O; o++) {
-        int64_t bias = thk_bias_at(&b, has_bias, o);
-        if (p->fast) {
-            const int8_t *wrow;
-            if (trans_b && w.dtype == THINKER_INT8) {
-                wrow = (const int8_t *)w.data + (size_t)o * K;
-            } else {
-                int8_t *row = (int8_t *)ctx->scratch;
-                for (k = 0; k < K; k++)
-                    row[k] = (int8_t)thk_load_int(w.data, w.dtype, trans_b ? o * K + k : k * O + o);
-                wrow = row;
-            }
-            for (r = 0; r < M; r++) {
-                const int8_t *xr = (const int8_t *)x.data + (size_t)r * K;
-                int32_t acc = 0;
-                for (k = 0; k < K; k++) acc += (int32_t)xr[k] * wrow[k];
-                thk_outstage_store(&p->st, &out, r * O + o, (int64_t)acc + bias);
-            }
-        } else {
-            int32_t *row = (int32_t *)(void *)ctx->scratch;
-            for (k = 0; k < K; k++)
-                row[k] = (int32_t)thk_load_int(w.data, w.dtype, trans_b ? o * K + k : k * O + o);
-            for (r = 0; r < M; r++) {
-                int64_t acc = 0;
-                switch (x.dtype) {
-                case THINKER_INT8: {
-                    const int8_t *xr = (const int8_t *)x.data + (size_t)r * K;
-                    for (k = 0; k < K; k++) acc += (int64_t)xr[k] * row[k];
-                    break;
-                }
-                case THINKER_INT16: {
-                    const int16_t *xr = (const int16_t *)x.data + (size_t)r * K;
-                    for (k = 0; k < K; k++) acc += (int64_t)xr[k] * row[k];
-                    break;
-                }
-                default:
-                    for (k = 0; k < K; k++) acc += thk_load_int(x.data, x.dtype, r * K + k) * row[k];
-                    break;
-                }
-                thk_outstage_store(&p->st, &out, r * O + o, acc + bias);
-            }
-        }
+    if (p->fast) { /* input rows are the patch rows of gemm_s8.c's tiled GEMM */
+        linear_job l;
+        memset(&l, 0, sizeof l);
+        l.job.K = K;
+        l.job.rows = M;
+        l.job.outs = O;
+        l.job.fill = linear_fill;
+        l.job.weight = linear_weight;
+        l.job.st = &p->st;
+        l.job.out = &out;
+        l.job.bias = &b;
+        l.job.has_bias = has_bias;
+        l.job.out32 = p->out32;
+        l.job.ch_step = 1;
+        l.job.row_step = O;
+        l.w = &w;
+        l.x = (const int8_t *)x.data;
+        l.trans_b = trans_b;
+        thk_gemm_run(&l.job, ctx->scratch);
+        return THINKER_OK;
     }
+    for (r = 0; r < M; r++) /* every other type: int64 accumulators, generic loads */
+        for (o = 0; o < O; o++) {
+            int64_t acc = thk_bias_at(&b, has_bias, o);
+            for (k = 0; k < K; k++)
+                acc += thk_load_int(x.data, x.dtype, r * K + k) *
+                       thk_load_int(w.data, w.dtype, trans_b ? o * K + k : k * O + o);
+            thk_outstage_store(&p->st, &out, r * O + o, acc);
+        }
     return THINKER_OK;
 }
 

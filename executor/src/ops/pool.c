@@ -139,33 +139,56 @@ thinker_status thk_avgpool2d_prepare(const thinker_model *m, thk_op *op, thk_nee
     return THINKER_OK;
 }
 
-thinker_status thk_avgpool2d_run(thk_run_ctx *ctx) {
+/* Both pools walk the same windows (padding skipped): the sum (avg) or the maximum (max). */
+static thinker_status pool_run(thk_run_ctx *ctx, int is_max) {
     const thinker_model *m = ctx->model;
     const thk_op *op = ctx->op;
     const thk_pool_params *p = &op->p.pool;
     thk_tensor x, out;
-    uint32_t h, w, oh, ow, nc, plane, oy, ox, i, j, idx = 0;
+    uint32_t h, w, oh, ow, nc, oy, ox, i, j, idx = 0;
     uint32_t kh, kw, sh, sw, dh, dw, pt, pl;
     thk_op_input(m, op, 0, &x);
     thk_op_output(m, op, 0, &out);
     spatial_sizes(&x, p, &h, &w, &oh, &ow);
     window_2d(p, &kh, &kw, &sh, &sw, &dh, &dw, &pt, &pl);
-    plane = h * w;
     for (nc = 0; nc < x.dims[0] * x.dims[1]; nc++) {
-        uint32_t base = nc * plane;
+        uint32_t base = nc * h * w;
         for (oy = 0; oy < oh; oy++)
             for (ox = 0; ox < ow; ox++, idx++) {
-                int64_t sum = 0, y;
+                int64_t sum = 0, best = INT64_MIN, y;
+                uint32_t fbest = 0xFF800000u; /* float32 bits; padding: -inf never wins */
                 for (i = 0; i < kh; i++) {
                     int64_t iy = (int64_t)oy * sh + (int64_t)i * dh - pt;
                     if (iy < 0 || iy >= (int64_t)h) continue;
                     for (j = 0; j < kw; j++) {
                         int64_t ix = (int64_t)ox * sw + (int64_t)j * dw - pl;
+                        uint32_t at;
                         if (ix < 0 || ix >= (int64_t)w) continue;
-                        sum += thk_load_int(x.data, x.dtype, base + (uint32_t)iy * w + (uint32_t)ix);
+                        at = base + (uint32_t)iy * w + (uint32_t)ix;
+                        if (x.dtype == THINKER_FLOAT32) { /* max only; on the bits: no soft-float */
+                            uint32_t v = ((const uint32_t *)(const void *)x.data)[at];
+                            if (THK_F32_NAN(v) || thk_f32_key(v) > thk_f32_key(fbest)) fbest = v;
+                            if (THK_F32_NAN(fbest)) { i = kh; break; } /* NaN propagates like np.maximum */
+                        } else {
+                            int64_t v = thk_load_int(x.data, x.dtype, at);
+                            sum += v;
+                            if (v > best) best = v;
+                        }
                     }
                 }
-                if (p->pow2_bits >= 0) {
+                if (x.dtype == THINKER_FLOAT32) {
+                    ((uint32_t *)(void *)out.data)[idx] = fbest;
+                    continue;
+                }
+                if (is_max) {
+                    if (best == INT64_MIN) { /* window entirely in padding: the dtype minimum */
+                        int64_t lo, hi;
+                        uint32_t dt;
+                        thk_bits_range(8 * thk_dtype_size(x.dtype), &lo, &hi, &dt);
+                        best = x.dtype == THINKER_UINT8 ? 0 : lo;
+                    }
+                    y = best;
+                } else if (p->pow2_bits >= 0) {
                     y = thk_rescale_mode(sum, p->shift + p->pow2_bits - 1, p->round_mode, p->lo, p->hi);
                 } else {
                     /* qmath.rescale_div: the shift scales the divisor or the numerator */
@@ -180,6 +203,8 @@ thinker_status thk_avgpool2d_run(thk_run_ctx *ctx) {
     }
     return THINKER_OK;
 }
+
+thinker_status thk_avgpool2d_run(thk_run_ctx *ctx) { return pool_run(ctx, 0); }
 
 /* ---- MaxPool --------------------------------------------------------------------------------- */
 
@@ -198,53 +223,4 @@ thinker_status thk_maxpool_prepare(const thinker_model *m, thk_op *op, thk_needs
     return THINKER_OK;
 }
 
-thinker_status thk_maxpool_run(thk_run_ctx *ctx) {
-    const thinker_model *m = ctx->model;
-    const thk_op *op = ctx->op;
-    const thk_pool_params *p = &op->p.pool;
-    thk_tensor x, out;
-    uint32_t h, w, oh, ow, nc, oy, ox, i, j, idx = 0;
-    uint32_t kh, kw, sh, sw, dh, dw, pt, pl;
-    thk_op_input(m, op, 0, &x);
-    thk_op_output(m, op, 0, &out);
-    spatial_sizes(&x, p, &h, &w, &oh, &ow);
-    window_2d(p, &kh, &kw, &sh, &sw, &dh, &dw, &pt, &pl);
-    for (nc = 0; nc < x.dims[0] * x.dims[1]; nc++) {
-        uint32_t base = nc * h * w;
-        for (oy = 0; oy < oh; oy++)
-            for (ox = 0; ox < ow; ox++, idx++) {
-                int64_t best = INT64_MIN;
-                uint32_t fbest = 0xFF800000u; /* float32 bits; padding: -inf never wins */
-                for (i = 0; i < kh; i++) {
-                    int64_t iy = (int64_t)oy * sh + (int64_t)i * dh - pt;
-                    if (iy < 0 || iy >= (int64_t)h) continue;
-                    for (j = 0; j < kw; j++) {
-                        int64_t ix = (int64_t)ox * sw + (int64_t)j * dw - pl;
-                        uint32_t at;
-                        if (ix < 0 || ix >= (int64_t)w) continue;
-                        at = base + (uint32_t)iy * w + (uint32_t)ix;
-                        if (x.dtype == THINKER_FLOAT32) { /* on the bits: no soft-float */
-                            uint32_t v = ((const uint32_t *)(const void *)x.data)[at];
-                            if (THK_F32_NAN(v) || thk_f32_key(v) > thk_f32_key(fbest)) fbest = v;
-                            if (THK_F32_NAN(fbest)) { i = kh; break; } /* NaN propagates like np.maximum */
-                        } else {
-                            int64_t v = thk_load_int(x.data, x.dtype, at);
-                            if (v > best) best = v;
-                        }
-                    }
-                }
-                if (x.dtype == THINKER_FLOAT32) {
-                    ((uint32_t *)(void *)out.data)[idx] = fbest;
-                } else {
-                    if (best == INT64_MIN) { /* window entirely in padding: the dtype minimum */
-                        int64_t lo, hi;
-                        uint32_t dt;
-                        thk_bits_range(8 * thk_dtype_size(x.dtype), &lo, &hi, &dt);
-                        best = x.dtype == THINKER_UINT8 ? 0 : lo;
-                    }
-                    thk_store_int(out.data, out.dtype, idx, best);
-                }
-            }
-    }
-    return THINKER_OK;
-}
+thinker_status thk_maxpool_run(thk_run_ctx *ctx) { return pool_run(ctx, 1); }

@@ -44,8 +44,25 @@ def _fast(graph: Graph, node: Node, weight_rows: np.ndarray) -> bool:
             and _acc32(graph, node, weight_rows))
 
 
+def _kpad(k: int) -> int:
+    """``thk_kpad`` (gemm_s8.h): K rounded up to a multiple of 4."""
+    return (k + 3) & ~3
+
+
+def gemm_scratch(k: int, rows: int) -> int:
+    """``thk_gemm_scratch`` (executor/src/ops/gemm_s8.h): a tile of patch rows (2 bytes per
+    value, about 4 KB, a multiple of 4 rows, at least 4, at most ``rows`` rounded up to 4), a
+    gather row and two unpacked weight rows."""
+    kp = _kpad(k)
+    tile = (4096 // (2 * kp)) & ~3
+    tile = min(max(tile, 4), (rows + 3) & ~3)
+    return 2 * kp * tile + 3 * kp
+
+
 def conv_scratch(graph: Graph, node: Node) -> int:
-    """Conv1dInt / Conv2dInt: ``conv_prepare`` in executor/src/ops/conv.c."""
+    """Conv1dInt / Conv2dInt: ``conv_scratch`` in executor/src/ops/conv.c: nothing on the
+    generic path; depthwise (group = output channels = input channels): an int32 output row, the kernel
+    columns' tap ranges and one int4 weight row; otherwise the tiled GEMM's scratch."""
     w = graph.tensors[node.inputs[1]]
     out = graph.tensors[node.outputs[0]]
     if w.data is None:
@@ -54,16 +71,12 @@ def conv_scratch(graph: Graph, node: Node) -> int:
     O, cg = int(w.shape[0]), int(w.shape[1])
     kh, kw = (1, int(w.shape[2])) if spatial == 1 else (int(w.shape[2]), int(w.shape[3]))
     ho, wo = (1, int(out.shape[2])) if spatial == 1 else (int(out.shape[2]), int(out.shape[3]))
-    group = int(node.attrs.get("group") or 1)
     K = cg * kh * kw
-    fast = _fast(graph, node, np.asarray(w.data).reshape(O, K))
-    im2col = fast and cg > 1 and ho * wo <= 256 and ho * wo * K * group <= 65536
-    need = ho * wo * (4 if fast else 8)
-    if im2col:
-        need += (ho * wo * K * group + 15) & ~15
-    need += (K * (1 if fast else 4) + 7) & ~7
-    need += 8 * (kh + kw)
-    return need
+    if not _fast(graph, node, np.asarray(w.data).reshape(O, K)):
+        return 0
+    if cg == 1 and int(node.attrs.get("group") or 1) == O:
+        return 4 * wo + 8 * kw + _kpad(kh * kw)
+    return gemm_scratch(K, ho * wo)
 
 
 def conv_transpose_scratch(graph: Graph, node: Node) -> int:
@@ -74,9 +87,10 @@ def conv_transpose_scratch(graph: Graph, node: Node) -> int:
 
 
 def linear_scratch(graph: Graph, node: Node) -> int:
-    """LinearInt: ``thk_linear_prepare`` in executor/src/ops/linear.c (one input row, int8
-    on the fast path, else int32)."""
+    """LinearInt: ``thk_linear_prepare`` in executor/src/ops/linear.c: the tiled GEMM's
+    scratch over the input rows on the fast path, else nothing."""
     w = graph.tensors[node.inputs[1]]
+    x = graph.tensors[node.inputs[0]]
     if w.data is None or len(w.shape) != 2:
         return 0
     tb = node.attrs.get("transB")
@@ -84,7 +98,10 @@ def linear_scratch(graph: Graph, node: Node) -> int:
     data = np.asarray(w.data)
     rows = data if trans_b else data.T  # [out_f, in_f]
     in_f = int(rows.shape[1])
-    return in_f * (1 if _fast(graph, node, rows) else 4)
+    if not _fast(graph, node, rows):
+        return 0
+    count = int(np.prod(x.shape)) if x.shape is not None else 0
+    return gemm_scratch(in_f, count // in_f if in_f else 0)
 
 
 def softmax_scratch(graph: Graph, node: Node) -> int:

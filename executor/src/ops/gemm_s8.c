@@ -1,0 +1,205 @@
+/* int8 GEMM micro-kernels (gemm_s8.h): 2 weight rows x up to 4 patch rows per call, eight int32
+ * accumulators kept in registers. Portable C (vectorized by the host compiler along K) and the
+ * Cortex-M DSP form (SMLAD: two 16-bit MACs per instruction), bit-identical. */
+#include "gemm_s8.h"
+
+#include <string.h>
+
+#if THK_GEMM_DSP
+#include <arm_acle.h>
+
+/* rotate right by 8 (arm_acle.h's __ror is missing from older compilers); SXTB16 folds it */
+static inline uint32_t ror8(uint32_t v) { return (v >> 8) | (v << 24); }
+
+/* four weight bytes from any address (one LDR: Cortex-M4 reads unaligned words) */
+static inline uint32_t rd_w(const int8_t *p) {
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return v;
+}
+
+/* the last K & 3 weight bytes, zero-filled (no read past the row) */
+static uint32_t rd_tail(const int8_t *p, uint32_t n) {
+    uint32_t v = 0, i;
+    for (i = 0; i < n; i++) v |= (uint32_t)(uint8_t)p[i] << (8u * i);
+    return v;
+}
+
+int8_t *thk_tile_dest(thk_patch *tile, uint32_t r, uint32_t Kp, int8_t *rowbuf) {
+    (void)tile; (void)r; (void)Kp;
+    return rowbuf;
+}
+
+void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
+    uint32_t *dst = (uint32_t *)(void *)tile + (r >> 2) * 2u * Kp + 2u * (r & 3u), q;
+    for (q = 0; q < Kp; q += 4, dst += 8) {
+        uint32_t v = rd_w(row + q);
+        dst[0] = (uint32_t)__sxtb16(v);              /* (k0, k2) */
+        dst[1] = (uint32_t)__sxtb16(ror8(v));    /* (k1, k3) */
+    }
+}
+
+/* one group of 4 values: acc += w . (pair words at p) for both weight rows */
+#define QUAD(a0, a1, P)                                         \
+    do {                                                        \
+        a0 = __smlad((int32_t)e0, (int32_t)(P)[0], a0);         \
+        a0 = __smlad((int32_t)o0, (int32_t)(P)[1], a0);         \
+        a1 = __smlad((int32_t)e1, (int32_t)(P)[0], a1);         \
+        a1 = __smlad((int32_t)o1, (int32_t)(P)[1], a1);         \
+    } while (0)
+
+void thk_dot_2x4(const int8_t *w0, const int8_t *w1, const thk_patch *tile, uint32_t r0, uint32_t n,
+                 uint32_t K, uint32_t Kp, int32_t acc[8]) {
+    const uint32_t *p = (const uint32_t *)(const void *)tile + (r0 >> 2) * 2u * Kp;
+    uint32_t q = K >> 2, t = K & 3u, j;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    uint32_t e0, o0, e1, o1;
+    if (n == 4) {
+        for (; q; q--, p += 8, w0 += 4, w1 += 4) {
+            uint32_t x0 = rd_w(w0), x1 = rd_w(w1);
+            e0 = (uint32_t)__sxtb16(x0); o0 = (uint32_t)__sxtb16(ror8(x0));
+            e1 = (uint32_t)__sxtb16(x1); o1 = (uint32_t)__sxtb16(ror8(x1));
+            QUAD(a0, a4, p);
+            QUAD(a1, a5, p + 2);
+            QUAD(a2, a6, p + 4);
+            QUAD(a3, a7, p + 6);
+        }
+        if (t) {
+            uint32_t x0 = rd_tail(w0, t), x1 = rd_tail(w1, t);
+            e0 = (uint32_t)__sxtb16(x0); o0 = (uint32_t)__sxtb16(ror8(x0));
+            e1 = (uint32_t)__sxtb16(x1); o1 = (uint32_t)__sxtb16(ror8(x1));
+            QUAD(a0, a4, p);
+            QUAD(a1, a5, p + 2);
+            QUAD(a2, a6, p + 4);
+            QUAD(a3, a7, p + 6);
+        }
+        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+        acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7;
+        return;
+    }
+    for (j = 0; j < n; j++) { /* fewer rows (a linear layer's few inputs): one at a time */
+        const uint32_t *pj = p + 2u * j;
+        const int8_t *u0 = w0, *u1 = w1;
+        a0 = a4 = 0;
+        for (q = K >> 2; q; q--, pj += 8, u0 += 4, u1 += 4) {
+            uint32_t x0 = rd_w(u0), x1 = rd_w(u1);
+            e0 = (uint32_t)__sxtb16(x0); o0 = (uint32_t)__sxtb16(ror8(x0));
+            e1 = (uint32_t)__sxtb16(x1); o1 = (uint32_t)__sxtb16(ror8(x1));
+            QUAD(a0, a4, pj);
+        }
+        if (t) {
+            uint32_t x0 = rd_tail(u0, t), x1 = rd_tail(u1, t);
+            e0 = (uint32_t)__sxtb16(x0); o0 = (uint32_t)__sxtb16(ror8(x0));
+            e1 = (uint32_t)__sxtb16(x1); o1 = (uint32_t)__sxtb16(ror8(x1));
+            QUAD(a0, a4, pj);
+        }
+        acc[j] = a0;
+        acc[4 + j] = a4;
+    }
+}
+
+#else /* portable C */
+
+int8_t *thk_tile_dest(thk_patch *tile, uint32_t r, uint32_t Kp, int8_t *rowbuf) {
+    (void)rowbuf;
+    return tile + (size_t)r * Kp;
+}
+
+void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
+    (void)tile; (void)r; (void)Kp; (void)row; /* gathered in place */
+}
+
+void thk_dot_2x4(const int8_t *w0, const int8_t *w1, const thk_patch *tile, uint32_t r0, uint32_t n,
+                 uint32_t K, uint32_t Kp, int32_t acc[8]) {
+    const int8_t *p0 = tile + (size_t)r0 * Kp;
+    uint32_t k, j;
+    if (n == 4) {
+        const int8_t *p1 = p0 + Kp, *p2 = p1 + Kp, *p3 = p2 + Kp;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+        for (k = 0; k < K; k++) {
+            int32_t x0 = w0[k], x1 = w1[k];
+            a0 += x0 * p0[k]; a1 += x0 * p1[k]; a2 += x0 * p2[k]; a3 += x0 * p3[k];
+            a4 += x1 * p0[k]; a5 += x1 * p1[k]; a6 += x1 * p2[k]; a7 += x1 * p3[k];
+        }
+        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+        acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7;
+        return;
+    }
+    for (j = 0; j < n; j++, p0 += Kp) {
+        int32_t a0 = 0, a4 = 0;
+        for (k = 0; k < K; k++) {
+            a0 += (int32_t)w0[k] * p0[k];
+            a4 += (int32_t)w1[k] * p0[k];
+        }
+        acc[j] = a0;
+        acc[4 + j] = a4;
+    }
+}
+
+#endif
+
+/* ---- output stage ---- */
+
+uint8_t thk_gemm_out32(const thk_outstage *st, const thk_tensor *out, uint64_t wsum,
+                       const thk_tensor *bias, int has_bias) {
+    uint64_t bmax = 0, bound;
+    uint32_t i;
+    if (st->out_float || out->dtype != THINKER_INT8 || st->round_mode != THK_ROUND_FLOOR_ADD ||
+        st->shift < 1 || st->shift > 31 || !st->acc32)
+        return 0;
+    for (i = 0; has_bias && i < bias->count; i++) {
+        int64_t v = thk_load_int(bias->init, bias->dtype, i);
+        uint64_t a = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        if (a > bmax) bmax = a;
+    }
+    bound = thk_add_sat(thk_add_sat(thk_mul_sat(128u, wsum), bmax), (uint64_t)1 << (st->shift - 1));
+    return bound < ((uint64_t)1 << 31);
+}
+
+void thk_gemm_store(const thk_outstage *st, uint8_t out32, const thk_tensor *out, const int32_t *acc,
+                    uint32_t n, uint32_t index, uint32_t step, int64_t bias) {
+    uint32_t j;
+    if (out32) { /* rshift_round with the half folded into the bias, all in int32 */
+        int8_t *dst = (int8_t *)out->data + index;
+        int32_t hb = (int32_t)(bias + ((int64_t)1 << (st->shift - 1))), s = st->shift;
+        int32_t lo = (int32_t)st->lo, hi = (int32_t)st->hi;
+        for (j = 0; j < n; j++, dst += step) {
+            int32_t v = acc[j] + hb;
+            v = v >= 0 ? v >> s : ~(~v >> s);
+            v = v < lo ? lo : v; /* thk_clamp's order */
+            *dst = (int8_t)(v > hi ? hi : v);
+        }
+        return;
+    }
+    for (j = 0; j < n; j++) thk_outstage_store(st, out, index + j * step, (int64_t)acc[j] + bias);
+}
+
+/* ---- tiled GEMM driver ---- */
+
+void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
+    uint32_t K = job->K, Kp = thk_kpad(K), rows = thk_tile_rows(Kp, job->rows), q0, r, o;
+    thk_patch *tile = (thk_patch *)(void *)scratch;
+    int8_t *rowbuf = (int8_t *)scratch + thk_tile_bytes(Kp, rows), *wbuf = rowbuf + Kp;
+    int32_t acc[8];
+    for (q0 = 0; q0 < job->rows; q0 += rows) {
+        uint32_t np = job->rows - q0 < rows ? job->rows - q0 : rows, nr = (np + 3u) & ~3u;
+        for (r = 0; r < nr; r++) {
+            int8_t *dst = thk_tile_dest(tile, r, Kp, rowbuf);
+            memset(dst, 0, Kp);
+            if (r < np) job->fill(job, q0 + r, dst);
+            thk_tile_put(tile, r, Kp, dst);
+        }
+        for (o = 0; o < job->outs; o += 2) {
+            uint32_t two = o + 1 < job->outs, at = job->out0 + o * job->ch_step + q0 * job->row_step;
+            const int8_t *w0 = job->weight(job, o, wbuf), *w1 = two ? job->weight(job, o + 1, wbuf + Kp) : w0;
+            int64_t b0 = thk_bias_at(job->bias, job->has_bias, job->bias0 + o);
+            int64_t b1 = two ? thk_bias_at(job->bias, job->has_bias, job->bias0 + o + 1) : 0;
+            for (r = 0; r < np; r += 4) {
+                uint32_t n = np - r < 4 ? np - r : 4, idx = at + r * job->row_step;
+                thk_dot_2x4(w0, w1, tile, r, n, K, Kp, acc);
+                thk_gemm_store(job->st, job->out32, job->out, acc, n, idx, job->row_step, b0);
+                if (two) thk_gemm_store(job->st, job->out32, job->out, acc + 4, n, idx + job->ch_step, job->row_step, b1);
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+/* int8 GEMM micro-kernels shared by conv (im2col tiles), linear and friends (gemm_s8.c).
+ *
+ * The product is "weight rows x patch rows": a weight row is K int8 values in place (model.bin
+ * layout, any alignment); a patch row is the K input values one output pixel (or one linear
+ * row) reads. Patch rows live in a TILE of up to THK_TILE_BLOCK-row blocks, laid out for the
+ * target:
+ *   - portable C: row r at tile + r * Kp, int8, natural order (compilers vectorize the dot
+ *     products along K);
+ *   - Cortex-M with the DSP extension (__ARM_FEATURE_DSP): int16, blocks of 4 rows; inside a
+ *     block, per group of 4 values (k0 k1 k2 k3) each row holds the pairs (k0, k2) (k1, k3),
+ *     which is what SXTB16 / SXTB16 ROR 8 make of 4 weight bytes, so one SMLAD takes 2 MACs.
+ * Kp = K rounded up to 4; padding values are 0. Both layouts give the same exact int32 sums
+ * (callers prove |sum of |products|| < 2**31, so no partial sum can wrap in any order). */
+#ifndef THINKER_GEMM_S8_H
+#define THINKER_GEMM_S8_H
+
+#include <stdint.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(THINKER_NO_DSP)
+#define THK_GEMM_DSP 1
+typedef int16_t thk_patch;
+#else
+#define THK_GEMM_DSP 0
+typedef int8_t thk_patch;
+#endif
+
+#define THK_TILE_BLOCK 4u
+
+/* K rounded up to a multiple of 4 */
+static inline uint32_t thk_kpad(uint32_t K) { return (K + 3u) & ~3u; }
+
+/* Bytes of a tile of `rows` patch rows (rows a multiple of 4), whatever the target: the plan
+ * (thinker.memory.scratch) does not depend on the build. */
+static inline uint32_t thk_tile_bytes(uint32_t Kp, uint32_t rows) { return 2u * Kp * rows; }
+
+/* Patch rows per tile: about THK_TILE_TARGET bytes, a multiple of 4, at least 4 and no more
+ * than `rows` (rounded up to 4) need. */
+#define THK_TILE_TARGET 4096u
+static inline uint32_t thk_tile_rows(uint32_t Kp, uint32_t rows) {
+    uint32_t r = (THK_TILE_TARGET / thk_tile_bytes(Kp, 1)) & ~3u, most = (rows + 3u) & ~3u;
+    if (r < 4) r = 4;
+    return r > most ? most : r;
+}
+
+/* Scratch of a tiled GEMM over `rows` patch rows of K values: the tile, a gather row and two
+ * unpacked weight rows (thinker.memory.scratch twins it). */
+static inline uint64_t thk_gemm_scratch(uint32_t K, uint32_t rows) {
+    uint32_t kp = thk_kpad(K);
+    return (uint64_t)thk_tile_bytes(kp, thk_tile_rows(kp, rows)) + 3u * (uint64_t)kp;
+}
+
+/* Where to gather patch row `r` as natural int8 (Kp values, zero padded): straight into the
+ * tile (portable) or into `rowbuf` then thk_tile_put (DSP). */
+int8_t *thk_tile_dest(thk_patch *tile, uint32_t r, uint32_t Kp, int8_t *rowbuf);
+void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row);
+
+/* acc[i * 4 + j] = w_i . patch(r0 + j) for i < 2, j < n (1 <= n <= 4; r0 a multiple of 4) over
+ * K values; w0 and w1 may be the same row. */
+void thk_dot_2x4(const int8_t *w0, const int8_t *w1, const thk_patch *tile, uint32_t r0, uint32_t n,
+                 uint32_t K, uint32_t Kp, int32_t acc[8]);
+
+/* ---- the output stage of a block (conv, linear) ---- */
+#include "ops.h"
+
+/* 1 when int8 outputs can be rounded in int32: o_bits 8, floor_add, 0 < shift < 32 and
+ * 128 * wsum + max|bias| + 2**(shift-1) < 2**31 (wsum: largest row sum of |w|). */
+uint8_t thk_gemm_out32(const thk_outstage *st, const thk_tensor *out, uint64_t wsum,
+                       const thk_tensor *bias, int has_bias);
+
+/* out[index + j * step] for j < n from acc[j] + bias through the output stage */
+void thk_gemm_store(const thk_outstage *st, uint8_t out32, const thk_tensor *out, const int32_t *acc,
+                    uint32_t n, uint32_t index, uint32_t step, int64_t bias);
+
+/* ---- the tiled GEMM driver: out[o][r] = w_o . patch_r over `rows` patch rows and `outs`
+ * weight rows, a tile of patch rows at a time (conv: output pixels, linear: input rows) ---- */
+typedef struct thk_gemm_job thk_gemm_job;
+struct thk_gemm_job {
+    uint32_t K, rows, outs;
+    /* patch row r as natural int8 into dst (K values; the driver zero-pads to Kp) */
+    void (*fill)(const thk_gemm_job *job, uint32_t r, int8_t *dst);
+    /* weight row o (K int8 values): in place, or written into buf */
+    const int8_t *(*weight)(const thk_gemm_job *job, uint32_t o, int8_t *buf);
+    const thk_outstage *st;
+    const thk_tensor *out, *bias;
+    int has_bias;
+    uint8_t out32;
+    uint32_t bias0;                 /* bias index of weight row 0 */
+    uint32_t out0, ch_step, row_step; /* out index of (o, r): out0 + o * ch_step + r * row_step */
+};
+
+/* scratch: thk_gemm_scratch(K, rows) bytes */
+void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch);
+
+#endif
