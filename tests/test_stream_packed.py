@@ -264,3 +264,58 @@ def test_cli_packs_a_stream_and_runs_it_chunk_by_chunk(streams, tmp_path):
         assert "per chunk min" in r.stdout and "state 132 B" in r.stdout
         (out,) = np_stream.outputs
         assert _same(packed, out.name, np.load(tmp_path / f"y_{backend}.npy"), expected)
+
+
+def _sections(data: bytes) -> dict[int, tuple[int, int, int]]:
+    import struct
+
+    count, table = struct.unpack_from("<II", data, 16)
+    return {k: (off, size, n) for k, off, size, n in
+            (struct.unpack_from("<IIII", data, table + 16 * i) for i in range(count))}
+
+
+def _with_crc(data: bytearray) -> bytes:
+    import struct
+    import zlib
+
+    struct.pack_into("<I", data, 24, zlib.crc32(bytes(data[64:])) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def _verdict(path: str, backend: str) -> bool:
+    try:
+        thinker.load(path, backend=backend)
+    except thinker.ThinkerError:
+        return False
+    return True
+
+
+def test_both_readers_agree_on_damaged_stream_and_shape_records(streams, tmp_path):
+    """Every u32 field of the dynamic-shape, stream and shape-rule records set to boundary
+    values (CRC recomputed): the numpy and the C reader accept or refuse alike."""
+    import struct
+
+    from thinker.resource import format as fmt
+
+    model_bin = streams["crnn"][5]
+    with open(model_bin, "rb") as f:
+        data = f.read()
+    sections = _sections(data)
+    n_tensors = sections[fmt.SECTION_TENSORS][2]
+    fields = []
+    for kind, record in ((fmt.SECTION_DYNAMIC_SHAPES, 20), (fmt.SECTION_STREAMS, 8),
+                         (fmt.SECTION_SHAPE_RULES, 24)):
+        off, _, count = sections[kind]
+        fields += [off + record * r + 4 * k for r in (0, count - 1) for k in range(record // 4)]
+    refused = 0
+    for at in sorted(set(fields)):
+        old = struct.unpack_from("<I", data, at)[0]
+        for value in {0, 1, 2, old - 1, old + 1, n_tensors - 1, n_tensors, 0xFFFFFFFF} - {old}:
+            mutant = bytearray(data)
+            struct.pack_into("<I", mutant, at, value & 0xFFFFFFFF)
+            path = tmp_path / "m.bin"
+            path.write_bytes(_with_crc(mutant))
+            np_ok, c_ok = _verdict(str(path), "numpy"), _verdict(str(path), "c")
+            assert np_ok == c_ok, (at, old, value, np_ok, c_ok)
+            refused += not np_ok
+    assert refused > 20
