@@ -62,7 +62,9 @@ def test_header_and_sections_follow_the_documented_layout(packed):
         kind, offset, length, _ = struct.unpack_from("<IIII", data, 64 + 16 * i)
         assert offset % 16 == 0 and offset + length <= len(data)
         kinds.append(kind)
-    assert kinds == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert kinds[:8] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert kinds[8:] == sorted(set(kinds[8:])) and all(k > 8 for k in kinds[8:])
+    assert (fmt.SECTION_SCRATCH in kinds) == bool(packed.plan.scratch)
 
 
 def _error(data: bytes) -> str:

@@ -50,13 +50,13 @@ typedef enum {
     THINKER_ERR_PLATFORM = 13    /* this CPU cannot run the executor (big-endian) */
 } thinker_status;
 
-/* Memory kinds: the first three are the model.bin kinds; STATE and SCRATCH are the executor's. */
+/* Memory kinds: the first three are the model.bin kinds; STATE holds the executor's tables. */
 #define THINKER_MEM_FLASH 1   /* inside model.bin (never requested) */
 #define THINKER_MEM_PSRAM 2   /* arena for activations / constants placed in PSRAM */
 #define THINKER_MEM_SHARE 3   /* "share-memory" (SRAM) arena */
 #define THINKER_MEM_STATE 8   /* the model's and executor's tables; lives until release */
-#define THINKER_MEM_SCRATCH 9 /* kernel workspace, only used inside forward; may be shared by
-                                 models that never run at the same time */
+#define THINKER_MEM_SCRATCH 9 /* never requested (kept for source compatibility): kernel
+                                 scratch is planned inside the arenas (model.bin section 9) */
 #define THINKER_MAX_MEMORY 4
 
 typedef struct {

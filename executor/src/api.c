@@ -2,7 +2,6 @@
 #include "thinker_internal.h"
 
 #define STATE_ALIGN 16u
-#define SCRATCH_ALIGN 16u
 
 static int little_endian(void) {
     const uint16_t probe = 1;
@@ -60,10 +59,8 @@ thinker_status thinker_get_memory_plan(const void *model_bin, size_t size, think
     plan->request[plan->count].size = (uint32_t)state;
     plan->request[plan->count].alignment = STATE_ALIGN;
     plan->count++;
-    plan->request[plan->count].kind = THINKER_MEM_SCRATCH;
-    plan->request[plan->count].size = (uint32_t)align_up(m.scratch_needed, SCRATCH_ALIGN);
-    plan->request[plan->count].alignment = SCRATCH_ALIGN;
-    plan->count++;
+    /* no SCRATCH request: every op's kernel scratch is a region of the planned arenas
+     * (model.bin section 9, bound by thk_prepare_ops) */
     return THINKER_OK;
 }
 
@@ -81,7 +78,7 @@ static thinker_status memory_error(thinker_message *msg, const char *what) {
 
 thinker_status thinker_model_init(thinker_model **model, const void *model_bin, size_t size,
                                   const thinker_memory *memory, uint32_t count, thinker_message *message) {
-    const thinker_memory *state, *scratch;
+    const thinker_memory *state;
     thinker_model tmp, *m;
     thinker_status s;
     uint32_t kind, i;
@@ -109,14 +106,6 @@ thinker_status thinker_model_init(thinker_model **model, const void *model_bin, 
     m->ops = (thk_op *)(void *)((uint8_t *)state->base + align_up(sizeof(thinker_model), STATE_ALIGN));
     s = thk_prepare_ops(m, m->ops, message);
     if (s != THINKER_OK) return s;
-    scratch = find_memory(memory, count, THINKER_MEM_SCRATCH);
-    if (m->scratch_needed) {
-        if (!scratch || !scratch->base || ((uintptr_t)scratch->base & (SCRATCH_ALIGN - 1)) ||
-            scratch->size < m->scratch_needed)
-            return memory_error(message, "SCRATCH buffer missing, misaligned or smaller than the plan");
-        m->executor.scratch = (uint8_t *)scratch->base;
-        m->executor.scratch_size = (uint32_t)(scratch->size > 0xFFFFFFF0u ? 0xFFFFFFF0u : scratch->size);
-    }
     /* constants placed in PSRAM / share-memory live in their arena for the whole run */
     for (i = 0; i < m->n_tensors; i++) {
         thk_tensor t;
@@ -216,8 +205,8 @@ thinker_status thinker_forward_op(thinker_executor *e, uint32_t index) {
     op = &e->model->ops[index];
     ctx.model = e->model;
     ctx.op = op;
-    ctx.scratch = e->scratch;
-    ctx.scratch_size = e->scratch_size;
+    ctx.scratch = op->scratch;
+    ctx.scratch_size = op->scratch_size;
     ctx.message = &e->message;
     return op->def->run(&ctx);
 }

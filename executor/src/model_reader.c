@@ -239,8 +239,8 @@ static thinker_status check_ops(thinker_model *m, thk_op *ops, thinker_message *
 thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker_message *msg) {
     const uint8_t *d = (const uint8_t *)bin;
     uint32_t n_sections, table, i, k;
-    uint32_t sec_off[9] = {0}, sec_size[9] = {0}, sec_count[9] = {0};
-    uint8_t present[9] = {0};
+    uint32_t sec_off[10] = {0}, sec_size[10] = {0}, sec_count[10] = {0};
+    uint8_t present[10] = {0};
     uint64_t file_size;
     cursor c;
     static const char magic[8] = {'T', 'H', 'I', 'N', 'K', 'E', 'R', 0};
@@ -271,7 +271,7 @@ thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker
         uint32_t kind = thk_rd32(e), off = thk_rd32(e + 4), sz = thk_rd32(e + 8);
         if (off % 16u || off < THK_HEADER_SIZE || (uint64_t)off + sz > size)
             return fail(msg, THINKER_ERR_FORMAT, "section", i, "misaligned or out of bounds");
-        if (kind >= 1 && kind <= 8) {
+        if (kind >= 1 && kind <= 9) {
             if (present[kind]) return fail(msg, THINKER_ERR_FORMAT, "section", i, "duplicate kind");
             present[kind] = 1;
             sec_off[kind] = off;
@@ -366,6 +366,32 @@ thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker
         }
     }
 
+    /* kernel scratch regions (section 9), reader.py's order of checks */
+    if (present[9]) {
+        uint32_t prev = 0;
+        c.base = d + sec_off[9];
+        c.pos = 0;
+        c.end = sec_size[9];
+        for (i = 0; i < sec_count[9]; i++) {
+            const uint8_t *r = take(&c, 16);
+            uint32_t op, kind, off, sz;
+            if (!r) return fail(msg, THINKER_ERR_TRUNCATED, "scratch", THK_NO_TENSOR, "section is truncated");
+            op = thk_rd32(r);
+            kind = thk_rd32(r + 4);
+            off = thk_rd32(r + 8);
+            sz = thk_rd32(r + 12);
+            if (op >= m->n_ops || (i && op <= prev))
+                return fail(msg, THINKER_ERR_FORMAT, "scratch record", i, "op index out of range or not increasing");
+            if (kind >= THK_ARENA_KINDS || !m->arena_present[kind] || off % 8u || !sz ||
+                (uint64_t)off + sz > m->arena_size[kind])
+                return fail(msg, THINKER_ERR_FORMAT, "scratch record", i,
+                            "empty, not 8-byte aligned or outside its arena");
+            prev = op;
+        }
+        m->scratch_records = d + sec_off[9];
+        m->n_scratch = sec_count[9];
+    }
+
     /* beyond reader.py: what this executor writes must be writable. Graph inputs are copied
      * into their arena slot, so they cannot be constants or live in flash. */
     for (i = 0; i < m->n_inputs; i++) {
@@ -387,11 +413,36 @@ thinker_status thk_op_error(thinker_message *msg, const thk_op *op, thinker_stat
     return status;
 }
 
+/* The planned scratch region of op `index` (records are sorted by op; *next walks them):
+ * the kernel's need (its prepare step; Python twin thinker/memory/scratch.py) must fit. */
+static thinker_status bind_scratch(thinker_model *m, thk_op *op, uint32_t index, uint32_t need,
+                                   uint32_t *next, thinker_message *msg) {
+    char a[12], b[12], text[sizeof msg->text];
+    const uint8_t *r = NULL;
+    uint32_t size = 0;
+    while (*next < m->n_scratch && thk_rd32(m->scratch_records + 16u * *next) < index) (*next)++;
+    if (*next < m->n_scratch && thk_rd32(m->scratch_records + 16u * *next) == index) {
+        r = m->scratch_records + 16u * *next;
+        size = thk_rd32(r + 12);
+    }
+    if (need > size) {
+        if (!msg) return THINKER_ERR_MEMORY;
+        thk_msg(msg, "needs ", thk_utoa(need, a), " B of kernel scratch; model.bin plans ");
+        memcpy(text, msg->text, sizeof text);
+        thk_msg(msg, text, thk_utoa(size, b), " B (re-pack with this version's tpacker)");
+        memcpy(text, msg->text, sizeof text);
+        return thk_op_error(msg, op, THINKER_ERR_MEMORY, text);
+    }
+    op->scratch = m->arena[thk_rd32(r + 4)] ? m->arena[thk_rd32(r + 4)] + thk_rd32(r + 8) : NULL;
+    op->scratch_size = size;
+    return THINKER_OK;
+}
+
 /* Resolve every op against the compiled-in table and run its prepare step. With `ops` NULL
  * (planning) each op is prepared into a temporary record and only the needs are kept. */
 thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *msg) {
     thk_op tmp;
-    uint32_t i, k;
+    uint32_t i, k, next = 0;
     thinker_status s;
     cursor c;
     m->scratch_needed = 0;
@@ -440,6 +491,10 @@ thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *m
         s = op->def->prepare(m, op, &needs, msg);
         if (s != THINKER_OK) return s;
         if (needs.scratch > m->scratch_needed) m->scratch_needed = needs.scratch;
+        if (needs.scratch) {
+            s = bind_scratch(m, op, i, needs.scratch, &next, msg);
+            if (s != THINKER_OK) return s;
+        }
     }
     return THINKER_OK;
 }

@@ -205,40 +205,41 @@ static int lifetime(const thinker_model *m, uint32_t id, int64_t *first, int64_t
 /* op `index` */
 static void op_at(const thinker_model *m, uint32_t index, op_view *v) {
     op_walk w;
+    memset(v, 0, sizeof *v);
     walk_start(m, &w);
     while (walk_next(m, &w, v) && w.index <= index) {
     }
 }
 
-/* whether tensor b holds tensor a's bytes through reshape-like ops (rules._alias_of) */
-static int alias_of(const thinker_model *m, uint32_t b, uint32_t a) {
-    thk_tensor ta, ts;
+/* rules._alias_root: the tensor whose bytes t holds through a chain of reshape-like ops (each
+ * link the same memory, offset and size), or t itself */
+static uint32_t alias_root(const thinker_model *m, uint32_t t) {
+    thk_tensor tt, ts;
     uint32_t steps = 0;
-    thk_tensor_get(m, a, &ta);
     while (steps <= m->n_ops) {
         int64_t first, last, producer;
         op_view v;
         uint32_t src;
-        if (!lifetime(m, b, &first, &last, &producer) || producer < 0) return 0;
+        if (!lifetime(m, t, &first, &last, &producer) || producer < 0) break;
         op_at(m, (uint32_t)producer, &v);
-        if (!is_aliasing(v.type) || v.n_in == 0 || view_id(&v, v.n_in) != b) return 0;
+        if (!is_aliasing(v.type) || v.n_in == 0 || view_id(&v, v.n_in) != t) break;
         src = view_id(&v, 0);
-        if (src == THK_NO_TENSOR) return 0;
+        if (src == THK_NO_TENSOR) break;
         thk_tensor_get(m, src, &ts);
-        if (ts.memory != ta.memory || ts.offset != ta.offset || ts.nbytes != ta.nbytes) return 0;
-        if (src == a) return 1;
-        b = src;
+        thk_tensor_get(m, t, &tt);
+        if (ts.memory != tt.memory || ts.offset != tt.offset || ts.nbytes != tt.nbytes) break;
+        t = src;
         steps++;
     }
-    return 0;
+    return t;
 }
 
 /* rules._pair_problem: whether arena tensors a and b, whose bytes overlap, conflict */
 static int pair_conflict(const thinker_model *m, uint32_t a, uint32_t b) {
     int64_t fa, la, pa, fb, lb, pb;
-    thk_tensor ta, tb;
+    thk_tensor ta, tb, tc;
     op_view v;
-    uint32_t k, found = 0;
+    uint32_t k, root, c, d;
     if (!lifetime(m, a, &fa, &la, &pa) || !lifetime(m, b, &fb, &lb, &pb)) return 0;
     if (fa > fb || (fa == fb && a > b)) { /* a is born first */
         uint32_t t = a;
@@ -251,14 +252,22 @@ static int pair_conflict(const thinker_model *m, uint32_t a, uint32_t b) {
     thk_tensor_get(m, a, &ta);
     thk_tensor_get(m, b, &tb);
     if (fb < 0 || ta.offset != tb.offset || ta.nbytes != tb.nbytes) return 1;
+    root = alias_root(m, a);
+    if (alias_root(m, b) == root) return 0; /* views of the same bytes */
+    /* in place: b is the one output of an element-wise op over an input holding a's bytes,
+     * and a dies at that op */
     op_at(m, (uint32_t)fb, &v);
-    if (is_aliasing(v.type) && alias_of(m, b, a)) return 0;
     if (!is_in_place(v.type) || la != fb || v.n_out != 1 || view_id(&v, v.n_in) != b) return 1;
-    for (k = 0; k < v.n_in; k++) found |= view_id(&v, k) == a;
-    if (!found || ta.ndim != tb.ndim) return 1;
-    for (k = 0; k < ta.ndim; k++)
-        if (ta.dims[k] != tb.dims[k]) return 1;
-    return 0;
+    for (k = 0; k < v.n_in; k++) {
+        c = view_id(&v, k);
+        if (c == THK_NO_TENSOR || alias_root(m, c) != root) continue;
+        thk_tensor_get(m, c, &tc);
+        if (tc.ndim != tb.ndim) continue;
+        for (d = 0; d < tb.ndim && tc.dims[d] == tb.dims[d]; d++) {
+        }
+        if (d == tb.ndim) return 0;
+    }
+    return 1;
 }
 
 static thinker_status record_error(thinker_message *msg, const char *what, const char *name) {
@@ -368,6 +377,23 @@ thinker_status thk_check_records(const thinker_model *m, thinker_message *msg) {
                 continue;
             if (pair_conflict(m, i, j)) {
                 thk_msg(msg, "two tensors share arena bytes while both are live: ", a.name, "");
+                return THINKER_ERR_FORMAT;
+            }
+        }
+    }
+    /* a kernel's scratch is live only during its op: no tensor live then may share its bytes */
+    for (k = 0; k < m->n_scratch; k++) {
+        const uint8_t *r = m->scratch_records + 16u * k;
+        uint32_t op = thk_rd32(r), kind = thk_rd32(r + 4), off = thk_rd32(r + 8), sz = thk_rd32(r + 12);
+        for (i = 0; i < n; i++) {
+            thk_tensor t;
+            int64_t first, last, producer;
+            thk_tensor_get(m, i, &t);
+            if (t.memory != kind || !t.nbytes || (uint64_t)t.offset >= (uint64_t)off + sz ||
+                (uint64_t)off >= (uint64_t)t.offset + t.nbytes)
+                continue;
+            if (lifetime(m, i, &first, &last, &producer) && first <= (int64_t)op && (int64_t)op <= last) {
+                thk_msg(msg, "a kernel scratch region shares arena bytes with a live tensor: ", t.name, "");
                 return THINKER_ERR_FORMAT;
             }
         }

@@ -192,12 +192,13 @@ struct thk_op {
     const char *strings;   /* the model's strings section (attribute names) */
     uint16_t n_in, n_out, n_attrs;
     thk_params p;
+    uint8_t *scratch;      /* its planned kernel scratch region in an arena (model.bin
+                              section 9), NULL when its prepare needs none */
+    uint32_t scratch_size; /* the region's recorded size (>= the prepare's need) */
 };
 
 struct thinker_executor {
     struct thinker_model *model;
-    uint8_t *scratch;
-    uint32_t scratch_size;
     uint8_t created;
     thinker_message message;
 };
@@ -220,7 +221,9 @@ typedef struct thinker_model {
     uint32_t arena_size[THK_ARENA_KINDS], arena_align[THK_ARENA_KINDS];
     uint8_t arena_present[THK_ARENA_KINDS];
     uint8_t *arena[THK_ARENA_KINDS];
-    uint32_t scratch_needed;
+    uint32_t scratch_needed;          /* the largest op's kernel scratch need */
+    const uint8_t *scratch_records;   /* section 9: u32 op, kind, offset, size per record */
+    uint32_t n_scratch;
     thk_op *ops; /* n_ops records in the STATE buffer (NULL while planning) */
     struct thinker_executor executor;
 } thinker_model;

@@ -266,7 +266,8 @@ class Packer:
         macs = self._stage("MACs", self._count_macs, graph)
         for d in dynamic:  # the input may have been renamed (edge Quant removed): same position
             d.tensor = graph.inputs[d.input_index]
-        pack = PackInput(device.id, plan.placements, plan.arena_sizes(), dynamic)
+        pack = PackInput(device.id, plan.placements, plan.arena_sizes(), dynamic,
+                         scratch=plan.scratch)
         data = self._stage("serialize", self._serialize, graph, pack)
         report = ReportData(model_name, device, self._limits(device), plan, graph, macs,
                             len(data), list(self.rewrites))
@@ -396,6 +397,10 @@ def summary(result: PackResult) -> str:
         pct = f"{100 * u['used'] / u['limit']:.1f}%" if u["limit"] else "-"
         extra = f"  lower bound {u['lower_bound']:,}" if "lower_bound" in u else ""
         lines.append(f"{kind:14s} {u['used']:>12,} {u['limit']:>12,} {pct:>7s}{extra}")
+        if "peak_op" in u:
+            from thinker.memory.report import breakdown_text
+
+            lines.append(f"{'':14s} peak at '{u['peak_op']}': {breakdown_text(u['at_peak'])}")
     lines.append(f"{len(result.graph.nodes)} ops, {result.macs:,} MACs per inference, "
                  f"device {result.device.name}")
     return "\n".join(lines)

@@ -120,4 +120,4 @@ def rewrite_attrs(result, op_type: str, change) -> bytes:
     (node,) = [n for n in graph.nodes if n.op_type == op_type]
     change(node.attrs)
     return write_model(graph, PackInput(result.device.id, result.plan.placements,
-                                        result.plan.arena_sizes()))
+                                        result.plan.arena_sizes(), scratch=result.plan.scratch))

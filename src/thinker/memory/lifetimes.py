@@ -32,6 +32,8 @@ class Buffer:
     kind: int = 0  # memory kind, set by placement
     size: int = 0  # aligned size, set by placement
     fixed: bool = False  # lives for the whole program (e.g. constants copied to RAM)
+    scratch_op: int = -1  # kernel scratch of that op (live only during it), else -1
+    state: bool = False  # a stream's history input / state output (carried between calls)
 
     def overlaps(self, other: Buffer) -> bool:
         return self.first <= other.last and other.first <= self.last
@@ -117,12 +119,37 @@ def _merge_in_place(graph: Graph, buffers: list[Buffer], owner: dict[str, int],
             break
 
 
-def lower_bound(buffers: list[Buffer], steps: int) -> int:
-    """Largest sum of simultaneously live (aligned) sizes: no arena can be smaller."""
-    if not buffers:
-        return 0
+def scratch_buffers(graph: Graph) -> list[Buffer]:
+    """One buffer per op whose C kernel needs scratch (``thinker.memory.scratch``), live only
+    during that op, so it reuses the bytes of activations dead at that step."""
+    from thinker.memory.scratch import op_scratch
+
+    out = []
+    for i, node in enumerate(graph.nodes):
+        need = op_scratch(graph, node)
+        if need > 0:
+            out.append(Buffer(-1, [f"<scratch of {node.name}>"], need, i, i, scratch_op=i))
+    return out
+
+
+def live_bytes(buffers: list[Buffer], steps: int) -> np.ndarray:
+    """Live (aligned) bytes per step: entry ``k`` is step ``k - 1`` (-1 .. steps)."""
     delta = np.zeros(steps + 3, dtype=np.int64)
     for b in buffers:
         delta[b.first + 1] += b.size
         delta[b.last + 2] -= b.size
-    return int(np.cumsum(delta).max(initial=0))
+    return np.cumsum(delta)[:-1]
+
+
+def lower_bound(buffers: list[Buffer], steps: int) -> int:
+    """Largest sum of simultaneously live (aligned) sizes: no arena can be smaller."""
+    if not buffers:
+        return 0
+    return int(live_bytes(buffers, steps).max(initial=0))
+
+
+def peak_step(buffers: list[Buffer], steps: int) -> int:
+    """The step (-1 .. steps) where the most bytes are live (the first such step)."""
+    if not buffers:
+        return -1
+    return int(np.argmax(live_bytes(buffers, steps))) - 1

@@ -14,7 +14,14 @@ import numpy as np
 
 from thinker.errors import ThinkerDeviceError, ThinkerInputError
 from thinker.graph.ir import Graph
-from thinker.memory.lifetimes import Buffer, Lifetimes, compute_lifetimes, lower_bound
+from thinker.memory.lifetimes import (
+    Buffer,
+    Lifetimes,
+    compute_lifetimes,
+    lower_bound,
+    peak_step,
+    scratch_buffers,
+)
 from thinker.memory.planners import PLANNERS, arena_size
 from thinker.resource import format as fmt
 from thinker.resource.writer import Placement
@@ -28,6 +35,10 @@ class ArenaResult:
     no_reuse: int
     planner: str
     by_planner: dict[str, int]
+    peak_step: int = -1  # the step where the lower bound is reached (-1: graph inputs)
+    # bytes live at the peak step by role: activations, scratch, state, constants
+    peak_breakdown: dict[str, int] = field(default_factory=dict)
+    largest_scratch: int = 0  # the largest single op's (aligned) scratch in this arena
 
 
 @dataclass
@@ -38,6 +49,13 @@ class MemoryPlan:
     lifetimes: Lifetimes
     flash_bytes: int = 0  # constants left in flash (inside model.bin)
     constant_kind: dict[str, int] = field(default_factory=dict)
+    # op index -> its kernel scratch region (kind, offset, exact bytes the kernel needs)
+    scratch: dict[int, Placement] = field(default_factory=dict)
+
+    def buffer_offset(self, b: Buffer) -> int:
+        if b.scratch_op >= 0:
+            return self.scratch[b.scratch_op].offset
+        return self.placements[b.tensors[0]].offset
 
     def arena_sizes(self) -> dict[int, tuple[int, int]]:
         return {k: (a.size, self.alignment) for k, a in self.arenas.items()}
@@ -72,6 +90,10 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
     overrides = overrides or {}
     life = compute_lifetimes(graph)
     steps = life.steps
+    stream_tensors = {t for pair in graph.streams for t in pair}
+    for b in life.buffers:
+        b.state = any(t in stream_tensors for t in b.tensors)
+    life.buffers += scratch_buffers(graph)
     for b in life.buffers:
         kinds = {overrides[t] for t in b.tensors if t in overrides}
         if len(kinds) > 1:
@@ -79,6 +101,9 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
                                     "were given different memories")
         if kinds:
             b.kind = kinds.pop()
+        elif b.scratch_op >= 0:  # kernel scratch: fast memory unless it is very large
+            b.kind = fmt.MEM_PSRAM if sram_threshold is not None and \
+                b.nbytes > sram_threshold else fmt.MEM_SRAM
         elif sram_threshold is not None and b.nbytes > sram_threshold:
             b.kind = fmt.MEM_PSRAM
         else:
@@ -103,6 +128,7 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
         const_buffers.append(b)
 
     placements: dict[str, Placement] = {}
+    scratch: dict[int, Placement] = {}
     arenas: dict[int, ArenaResult] = {}
     all_buffers = life.buffers + const_buffers
     for i, b in enumerate(all_buffers):
@@ -116,11 +142,33 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
         plan = results[chosen]
         _verify(group, plan)
         for b in group:
+            if b.scratch_op >= 0:
+                scratch[b.scratch_op] = Placement(kind, plan[b.id], b.nbytes)
+                continue
             for t in b.tensors:
                 placements[t] = Placement(kind, plan[b.id], b.size)
-        arenas[kind] = ArenaResult(kind, sizes[chosen], lower_bound(group, steps),
-                                   sum(b.size for b in group), chosen, sizes)
-    return MemoryPlan(placements, arenas, alignment, life, flash_bytes, constant_kind)
+        peak = peak_step(group, steps)
+        arenas[kind] = ArenaResult(
+            kind, sizes[chosen], lower_bound(group, steps), sum(b.size for b in group), chosen,
+            sizes, peak, _breakdown([b for b in group if b.first <= peak <= b.last]),
+            max((b.size for b in group if b.scratch_op >= 0), default=0))
+    return MemoryPlan(placements, arenas, alignment, life, flash_bytes, constant_kind, scratch)
+
+
+def role(b: Buffer) -> str:
+    """What a planned buffer holds: activations, scratch, state or constants."""
+    if b.scratch_op >= 0:
+        return "scratch"
+    if b.fixed:
+        return "constants"
+    return "state" if b.state else "activations"
+
+
+def _breakdown(buffers: list[Buffer]) -> dict[str, int]:
+    out = {"activations": 0, "scratch": 0, "state": 0, "constants": 0}
+    for b in buffers:
+        out[role(b)] += b.size
+    return out
 
 
 def _verify(group: list[Buffer], plan: dict[int, int]) -> None:

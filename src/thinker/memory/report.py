@@ -39,10 +39,23 @@ def usage(data: ReportData) -> dict[str, dict]:
             used = data.model_bin_bytes or plan.flash_bytes
         entry = {"used": used, "limit": data.limits.get(kind, 0)}
         if arena:
+            steps = len(data.graph.nodes)
+            peak = arena.peak_step
+            peak_op = ("graph inputs" if peak < 0 else "graph outputs" if peak >= steps
+                       else data.graph.nodes[peak].name)
             entry.update(lower_bound=arena.lower_bound, no_reuse=arena.no_reuse,
-                         planner=arena.planner, planners=arena.by_planner)
+                         planner=arena.planner, planners=arena.by_planner,
+                         peak_step=peak, peak_op=peak_op, at_peak=dict(arena.peak_breakdown),
+                         largest_scratch=arena.largest_scratch)
         out[_kind(kind)] = entry
     return out
+
+
+def scratch_rows(data: ReportData) -> list[dict]:
+    """Every op's planned kernel scratch region."""
+    return [{"op": data.graph.nodes[i].name, "type": data.graph.nodes[i].op_type, "step": i,
+             "memory": _kind(p.kind), "offset": p.offset, "size": p.size}
+            for i, p in sorted(data.plan.scratch.items())]
 
 
 def parameters_per_op(graph: Graph) -> list[dict]:
@@ -70,7 +83,7 @@ def to_json(data: ReportData) -> str:
     return json.dumps({
         "model": data.model, "device": data.device.name, "macs": data.macs,
         "ops": len(data.graph.nodes), "alignment": data.plan.alignment,
-        "memory": usage(data), "tensors": tensor_rows(data),
+        "memory": usage(data), "tensors": tensor_rows(data), "scratch": scratch_rows(data),
         "parameters": parameters_per_op(data.graph),
         "rewrites": list(data.rewrites or []),
     }, indent=1)
@@ -87,10 +100,23 @@ def to_text(data: ReportData) -> str:
         lb = f"{u['lower_bound']:,}" if "lower_bound" in u else "-"
         lines.append(f"{kind:14s} {u['used']:>12,} {u['limit']:>12,} {pct:>6s} {lb:>12s}  "
                      f"{planners}")
+    lines += ["", "planned arenas (everything the executor needs besides its own tables):"]
+    for kind, u in usage(data).items():
+        if "peak_op" in u:
+            lines.append(f"  {kind}: planned {u['used']:,} B, lower bound "
+                         f"{u['lower_bound']:,} B, peak at op '{u['peak_op']}' "
+                         f"(step {u['peak_step']}): " + breakdown_text(u["at_peak"]))
     lines += ["", f"{'tensor':40s} {'memory':13s} {'offset':>10s} {'size':>10s}  lifetime"]
     for r in tensor_rows(data):
         lines.append(f"{r['name'][:40]:40s} {r['memory']:13s} {r['offset']:>10,} "
                      f"{r['size']:>10,}  [{r['first']}, {r['last']}]")
+    rows = scratch_rows(data)
+    if rows:
+        lines += ["", f"{'kernel scratch of op':40s} {'memory':13s} {'offset':>10s} "
+                  f"{'size':>10s}  step"]
+        for r in rows:
+            lines.append(f"{r['op'][:40]:40s} {r['memory']:13s} {r['offset']:>10,} "
+                         f"{r['size']:>10,}  {r['step']}")
     if data.rewrites:
         lines += ["", "device rewrites (exact):"] + [f"  {r}" for r in data.rewrites]
     lines += ["", "parameters per op:"]
@@ -119,7 +145,7 @@ def arena_svg(data: ReportData, kind: int = fmt.MEM_SRAM, width: int = 900,
     for b in life.buffers:
         if b.kind != kind:
             continue
-        offset = plan.placements[b.tensors[0]].offset
+        offset = plan.buffer_offset(b)
         x = left + w * (b.first + 1) / steps
         bw = max(w * (b.last - b.first + 1) / steps, 1)
         y = top + h * offset / size
@@ -134,3 +160,54 @@ def arena_svg(data: ReportData, kind: int = fmt.MEM_SRAM, width: int = 900,
     parts.append(f'<text x="5" y="{top + h}">{size:,}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def breakdown_text(parts: dict[str, int]) -> str:
+    """``activations 1,024 + scratch 96 + state 0`` (constants only when present)."""
+    keys = ["activations", "scratch", "state"] + (["constants"] if parts.get("constants") else [])
+    return " + ".join(f"{k} {parts.get(k, 0):,}" for k in keys)
+
+
+def packed_arena_usage(packed) -> dict[int, dict]:
+    """Per arena of a model.bin (``thinker report``): planned size, lower bound, peak op and
+    the bytes live there by role (activations, scratch, state, constants), recomputed from
+    the records: at each step the union of the (alignment-rounded) byte ranges of the live
+    tensors and the op's scratch region, so aliases and in-place outputs count once."""
+    from thinker.resource import rules
+
+    first, last, _ = rules.lifetimes(packed)
+    steps = len(packed.ops)
+    states = {t for pair in getattr(packed, "streams", []) for t in pair}
+    out: dict[int, dict] = {}
+    for kind, (size, align) in sorted(packed.arenas.items()):
+        spans = []  # (first, last, start, end, role)
+        for tid, r in enumerate(packed.tensors):
+            if r.memory != kind or not r.nbytes or tid not in first:
+                continue
+            role_name = "constants" if r.is_constant else "state" if tid in states \
+                else "activations"
+            spans.append((first[tid], last[tid], r.offset,
+                          r.offset + fmt.align_up(r.nbytes, align), role_name))
+        for op, k, offset, nbytes in getattr(packed, "scratch", []):
+            if k == kind:
+                spans.append((op, op, offset, offset + fmt.align_up(nbytes, align), "scratch"))
+        best, best_step, best_parts = 0, -1, {}
+        for step in range(-1, steps + 1):
+            parts = {}
+            for role_name in ("activations", "scratch", "state", "constants"):
+                ranges = sorted((s, e) for f, la, s, e, rn in spans
+                                if rn == role_name and f <= step <= la)
+                total, end = 0, -1
+                for s, e in ranges:
+                    if e > end:
+                        total += e - max(s, end)
+                        end = e
+                parts[role_name] = total
+            live = sum(parts.values())
+            if live > best:
+                best, best_step, best_parts = live, step, parts
+        peak_op = ("graph inputs" if best_step < 0 else "graph outputs" if best_step >= steps
+                   else packed.ops[best_step].name)
+        out[kind] = {"planned": size, "lower_bound": best, "peak_step": best_step,
+                     "peak_op": peak_op, "at_peak": best_parts}
+    return out

@@ -58,6 +58,8 @@ class PackedModel:
     dynamic_shapes: list[tuple[int, int, int, int, int]] = field(default_factory=list)
     source_names: dict[int, str] = field(default_factory=dict)
     file_size: int = 0
+    # kernel scratch regions (section 9): (op index, memory kind, arena offset, bytes)
+    scratch: list[tuple[int, int, int, int]] = field(default_factory=list)
 
     def constant(self, record: TensorRecord) -> np.ndarray:
         count = int(np.prod(record.shape, dtype=np.int64))
@@ -290,8 +292,25 @@ def _parse(data: bytes, where: str, check_crc: bool) -> PackedModel:
             tid, name_off = cur.take("<II")
             source_names[tensor_id(tid, "debug name")] = string(name_off, "debug name")
 
+    scratch = []
+    if fmt.SECTION_SCRATCH in sections:
+        k_off, k_size, k_count = sections[fmt.SECTION_SCRATCH]
+        cur = _Cursor(data, k_off, k_off + k_size, "scratch", where)
+        for i in range(k_count):
+            op, kind, offset, size = cur.take("<IIII")
+            what = f"scratch record {i}"
+            if op >= len(ops) or (scratch and op <= scratch[-1][0]):
+                raise ThinkerFormatError(f"{where}: {what}: op index {op} out of range or not "
+                                         "increasing")
+            if kind not in arenas or offset % 8 or size == 0 or \
+                    offset + size > arenas[kind][0]:
+                raise ThinkerFormatError(
+                    f"{where}: {what}: [{offset}, {offset + size}) in memory kind {kind} is "
+                    "empty, not 8-byte aligned or outside its arena")
+            scratch.append((op, kind, offset, size))
+
     model = PackedModel(where, platform_id, tensors, ops, inputs, outputs, params, arenas,
-                        dynamic, source_names, len(data))
+                        dynamic, source_names, len(data), scratch=scratch)
     _check_rules(model, where)
     return model
 
@@ -304,7 +323,11 @@ def _check_rules(model: PackedModel, where: str) -> None:
     problem = rules.record_problem(model)
     if problem is not None:
         raise ThinkerFormatError(f"{where}: {problem}")
+    graph = model.to_graph()
     try:
-        rules.check_consistent(model.to_graph(), where)
+        rules.check_consistent(graph, where)
     except ThinkerModelError as exc:
         raise ThinkerFormatError(f"{where}: {exc}") from None
+    problem = rules.scratch_problem(model, graph)
+    if problem is not None:
+        raise ThinkerFormatError(f"{where}: {problem}")

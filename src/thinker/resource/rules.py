@@ -542,24 +542,23 @@ def record_problem(model) -> str | None:
     return _overlap_problem(model)
 
 
-def _alias_of(model, producer: dict[int, int], b: int, a: int) -> bool:
-    """Whether tensor ``b`` holds tensor ``a``'s bytes through a chain of reshape-like ops."""
-    ra = model.tensors[a]
+def _alias_root(model, producer: dict[int, int], t: int) -> int:
+    """The tensor whose bytes ``t`` holds through a chain of reshape-like ops (each link the
+    same memory, offset and size), or ``t`` itself. Two tensors with the same root are views
+    of the same bytes (a reshape of a reshape, or two reshapes of one tensor)."""
     seen = 0
-    while b in producer and seen <= len(model.ops):
-        op = model.ops[producer[b]]
-        if op.op_type not in ALIASING_OPS or not op.inputs or op.outputs[0] != b:
-            return False
+    while t in producer and seen <= len(model.ops):
+        op = model.ops[producer[t]]
+        if op.op_type not in ALIASING_OPS or not op.inputs or op.outputs[0] != t:
+            break
         src = op.inputs[0]
         if src == fmt.NO_TENSOR:
-            return False
-        rs = model.tensors[src]
-        if (rs.memory, rs.offset, rs.nbytes) != (ra.memory, ra.offset, ra.nbytes):
-            return False
-        if src == a:
-            return True
-        b, seen = src, seen + 1
-    return False
+            break
+        rs, rt = model.tensors[src], model.tensors[t]
+        if (rs.memory, rs.offset, rs.nbytes) != (rt.memory, rt.offset, rt.nbytes):
+            break
+        t, seen = src, seen + 1
+    return t
 
 
 def _pair_problem(model, first, last, producer, a: int, b: int) -> bool:
@@ -571,12 +570,15 @@ def _pair_problem(model, first, last, producer, a: int, b: int) -> bool:
     ra, rb = model.tensors[a], model.tensors[b]
     if first[b] < 0 or (ra.offset, ra.nbytes) != (rb.offset, rb.nbytes):
         return True
+    root = _alias_root(model, producer, a)
+    if _alias_root(model, producer, b) == root:
+        return False  # views of the same bytes
     op = model.ops[first[b]]
-    if op.op_type in ALIASING_OPS and _alias_of(model, producer, b, a):
-        return False
-    in_place = op.op_type in IN_PLACE_OPS and last[a] == first[b] and a in op.inputs and \
-        op.outputs == [b] and ra.shape == rb.shape
-    return not in_place
+    # in place: b is the one output of an element-wise op over an input holding a's bytes
+    # (a itself or a view of them), and a dies at that op
+    return not (op.op_type in IN_PLACE_OPS and last[a] == first[b] and op.outputs == [b]
+                and any(c != fmt.NO_TENSOR and _alias_root(model, producer, c) == root
+                        and model.tensors[c].shape == rb.shape for c in op.inputs))
 
 
 def _overlap_problem(model) -> str | None:
@@ -600,6 +602,33 @@ def _overlap_problem(model) -> str | None:
                             f"and '{shown(rb.name)}' [{rb.offset}, {rb.offset + rb.nbytes}) "
                             f"share {fmt.MEMORY_KIND_NAMES.get(kind, kind)} bytes while both "
                             "are live")
+    # a kernel's scratch is live only during its op: no tensor live then may share its bytes
+    for op, kind, offset, size in getattr(model, "scratch", []):
+        for t in by_kind.get(kind, []):
+            r = model.tensors[t]
+            if r.offset < offset + size and offset < r.offset + r.nbytes and \
+                    first[t] <= op <= last[t]:
+                return (f"the kernel scratch of op {op} '{shown(model.ops[op].name)}' "
+                        f"[{offset}, {offset + size}) and tensor '{shown(r.name)}' "
+                        f"[{r.offset}, {r.offset + r.nbytes}) share "
+                        f"{fmt.MEMORY_KIND_NAMES.get(kind, kind)} bytes while both are live")
+    return None
+
+
+def scratch_problem(model, graph: Graph) -> str | None:
+    """Every op whose C kernel needs scratch (``thinker.memory.scratch``, the twins of the C
+    prepare steps) has a planned region at least that large (section 9), as the C executor
+    checks at init; None when all fit."""
+    from thinker.errors import name as shown
+    from thinker.memory.scratch import op_scratch
+
+    recorded = {op: size for op, _kind, _offset, size in getattr(model, "scratch", [])}
+    for i, node in enumerate(graph.nodes):
+        need = op_scratch(graph, node)
+        if need > recorded.get(i, 0):
+            return (f"op {i} {shown(node.op_type)} '{shown(node.name)}': its kernel needs "
+                    f"{need} B of scratch; model.bin plans {recorded.get(i, 0)} B (re-pack the "
+                    "model with this version's tpacker)")
     return None
 
 

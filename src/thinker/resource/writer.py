@@ -41,6 +41,8 @@ class PackInput:
     arenas: dict[int, tuple[int, int]]  # memory kind -> (size, alignment)
     dynamic_shapes: list[DynamicShape] = field(default_factory=list)
     source_names: dict[str, str] = field(default_factory=dict)  # tensor -> original ONNX name
+    # op index -> its planned kernel scratch region (thinker.memory.scratch; section 9)
+    scratch: dict[int, Placement] = field(default_factory=dict)
 
 
 class _Strings:
@@ -183,6 +185,9 @@ def write_model(graph: Graph, pack: PackInput) -> bytes:
     debug = b"".join(struct.pack("<II", ids[t], strings.add(src))
                      for t, src in sorted(pack.source_names.items()) if t in ids)
 
+    scratch = b"".join(struct.pack("<IIII", op, p.kind, p.offset, p.size)
+                       for op, p in sorted(pack.scratch.items()))
+
     sections = [
         (fmt.SECTION_TENSORS, bytes(tensor_records), len(order)),
         (fmt.SECTION_OPS, bytes(op_records), len(graph.nodes)),
@@ -192,6 +197,8 @@ def write_model(graph: Graph, pack: PackInput) -> bytes:
         (fmt.SECTION_DYNAMIC_SHAPES, dynamic, len(pack.dynamic_shapes)),
         (fmt.SECTION_DEBUG, debug, len(debug) // 8),
     ]
+    if pack.scratch:
+        sections.append((fmt.SECTION_SCRATCH, scratch, len(pack.scratch)))
     sections.insert(0, (fmt.SECTION_STRINGS, bytes(strings.data), len(strings.index)))
 
     table_offset = fmt.HEADER_SIZE

@@ -54,8 +54,18 @@ def describe_model(data: bytes, path: str) -> str:
     lines.append(f"ops: {len(packed.ops)} ({kinds})")
     lines.append("memory:")
     lines.append(f"  flash (params in this file): {len(packed.params):,} B")
+    from thinker.memory.report import breakdown_text, packed_arena_usage
+
+    usage = packed_arena_usage(packed)
     for kind, (size, align) in sorted(packed.arenas.items()):
-        lines.append(f"  {fmt.MEMORY_KIND_NAMES[kind]} arena: {size:,} B (alignment {align})")
+        u = usage[kind]
+        lines.append(f"  {fmt.MEMORY_KIND_NAMES[kind]} arena: {size:,} B (alignment {align}), "
+                     f"lower bound {u['lower_bound']:,} B, peak at op "
+                     f"'{printable(u['peak_op'], 60)}' (step {u['peak_step']}): "
+                     + breakdown_text(u["at_peak"]))
+    if packed.scratch:
+        lines.append(f"  kernel scratch: {len(packed.scratch)} ops, planned inside the arenas "
+                     f"(largest {max(s for *_, s in packed.scratch):,} B)")
     constants = sum(r.nbytes for r in packed.tensors if r.is_constant)
     lines.append(f"tensors: {len(packed.tensors)} ({constants:,} B of constants)")
     if packed.dynamic_shapes:

@@ -1,0 +1,254 @@
+"""Issue 12: the memory plan in model.bin is everything the C executor needs.
+
+For every zoo model (linger QAT -> ONNX -> tpacker, as tests/test_zoo_pipeline.py builds them):
+the C executor asks for exactly the arenas tpacker planned (no separate SCRATCH buffer), each
+op's kernel scratch need equals its planned region (thinker.memory.scratch is the C prepare's
+twin), and running the model touches no byte outside the planned buffers (canaries around each
+buffer, and an ASan build on exactly sized buffers). Plus the validator's alias rules (sibling
+reshapes) and the reports.
+"""
+
+import ctypes
+import os
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "linger"))
+sys.path.insert(0, os.path.join(HERE, "c_executor"))
+
+pytest.importorskip("torch")
+
+from c_harness import EXECUTOR, make, numpy_reference, run_test_thinker  # noqa: E402
+from linger_flow import run_zoo_flow  # noqa: E402
+from onnx_build import model as onnx_model  # noqa: E402
+from onnx_build import node, value_info  # noqa: E402
+from test_tpacker import pack  # noqa: E402
+
+import thinker  # noqa: E402
+from linger import zoo  # noqa: E402
+from thinker.memory.report import packed_arena_usage, usage  # noqa: E402
+from thinker.resource import format as fmt  # noqa: E402
+from thinker.resource.reader import parse_model  # noqa: E402
+from thinker.resource.writer import PackInput, Placement, write_model  # noqa: E402
+
+SIZES = {"mobilenet_v1_025": {"input_size": 32}}
+STATE, SCRATCH = 8, 9  # THINKER_MEM_STATE / THINKER_MEM_SCRATCH
+CANARY = 0xA5
+MARGIN = 64
+
+
+@pytest.fixture(scope="module")
+def zoo_packed(tmp_path_factory):
+    """name -> (PackResult, model.bin path) for every zoo model, packed for cortex-m."""
+    out = {}
+    for name in zoo.NAMES:
+        folder = tmp_path_factory.mktemp(name)
+        run_zoo_flow(name, 8, str(folder), **SIZES.get(name, {}))
+        result, bin_path, _ = pack(folder, onnx.load(folder / "model.onnx"), name,
+                                   platform="cortex-m")
+        out[name] = (result, bin_path)
+    return out
+
+
+def _lib():
+    from thinker.runtime import c_backend
+
+    try:
+        return c_backend, c_backend._library()
+    except thinker.ThinkerError as exc:  # no C compiler on this machine
+        pytest.skip(f"C executor unavailable: {exc}")
+
+
+def _aligned_copy(data: bytes) -> tuple[np.ndarray, int]:
+    raw = np.zeros(len(data) + 16, dtype=np.uint8)
+    start = (-raw.ctypes.data) % 16
+    raw[start:start + len(data)] = np.frombuffer(data, dtype=np.uint8)
+    return raw, raw.ctypes.data + start
+
+
+def c_memory_plan(data: bytes) -> tuple[int, str, dict[int, int]]:
+    """(status, message, {kind: size}) of thinker_get_memory_plan on model.bin bytes."""
+    cb, lib = _lib()
+    raw, address = _aligned_copy(data)
+    plan, message = cb._Plan(), cb._Message()
+    status = lib.thinker_get_memory_plan(address, len(data), ctypes.byref(plan),
+                                         ctypes.byref(message))
+    sizes = {r.kind: r.size for r in plan.request[:plan.count]}
+    return status, message.text.decode(errors="replace"), sizes
+
+
+@pytest.mark.parametrize("name", zoo.NAMES)
+def test_the_c_executor_asks_for_exactly_the_plan(name, zoo_packed):
+    result, bin_path = zoo_packed[name]
+    status, message, asked = c_memory_plan(result.model_bin)
+    assert status == 0, message
+    planned = {kind: arena.size for kind, arena in result.plan.arenas.items()}
+    assert SCRATCH not in asked  # kernel scratch lives inside the planned arenas
+    assert {k: v for k, v in asked.items() if k != STATE} == planned
+    # the reported total (what tpacker prints and writes to memory_report.json) is that sum
+    reported = usage(result.report)
+    assert sum(reported[fmt.MEMORY_KIND_NAMES[k]]["used"] for k in planned) == \
+        sum(planned.values())
+    # every op whose C kernel needs scratch has its planned region (else the plan would fail)
+    for op, p in result.plan.scratch.items():
+        assert p.size > 0 and p.kind in planned and p.offset + p.size <= planned[p.kind], op
+
+
+@pytest.mark.parametrize("name", zoo.NAMES)
+def test_each_kernel_needs_exactly_its_planned_scratch(name, zoo_packed):
+    """The C prepare's need equals thinker.memory.scratch: one byte less is refused, naming
+    the op and both sizes."""
+    result, _ = zoo_packed[name]
+    graph = result.graph
+    for op, p in sorted(result.plan.scratch.items()):
+        smaller = dict(result.plan.scratch)
+        smaller[op] = Placement(p.kind, p.offset, p.size - 1)
+        data = write_model(graph, PackInput(result.device.id, result.plan.placements,
+                                            result.plan.arena_sizes(), scratch=smaller))
+        status, message, _ = c_memory_plan(data)
+        assert status == 10, (graph.nodes[op].name, message)  # THINKER_ERR_MEMORY
+        assert graph.nodes[op].name in message and f"{p.size} B" in message
+
+
+def _run_with_canaries(data: bytes, rng: np.random.Generator) -> None:
+    cb, lib = _lib()
+    raw, address = _aligned_copy(data)
+    plan, message = cb._Plan(), cb._Message()
+    assert lib.thinker_get_memory_plan(address, len(data), ctypes.byref(plan),
+                                       ctypes.byref(message)) == 0, message.text
+    memories = (cb._Memory * cb.MAX_MEMORY)()
+    blocks = []
+    for i, r in enumerate(plan.request[:plan.count]):
+        align = max(int(r.alignment), 16)
+        block = np.full(r.size + 2 * MARGIN + align, CANARY, dtype=np.uint8)
+        start = MARGIN + (-(block.ctypes.data + MARGIN)) % align
+        blocks.append((block, start, r.size))
+        memories[i] = cb._Memory(r.kind, block.ctypes.data + start, r.size)
+    model, exe = ctypes.c_void_p(), ctypes.c_void_p()
+    assert lib.thinker_model_init(ctypes.byref(model), address, len(data), memories,
+                                  plan.count, ctypes.byref(message)) == 0, message.text
+    assert lib.thinker_executor_create(ctypes.byref(exe), model) == 0
+    n_in = ctypes.c_uint32()
+    lib.thinker_get_input_count(exe, ctypes.byref(n_in))
+    feeds = []
+    for i in range(n_in.value):
+        info = cb._TensorInfo()
+        lib.thinker_get_input_info(exe, i, ctypes.byref(info))
+        value = rng.integers(0, 256, info.nbytes, dtype=np.uint8)
+        if info.dtype == 6:  # float32 inputs: finite values
+            value = rng.standard_normal(info.nbytes // 4).astype(np.float32).view(np.uint8)
+        elif not info.has_exponent:  # token ids: valid indices
+            dtype = cb.NUMPY_DTYPES[info.dtype]
+            count = info.nbytes // np.dtype(dtype).itemsize
+            value = rng.integers(0, 3, count).astype(dtype).view(np.uint8)
+        feeds.append(value)
+        assert lib.thinker_set_input(exe, i, value.ctypes.data, info.nbytes) == 0
+    assert lib.thinker_forward(exe) == 0, lib.thinker_executor_message(exe)
+    for block, start, size in blocks:
+        assert np.all(block[:start] == CANARY), "bytes before a planned buffer were written"
+        assert np.all(block[start + size:] == CANARY), "bytes after a planned buffer were written"
+    assert bytes(raw[(address - raw.ctypes.data):][:len(data)]) == data  # model.bin read-only
+    lib.thinker_executor_release(exe)
+    lib.thinker_model_release(model)
+
+
+@pytest.mark.parametrize("name", zoo.NAMES)
+def test_the_c_executor_touches_no_byte_outside_the_plan(name, zoo_packed):
+    result, _ = zoo_packed[name]
+    _run_with_canaries(result.model_bin, np.random.default_rng(12))
+
+
+def test_zoo_models_are_clean_under_asan_on_exactly_sized_buffers(zoo_packed, tmp_path):
+    """test_thinker (ASan + UBSan build) allocates each planned buffer with exactly its size,
+    so any byte read or written beyond the plan aborts; outputs equal numpy's."""
+    make("sanitize")
+    binary = os.path.join(EXECUTOR, "build", "sanitize", "test_thinker")
+    rng = np.random.default_rng(3)
+    for name, (_, bin_path) in zoo_packed.items():
+        exe = thinker.load(bin_path)
+        feeds = {}
+        for s in exe.inputs:
+            if np.issubdtype(s.dtype, np.integer):
+                info = np.iinfo(s.dtype)
+                feeds[s.name] = rng.integers(info.min, info.max + 1, s.shape).astype(s.dtype)
+            else:
+                feeds[s.name] = rng.standard_normal(s.shape).astype(s.dtype)
+        if name in ("transformer_encoder", "conformer_block") and exe.inputs[0].exponent is None:
+            feeds = {exe.inputs[0].name: zoo.example_input(name, 1).numpy()}
+        ref = numpy_reference(bin_path, feeds)
+        r, outputs = run_test_thinker(binary, bin_path, feeds, exe.outputs, str(tmp_path))
+        assert r.returncode == 0, (name, r.stderr[-2000:])
+        assert "ERROR: AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr
+        assert r.stdout.splitlines() == ref.lines, name
+        for spec in exe.outputs:
+            assert np.array_equal(outputs[spec.name], ref.outputs[spec.name]), name
+
+
+@pytest.mark.parametrize("name", ["resnet8", "lstm_vad"])
+def test_reports_show_planned_lower_bound_peak_op_and_breakdown(name, zoo_packed):
+    result, bin_path = zoo_packed[name]
+    sram = usage(result.report)["share-memory"]
+    assert sram["lower_bound"] <= sram["used"]
+    assert sram["peak_op"] in {n.name for n in result.graph.nodes} | {"graph inputs",
+                                                                       "graph outputs"}
+    assert sum(sram["at_peak"].values()) == sram["lower_bound"]
+    assert set(sram["at_peak"]) == {"activations", "scratch", "state", "constants"}
+    # thinker report recomputes the same numbers from the model.bin records alone
+    packed = parse_model(result.model_bin, bin_path)
+    again = packed_arena_usage(packed)[fmt.MEM_SRAM]
+    assert (again["planned"], again["lower_bound"], again["at_peak"]) == \
+        (sram["used"], sram["lower_bound"], sram["at_peak"])
+    from thinker.tools.inspect import describe_model
+
+    text = describe_model(result.model_bin, bin_path)
+    assert f"lower bound {sram['lower_bound']:,} B" in text and "scratch" in text
+
+
+def _sibling_reshapes_model() -> onnx.ModelProto:
+    """x -> Relu -> a; a -> Reshape r1 -> Relu; a -> Reshape r2 -> Relu: r1 and r2 are two
+    views of a's bytes, both live while the first Relu runs."""
+    nodes = [node("Relu", ["x"], ["a"], "relu0"),
+             node("Reshape", ["a", "shape"], ["r1"], "reshape1"),
+             node("Reshape", ["a", "shape"], ["r2"], "reshape2"),
+             node("Relu", ["r1"], ["y1"], "relu1"),
+             node("Relu", ["r2"], ["y2"], "relu2")]
+    inputs = [value_info("x", np.int8, [1, 4, 4, 4])]
+    outputs = [value_info("y1", np.int8, [1, 64]), value_info("y2", np.int8, [1, 64])]
+    return onnx_model(nodes, inputs, outputs, {"shape": np.array([1, 64], dtype=np.int64)})
+
+
+def test_two_reshapes_of_one_tensor_are_accepted_by_both_readers(tmp_path):
+    """Regression: sibling aliases (two Reshapes of the same tensor) share its bytes and were
+    refused as 'share share-memory bytes while both are live'."""
+    result, bin_path, _ = pack(tmp_path, _sibling_reshapes_model(), "siblings",
+                               platform="cortex-m")
+    packed = parse_model(result.model_bin, bin_path)
+    ids = {r.name: i for i, r in enumerate(packed.tensors)}
+    r1, r2 = packed.tensors[ids["r1"]], packed.tensors[ids["r2"]]
+    assert (r1.memory, r1.offset) == (r2.memory, r2.offset)  # the same bytes
+    status, message, _ = c_memory_plan(result.model_bin)
+    assert status == 0, message
+    x = np.arange(-32, 32, dtype=np.int8).reshape(1, 4, 4, 4)
+    c_out = thinker.load(bin_path, backend="c").run({packed.tensors[packed.inputs[0]].name: x})
+    np_out = thinker.load(bin_path).run({packed.tensors[packed.inputs[0]].name: x})
+    for key, value in np_out.items():
+        assert np.array_equal(c_out[key], value)
+
+
+def test_a_scratch_region_over_a_live_tensor_is_refused_by_both_readers(zoo_packed):
+    result, _ = zoo_packed["resnet8"]
+    op, p = next(iter(sorted(result.plan.scratch.items())))
+    node_ = result.graph.nodes[op]
+    live = result.plan.placements[node_.inputs[0]]  # the op's own input is live at its step
+    bad = dict(result.plan.scratch)
+    bad[op] = Placement(live.kind, live.offset, p.size)
+    data = write_model(result.graph, PackInput(result.device.id, result.plan.placements,
+                                               result.plan.arena_sizes(), scratch=bad))
+    with pytest.raises(thinker.ThinkerFormatError, match="scratch"):
+        parse_model(data, "bad.bin")
+    status, message, _ = c_memory_plan(data)
+    assert status == 7 and "scratch" in message  # THINKER_ERR_FORMAT
