@@ -34,6 +34,19 @@ def prepared(op_type, inputs, **attrs):
     raise AssertionError("no OutputStage in the kernel")
 
 
+DEPTHWISE_PATHS = ["einsum", "taps", "bands"]
+
+
+def depthwise_path(monkeypatch, path: str) -> None:
+    """Make every depthwise conv take one kernel (ops.depthwise), whatever its size."""
+    from thinker.ops import depthwise
+
+    big = 1 << 30
+    monkeypatch.setattr(depthwise, "TAP_MAX_OUTPUTS", 0 if path == "bands" else big)
+    monkeypatch.setattr(depthwise, "EINSUM_MIN_CHANNELS", 0 if path == "einsum" else big)
+    monkeypatch.setattr(depthwise, "EINSUM_MAX_PIXELS", big)
+
+
 def row_with_abs_sum(total: int, k: int, positive: bool = False) -> np.ndarray:
     """k int8 weights whose |w| sum to ``total`` (127s, then the rest), random signs unless
     ``positive`` (then an all -128 input reaches |acc| = 128 * total, the bound itself)."""
@@ -116,12 +129,10 @@ def test_conv_at_the_float32_bound_equals_int64(above):
     assert acc[-1, 0, 2, 3] == -128 * 65279 + b[0] and expected[-1, 0, 2, 3] == -100
 
 
-@pytest.mark.parametrize("path", ["taps", "bands"])
+@pytest.mark.parametrize("path", DEPTHWISE_PATHS)
 @pytest.mark.parametrize("above", [False, True], ids=["float32", "float64"])
 def test_depthwise_16bit_input_at_the_float32_bound_equals_int64(above, path, monkeypatch):
-    from thinker.ops import depthwise
-
-    monkeypatch.setattr(depthwise, "TAP_MAX_OUTPUTS", 1 << 30 if path == "taps" else 0)
+    depthwise_path(monkeypatch, path)
     # int16 input, shift 0, 16 bits: folded bound = 32768 * S + max|b| + 32768; S = 510 and
     # max|b| = 32767 give 2**24 - 1, 32768 gives 2**24
     ch = 3
@@ -170,7 +181,7 @@ def test_output_stage_saturates_and_clamps_like_qmath(bits, act):
         assert expected.min() == lo and expected.max() == hi
 
 
-@pytest.mark.parametrize("path", ["taps", "bands"])
+@pytest.mark.parametrize("path", DEPTHWISE_PATHS)
 @pytest.mark.parametrize("case", [
     *DEPTHWISE_GRID,
     (7, (10, 1), (1, 1), (0, 0, 0, 0), (1, 1), (24, 1)),  # the wake-word model's kernels
@@ -180,9 +191,7 @@ def test_output_stage_saturates_and_clamps_like_qmath(bits, act):
 ], ids=lambda c: f"c{c[0]}k{c[1]}s{c[2]}p{c[3]}d{c[4]}x{c[5]}")
 def test_depthwise_taps_and_bands_equal_onnxruntime(case, path, monkeypatch):
     """Both depthwise kernels on every geometry, whichever the batch size would pick."""
-    from thinker.ops import depthwise
-
-    monkeypatch.setattr(depthwise, "TAP_MAX_OUTPUTS", 1 << 30 if path == "taps" else 0)
+    depthwise_path(monkeypatch, path)
     channels, kernel, stride, pads, dilation, size = case
     conv = _depthwise_case(channels, kernel, stride, pads, dilation)
     x = RNG.integers(-128, 128, (3, channels, *size), dtype=np.int8)

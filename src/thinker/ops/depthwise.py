@@ -19,6 +19,9 @@ CACHE_BYTES = 1 << 20  # working set of one cache-blocked step: half of a 2 MiB 
 TAP_MAX_OUTPUTS = 1000  # outputs per channel (batch x rows x columns) up to which per-tap
                         # multiply-adds beat the banded GEMMs (measured on the MLPerf Tiny and
                         # ResNet-18 depthwise layers: small maps and batch 1)
+EINSUM_MIN_CHANNELS = 128  # among those, one einsum over all taps wins from this many channels
+                           # on maps of at most EINSUM_MAX_PIXELS output pixels
+EINSUM_MAX_PIXELS = 64
 BAND_GEMM_COLUMNS = 16  # output columns per GEMM row; OpenBLAS runs these thin per-channel
                         # GEMMs fastest near 16 (measured on 4x4..32x32 maps, strides 1 and 2)
 
@@ -197,6 +200,32 @@ def _tap_depthwise(x: np.ndarray, rows: np.ndarray, g: Geometry2d, ho: int, wo: 
     return out.reshape(n, ho, wo, c).transpose(3, 0, 1, 2)
 
 
+def _einsum_depthwise(x: np.ndarray, rows: np.ndarray, g: Geometry2d, ho: int, wo: int,
+                      stage: OutputStage, scratch: Scratch) -> np.ndarray:
+    """Depthwise conv as one einsum over every tap (a strided view of the zero-bordered NHWC
+    input holds each tap's inputs), then the bias and the output stage: a handful of numpy
+    calls, where small maps with many channels are dominated by calls. Returns a (C, N, ho,
+    wo) view of an NHWC array. Exact like ``_tap_depthwise``: whatever order einsum adds
+    the products in, each partial sum is a subset of the accumulator's terms."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = g.kernel, g.strides, g.dilations
+    pt, pl, pb, pr = g.pads
+    hp, wp = h + pt + pb, w + pl + pr
+    padded, _ = scratch.zeros("einsum_padded", (n, hp, wp, c), rows.dtype)
+    padded[:, pt:pt + h, pl:pl + w] = x.transpose(0, 2, 3, 1)  # borders stay zero
+    item = padded.itemsize
+    view = np.lib.stride_tricks.as_strided(
+        padded, shape=(kh, kw, n, ho, wo, c),
+        strides=(dh * wp * c * item, dw * c * item, hp * wp * c * item, sh * wp * c * item,
+                 sw * c * item, item), writeable=False)
+    acc, _ = scratch.zeros("einsum_acc", (n, ho, wo, c), rows.dtype)
+    np.einsum("ijnhqc,ijqc->nhqc", view, rows[:-1].reshape(kh, kw, wo, c), out=acc)
+    np.add(acc, rows[-1].reshape(wo, c), out=acc)
+    out = np.empty((n, ho, wo, c), dtype=stage.out_dtype)
+    stage.finish_folded(acc, out)
+    return out.transpose(3, 0, 1, 2)
+
+
 class BandedDepthwise:
     """A prepared depthwise conv: folded taps and bias ([C, kh*kw + 1]) and, per input size,
     its band plan and matrix, or its per-tap rows for few outputs (built at first use)."""
@@ -212,11 +241,13 @@ class BandedDepthwise:
         h, w = x.shape[2:]
         ho, wo = self.g.conv_out(h, w)
         if x.shape[0] * ho * wo <= TAP_MAX_OUTPUTS:
+            einsum = x.shape[1] >= EINSUM_MIN_CHANNELS and ho * wo <= EINSUM_MAX_PIXELS
             rows = self._rows.get(wo)
             if rows is None:  # [kh*kw + 1, wo*C]: tap t (then the bias) of every channel
                 rows = np.ascontiguousarray(np.tile(self.taps.T, (1, wo)))
                 self._rows[wo] = rows
-            return _tap_depthwise(x, rows, self.g, ho, wo, self.stage, self.scratch)
+            kernel = _einsum_depthwise if einsum else _tap_depthwise
+            return kernel(x, rows, self.g, ho, wo, self.stage, self.scratch)
         if (h, w) not in self._bands:
             bands = DepthwiseBands.plan(self.g, h, w)
             self._bands[(h, w)] = bands, bands.matrix(self.taps, self.g)
