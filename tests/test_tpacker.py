@@ -351,15 +351,20 @@ def test_cli_cut_subgraph(tmp_path):
     assert r.returncode == 1 and "the model has no tensor 'nope'" in r.stderr
 
 
-def test_cli_dynamic_shape_is_recorded_not_ignored(tmp_path):
+def test_cli_dynamic_shape_is_executed_or_refused(tmp_path):
     onnx.save(small_cnn(), tmp_path / "cnn.onnx")
-    r = tpacker("-g", "cnn.onnx", "-o", "d.bin", "--dynamic_shape", "x=1:8:1", cwd=tmp_path)
+    r = tpacker("-g", "cnn.onnx", "-o", "d.bin", "--dynamic_shape", "x[3]=16:16:1",
+                cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "note: --dynamic_shape recorded in model.bin" in r.stdout
+    assert "note: dynamic axis: input 'x' axis 3 takes 16..16" in r.stdout
     from thinker.resource import read_model
     packed = read_model(tmp_path / "d.bin")
-    assert [(packed.tensors[t].name, lo, hi, f) for t, _, lo, hi, f in packed.dynamic_shapes] \
-        == [("q", 1, 8, 1)]
+    assert [(packed.tensors[t].name, a, lo, hi, f) for t, a, lo, hi, f in
+            packed.dynamic_shapes] == [("q", 3, 16, 16, 1)]
+    # a length the model cannot take (its pooling and reshape fix the width): refused
+    r = tpacker("-g", "cnn.onnx", "-o", "e.bin", "--dynamic_shape", "x=1:8:1", cwd=tmp_path)
+    assert r.returncode == 1 and "cannot run at input shapes" in r.stderr
+    assert not (tmp_path / "e.bin").exists()
     r = tpacker("-g", "cnn.onnx", "--dynamic_shape", "x=1:8:1:2", cwd=tmp_path)
     assert r.returncode == 1 and "expected NAME=MIN:MAX:FACTOR" in r.stderr
 

@@ -15,7 +15,8 @@ thinker_status thinker_initialize(void) { return little_endian() ? THINKER_OK : 
 thinker_status thinker_uninitialize(void) { return THINKER_OK; }
 
 static uint64_t state_bytes(const thinker_model *m) {
-    return align_up(sizeof(thinker_model), STATE_ALIGN) + (uint64_t)m->n_ops * sizeof(thk_op);
+    return align_up(sizeof(thinker_model), STATE_ALIGN) + (uint64_t)m->n_ops * sizeof(thk_op) +
+           thk_dynamic_bytes(m);
 }
 
 static thinker_status check_bin(const void *bin, thinker_message *msg) {
@@ -104,6 +105,7 @@ thinker_status thinker_model_init(thinker_model **model, const void *model_bin, 
         m->arena[kind] = (uint8_t *)a->base;
     }
     m->ops = (thk_op *)(void *)((uint8_t *)state->base + align_up(sizeof(thinker_model), STATE_ALIGN));
+    thk_dynamic_init(m, (uint8_t *)(m->ops + m->n_ops)); /* dynamic axes at MAX */
     s = thk_prepare_ops(m, m->ops, message);
     if (s != THINKER_OK) return s;
     /* constants placed in PSRAM / share-memory live in their arena for the whole run */
@@ -113,6 +115,7 @@ thinker_status thinker_model_init(thinker_model **model, const void *model_bin, 
         if ((t.flags & THK_FLAG_CONSTANT) && t.memory != THINKER_MEM_FLASH && t.nbytes)
             memcpy(t.data, t.init, t.nbytes);
     }
+    thk_stream_reset(m); /* a new stream: every state zero */
     m->executor.model = m;
     m->alive = THK_ALIVE;
     *model = m;
@@ -219,6 +222,7 @@ thinker_status thinker_forward(thinker_executor *e) {
         thinker_status s = thinker_forward_op(e, i);
         if (s != THINKER_OK) return s;
     }
+    thk_stream_carry(e->model); /* states -> histories for the next call */
     return THINKER_OK;
 }
 

@@ -117,6 +117,19 @@ void thk_tensor_get(const thinker_model *m, uint32_t id, thk_tensor *t) {
     t->offset = thk_rd32(r + 36);
     t->nbytes = thk_rd32(r + 40);
     t->data_offset = thk_rd32(r + 44);
+    if (m->rule_dim) { /* dims following a dynamic axis: their current lengths (rules by id) */
+        for (i = 0; i < m->n_shape_rules; i++) {
+            const uint8_t *rule = m->shape_rules + 24u * i;
+            uint32_t rid = thk_rd32(rule);
+            if (rid > id) break;
+            if (rid == id) t->dims[thk_rd32(rule + 4)] = m->rule_dim[i];
+        }
+        if (i && thk_rd32(m->shape_rules + 24u * (i - 1)) == id) {
+            t->count = 1;
+            for (i = 0; i < t->ndim; i++) t->count *= t->dims[i];
+            t->nbytes = t->count * dtype_bytes(t->dtype);
+        }
+    }
     t->init = (t->flags & THK_FLAG_CONSTANT) ? m->params + t->data_offset : NULL;
     if (t->memory == THINKER_MEM_FLASH)
         t->data = (uint8_t *)(uintptr_t)(m->params + t->data_offset);
@@ -236,11 +249,117 @@ static thinker_status check_ops(thinker_model *m, thk_op *ops, thinker_message *
     return THINKER_OK;
 }
 
+static int is_io(const thinker_model *m, uint32_t id, uint32_t from, uint32_t n) {
+    uint32_t i;
+    for (i = 0; i < n; i++)
+        if (thk_rd32(m->io_ids + 4u * (from + i)) == id) return 1;
+    return 0;
+}
+
+/* An optional section of fixed-size records whose first words are tensor ids (checked). */
+static thinker_status read_records(thinker_model *m, const uint8_t *d, uint8_t present, uint32_t off,
+                                   uint32_t size, uint32_t count, uint32_t record,
+                                   const uint8_t **records, uint32_t *n, const char *what,
+                                   thinker_message *msg) {
+    uint32_t i, ids = record == 8u ? 2u : 1u, k;
+    *records = NULL;
+    *n = 0;
+    if (!present) return THINKER_OK;
+    if ((uint64_t)count * record > size) return fail(msg, THINKER_ERR_TRUNCATED, what, THK_NO_TENSOR, "section is truncated");
+    for (i = 0; i < count; i++)
+        for (k = 0; k < ids; k++)
+            if (!id_ok(m, thk_rd32(d + off + record * i + 4u * k), 0))
+                return fail(msg, THINKER_ERR_FORMAT, what, i, "tensor id out of range");
+    *records = d + off;
+    *n = count;
+    return THINKER_OK;
+}
+
+static int is_history(const thinker_model *m, uint32_t id, uint32_t upto, int state) {
+    uint32_t i;
+    for (i = 0; i < upto; i++)
+        if (thk_rd32(m->stream_records + 8u * i + (state ? 4u : 0u)) == id) return 1;
+    return 0;
+}
+
+static int overlaps(uint32_t a, uint32_t an, uint32_t b, uint32_t bn) {
+    return an && bn && (uint64_t)a < (uint64_t)b + bn && (uint64_t)b < (uint64_t)a + an;
+}
+
+/* reader.py's dynamic_problem, rule for rule and in its order. */
+static thinker_status check_dynamic(thinker_model *m, thinker_message *msg) {
+    uint32_t i, k;
+    thk_tensor t, u;
+    for (i = 0; i < m->n_dyn; i++) {
+        const uint8_t *r = m->dyn_records + 20u * i;
+        uint32_t id = thk_rd32(r), axis = thk_rd32(r + 4), lo = thk_rd32(r + 8), hi = thk_rd32(r + 12),
+                 factor = thk_rd32(r + 16);
+        thk_tensor_get(m, id, &t);
+        if (!is_io(m, id, 0, m->n_inputs) || (t.flags & THK_FLAG_CONSTANT))
+            return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "tensor is not a graph input");
+        if (axis >= t.ndim) return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "axis beyond the input's dims");
+        if (lo < 1 || lo > hi || factor < 1 || t.dims[axis] != hi)
+            return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "range is not 1 <= MIN <= MAX = planned, FACTOR >= 1");
+        for (k = 0; k < i; k++)
+            if (thk_rd32(m->dyn_records + 20u * k) == id && thk_rd32(m->dyn_records + 20u * k + 4) == axis)
+                return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "axis given twice");
+    }
+    for (i = 0; i < m->n_streams; i++) {
+        uint32_t h = thk_rd32(m->stream_records + 8u * i), st = thk_rd32(m->stream_records + 8u * i + 4);
+        thk_tensor_get(m, h, &t);
+        thk_tensor_get(m, st, &u);
+        if (!is_io(m, h, 0, m->n_inputs) || (t.flags & THK_FLAG_CONSTANT) || !is_io(m, st, m->n_inputs, m->n_outputs) ||
+            (u.flags & THK_FLAG_CONSTANT) || is_history(m, h, i, 0) || is_history(m, st, i, 1))
+            return fail(msg, THINKER_ERR_FORMAT, "stream", i, "needs a graph input and a graph output, each in one pair");
+        if (t.dtype != u.dtype || !thk_same_dims(&t, &u))
+            return fail(msg, THINKER_ERR_FORMAT, "stream", i, "history and state differ in dtype or shape");
+        for (k = 0; k < m->n_tensors; k++) {
+            thk_tensor_get(m, k, &u);
+            if (k != h && !(u.flags & THK_FLAG_CONSTANT) && u.memory == t.memory &&
+                overlaps(t.offset, t.nbytes, u.offset, u.nbytes))
+                return fail(msg, THINKER_ERR_FORMAT, "stream", i, "history shares bytes with another tensor");
+        }
+        for (k = 0; k < m->n_scratch; k++) {
+            const uint8_t *r = m->scratch_records + 16u * k;
+            if (thk_rd32(r + 4) == t.memory && overlaps(t.offset, t.nbytes, thk_rd32(r + 8), thk_rd32(r + 12)))
+                return fail(msg, THINKER_ERR_FORMAT, "stream", i, "history shares bytes with another tensor");
+        }
+    }
+    for (i = 0; i < m->n_shape_rules; i++) {
+        const uint8_t *r = m->shape_rules + 24u * i;
+        uint32_t id = thk_rd32(r), axis = thk_rd32(r + 4), rule = thk_rd32(r + 8), div = thk_rd32(r + 20);
+        int64_t mul = (int32_t)thk_rd32(r + 12), add = (int32_t)thk_rd32(r + 16), lo, hi;
+        if (i && (thk_rd32(r - 24) > id || (thk_rd32(r - 24) == id && thk_rd32(r - 20) >= axis)))
+            return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "not in ascending (tensor, axis) order");
+        thk_tensor_get(m, id, &t);
+        if ((t.flags & THK_FLAG_CONSTANT) || is_history(m, id, m->n_streams, 0) || is_history(m, id, m->n_streams, 1))
+            return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "tensor is a constant or a stream state");
+        if (axis >= t.ndim || rule >= m->n_dyn)
+            return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "axis or dynamic shape out of range");
+        lo = thk_rd32(m->dyn_records + 20u * rule + 8);
+        hi = thk_rd32(m->dyn_records + 20u * rule + 12);
+        /* mul >= 0 and div >= 1: the dim grows with L, so MAX's dim bounds every length's */
+        if (div < 1 || mul < 0 || mul * lo + add < (int64_t)div || (mul * hi + add) / div != t.dims[axis])
+            return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "dim is < 1 at MIN or differs from the plan at MAX");
+    }
+    for (i = 0; i < m->n_dyn; i++) {
+        const uint8_t *d = m->dyn_records + 20u * i;
+        int found = 0;
+        for (k = 0; k < m->n_shape_rules && !found; k++) {
+            const uint8_t *r = m->shape_rules + 24u * k;
+            found = thk_rd32(r) == thk_rd32(d) && thk_rd32(r + 4) == thk_rd32(d + 4) && thk_rd32(r + 8) == i &&
+                    thk_rd32(r + 12) == 1u && thk_rd32(r + 16) == 0u && thk_rd32(r + 20) == 1u;
+        }
+        if (!found) return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "its own shape rule (L) is missing");
+    }
+    return THINKER_OK;
+}
+
 thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker_message *msg) {
     const uint8_t *d = (const uint8_t *)bin;
     uint32_t n_sections, table, i, k;
-    uint32_t sec_off[10] = {0}, sec_size[10] = {0}, sec_count[10] = {0};
-    uint8_t present[10] = {0};
+    uint32_t sec_off[12] = {0}, sec_size[12] = {0}, sec_count[12] = {0};
+    uint8_t present[12] = {0};
     uint64_t file_size;
     cursor c;
     static const char magic[8] = {'T', 'H', 'I', 'N', 'K', 'E', 'R', 0};
@@ -271,7 +390,7 @@ thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker
         uint32_t kind = thk_rd32(e), off = thk_rd32(e + 4), sz = thk_rd32(e + 8);
         if (off % 16u || off < THK_HEADER_SIZE || (uint64_t)off + sz > size)
             return fail(msg, THINKER_ERR_FORMAT, "section", i, "misaligned or out of bounds");
-        if (kind >= 1 && kind <= 9) {
+        if (kind >= 1 && kind <= 11) {
             if (present[kind]) return fail(msg, THINKER_ERR_FORMAT, "section", i, "duplicate kind");
             present[kind] = 1;
             sec_off[kind] = off;
@@ -390,6 +509,19 @@ thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker
         }
         m->scratch_records = d + sec_off[9];
         m->n_scratch = sec_count[9];
+    }
+
+    /* streaming and dynamic axes (sections 7, 10, 11): reader.py's dynamic_problem */
+    m->dyn_records = present[7] ? d + sec_off[7] : NULL;
+    m->n_dyn = present[7] ? sec_count[7] : 0;
+    {
+        thinker_status s = read_records(m, d, present[10], sec_off[10], sec_size[10], sec_count[10], 8u,
+                                        &m->stream_records, &m->n_streams, "streams", msg);
+        if (s == THINKER_OK)
+            s = read_records(m, d, present[11], sec_off[11], sec_size[11], sec_count[11], 24u,
+                             &m->shape_rules, &m->n_shape_rules, "shape rules", msg);
+        if (s == THINKER_OK) s = check_dynamic(m, msg);
+        if (s != THINKER_OK) return s;
     }
 
     /* beyond reader.py: what this executor writes must be writable. Graph inputs are copied

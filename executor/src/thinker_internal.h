@@ -224,6 +224,14 @@ typedef struct thinker_model {
     uint32_t scratch_needed;          /* the largest op's kernel scratch need */
     const uint8_t *scratch_records;   /* section 9: u32 op, kind, offset, size per record */
     uint32_t n_scratch;
+    const uint8_t *dyn_records;       /* section 7: u32 input id, axis, min, max, factor */
+    uint32_t n_dyn;
+    const uint8_t *stream_records;    /* section 10: u32 history input id, u32 state output id */
+    uint32_t n_streams;
+    const uint8_t *shape_rules;       /* section 11: u32 id, axis, rule, i32 mul, add, u32 div */
+    uint32_t n_shape_rules;
+    uint32_t *dyn_len;                /* current length per dynamic axis (STATE), NULL: the plan's */
+    uint32_t *rule_dim;               /* current dim per shape rule (STATE), NULL: the records' */
     thk_op *ops; /* n_ops records in the STATE buffer (NULL while planning) */
     struct thinker_executor executor;
 } thinker_model;
@@ -235,6 +243,12 @@ thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker
 void thk_tensor_get(const thinker_model *m, uint32_t id, thk_tensor *t);
 const char *thk_string(const thinker_model *m, uint32_t offset); /* validated offsets only */
 thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *msg);
+
+/* stream.c: streams (history <- state after each forward) and dynamic axes */
+uint32_t thk_dynamic_bytes(const thinker_model *m); /* STATE bytes after the op records */
+void thk_dynamic_init(thinker_model *m, uint8_t *base); /* lengths at MAX; histories zeroed later */
+void thk_stream_reset(thinker_model *m);
+void thk_stream_carry(thinker_model *m);
 
 /* rules.c: the model rules of thinker/resource/rules.py */
 thinker_status thk_check_attrs(const thinker_model *m, const char *op_type, const char *name,

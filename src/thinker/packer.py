@@ -63,6 +63,7 @@ class PackOptions:
     inputs: list[str] | None = None
     outputs: list[str] | None = None
     dynamic_shape: list[str] = field(default_factory=list)  # name=min:max:factor
+    isstream: str | None = None  # split_h | split_w: the streaming form (thinker.passes.stream)
     keep_quant: bool = False
     skip: list[str] = field(default_factory=list)
     dump: bool = False
@@ -102,6 +103,8 @@ class PackOptions:
         for key in ("graph_path", "output_path", "platform", "workspace"):
             if not isinstance(getattr(self, key), str):
                 raise bad(key, "a string")
+        if self.isstream is not None and self.isstream not in ("split_h", "split_w"):
+            raise bad("isstream", "split_h or split_w (or null)")
         for key in ("device_file", "export_config"):
             if getattr(self, key) is not None and not isinstance(getattr(self, key), str):
                 raise bad(key, "a string (or null)")
@@ -133,8 +136,20 @@ class PackResult:
     notices: list[str] = field(default_factory=list)
 
 
-def parse_dynamic_shapes(items: list[str], graph: Graph) -> list[DynamicShape]:
-    shapes = []
+@dataclass
+class DynamicSpec:
+    """One ``--dynamic_shape NAME[AXIS]=MIN:MAX:FACTOR`` as written."""
+
+    item: str
+    name: str
+    axis: int | None
+    minimum: int
+    maximum: int
+    factor: int
+
+
+def dynamic_specs(items: list[str]) -> list[DynamicSpec]:
+    specs = []
     for item in items:
         name, sep, spec = item.partition("=")
         parts = spec.split(":")
@@ -142,13 +157,68 @@ def parse_dynamic_shapes(items: list[str], graph: Graph) -> list[DynamicShape]:
             raise ThinkerInputError(f"--dynamic_shape {item}: expected NAME=MIN:MAX:FACTOR "
                                     "with positive integers")
         lo, hi, factor = (int(p) for p in parts)
-        if name not in graph.inputs:
-            raise ThinkerInputError(f"--dynamic_shape {item}: '{name}' is not a graph input "
-                                    f"(inputs: {', '.join(graph.inputs)})")
         if not 1 <= lo <= hi or factor < 1:
             raise ThinkerInputError(f"--dynamic_shape {item}: need 1 <= MIN <= MAX and "
                                     "FACTOR >= 1")
-        shapes.append(DynamicShape(name, lo, hi, factor, 0, graph.inputs.index(name)))
+        axis = None
+        if name.endswith("]") and "[" in name:
+            name, _, text = name[:-1].rpartition("[")
+            if not text.isdigit():
+                raise ThinkerInputError(f"--dynamic_shape {item}: NAME[AXIS] takes an axis "
+                                        "number")
+            axis = int(text)
+        specs.append(DynamicSpec(item, name, axis, lo, hi, factor))
+    return specs
+
+
+def onnx_symbols(model) -> dict[str, list[tuple[str, int]]]:
+    """Symbolic (dim_param) axes after the batch of an ONNX model's graph inputs:
+    symbol -> [(input, axis)]."""
+    found: dict[str, list[tuple[str, int]]] = {}
+    initializers = {i.name for i in model.graph.initializer}
+    for vi in model.graph.input:
+        if vi.name in initializers:
+            continue
+        for axis, d in enumerate(vi.type.tensor_type.shape.dim):
+            if axis and not d.HasField("dim_value") and d.dim_param:
+                found.setdefault(d.dim_param, []).append((vi.name, axis))
+    return found
+
+
+def _own_symbolic_axis(symbols: dict[str, list[tuple[str, int]]], name: str) -> int | None:
+    own = [a for n, a in (x for v in symbols.values() for x in v) if n == name]
+    return own[0] if len(own) == 1 else None
+
+
+def parse_dynamic_shapes(items: list[str], graph: Graph,
+                         symbols: dict[str, list[tuple[str, int]]] | None = None,
+                         time_axes: dict[str, int] | None = None) -> list[DynamicShape]:
+    """The dynamic axes ``items`` name: NAME is a graph input (its axis AXIS with NAME[AXIS],
+    else its symbolic axis, else its stream axis, else its last axis) or an ONNX symbolic
+    dimension (every input axis carrying it)."""
+    symbols, time_axes = symbols or {}, time_axes or {}
+    shapes = []
+    for spec in dynamic_specs(items):
+        if spec.name in symbols and spec.axis is None:
+            targets = [(n, a) for n, a in symbols[spec.name] if n in graph.inputs]
+        elif spec.name in graph.inputs:
+            rank = len(graph.tensors[spec.name].shape)
+            own = _own_symbolic_axis(symbols, spec.name)
+            axis = spec.axis if spec.axis is not None else own if own is not None else \
+                time_axes.get(spec.name, rank - 1)
+            if not 0 <= axis < rank:
+                raise ThinkerInputError(f"--dynamic_shape {spec.item}: input '{spec.name}' has "
+                                        f"{rank} axes")
+            targets = [(spec.name, axis)]
+        else:
+            histories = {h for h, _ in graph.streams}
+            known = ", ".join([n for n in graph.inputs if n not in histories] +
+                              [f"{s} (symbolic)" for s in symbols])
+            raise ThinkerInputError(f"--dynamic_shape {spec.item}: '{spec.name}' is not a graph "
+                                    f"input or a symbolic dimension (known: {known})")
+        for name, axis in targets:
+            shapes.append(DynamicShape(name, spec.minimum, spec.maximum, spec.factor, axis,
+                                       graph.inputs.index(name)))
     return shapes
 
 
@@ -243,16 +313,20 @@ class Packer:
                 self.notices.append(f"--threshold{k} is accepted for compatibility and has no "
                                     "effect; --threshold4 moves large activations to PSRAM")
 
+        self.specs = dynamic_specs(o.dynamic_shape)
         graph = self._stage("load", self._load)
         self._dump(graph, 0, "load")
         if o.inputs or o.outputs:
             graph = self._stage("cut", self._cut, graph)
         else:
             self.report_stage("cut", SKIPPED, 0.0, "no --inputs/--outputs")
-        dynamic = parse_dynamic_shapes(o.dynamic_shape, graph)
-        if dynamic:
-            self.notices.append("--dynamic_shape recorded in model.bin; the executors run the "
-                                "static shape (dynamic execution is not implemented yet)")
+        if o.isstream:
+            graph = self._stage("stream", self._stream, graph)
+        else:
+            self.report_stage("stream", SKIPPED, 0.0, "no --isstream")
+        graph, dynamic = self._dynamic(graph)
+        histories = [graph.inputs.index(h) for h, _ in graph.streams]
+        states = [graph.outputs.index(s) for _, s in graph.streams]
         skip = set(o.skip) | ({"remove_edge_quant"} if o.keep_quant else set())
         for index, p in enumerate(GRAPH_PASSES + DEVICE_PASSES, start=1):
             if p.name in skip:
@@ -261,13 +335,22 @@ class Packer:
                 continue
             graph = self._stage(p.name, self._pass, p, graph, device)
             self._dump(graph, index, p.name)
+        # inputs may have been renamed (edge Quant removed): same positions
+        for d in dynamic:
+            d.tensor = graph.inputs[d.input_index]
+        graph.streams = [(graph.inputs[h], graph.outputs[s]) for h, s in zip(histories, states,
+                                                                              strict=True)]
+        graph.dynamic = [(d.tensor, d.axis, d.minimum, d.maximum, d.factor) for d in dynamic]
         self._stage("checks", self._checks, graph, device)
+        if dynamic:
+            rules = self._stage("shape rules", self._shape_rules, graph)
+        else:
+            rules = []
+            self.report_stage("shape rules", SKIPPED, 0.0, "no dynamic axis")
         plan = self._stage("memory planning", self._plan, graph, device)
         macs = self._stage("MACs", self._count_macs, graph)
-        for d in dynamic:  # the input may have been renamed (edge Quant removed): same position
-            d.tensor = graph.inputs[d.input_index]
         pack = PackInput(device.id, plan.placements, plan.arena_sizes(), dynamic,
-                         scratch=plan.scratch)
+                         scratch=plan.scratch, streams=list(graph.streams), shape_rules=rules)
         data = self._stage("serialize", self._serialize, graph, pack)
         report = ReportData(model_name, device, self._limits(device), plan, graph, macs,
                             len(data), list(self.rewrites))
@@ -285,9 +368,68 @@ class Packer:
                 fmt.MEM_FLASH: device.flash}
 
     def _load(self):
-        graph = load_onnx(self.o.graph_path)
+        self.symbols: dict[str, list[tuple[str, int]]] = {}
+        # symbolic dims named by --dynamic_shape are read at their MAX
+        graph = self._load_symbolic() if self.specs else load_onnx(self.o.graph_path)
         _require_ops(graph, shown_name(self.o.graph_path))
         return graph, f"{len(graph.nodes)} ops from {self.o.graph_path}"
+
+    def _load_symbolic(self) -> Graph:
+        import onnx
+
+        from thinker.graph.onnx_import import import_model
+
+        try:
+            model = onnx.load(self.o.graph_path)
+        except Exception:  # load_onnx's checks and messages for unreadable files
+            return load_onnx(self.o.graph_path)
+        self.symbols = onnx_symbols(model)
+        dims = {vi.name: vi.type.tensor_type.shape.dim for vi in model.graph.input}
+        for spec in self.specs:
+            targets = self.symbols.get(spec.name, []) if spec.axis is None else []
+            if spec.name in dims:
+                own = _own_symbolic_axis(self.symbols, spec.name)
+                axis = spec.axis if spec.axis is not None else own
+                if axis is not None and axis < len(dims[spec.name]):
+                    targets = [(spec.name, axis)]
+            for name, axis in targets:
+                dims[name][axis].dim_value = spec.maximum
+        return import_model(model, source_path=self.o.graph_path)
+
+    def _stream(self, graph: Graph):
+        from thinker.passes.stream import streamify
+
+        result = streamify(graph, self.o.isstream)
+        return result, (f"{len(result.streams)} state(s) carried between calls "
+                        f"({self.o.isstream})")
+
+    def _dynamic(self, graph: Graph) -> tuple[Graph, list[DynamicShape]]:
+        """The dynamic axes: --dynamic_shape's, and (streaming) every input's stream axis
+        1..its length; the graph is reshaped so each is at its MAX (the plan's length)."""
+        from thinker.runtime.dynamic import reshaped
+
+        defaults = {name: axis for name, axis, *_ in graph.dynamic}
+        given = parse_dynamic_shapes(self.o.dynamic_shape, graph, self.symbols, defaults)
+        named = {(d.tensor, d.axis) for d in given}
+        dynamic = [DynamicShape(n, lo, hi, f, a, graph.inputs.index(n))
+                   for n, a, lo, hi, f in graph.dynamic if (n, a) not in named] + given
+        shapes: dict[str, list[int]] = {}
+        for d in dynamic:
+            shape = shapes.setdefault(d.tensor, list(graph.tensors[d.tensor].shape))
+            shape[d.axis] = d.maximum
+        if any(tuple(v) != graph.tensors[k].shape for k, v in shapes.items()):
+            graph = reshaped(graph, {k: tuple(v) for k, v in shapes.items()})
+        for d in given:
+            self.notices.append(f"dynamic axis: input '{shown_name(d.tensor)}' axis {d.axis} "
+                                f"takes {d.minimum}..{d.maximum} in steps of {d.factor} "
+                                f"(memory planned at {d.maximum})")
+        return graph, dynamic
+
+    def _shape_rules(self, graph: Graph):
+        from thinker.passes.stream import dynamic_shape_rules
+
+        rules = dynamic_shape_rules(graph, graph.dynamic)
+        return rules, f"{len(rules)} dims follow {len(graph.dynamic)} dynamic axis(es)"
 
     def _cut(self, graph: Graph):
         cut = cut_subgraph(graph, self.o.inputs, self.o.outputs)
@@ -360,8 +502,12 @@ class Packer:
         o = self.o
         overrides = parse_memory_overrides(o.memory, graph)
         threshold = o.threshold4 if o.threshold4 is not None else device.sram_threshold
-        plan = plan_memory(graph, device.alignment, device.constants_kind, threshold, overrides,
-                           o.planners)
+        planned = graph
+        if graph.streams:  # a stream's history is never reused: it lives across calls
+            planned = graph.copy()
+            planned.outputs += [h for h, _ in graph.streams]
+        plan = plan_memory(planned, device.alignment, device.constants_kind, threshold,
+                           overrides, o.planners)
         limits = self._limits(device)
         problems = []
         for kind, arena in plan.arenas.items():

@@ -33,11 +33,16 @@ SECTION_DYNAMIC_SHAPES = 7
 SECTION_DEBUG = 8
 SECTION_SCRATCH = 9  # per-op kernel scratch regions planned in an arena (issue 12)
 SCRATCH_RECORD_SIZE = 16  # u32 op index, u32 memory kind, u32 offset, u32 size
+SECTION_STREAMS = 10  # (history input, state output) pairs carried between calls (issue 10)
+STREAM_RECORD_SIZE = 8  # u32 history input id, u32 state output id
+SECTION_SHAPE_RULES = 11  # how tensor dims follow the dynamic axes (issue 10)
+SHAPE_RULE_RECORD_SIZE = 24  # u32 tensor id, u32 axis, u32 rule, i32 mul, i32 add, u32 div
+DYNAMIC_RECORD_SIZE = 20  # u32 input tensor id, axis, min, max, factor
 SECTION_NAMES = {
     SECTION_STRINGS: "strings", SECTION_TENSORS: "tensors", SECTION_OPS: "ops",
     SECTION_IO: "io", SECTION_PARAMS: "params", SECTION_MEMORY: "memory",
     SECTION_DYNAMIC_SHAPES: "dynamic shapes", SECTION_DEBUG: "debug names",
-    SECTION_SCRATCH: "scratch",
+    SECTION_SCRATCH: "scratch", SECTION_STREAMS: "streams", SECTION_SHAPE_RULES: "shape rules",
 }
 REQUIRED_SECTIONS = (SECTION_STRINGS, SECTION_TENSORS, SECTION_OPS, SECTION_IO, SECTION_PARAMS,
                      SECTION_MEMORY)

@@ -58,6 +58,9 @@ class PackedModel:
     dynamic_shapes: list[tuple[int, int, int, int, int]] = field(default_factory=list)
     source_names: dict[int, str] = field(default_factory=dict)
     file_size: int = 0
+    streams: list[tuple[int, int]] = field(default_factory=list)  # (history id, state id)
+    # (tensor id, axis, dynamic record index, mul, add, div): dim = (mul * L + add) // div
+    shape_rules: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
     # kernel scratch regions (section 9): (op index, memory kind, arena offset, bytes)
     scratch: list[tuple[int, int, int, int]] = field(default_factory=list)
 
@@ -83,7 +86,9 @@ class PackedModel:
                       [names[i] for i in op.outputs], dict(op.attrs)) for op in self.ops]
         return Graph(os.path.splitext(os.path.basename(self.path))[0] or "model", nodes,
                      tensors, [names[i] for i in self.inputs], [names[i] for i in self.outputs],
-                     source_path=self.path)
+                     source_path=self.path,
+                     streams=[(names[h], names[s]) for h, s in self.streams],
+                     dynamic=[(names[t], a, lo, hi, f) for t, a, lo, hi, f in self.dynamic_shapes])
 
 
 class _Cursor:
@@ -309,10 +314,86 @@ def _parse(data: bytes, where: str, check_crc: bool) -> PackedModel:
                     "empty, not 8-byte aligned or outside its arena")
             scratch.append((op, kind, offset, size))
 
+    streams = []
+    if fmt.SECTION_STREAMS in sections:
+        d_off, d_size, d_count = sections[fmt.SECTION_STREAMS]
+        cur = _Cursor(data, d_off, d_off + d_size, "streams", where)
+        for _ in range(d_count):
+            h, st = cur.take("<II")
+            streams.append((tensor_id(h, "stream history"), tensor_id(st, "stream state")))
+    shape_rules = []
+    if fmt.SECTION_SHAPE_RULES in sections:
+        d_off, d_size, d_count = sections[fmt.SECTION_SHAPE_RULES]
+        cur = _Cursor(data, d_off, d_off + d_size, "shape rules", where)
+        for _ in range(d_count):
+            tid, axis, rule, mul, add, div = cur.take("<IIIiiI")
+            shape_rules.append((tensor_id(tid, "shape rule"), axis, rule, mul, add, div))
+
     model = PackedModel(where, platform_id, tensors, ops, inputs, outputs, params, arenas,
-                        dynamic, source_names, len(data), scratch=scratch)
+                        dynamic, source_names, len(data), streams=streams,
+                        shape_rules=shape_rules, scratch=scratch)
+    problem = dynamic_problem(model)
+    if problem is not None:
+        raise ThinkerFormatError(f"{where}: {problem}")
     _check_rules(model, where)
     return model
+
+
+def dynamic_problem(model: PackedModel) -> str | None:
+    """The first broken rule of the dynamic shapes, streams and shape rules sections (mirrored
+    by executor/src/model_reader.c, check_dynamic), or None."""
+    t, inputs, outputs = model.tensors, set(model.inputs), set(model.outputs)
+    seen = set()
+    for i, (tid, axis, lo, hi, factor) in enumerate(model.dynamic_shapes):
+        what = f"dynamic shape {i}"
+        if tid not in inputs or t[tid].is_constant:
+            return f"{what}: tensor {tid} is not a graph input"
+        if axis >= len(t[tid].shape):
+            return f"{what}: axis {axis} is beyond '{t[tid].name}' ({len(t[tid].shape)} dims)"
+        if not 1 <= lo <= hi or factor < 1 or t[tid].shape[axis] != hi:
+            return (f"{what}: '{t[tid].name}' range {lo}:{hi}:{factor} is not 1 <= MIN <= MAX "
+                    f"= the planned length {t[tid].shape[axis]}, FACTOR >= 1")
+        if (tid, axis) in seen:
+            return f"{what}: '{t[tid].name}' axis {axis} is given twice"
+        seen.add((tid, axis))
+    histories, states = set(), set()
+    for i, (h, st) in enumerate(model.streams):
+        what = f"stream {i}"
+        if h not in inputs or t[h].is_constant or st not in outputs or t[st].is_constant or \
+                h in histories or st in states:
+            return f"{what}: needs a graph input and a graph output, each in one pair"
+        if t[h].dtype_code != t[st].dtype_code or t[h].shape != t[st].shape:
+            return f"{what}: '{t[h].name}' and '{t[st].name}' differ in dtype or shape"
+        histories.add(h)
+        states.add(st)
+        r = t[h]
+        others = [(o.name, o.memory, o.offset, o.nbytes) for k, o in enumerate(t)
+                  if k != h and not o.is_constant] + \
+            [(f"scratch of op {op}", kind, off, size) for op, kind, off, size in model.scratch]
+        for name, memory, offset, nbytes in others:
+            if memory == r.memory and nbytes and r.nbytes and offset < r.offset + r.nbytes \
+                    and r.offset < offset + nbytes:
+                return (f"{what}: history '{r.name}' shares bytes with '{name}'; a stream's "
+                        "history lives for the whole run")
+    previous = None
+    for i, (tid, axis, rule, mul, add, div) in enumerate(model.shape_rules):
+        what = f"shape rule {i}"
+        if previous is not None and (tid, axis) <= previous:
+            return f"{what}: not in ascending (tensor, axis) order"
+        previous = (tid, axis)
+        if t[tid].is_constant or tid in histories or tid in states:
+            return f"{what}: tensor {tid} is a constant or a stream state"
+        if axis >= len(t[tid].shape) or rule >= len(model.dynamic_shapes):
+            return f"{what}: axis {axis} or dynamic shape {rule} out of range"
+        _, _, lo, hi, _ = model.dynamic_shapes[rule]
+        if div < 1 or mul < 0 or mul * lo + add < div or \
+                (mul * hi + add) // div != t[tid].shape[axis]:
+            return (f"{what}: '{t[tid].name}' axis {axis} = ({mul} L + {add}) / {div} must be "
+                    f">= 1 at L = {lo} and equal the planned {t[tid].shape[axis]} at L = {hi}")
+    for i, (tid, axis, *_rest) in enumerate(model.dynamic_shapes):
+        if (tid, axis, i, 1, 0, 1) not in model.shape_rules:
+            return f"dynamic shape {i}: its own shape rule (L) is missing"
+    return None
 
 
 def _check_rules(model: PackedModel, where: str) -> None:

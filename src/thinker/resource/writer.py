@@ -15,7 +15,8 @@ from thinker.resource import format as fmt
 
 @dataclass
 class DynamicShape:
-    """``--dynamic_shape name=min:max:factor``: axis 0 (or ``axis``) of input ``tensor``."""
+    """``--dynamic_shape name=min:max:factor``: axis ``axis`` of input ``tensor`` takes the
+    lengths ``min, min + factor, ... <= max`` (planned at ``max``)."""
 
     tensor: str
     minimum: int
@@ -23,6 +24,22 @@ class DynamicShape:
     factor: int
     axis: int = 0
     input_index: int = 0  # position among the graph inputs (survives input renames)
+
+
+@dataclass
+class ShapeRule:
+    """Axis ``axis`` of ``tensor`` is ``floor((mul * L + add) / div)`` where L is the length of
+    dynamic shape number ``rule`` (docs/format.md, section 10)."""
+
+    tensor: str
+    axis: int
+    rule: int
+    mul: int
+    add: int
+    div: int
+
+    def dim(self, length: int) -> int:
+        return (self.mul * length + self.add) // self.div
 
 
 @dataclass
@@ -41,6 +58,8 @@ class PackInput:
     arenas: dict[int, tuple[int, int]]  # memory kind -> (size, alignment)
     dynamic_shapes: list[DynamicShape] = field(default_factory=list)
     source_names: dict[str, str] = field(default_factory=dict)  # tensor -> original ONNX name
+    streams: list[tuple[str, str]] = field(default_factory=list)  # (history input, state output)
+    shape_rules: list[ShapeRule] = field(default_factory=list)
     # op index -> its planned kernel scratch region (thinker.memory.scratch; section 9)
     scratch: dict[int, Placement] = field(default_factory=dict)
 
@@ -197,6 +216,14 @@ def write_model(graph: Graph, pack: PackInput) -> bytes:
         (fmt.SECTION_DYNAMIC_SHAPES, dynamic, len(pack.dynamic_shapes)),
         (fmt.SECTION_DEBUG, debug, len(debug) // 8),
     ]
+    if pack.streams:
+        sections.append((fmt.SECTION_STREAMS, b"".join(
+            struct.pack("<II", ids[h], ids[s]) for h, s in pack.streams), len(pack.streams)))
+    if pack.shape_rules:
+        rules = sorted(pack.shape_rules, key=lambda r: (ids[r.tensor], r.axis))
+        sections.append((fmt.SECTION_SHAPE_RULES, b"".join(
+            struct.pack("<IIIiiI", ids[r.tensor], r.axis, r.rule, r.mul, r.add, r.div)
+            for r in rules), len(rules)))
     if pack.scratch:
         sections.append((fmt.SECTION_SCRATCH, scratch, len(pack.scratch)))
     sections.insert(0, (fmt.SECTION_STRINGS, bytes(strings.data), len(strings.index)))
