@@ -243,3 +243,24 @@ def test_blocked_conv_gemm_equals_onnxruntime(case, block, monkeypatch):
                      **conv_attrs(case))
     assert np.array_equal(y_float.astype(np.int64), acc)
     assert used and all(u is not None for u in used)  # the blocked path ran
+
+
+@pytest.mark.parametrize("min_macs", [0, 1 << 40], ids=["split", "too-little-work"])
+def test_thread_split_gives_the_same_integers_split_or_not(min_macs, monkeypatch):
+    """threads > 1 splits the batch only where each part gets SPLIT_MIN_MACS of work; the
+    integers are the same either way (odd batch, uneven parts)."""
+    from thinker.runtime import executor
+
+    monkeypatch.setattr(executor, "SPLIT_MIN_MACS", min_macs)
+    w = RNG.integers(-128, 128, (6, 5, 3, 3), dtype=np.int8)
+    x = RNG.integers(-128, 128, (7, 5, 9, 8), dtype=np.int8)
+    m, feeds = single_op("Conv2dInt", [x[:1], Const(w)], scale_x=8.0, scale_w=64.0,
+                         scale_o=4.0, o_bits=8, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    graph = import_model(m)
+    single, multi = thinker.load(graph), thinker.load(graph, threads=3)
+    split = []
+    monkeypatch.setattr(multi, "_run_split", lambda f, parts: split.append(parts) or
+                        type(multi)._run_split(multi, f, parts))
+    name = next(iter(feeds))
+    assert np.array_equal(multi.run({name: x})["out0"], single.run({name: x})["out0"])
+    assert split == ([3] if min_macs == 0 else [])

@@ -89,12 +89,17 @@ def _quantize(s: TensorSpec, value, what: str) -> np.ndarray:
     return qmath.quantize(arr, s.exponent, bits, signed).astype(s.dtype)
 
 
+SPLIT_MIN_MACS = 50_000_000  # per thread; measured on the MLPerf Tiny models at batch 64, 2 cores
+
+
 class Executor:
     """Runs a Graph with numpy kernels.
 
     ``threads`` > 1 splits a batch across that many worker threads (numpy and BLAS release
-    the GIL); results are identical. Safe to call from many threads at once: a run keeps its
-    values to itself and kernels keep their scratch buffers per thread (``ops.base.Scratch``)."""
+    the GIL) when each part gets at least ``SPLIT_MIN_MACS`` of work (below that, the
+    threads' handoffs and GIL turns cost more than they save); results are identical. Safe
+    to call from many threads at once: a run keeps its values to itself and kernels keep
+    their scratch buffers per thread (``ops.base.Scratch``)."""
 
     def __init__(self, graph: Graph, threads: int = 1):
         self.graph = graph
@@ -109,6 +114,7 @@ class Executor:
             ins = [graph.tensors[n] if n else None for n in node.inputs]
             outs = [graph.tensors[n] for n in node.outputs]
             self.steps.append(Step(node, op.prepare(node, ins, outs), op.macs(node, ins, outs)))
+        self._macs_per_sample = sum(s.macs for s in self.steps) // max(self.static_batch, 1)
         self._constants = {n: t.data for n, t in graph.tensors.items() if t.is_constant}
         self._last_use = self._last_uses()
         self.batch_layout = batch_layout(graph)  # None: the batch is on axis 0 everywhere
@@ -235,7 +241,10 @@ class Executor:
         if batch != self.static_batch:  # a batch-B export runs another batch if samples never mix
             self.check_any_batch(batch, shown(self.graph.name or "model"))
         if self.threads > 1 and not hooks and batch >= 2 and self.static_batch == 1:
-            return self._run_split(feeds, min(self.threads, batch))
+            parts = min(self.threads, batch,
+                        batch * self._macs_per_sample // max(SPLIT_MIN_MACS, 1))
+            if parts > 1:
+                return self._run_split(feeds, parts)
         return self._run(feeds, hooks)
 
     @property
