@@ -370,7 +370,13 @@ class Packer:
     def _load(self):
         self.symbols: dict[str, list[tuple[str, int]]] = {}
         # symbolic dims named by --dynamic_shape are read at their MAX
-        graph = self._load_symbolic() if self.specs else load_onnx(self.o.graph_path)
+        try:
+            graph = self._load_symbolic() if self.specs else load_onnx(self.o.graph_path)
+        except ThinkerModelError as exc:
+            if "symbolic dimension" not in str(exc):
+                raise
+            raise ThinkerModelError(f"{exc}, unless --dynamic_shape names it "
+                                    "(SYMBOL=MIN:MAX:FACTOR; memory is planned at MAX)") from None
         _require_ops(graph, shown_name(self.o.graph_path))
         return graph, f"{len(graph.nodes)} ops from {self.o.graph_path}"
 
