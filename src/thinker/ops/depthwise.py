@@ -214,10 +214,9 @@ def _einsum_depthwise(x: np.ndarray, rows: np.ndarray, g: Geometry2d, ho: int, w
     padded, _ = scratch.zeros("einsum_padded", (n, hp, wp, c), rows.dtype)
     padded[:, pt:pt + h, pl:pl + w] = x.transpose(0, 2, 3, 1)  # borders stay zero
     item = padded.itemsize
-    view = np.lib.stride_tricks.as_strided(
-        padded, shape=(kh, kw, n, ho, wo, c),
-        strides=(dh * wp * c * item, dw * c * item, hp * wp * c * item, sh * wp * c * item,
-                 sw * c * item, item), writeable=False)
+    view = np.ndarray((kh, kw, n, ho, wo, c), padded.dtype, buffer=padded,  # never written
+                      strides=(dh * wp * c * item, dw * c * item, hp * wp * c * item,
+                               sh * wp * c * item, sw * c * item, item))
     acc, _ = scratch.zeros("einsum_acc", (n, ho, wo, c), rows.dtype)
     np.einsum("ijnhqc,ijqc->nhqc", view, rows[:-1].reshape(kh, kw, wo, c), out=acc)
     np.add(acc, rows[-1].reshape(wo, c), out=acc)

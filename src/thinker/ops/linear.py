@@ -7,7 +7,7 @@ import numpy as np
 
 from thinker.errors import ThinkerModelError
 from thinker.ops.accumulate import OutputStage, accumulator_output_spec
-from thinker.ops.base import REQUIRED, Op, const_input, register
+from thinker.ops.base import REQUIRED, Op, Scratch, const_input, register
 
 
 @register
@@ -49,13 +49,20 @@ class LinearInt(Op):
         w = w if int(node.attrs.get("transB", 1)) else w.T  # -> [O, K]
         bias = const_input(node, ins, 2, "bias") if len(ins) > 2 and ins[2] is not None else None
         stage = OutputStage(node, ins[0], int(np.abs(w).sum(axis=1).max(initial=0)), bias, outs[0])
-        wt = np.ascontiguousarray(stage.fold_weights(w.T))  # [K, O]
-        fbias = stage.folded_bias(out_f)
+        # [K + 1, O]: folded weights, then the folded bias (times a ones column of the input)
+        wt = np.ascontiguousarray(np.concatenate(
+            [stage.fold_weights(w.T), stage.folded_bias(out_f)[None]]))
+        scratch = Scratch()
 
         def run(x, *_):
             lead = x.shape[:-1]
-            y = x.reshape(-1, in_f).astype(stage.float_dtype) @ wt
-            y += fbias
+            rows = x.reshape(-1, in_f)
+            xf, new = scratch.zeros("x", (rows.shape[0], in_f + 1), stage.float_dtype)
+            if new:
+                xf[:, in_f] = 1
+            np.copyto(xf[:, :in_f], rows, casting="unsafe")  # exact: integers below 2**24
+            y, _ = scratch.zeros("y", (rows.shape[0], out_f), stage.float_dtype)
+            np.matmul(xf, wt, out=y)
             return (stage.finish_folded(y).reshape(*lead, out_f),)
 
         return run
