@@ -190,7 +190,7 @@ def test_output_stage_saturates_and_clamps_like_qmath(bits, act):
     (4, (2, 3), (3, 2), (1, 2, 0, 1), (2, 1), (10, 9)),  # strides 3 x 2, dilated rows
 ], ids=lambda c: f"c{c[0]}k{c[1]}s{c[2]}p{c[3]}d{c[4]}x{c[5]}")
 def test_depthwise_taps_and_bands_equal_onnxruntime(case, path, monkeypatch):
-    """Both depthwise kernels on every geometry, whichever the batch size would pick."""
+    """Every depthwise kernel on every geometry, whichever the sizes would pick."""
     depthwise_path(monkeypatch, path)
     channels, kernel, stride, pads, dilation, size = case
     conv = _depthwise_case(channels, kernel, stride, pads, dilation)

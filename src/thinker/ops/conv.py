@@ -4,7 +4,8 @@ Accumulator = integer convolution of int x and int w (+ int32 bias at qx + qw), 
 shared output stage (``thinker.ops.accumulate``). Computed in float BLAS where exact:
 im2col by kernel-offset slices (a loop over kh*kw offsets, never over pixels or channels) and
 one GEMM per group, strided convs as stride-1 convs over the input's phase planes; depthwise
-convs as one banded GEMM per channel (``DepthwiseBands``).
+convs as one banded GEMM per channel (``DepthwiseBands``), or per-tap multiply-adds / one
+einsum where each channel has few outputs (``ops.depthwise``).
 
 Internally activations are laid out (C, N, H, W) so that im2col rows are contiguous and the GEMM
 result needs no transpose; the returned tensor is an NCHW view.
