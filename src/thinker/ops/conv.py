@@ -120,18 +120,18 @@ def _phase_span(phase: int, stride: int, pad: int, size: int) -> tuple[int, int,
     return first, src, max(0, -(-(size - src) // stride))
 
 
-def _phase_planes(x: np.ndarray, g: Geometry2d, scratch: Scratch, tail: int = 0) -> np.ndarray:
+def _phase_planes(x: np.ndarray, g: Geometry2d, scratch: Scratch,
+                  tail: bool = False) -> np.ndarray:
     """The padded input split by stride phase: [C, sh*sw, N, Hq, Wq], plane (a, b) holding the
     padded pixels (r*sh + a, c*sw + b), in x's dtype. With stride 1 it is the padded input.
-    Borders are never written, so a reused buffer keeps its zeros; ``tail`` more zeros follow
-    the planes in memory (reads running past the last row stay inside the buffer)."""
+    Borders are never written, so a reused buffer keeps its zeros (the buffer's shape names
+    the layout: another input size gets a new buffer). ``tail``: the planes are the start of
+    a buffer with one more, all-zero channel (reads past the last row stay inside it)."""
     n, c, h, w = x.shape
     (sh, sw), (pt, pl, pb, pr) = g.strides, g.pads
     hq, wq = -(-(h + pt + pb) // sh), -(-(w + pl + pr) // sw)
-    shape = (c, sh * sw, n, hq, wq)
-    size = math.prod(shape)
-    buf, _ = scratch.zeros("phase_planes", (size + tail,), x.dtype)
-    planes = buf[:size].reshape(shape)
+    buf, _ = scratch.zeros("phase_planes", (c + int(tail), sh * sw, n, hq, wq), x.dtype)
+    planes = buf[:c]
     xt = x.transpose(1, 0, 2, 3)
     for a in range(sh):
         r0, src_r, nr = _phase_span(a, sh, pt, h)
@@ -177,7 +177,8 @@ def _shifted_taps(x: np.ndarray, g: Geometry2d, ho: int, wo: int,
     offsets = [((i * dh) % sh * sw + (j * dw) % sw) * plane + (i * dh // sh) * wq + j * dw // sw
                for i in range(kh) for j in range(kw)]
     if (sh, sw) == (1, 1):
-        planes = _phase_planes(x, g, scratch, tail=max(offsets))
+        # the zero channel after the planes is longer than any offset (< hq * wq)
+        planes = _phase_planes(x, g, scratch, tail=True)
         return _Shifts(planes.reshape(c, -1), offsets, (n, hq, wq), (kh, kw, dh * wq, dw),
                        planes.base)  # the scratch buffer planes start
     return _Shifts(_phase_planes(x, g, scratch).reshape(c, -1), offsets, (n, hq, wq))
