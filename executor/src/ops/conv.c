@@ -251,21 +251,41 @@ static void conv_depthwise(const thk_conv_params *p, const conv_dims *d, const t
 }
 
 /* The patch row of output pixel (oy, ox): cg channels x kh x kw input values (0 in the
- * padding). */
+ * padding; the driver zeroed the row). Windows inside the input copy rows without checks. */
 static void gather(int8_t *dst, const int8_t *x, const thk_conv_params *p, const conv_dims *d,
                    uint32_t oy, uint32_t ox) {
     int64_t iy0 = (int64_t)oy * p->sh - p->pt, ix0 = (int64_t)ox * p->sw - p->pl;
-    int inside = ix0 >= 0 && ix0 + (int64_t)(p->kw - 1) * p->dw < (int64_t)d->W;
-    uint32_t c, i, j, plane = d->H * d->W;
+    uint32_t c, i, j, plane = d->H * d->W, kw = p->kw, dw = p->dw;
+    if (ix0 >= 0 && ix0 + (int64_t)(kw - 1) * dw < (int64_t)d->W && iy0 >= 0 &&
+        iy0 + (int64_t)(p->kh - 1) * p->dh < (int64_t)d->H) {
+        /* inside: 32-bit offsets (every one is below the tensor's size) */
+        const int8_t *base = x + (uint32_t)iy0 * d->W + (uint32_t)ix0;
+        uint32_t rstep = p->dh * d->W;
+        if (p->kh * kw == 1) {
+            for (c = 0; c < d->cg; c++, base += plane) *dst++ = *base;
+            return;
+        }
+        for (c = 0; c < d->cg; c++, base += plane) {
+            const int8_t *r = base;
+            for (i = 0; i < p->kh; i++, r += rstep, dst += kw) {
+                if (kw == 3 && dw == 1) {
+                    dst[0] = r[0]; dst[1] = r[1]; dst[2] = r[2];
+                } else {
+                    for (j = 0; j < kw; j++) dst[j] = r[j * dw];
+                }
+            }
+        }
+        return;
+    }
     for (c = 0; c < d->cg; c++, x += plane)
-        for (i = 0; i < p->kh; i++, dst += p->kw) {
+        for (i = 0; i < p->kh; i++, dst += kw) {
             int64_t iy = iy0 + (int64_t)i * p->dh;
             const int8_t *r;
-            if (iy < 0 || iy >= (int64_t)d->H) continue; /* the driver zeroed the row */
+            if (iy < 0 || iy >= (int64_t)d->H) continue;
             r = x + iy * d->W;
-            for (j = 0; j < p->kw; j++) {
-                int64_t ix = ix0 + (int64_t)j * p->dw;
-                if (inside || (ix >= 0 && ix < (int64_t)d->W)) dst[j] = r[ix];
+            for (j = 0; j < kw; j++) {
+                int64_t ix = ix0 + (int64_t)j * dw;
+                if (ix >= 0 && ix < (int64_t)d->W) dst[j] = r[ix];
             }
         }
 }

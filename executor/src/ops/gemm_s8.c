@@ -8,8 +8,12 @@
 #if THK_GEMM_DSP
 #include <arm_acle.h>
 
-/* rotate right by 8 (arm_acle.h's __ror is missing from older compilers); SXTB16 folds it */
-static inline uint32_t ror8(uint32_t v) { return (v >> 8) | (v << 24); }
+/* SXTB16 of v rotated by 8 in one instruction (compilers do not fold the rotation) */
+static inline uint32_t sxtb16_ror8(uint32_t v) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
 
 /* four weight bytes from any address (one LDR: Cortex-M4 reads unaligned words) */
 static inline uint32_t rd_w(const int8_t *p) {
@@ -35,66 +39,77 @@ void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
     for (q = 0; q < Kp; q += 4, dst += 8) {
         uint32_t v = rd_w(row + q);
         dst[0] = (uint32_t)__sxtb16(v);              /* (k0, k2) */
-        dst[1] = (uint32_t)__sxtb16(ror8(v));    /* (k1, k3) */
+        dst[1] = sxtb16_ror8(v);                     /* (k1, k3) */
     }
 }
 
-/* one group of 4 values: acc += w . (pair words at p) for both weight rows */
-#define QUAD(a0, a1, P)                                         \
-    do {                                                        \
-        a0 = __smlad((int32_t)e0, (int32_t)(P)[0], a0);         \
-        a0 = __smlad((int32_t)o0, (int32_t)(P)[1], a0);         \
-        a1 = __smlad((int32_t)e1, (int32_t)(P)[0], a1);         \
-        a1 = __smlad((int32_t)o1, (int32_t)(P)[1], a1);         \
-    } while (0)
-
-void thk_dot_2x4(const int8_t *w0, const int8_t *w1, const thk_patch *tile, uint32_t r0, uint32_t n,
-                 uint32_t K, uint32_t Kp, int32_t acc[8]) {
-    const uint32_t *p = (const uint32_t *)(const void *)tile + (r0 >> 2) * 2u * Kp;
-    uint32_t q = K >> 2, t = K & 3u, j;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    uint32_t e0, o0, e1, o1;
-    if (n == 4) {
-        for (; q; q--, p += 8, w0 += 4, w1 += 4) {
-            uint32_t x0 = rd_w(w0), x1 = rd_w(w1);
-            e0 = (uint32_t)__sxtb16(x0); o0 = (uint32_t)__sxtb16(ror8(x0));
-            e1 = (uint32_t)__sxtb16(x1); o1 = (uint32_t)__sxtb16(ror8(x1));
-            QUAD(a0, a4, p);
-            QUAD(a1, a5, p + 2);
-            QUAD(a2, a6, p + 4);
-            QUAD(a3, a7, p + 6);
-        }
-        if (t) {
-            uint32_t x0 = rd_tail(w0, t), x1 = rd_tail(w1, t);
-            e0 = (uint32_t)__sxtb16(x0); o0 = (uint32_t)__sxtb16(ror8(x0));
-            e1 = (uint32_t)__sxtb16(x1); o1 = (uint32_t)__sxtb16(ror8(x1));
-            QUAD(a0, a4, p);
-            QUAD(a1, a5, p + 2);
-            QUAD(a2, a6, p + 4);
-            QUAD(a3, a7, p + 6);
-        }
-        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
-        acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7;
-        return;
+/* Two weight rows as int16 pairs for the kernel, interleaved per group of 4 values:
+ * (row0 k0,k2) (row0 k1,k3) (row1 k0,k2) (row1 k1,k3); the last group zero-filled. Done once
+ * per tile and channel pair, so the inner loop loads 4 words with one LDM. */
+static void prep_weights(uint32_t *wq, const int8_t *w0, const int8_t *w1, uint32_t K) {
+    uint32_t q, t = K & 3u, v0, v1;
+    for (q = K >> 2; q; q--, wq += 4) {
+        v0 = rd_w(w0);
+        v1 = rd_w(w1);
+        w0 += 4;
+        w1 += 4;
+        wq[0] = (uint32_t)__sxtb16(v0);
+        wq[1] = sxtb16_ror8(v0);
+        wq[2] = (uint32_t)__sxtb16(v1);
+        wq[3] = sxtb16_ror8(v1);
     }
-    for (j = 0; j < n; j++) { /* fewer rows (a linear layer's few inputs): one at a time */
-        const uint32_t *pj = p + 2u * j;
-        const int8_t *u0 = w0, *u1 = w1;
-        a0 = a4 = 0;
-        for (q = K >> 2; q; q--, pj += 8, u0 += 4, u1 += 4) {
-            uint32_t x0 = rd_w(u0), x1 = rd_w(u1);
-            e0 = (uint32_t)__sxtb16(x0); o0 = (uint32_t)__sxtb16(ror8(x0));
-            e1 = (uint32_t)__sxtb16(x1); o1 = (uint32_t)__sxtb16(ror8(x1));
-            QUAD(a0, a4, pj);
-        }
-        if (t) {
-            uint32_t x0 = rd_tail(u0, t), x1 = rd_tail(u1, t);
-            e0 = (uint32_t)__sxtb16(x0); o0 = (uint32_t)__sxtb16(ror8(x0));
-            e1 = (uint32_t)__sxtb16(x1); o1 = (uint32_t)__sxtb16(ror8(x1));
-            QUAD(a0, a4, pj);
-        }
-        acc[j] = a0;
-        acc[4 + j] = a4;
+    if (t) {
+        v0 = rd_tail(w0, t);
+        v1 = rd_tail(w1, t);
+        wq[0] = (uint32_t)__sxtb16(v0);
+        wq[1] = sxtb16_ror8(v0);
+        wq[2] = (uint32_t)__sxtb16(v1);
+        wq[3] = sxtb16_ror8(v1);
+    }
+}
+
+/* acc[0..3] = (row0, px0) (row0, px1) (row1, px0) (row1, px1) over nq >= 1 groups of 4 values:
+ * per group one LDM of the weights, two LDRD of the patch pairs and eight SMLAD. */
+static void dot_2x2(const uint32_t *wq, const uint32_t *p, uint32_t nq, int32_t acc[4]) {
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+    /* LDM fills registers in ascending number order: pin the four weight words */
+    register uint32_t e0 __asm__("r2"), o0 __asm__("r3"), e1 __asm__("r4"), o1 __asm__("r5");
+    uint32_t t0, t1;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldmia %[w]!, {%[e0], %[o0], %[e1], %[o1]}\n\t"
+        "ldrd %[t0], %[t1], [%[p]]\n\t"
+        "smlad %[a00], %[e0], %[t0], %[a00]\n\t"
+        "smlad %[a00], %[o0], %[t1], %[a00]\n\t"
+        "smlad %[a10], %[e1], %[t0], %[a10]\n\t"
+        "smlad %[a10], %[o1], %[t1], %[a10]\n\t"
+        "ldrd %[t0], %[t1], [%[p], #8]\n\t"
+        "smlad %[a01], %[e0], %[t0], %[a01]\n\t"
+        "smlad %[a01], %[o0], %[t1], %[a01]\n\t"
+        "smlad %[a11], %[e1], %[t0], %[a11]\n\t"
+        "smlad %[a11], %[o1], %[t1], %[a11]\n\t"
+        "adds %[p], %[p], #32\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [w] "+r"(wq), [p] "+r"(p), [n] "+r"(nq), [a00] "+r"(a00), [a01] "+r"(a01),
+          [a10] "+r"(a10), [a11] "+r"(a11), [e0] "=&r"(e0), [o0] "=&r"(o0), [e1] "=&r"(e1),
+          [o1] "=&r"(o1), [t0] "=&r"(t0), [t1] "=&r"(t1)
+        :
+        : "cc", "memory");
+    acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
+}
+
+/* acc[i * 4 + j] for weight rows i < 2 and the 4 rows of the block at r0 (the kernel takes
+ * them in pairs; the tile's rows past the last are zero) */
+static void dot_block(const uint32_t *wq, const thk_patch *tile, uint32_t r0, uint32_t n, uint32_t Kp,
+                      int32_t acc[8]) {
+    const uint32_t *p = (const uint32_t *)(const void *)tile + (r0 >> 2) * 2u * Kp;
+    int32_t pair[4];
+    dot_2x2(wq, p, Kp >> 2, pair);
+    acc[0] = pair[0]; acc[1] = pair[1]; acc[4] = pair[2]; acc[5] = pair[3];
+    if (n > 2) {
+        dot_2x2(wq, p + 4, Kp >> 2, pair);
+        acc[2] = pair[0]; acc[3] = pair[1]; acc[6] = pair[2]; acc[7] = pair[3];
     }
 }
 
@@ -180,7 +195,11 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
     uint32_t K = job->K, Kp = thk_kpad(K), rows = thk_tile_rows(Kp, job->rows), q0, r, o;
     thk_patch *tile = (thk_patch *)(void *)scratch;
     int8_t *rowbuf = (int8_t *)scratch + thk_tile_bytes(Kp, rows), *wbuf = rowbuf + Kp;
+#if THK_GEMM_DSP
+    uint32_t *wq = (uint32_t *)(void *)(wbuf + 2u * Kp); /* 4-aligned: tile and Kp are */
+#endif
     int32_t acc[8];
+    if (!K) return; /* no values: callers never build one (shapes are >= 1) */
     for (q0 = 0; q0 < job->rows; q0 += rows) {
         uint32_t np = job->rows - q0 < rows ? job->rows - q0 : rows, nr = (np + 3u) & ~3u;
         for (r = 0; r < nr; r++) {
@@ -194,9 +213,16 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
             const int8_t *w0 = job->weight(job, o, wbuf), *w1 = two ? job->weight(job, o + 1, wbuf + Kp) : w0;
             int64_t b0 = thk_bias_at(job->bias, job->has_bias, job->bias0 + o);
             int64_t b1 = two ? thk_bias_at(job->bias, job->has_bias, job->bias0 + o + 1) : 0;
+#if THK_GEMM_DSP
+            prep_weights(wq, w0, w1, K);
+#endif
             for (r = 0; r < np; r += 4) {
                 uint32_t n = np - r < 4 ? np - r : 4, idx = at + r * job->row_step;
+#if THK_GEMM_DSP
+                dot_block(wq, tile, r, n, Kp, acc);
+#else
                 thk_dot_2x4(w0, w1, tile, r, n, K, Kp, acc);
+#endif
                 thk_gemm_store(job->st, job->out32, job->out, acc, n, idx, job->row_step, b0);
                 if (two) thk_gemm_store(job->st, job->out32, job->out, acc + 4, n, idx + job->ch_step, job->row_step, b1);
             }

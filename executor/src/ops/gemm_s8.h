@@ -42,11 +42,12 @@ static inline uint32_t thk_tile_rows(uint32_t Kp, uint32_t rows) {
     return r > most ? most : r;
 }
 
-/* Scratch of a tiled GEMM over `rows` patch rows of K values: the tile, a gather row and two
- * unpacked weight rows (thinker.memory.scratch twins it). */
+/* Scratch of a tiled GEMM over `rows` patch rows of K values: the tile, a gather row, two
+ * unpacked weight rows and two weight rows as int16 pairs (the DSP kernel's; every build
+ * plans them: thinker.memory.scratch twins this). */
 static inline uint64_t thk_gemm_scratch(uint32_t K, uint32_t rows) {
     uint32_t kp = thk_kpad(K);
-    return (uint64_t)thk_tile_bytes(kp, thk_tile_rows(kp, rows)) + 3u * (uint64_t)kp;
+    return (uint64_t)thk_tile_bytes(kp, thk_tile_rows(kp, rows)) + 7u * (uint64_t)kp;
 }
 
 /* Where to gather patch row `r` as natural int8 (Kp values, zero padded): straight into the
@@ -54,8 +55,9 @@ static inline uint64_t thk_gemm_scratch(uint32_t K, uint32_t rows) {
 int8_t *thk_tile_dest(thk_patch *tile, uint32_t r, uint32_t Kp, int8_t *rowbuf);
 void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row);
 
-/* acc[i * 4 + j] = w_i . patch(r0 + j) for i < 2, j < n (1 <= n <= 4; r0 a multiple of 4) over
- * K values; w0 and w1 may be the same row. */
+/* Portable builds: acc[i * 4 + j] = w_i . patch(r0 + j) for i < 2, j < n (1 <= n <= 4; r0 a
+ * multiple of 4) over K values; w0 and w1 may be the same row. (DSP builds run an SMLAD kernel
+ * on weights prepared per channel pair inside thk_gemm_run.) */
 void thk_dot_2x4(const int8_t *w0, const int8_t *w1, const thk_patch *tile, uint32_t r0, uint32_t n,
                  uint32_t K, uint32_t Kp, int32_t acc[8]);
 

@@ -52,11 +52,11 @@ def _kpad(k: int) -> int:
 def gemm_scratch(k: int, rows: int) -> int:
     """``thk_gemm_scratch`` (executor/src/ops/gemm_s8.h): a tile of patch rows (2 bytes per
     value, about 4 KB, a multiple of 4 rows, at least 4, at most ``rows`` rounded up to 4), a
-    gather row and two unpacked weight rows."""
+    gather row, two unpacked weight rows and two weight rows as int16 pairs."""
     kp = _kpad(k)
     tile = (4096 // (2 * kp)) & ~3
     tile = min(max(tile, 4), (rows + 3) & ~3)
-    return 2 * kp * tile + 3 * kp
+    return 2 * kp * tile + 7 * kp
 
 
 def conv_scratch(graph: Graph, node: Node) -> int:

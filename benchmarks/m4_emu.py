@@ -1,0 +1,144 @@
+"""The Cortex-M4 build of the C executor on an emulated core (unicorn), op by op.
+
+``build_runner(build_dir)`` cross-compiles the executor and ``executor/probe/m4_runner.c``
+(``make CROSS=arm-none-eabi- CPU=cortex-m4``); ``run(elf, model_bin, input_bytes)`` loads the
+runner's ELF segments, writes the model, the input and the runner's I/O block into emulator RAM,
+runs until the runner's final BKPT and returns the output bytes with the instructions executed
+per op (the runner writes the running op's index to its I/O block; every executed basic block
+is attributed to it, counting Thumb-2 instructions by their encoded length).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXECUTOR = os.path.join(ROOT, "executor")
+
+IO_ADDRESS = 0x20000000  # RUNNER_IO_ADDRESS in m4_runner.c
+RAM_SIZE = 8 << 20
+CODE_SIZE = 2 << 20
+IO_FIELDS = ("model", "model_size", "input", "input_size", "arena", "arena_size", "output",
+             "output_size", "op", "status", "n_ops")
+
+
+def available() -> str | None:
+    """None when the emulated run can work here, else why not."""
+    if shutil.which("arm-none-eabi-gcc") is None:
+        return "arm-none-eabi-gcc missing (apt-get install gcc-arm-none-eabi)"
+    try:
+        import unicorn  # noqa: F401
+    except ImportError:
+        return "unicorn missing (pip install unicorn)"
+    return None
+
+
+def build_runner(build_dir: str, *make_args: str) -> str:
+    """Path of m4_runner.elf built into ``build_dir`` (absolute)."""
+    build_dir = os.path.abspath(build_dir)
+    elf = os.path.join(build_dir, "m4_runner.elf")
+    subprocess.run(["make", "-C", EXECUTOR, "CROSS=arm-none-eabi-", "CPU=cortex-m4",
+                    f"BUILD={build_dir}", *make_args, elf], check=True, capture_output=True)
+    return elf
+
+
+def _segments(elf: bytes) -> tuple[int, list[tuple[int, bytes, int]]]:
+    """(entry, [(address, file bytes, memory size)]) of an ELF32 little-endian file."""
+    if elf[:4] != b"\x7fELF" or elf[4] != 1 or elf[5] != 1:
+        raise ValueError("not an ELF32 little-endian file")
+    entry, phoff = struct.unpack_from("<II", elf, 24)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 42)
+    out = []
+    for i in range(phnum):
+        p_type, off, vaddr, _paddr, filesz, memsz = struct.unpack_from("<IIIIII", elf,
+                                                                        phoff + i * phentsize)
+        if p_type == 1:  # PT_LOAD
+            out.append((vaddr, elf[off:off + filesz], memsz))
+    return entry, out
+
+
+def _thumb_count(code: bytes) -> int:
+    """Number of Thumb-2 instructions in a straight run of code."""
+    i = n = 0
+    while i + 1 < len(code):
+        first = code[i + 1] >> 3  # top 5 bits of the leading halfword
+        i += 4 if first in (0b11101, 0b11110, 0b11111) else 2
+        n += 1
+    return n
+
+
+def run(elf_path: str, model_bin: bytes, input_bytes: bytes, output_capacity: int = 1 << 16,
+        max_instructions: int = 2_000_000_000) -> tuple[bytes, list[int]]:
+    """(output 0 bytes, instructions executed per op) of one forward on the emulated core."""
+    from unicorn import (UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_INTR, UC_HOOK_MEM_WRITE,
+                         UC_MODE_MCLASS, UC_MODE_THUMB, Uc)
+    from unicorn.arm_const import UC_ARM_REG_SP
+
+    with open(elf_path, "rb") as f:
+        entry, segments = _segments(f.read())
+    uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
+    try:
+        from unicorn.arm_const import UC_CPU_ARM_CORTEX_M4
+        uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_M4)
+    except (ImportError, AttributeError):
+        pass
+    uc.mem_map(0, CODE_SIZE)
+    uc.mem_map(IO_ADDRESS, RAM_SIZE)
+    for address, data, memsz in segments:
+        uc.mem_write(address, data + bytes(memsz - len(data)))
+
+    # RAM: I/O block, model (16-aligned), input, output, arena, stack at the top
+    model_at = IO_ADDRESS + 0x100
+    input_at = (model_at + len(model_bin) + 15) & ~15
+    output_at = (input_at + len(input_bytes) + 15) & ~15
+    arena_at = (output_at + output_capacity + 15) & ~15
+    stack_top = IO_ADDRESS + RAM_SIZE
+    arena_size = stack_top - (64 << 10) - arena_at
+    if arena_size <= 0:
+        raise ValueError("model too large for the emulator's RAM")
+    uc.mem_write(model_at, model_bin)
+    uc.mem_write(input_at, input_bytes)
+    io = [model_at, len(model_bin), input_at, len(input_bytes), arena_at, arena_size, output_at,
+          output_capacity, 0xFFFFFFFF, 0xFFFFFFFF, 0]
+    uc.mem_write(IO_ADDRESS, struct.pack("<11I", *io))
+    uc.reg_write(UC_ARM_REG_SP, stack_top)
+
+    # executed blocks counted per (op, block); instructions per block decoded once at the end
+    current = [0xFFFFFFFF]
+    blocks: dict[int, dict[tuple[int, int], int]] = {}
+    op_field = IO_ADDRESS + 4 * IO_FIELDS.index("op")
+
+    def on_block(_emu, address, size, _user):
+        seen = blocks.setdefault(current[0], {})
+        key = (address, size)
+        seen[key] = seen.get(key, 0) + 1
+
+    def on_op(_emu, _access, _address, _size, value, _user):
+        current[0] = value & 0xFFFFFFFF
+
+    def on_interrupt(emu, _number, _user):  # the runner's BKPT: done
+        emu.emu_stop()
+
+    uc.hook_add(UC_HOOK_BLOCK, on_block)
+    uc.hook_add(UC_HOOK_MEM_WRITE, on_op, begin=op_field, end=op_field + 3)
+    uc.hook_add(UC_HOOK_INTR, on_interrupt)
+    uc.emu_start(entry | 1, 0xFFFFFFFF, count=max_instructions)
+    fields = dict(zip(IO_FIELDS, struct.unpack("<11I", bytes(uc.mem_read(IO_ADDRESS, 44))),
+                      strict=True))
+    if fields["status"] != 0:
+        raise RuntimeError(f"emulated executor failed with status {fields['status']} "
+                           f"(op {fields['op']})")
+    out = bytes(uc.mem_read(output_at, fields["output_size"]))
+    sizes: dict[tuple[int, int], int] = {}
+    per_op = []
+    for i in range(fields["n_ops"]):
+        total = 0
+        for key, times in blocks.get(i, {}).items():
+            if key not in sizes:
+                sizes[key] = _thumb_count(bytes(uc.mem_read(*key)))
+            total += sizes[key] * times
+        per_op.append(total)
+    return out, per_op
