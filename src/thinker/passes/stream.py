@@ -33,6 +33,7 @@ from thinker.errors import ThinkerModelError
 from thinker.graph.ir import Graph, Node, Tensor
 from thinker.ops.base import exponent
 from thinker.passes.edit import add_constant, add_node, placeholder, rename_uses
+from thinker.resource.writer import ShapeRule
 
 MODES = ("split_h", "split_w")
 SAME_AXES = {"Quant", "Dequant", "Requant", "Relu", "Clip", "PRelu", "iqSigmoid", "iqTanh",
@@ -401,12 +402,12 @@ def _fit(points: list[tuple[int, int]]) -> tuple[int, int, int] | None:
     return None
 
 
-def dynamic_shape_rules(graph: Graph, dynamic: list[tuple[str, int, int, int, int]]):
+def dynamic_shape_rules(graph: Graph,
+                        dynamic: list[tuple[str, int, int, int, int]]) -> list[ShapeRule]:
     """For each dynamic axis (input, axis, min, max, factor) of ``graph`` (shaped at MAX), the
     rule of every activation dim that follows its length, checked by shape inference at the
     allowed lengths. A dim that follows two dynamic axes, or no ``floor((mul L + add) / div)``,
     is refused naming the tensor."""
-    from thinker.resource.writer import ShapeRule
     from thinker.runtime.dynamic import reshaped
 
     rules: list[ShapeRule] = []

@@ -22,6 +22,7 @@ from thinker.resource.reader import PackedModel, read_model
 from thinker.runtime.batch import run_in_samples
 from thinker.runtime.dynamic import DynamicAxis, Variants
 from thinker.runtime.executor import Executor, Hook
+from thinker.runtime.stream import Stream
 
 
 def _check_consistent(graph: Graph, where: str) -> None:
@@ -75,11 +76,9 @@ class PackedExecutor(Executor):
                     "repack the model")
         return PackedExecutor(self.packed, graph)
 
-    def stream(self):
+    def stream(self) -> Stream:
         """A stream over this model (``tpacker --isstream``): ``run`` chunks, states carried,
         ``reset()`` starts over (thinker.runtime.stream.Stream)."""
-        from thinker.runtime.stream import Stream
-
         return Stream(self)
 
     @property
