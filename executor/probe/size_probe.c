@@ -35,6 +35,11 @@ void thinker_size_probe(void) {
     thinker_get_tensor_info(model, 0, &info);
     thinker_get_tensor_data(exe, 0, &out, &n);
     thinker_forward_op(exe, 0);
+    thinker_update_shape(exe, 0, 0, 1);                 /* streams and dynamic axes */
+    thinker_get_dynamic_axis(exe, 0, 0, &count, &count, &count, &count);
+    thinker_reset(exe);
+    thinker_get_stream_info(exe, &count, &id);
+    thinker_get_stream_pair(exe, 0, &count, &id);
     sink = thinker_executor_message(exe);
     sink = thinker_status_name(THINKER_OK);
     thinker_executor_release(exe);
