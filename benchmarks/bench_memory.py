@@ -1,13 +1,21 @@
-"""Activation memory: tpacker's planned share-memory arena next to the lower bound, every
-planner, the no-reuse total, and tflite-micro's arena "head" for the same MLPerf Tiny
-architecture, all measured in this run.
+"""Memory: everything the C executor asks for, next to tflite-micro, measured in one run.
 
     python benchmarks/bench_memory.py [--data ../shared/data] [--device cortex-m]
 
-The thinker side packs a thinker-dialect twin of each .tflite (same layers, shapes, strides
-and pads; see mlperf_models.py) for a device with tflite-micro's 16-byte alignment. The
-tflite-micro side loads the .tflite with its recording allocator and reads "Arena allocation
-head" (the planned activation memory) from print_allocations().
+Per MLPerf Tiny model (a thinker-dialect twin of each .tflite: same layers, shapes, strides
+and pads; see mlperf_models.py) and the linger ResNet-18, packed for a device with
+tflite-micro's 16-byte alignment:
+
+* thinker: the bytes live at the arena's peak step by role (activations, kernel scratch,
+  recurrent/stream state), the planned arenas (share-memory + PSRAM: activations and scratch
+  share one plan), its lower bound, the C executor's own tables (its STATE request on this
+  host build) and the total the C executor asks for (arenas + tables: there is no other
+  buffer);
+* tflite-micro: "Arena allocation head" (planned tensors and kernel scratch), "tail" (the
+  interpreter's bookkeeping) and total, from its recording allocator on this host.
+
+Ratios: thinker arenas / tflite-micro head and thinker total / tflite-micro total (< 1: less
+memory than tflite-micro).
 """
 
 from __future__ import annotations
@@ -18,10 +26,12 @@ import re
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 
 import onnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import thinker
 from mlperf_models import twin_from_tflite
 from thinker.packer import Packer, PackOptions
 from thinker.resource import format as fmt
@@ -31,11 +41,13 @@ MODELS = [
     ("DS-CNN (MLPerf KWS)", "mlperf-tiny/kws_ref_model.tflite"),
     ("MobileNetV1-0.25 (MLPerf VWW)", "mlperf-tiny/vww_96_int8.tflite"),
     ("FC autoencoder (MLPerf AD)", "mlperf-tiny/ad01_int8.tflite"),
+    ("DS-CNN 1-D (MLPerf streaming WW)", "mlperf-tiny/str_ww_ref_model.tflite"),
 ]
+STATE_KIND = 8  # THINKER_MEM_STATE: the C executor's tables
 LINGER_RESNET18 = ("ResNet-18 (linger, CIFAR-100)",
                    "linger-resnet18/resnet18_cifar100_linger.onnx")
 
-TFLM_HEAD = r"Arena allocation head (\d+) bytes"
+TFLM_FIELDS = ("total", "head", "tail")
 TFLM_SCRIPT = """
 import sys
 from tflite_micro.python.tflite_micro import runtime
@@ -43,23 +55,59 @@ runtime.Interpreter.from_file(sys.argv[1]).print_allocations()
 """
 
 
-def tflm_head(path: str) -> int | None:
-    """tflite-micro's planned arena head for a .tflite (printed by C code to stderr, so it
-    runs in a subprocess)."""
+def tflm_arena(path: str) -> dict[str, int] | None:
+    """tflite-micro's arena total / head / tail for a .tflite (printed by C code to stderr,
+    so it runs in a subprocess)."""
     r = subprocess.run([sys.executable, "-c", TFLM_SCRIPT, path], capture_output=True,
                        text=True)
-    m = re.search(TFLM_HEAD, r.stdout + r.stderr)
-    return int(m.group(1)) if m else None
+    out = {}
+    for field in TFLM_FIELDS:
+        m = re.search(rf"Arena allocation {field} (\d+) bytes", r.stdout + r.stderr)
+        if m:
+            out[field] = int(m.group(1))
+    return out if len(out) == len(TFLM_FIELDS) else None
 
 
-def pack_sram(model: onnx.ModelProto | str, device: str, workdir: str, name: str):
+@dataclass
+class Ours:
+    activations: int  # live at the peak step of the share-memory arena
+    scratch: int
+    state: int
+    arenas: int  # planned share-memory + PSRAM
+    lower_bound: int
+    tables: int  # the C executor's STATE request (its tables; this host build)
+
+    @property
+    def total(self) -> int:
+        return self.arenas + self.tables
+
+
+def pack(model: onnx.ModelProto | str, device: str, workdir: str, name: str) -> Ours:
     path = model if isinstance(model, str) else os.path.join(workdir, f"{name}.onnx")
     if not isinstance(model, str):
         onnx.save(model, path)
-    result = Packer(PackOptions(graph_path=path, platform=device,
-                                output_path=os.path.join(workdir, f"{name}.bin"),
+    bin_path = os.path.join(workdir, f"{name}.bin")
+    result = Packer(PackOptions(graph_path=path, platform=device, output_path=bin_path,
                                 workspace=os.path.join(workdir, "ws"))).run()
-    return result.plan.arenas[fmt.MEM_SRAM]
+    with open(bin_path, "wb") as f:
+        f.write(result.model_bin)
+    arenas = result.plan.arenas
+    sram = arenas[fmt.MEM_SRAM]
+    try:
+        plan = dict((k, size) for k, size, _ in thinker.load(bin_path, backend="c").memory_plan)
+    except thinker.ThinkerError as exc:
+        print(f"  ({name}: C executor unavailable: {exc})")
+        plan = {}
+    asked = sum(v for k, v in plan.items() if k in (fmt.MEM_PSRAM, fmt.MEM_SRAM))
+    planned = sum(a.size for a in arenas.values())
+    assert not plan or asked == planned, f"{name}: C asks {asked}, tpacker planned {planned}"
+    part = sram.peak_breakdown
+    return Ours(part["activations"], part["scratch"], part["state"], planned,
+                sum(a.lower_bound for a in arenas.values()), plan.get(STATE_KIND, 0))
+
+
+def ratio(a: int, b: int | None) -> str:
+    return f"{a / b:.2f}x" if b else "-"
 
 
 def main() -> int:
@@ -74,24 +122,31 @@ def main() -> int:
         for k, (label, rel) in enumerate(MODELS):
             tflite = os.path.join(args.data, rel)
             model, _ = twin_from_tflite(tflite)
-            arena = pack_sram(model, args.device, work, f"m{k}")
-            rows.append((label, arena, tflm_head(tflite)))
+            rows.append((label, pack(model, args.device, work, f"m{k}"), tflm_arena(tflite)))
         label, rel = LINGER_RESNET18
-        rows.append((label, pack_sram(os.path.join(args.data, rel), "venus", work, "r18"),
-                     None))
+        rows.append((label, pack(os.path.join(args.data, rel), "venus", work, "r18"), None))
 
-    planners = list(rows[0][1].by_planner)
-    head = (f"{'model':32s} {'lower bound':>12s} {'thinker':>9s} "
-            + " ".join(f"{p:>17s}" for p in planners)
-            + f" {'no reuse':>10s} {'tflm head':>10s} {'vs tflm':>8s}")
-    print(f"share-memory (activation) arena in bytes; thinker packs for {args.device} "
-          "(ResNet-18: venus)")
-    print(head)
-    for label, arena, tflm in rows:
-        ratio = f"{arena.size / tflm:.2f}x" if tflm else "-"
-        print(f"{label:32s} {arena.lower_bound:>12,} {arena.size:>9,} "
-              + " ".join(f"{arena.by_planner[p]:>17,}" for p in planners)
-              + f" {arena.no_reuse:>10,} {tflm if tflm else '-':>10} {ratio:>8s}")
+    print(f"bytes; thinker packs for {args.device} (ResNet-18: venus); the C executor's tables "
+          "and tflite-micro's tail are this host's (64-bit) builds")
+    print(f"{'':30s} {'--------------------- thinker ---------------------':>62s}  "
+          f"{'------ tflite-micro ------':>26s}  {'--- ratios ---':>15s}")
+    print(f"{'model':30s} {'activ.':>8s} {'scratch':>8s} {'state':>6s} {'arenas':>8s} "
+          f"{'l.bound':>8s} {'tables':>7s} {'total':>8s}  {'head':>8s} {'tail':>7s} "
+          f"{'total':>8s}  {'ar/head':>7s} {'tot/tot':>7s}")
+    goals = []
+    for label, o, t in rows:
+        t = t or {}
+        print(f"{label:30s} {o.activations:>8,} {o.scratch:>8,} {o.state:>6,} {o.arenas:>8,} "
+              f"{o.lower_bound:>8,} {o.tables:>7,} {o.total:>8,}  "
+              f"{t.get('head', 0):>8,} {t.get('tail', 0):>7,} {t.get('total', 0):>8,}  "
+              f"{ratio(o.arenas, t.get('head')):>7s} {ratio(o.total, t.get('total')):>7s}")
+        if t:
+            goals.append((label, o.arenas <= t["head"], o.total <= t["total"]))
+    print("goals (MLPerf Tiny): arenas (activations + scratch) <= tflite-micro head, total <= "
+          "tflite-micro total")
+    for label, head_ok, total_ok in goals:
+        print(f"  {label:30s} arenas <= head: {'yes' if head_ok else 'NO'}   total <= total: "
+              f"{'yes' if total_ok else 'NO'}")
     return 0
 
 

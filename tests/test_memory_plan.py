@@ -24,12 +24,12 @@ pytest.importorskip("torch")
 
 from c_harness import EXECUTOR, make, numpy_reference, run_test_thinker  # noqa: E402
 from linger_flow import run_zoo_flow  # noqa: E402
-from onnx_build import model as onnx_model  # noqa: E402
-from onnx_build import node, value_info  # noqa: E402
-from test_tpacker import pack  # noqa: E402
 
 import thinker  # noqa: E402
 from linger import zoo  # noqa: E402
+from onnx_build import model as onnx_model  # noqa: E402
+from onnx_build import node, value_info  # noqa: E402
+from test_tpacker import pack  # noqa: E402
 from thinker.memory.report import packed_arena_usage, usage  # noqa: E402
 from thinker.resource import format as fmt  # noqa: E402
 from thinker.resource.reader import parse_model  # noqa: E402
@@ -73,7 +73,7 @@ def _aligned_copy(data: bytes) -> tuple[np.ndarray, int]:
 def c_memory_plan(data: bytes) -> tuple[int, str, dict[int, int]]:
     """(status, message, {kind: size}) of thinker_get_memory_plan on model.bin bytes."""
     cb, lib = _lib()
-    raw, address = _aligned_copy(data)
+    _raw, address = _aligned_copy(data)  # kept alive while the C code reads it
     plan, message = cb._Plan(), cb._Message()
     status = lib.thinker_get_memory_plan(address, len(data), ctypes.byref(plan),
                                          ctypes.byref(message))
@@ -83,7 +83,7 @@ def c_memory_plan(data: bytes) -> tuple[int, str, dict[int, int]]:
 
 @pytest.mark.parametrize("name", zoo.NAMES)
 def test_the_c_executor_asks_for_exactly_the_plan(name, zoo_packed):
-    result, bin_path = zoo_packed[name]
+    result, _ = zoo_packed[name]
     status, message, asked = c_memory_plan(result.model_bin)
     assert status == 0, message
     planned = {kind: arena.size for kind, arena in result.plan.arenas.items()}
@@ -252,3 +252,110 @@ def test_a_scratch_region_over_a_live_tensor_is_refused_by_both_readers(zoo_pack
         parse_model(data, "bad.bin")
     status, message, _ = c_memory_plan(data)
     assert status == 7 and "scratch" in message  # THINKER_ERR_FORMAT
+
+
+def _in_place_model() -> onnx.ModelProto:
+    """A chain of element-wise ops, each over an input that dies there: Requant, iqSigmoid,
+    iqTanh, Relu, Clip, iqMul (x * x), iqAdd with a broadcast operand, PRelu, iqSub."""
+    from c_models import Builder
+
+    b = Builder()
+    r = b.op("Requant", ["a"], scale_x=16.0, scale_o=8.0, o_bits=8)
+    s = b.op("iqSigmoid", [r], scale_x=8.0, scale_o=128.0, o_bits=8, platform="venus")
+    t = b.op("iqTanh", [s], scale_x=128.0, scale_o=128.0, o_bits=8, platform="venus")
+    u = b.op("Relu", [t])
+    v = b.op("Clip", [u, b.const(np.int8(3)), b.const(np.int8(100))])
+    w = b.op("iqMul", [v, v], scale_x=128.0, scale_y=128.0, scale_o=64.0, o_bits=8)
+    bias = b.const(np.arange(-8, 8, dtype=np.int8).reshape(1, 1, 1, 16))
+    x = b.op("iqAdd", [w, bias], scale_x=64.0, scale_y=16.0, scale_o=32.0, o_bits=8)
+    slope = b.const(np.array([3, -5, 7, 1], dtype=np.int8).reshape(1, 4, 1, 1))
+    y = b.op("PRelu", [x, slope], scale_x=32.0, scale_w=8.0, scale_o=32.0, o_bits=8)
+    z = b.op("iqSub", [y, "a"], scale_x=32.0, scale_y=16.0, scale_o=16.0, o_bits=8)
+    return b.build([value_info("a", np.int8, [1, 4, 6, 16])], [z], {"a": 4})
+
+
+def test_element_wise_ops_run_in_place_bit_exactly(tmp_path):
+    """Each element-wise op writes over its dying input: one buffer for the whole chain (the
+    arena is two tensors: the pinned graph input and the chain), accepted by both readers, and
+    the C executor computes numpy's integers."""
+    result, bin_path, _ = pack(tmp_path, _in_place_model(), "inplace", platform="cortex-m")
+    ops = [n.op_type for n in result.graph.nodes]
+    assert ops == ["Requant", "iqSigmoid", "iqTanh", "Relu", "Clip", "iqMul", "iqAdd", "PRelu",
+                   "iqSub"]
+    offsets = {result.plan.placements[n.outputs[0]].offset for n in result.graph.nodes}
+    assert len(offsets) == 1  # every output over the previous one
+    sram = result.plan.arenas[fmt.MEM_SRAM]
+    assert sram.size == sram.lower_bound == 2 * 384
+    status, message, _ = c_memory_plan(result.model_bin)
+    assert status == 0, message
+    _run_with_canaries(result.model_bin, np.random.default_rng(5))
+    rng = np.random.default_rng(6)
+    for _ in range(3):
+        feeds = {"a": rng.integers(-128, 128, (1, 4, 6, 16)).astype(np.int8)}
+        want = thinker.load(bin_path).run(feeds)
+        got = thinker.load(bin_path, backend="c").run(feeds)
+        for key, value in want.items():
+            assert np.array_equal(got[key], value)
+
+
+def test_the_in_place_and_alias_op_lists_agree_everywhere():
+    """The planner, the Python rules and executor/src/rules.c name the same in-place ops."""
+    import re
+
+    from thinker.memory import lifetimes
+    from thinker.resource import rules
+
+    with open(os.path.join(EXECUTOR, "src", "rules.c"), encoding="utf-8") as f:
+        source = f.read()
+    body = source[source.index("static int is_in_place("):]
+    body = body[:body.index("}")]
+    assert set(re.findall(r'"(\w+)"', body)) == set(rules.IN_PLACE_OPS) == \
+        set(lifetimes.IN_PLACE_OPS)
+    body = source[source.index("static int is_aliasing("):]
+    body = body[:body.index("}")]
+    assert set(re.findall(r'"(\w+)"', body)) == set(rules.ALIASING_OPS)
+
+
+def _add_act_model() -> onnx.ModelProto:
+    """iqAdd + Relu, iqAdd + Clip, iqSub + Clip, iqMul + Relu, on saturating scales."""
+    from c_models import Builder
+
+    b = Builder()
+    s = b.op("iqAdd", ["a", "c"], scale_x=16.0, scale_y=4.0, scale_o=32.0, o_bits=8)
+    s = b.op("Relu", [s])
+    t = b.op("iqAdd", [s, "c"], scale_x=32.0, scale_y=4.0, scale_o=8.0, o_bits=8)
+    t = b.op("Clip", [t, b.const(np.int8(-40)), b.const(np.int8(50))])
+    u = b.op("iqSub", [t, "a"], scale_x=8.0, scale_y=16.0, scale_o=16.0, o_bits=16)
+    u = b.op("Clip", [u, b.const(np.int16(-300)), b.const(np.int16(2000))])
+    v = b.op("iqMul", [u, "c"], scale_x=16.0, scale_y=4.0, scale_o=8.0, o_bits=8)
+    v = b.op("Relu", [v])
+    return b.build([value_info("a", np.int8, [1, 4, 6, 16]),
+                    value_info("c", np.int8, [1, 4, 6, 16])], [v], {"a": 4, "c": 2})
+
+
+def test_iqadd_relu_clip_fuse_and_stay_bit_exact(tmp_path):
+    result, bin_path, onnx_path = pack(tmp_path, _add_act_model(), "addact",
+                                       platform="cortex-m")
+    ops = [(n.op_type, n.attrs.get("fused_clip")) for n in result.graph.nodes]
+    assert ops == [("iqAdd", [0, 2**31 - 1]), ("iqAdd", [-40, 50]), ("iqSub", [-300, 2000]),
+                   ("iqMul", [0, 2**31 - 1])]
+    rng = np.random.default_rng(8)
+    onnx_exe, packed, c_exe = (thinker.load(onnx_path), thinker.load(bin_path),
+                               thinker.load(bin_path, backend="c"))
+    for _ in range(4):
+        feeds = {k: rng.integers(-128, 128, (1, 4, 6, 16)).astype(np.int8) for k in "ac"}
+        ref = onnx_exe.run(feeds)
+        for got in (packed.run(feeds), c_exe.run(feeds)):
+            assert set(got) == set(ref)
+            for key, value in ref.items():
+                assert np.array_equal(got[key], value), key
+
+
+def test_packed_resnet8_keeps_no_relu_after_its_residual_adds(zoo_packed):
+    result, _ = zoo_packed["resnet8"]
+    producers = result.graph.producers()
+    for n in result.graph.nodes:
+        if n.op_type in ("Relu", "Clip"):
+            assert producers[n.inputs[0]].op_type != "iqAdd", n.name
+    adds = [n for n in result.graph.nodes if n.op_type == "iqAdd"]
+    assert adds and all(n.attrs.get("fused_clip") for n in adds)

@@ -169,7 +169,7 @@ static int is_aliasing(const char *type) {
 static int is_in_place(const char *type) {
     return thk_streq(type, "Relu") || thk_streq(type, "Clip") || thk_streq(type, "iqAdd") ||
            thk_streq(type, "iqSub") || thk_streq(type, "iqMul") || thk_streq(type, "Requant") ||
-           thk_streq(type, "PRelu");
+           thk_streq(type, "PRelu") || thk_streq(type, "iqSigmoid") || thk_streq(type, "iqTanh");
 }
 
 /* rules.lifetimes for one tensor: 0 when it is never born (not a constant, input or output of

@@ -125,12 +125,14 @@ def pool_model() -> onnx.ModelProto:
 
 def elementwise_model() -> onnx.ModelProto:
     """iqAdd/iqSub/iqMul with broadcasting, iqCat with different scales, PRelu, Requant
-    (narrowing and widening to int16), BatchNorm2dInt, plain Concat, standalone Relu/Clip."""
+    (narrowing and widening to int16), BatchNorm2dInt, plain Concat, standalone Relu/Clip, a Relu
+    fused into iqMul."""
     b = Builder()
     add = b.op("iqAdd", ["x", "y"], scale_x=16.0, scale_y=64.0, scale_o=8.0, o_bits=8)
     sub = b.op("iqSub", [add, "x"], scale_x=8.0, scale_y=16.0, scale_o=16.0, o_bits=8)
-    mul = b.op("iqMul", [sub, "y"], scale_x=16.0, scale_y=64.0, scale_o=32.0, o_bits=8)
-    r = b.op("Relu", [mul])
+    ry = b.op("Relu", ["y"])  # standalone (nothing to fuse into)
+    mul = b.op("iqMul", [sub, ry], scale_x=16.0, scale_y=64.0, scale_o=32.0, o_bits=8)
+    r = b.op("Relu", [mul])  # fused into the iqMul (fused_clip)
     c = b.op("Clip", [add], min=-30.0, max=50.0)
     cat = b.op("iqCat", [r, c, "x"], scale_x_0=32.0, scale_x_1=8.0, scale_x_2=16.0,
                scale_o=16.0, dim=1, o_bits=8)

@@ -92,6 +92,17 @@ static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker
     if (!thk_broadcast_init(&bc, &x, &y, &out)) THK_BAD("inputs cannot be broadcast to the recorded output");
     if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
     if (kind == BIN_DIV && p->round_mode != THK_ROUND_FLOOR_ADD) THK_BAD("iqDiv rounds half up: quant_mode must be floor_add");
+    /* a Relu / Clip fused by tpacker (fused_clip [lo, hi], rules-checked to meet the output
+     * range): clamps the saturated result, as the separate op did */
+    p->clip_lo = p->lo;
+    p->clip_hi = p->hi;
+    {
+        int64_t clip[2];
+        if (thk_attr_ints(op, "fused_clip", clip, 2) == 2) {
+            if (clip[0] > p->clip_lo) p->clip_lo = clip[0];
+            if (clip[1] < p->clip_hi) p->clip_hi = clip[1];
+        }
+    }
     p->sx = kind == BIN_MUL ? qx + qy - qo : qx - qo;
     p->sy = qy - qo;
     if (kind == BIN_DIV) { /* the shift goes to the numerator (> 0) or the divisor */
@@ -123,11 +134,12 @@ static thinker_status binary_run(thk_run_ctx *ctx, int kind, binary_fn fn) {
         if (x.dtype == THINKER_INT8 && y.dtype == THINKER_INT8 && out.dtype == THINKER_INT8) {
             const int8_t *a = (const int8_t *)x.data, *b = (const int8_t *)y.data;
             int8_t *o = (int8_t *)out.data;
-            for (i = 0; i < out.count; i++) o[i] = (int8_t)fn(&r, a[i], b[i]);
+            for (i = 0; i < out.count; i++) o[i] = (int8_t)thk_clamp(fn(&r, a[i], b[i]), p->clip_lo, p->clip_hi);
         } else {
             for (i = 0; i < out.count; i++)
                 thk_store_int(out.data, out.dtype, i,
-                              fn(&r, thk_load_int(x.data, x.dtype, i), thk_load_int(y.data, y.dtype, i)));
+                              thk_clamp(fn(&r, thk_load_int(x.data, x.dtype, i), thk_load_int(y.data, y.dtype, i)),
+                                        p->clip_lo, p->clip_hi));
         }
         return THINKER_OK;
     }
@@ -137,7 +149,8 @@ static thinker_status binary_run(thk_run_ctx *ctx, int kind, binary_fn fn) {
         thk_broadcast_init(&bc, &x, &y, &out);
         for (i = 0; i < out.count; i++) {
             thk_store_int(out.data, out.dtype, i,
-                          fn(&r, thk_load_int(x.data, x.dtype, ia), thk_load_int(y.data, y.dtype, ib)));
+                          thk_clamp(fn(&r, thk_load_int(x.data, x.dtype, ia), thk_load_int(y.data, y.dtype, ib)),
+                                    p->clip_lo, p->clip_hi));
             for (d = bc.ndim; d-- > 0;) {
                 ia += bc.stride_a[d];
                 ib += bc.stride_b[d];

@@ -19,7 +19,8 @@ from thinker.graph.ir import Graph
 ALIASING_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
 # ops that may write their output over a same-sized input dying at that op: each output
 # element depends only on the input elements at the same index
-IN_PLACE_OPS = {"Relu", "Clip", "iqAdd", "iqSub", "iqMul", "Requant", "PRelu"}
+IN_PLACE_OPS = {"Relu", "Clip", "iqAdd", "iqSub", "iqMul", "Requant", "PRelu", "iqSigmoid",
+                "iqTanh"}
 
 
 @dataclass
@@ -84,8 +85,8 @@ def compute_lifetimes(graph: Graph, in_place: bool = True) -> Lifetimes:
         if any(t in inputs for t in b.tensors):
             b.first = -1
 
-    if in_place:
-        _merge_in_place(graph, buffers, owner, outputs | inputs)
+    if in_place:  # graph inputs are never written over (the caller's data, stream histories)
+        _merge_in_place(graph, buffers, owner, inputs)
     live = [b for b in buffers if b.id >= 0]
     remap = {b.id: i for i, b in enumerate(live)}
     for b in live:

@@ -26,7 +26,7 @@ from thinker.ops.base import (
 from thinker.ops.rounding import node_round_mode
 
 BINARY_ATTRS = {"scale_x": None, "scale_y": None, "scale_o": REQUIRED, "o_bits": 8,
-                "data_bits": 8, "quant_mode": None}
+                "data_bits": 8, "quant_mode": None, "fused_clip": None}
 
 
 def _broadcast(node: Node, a: Tensor, b: Tensor) -> tuple[int, ...]:
@@ -63,12 +63,20 @@ class _Binary(Op):
         if mode != qmath.DEFAULT_ROUND_MODE and node.op_type in ("iqAdd", "iqSub", "iqMul"):
             compute = _moded(self.op_type, mode)
 
+        clip = node.attrs.get("fused_clip")  # a Relu / Clip fused by tpacker (passes/fuse.py)
+        if clip is not None:
+            info = np.iinfo(dtype)
+            lo, hi = max(int(clip[0]), int(info.min)), min(int(clip[1]), int(info.max))
+
         def run(x, y):
             if x.shape == y.shape:  # keep the inputs' memory order: no strided traversal
                 out = np.empty_like(x, dtype=dtype)
             else:
                 out = np.empty(np.broadcast_shapes(x.shape, y.shape), dtype=dtype)
-            return (compute(x, qx, y, qy, qo, bits, work, out),)
+            out = compute(x, qx, y, qy, qo, bits, work, out)
+            if clip is not None:  # on the saturated integers, as the separate op did
+                np.clip(out, lo, hi, out=out)
+            return (out,)
 
         return run
 

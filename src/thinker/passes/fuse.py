@@ -1,6 +1,7 @@
 """fuse_activations: a Relu or Clip that is the only reader of a conv / linear / batchnorm
-output becomes that op's ``fused_clip = [lo, hi]`` (applied after rounding, which is exactly
-what the separate op computed on the rounded integers)."""
+output, or of an iqAdd / iqSub / iqMul output (the residual add + ReLU of ResNets), becomes that
+op's ``fused_clip = [lo, hi]`` (applied after rounding and saturation, which is exactly what the
+separate op computed on the stored integers)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from thinker.ops.activation import clip_bounds
 from thinker.passes.edit import consumers_of
 
 FUSABLE = {"Conv1dInt", "Conv2dInt", "ConvTranspose2dInt", "LinearInt", "BatchNorm2dInt"}
+# integer element-wise ops whose kernels clamp their result by fused_clip (o_bits defaults to 8)
+FUSABLE_ELEMENTWISE = {"iqAdd", "iqSub", "iqMul"}
 
 
 def _bounds(graph: Graph, act) -> tuple[int, int] | None:
@@ -28,7 +31,8 @@ def _bounds(graph: Graph, act) -> tuple[int, int] | None:
 def fuse_activations(graph: Graph) -> Graph:
     g = graph.copy()
     for node in list(g.nodes):
-        if node.op_type not in FUSABLE or node.attrs.get("o_bits") is None:
+        if not (node.op_type in FUSABLE_ELEMENTWISE or
+                (node.op_type in FUSABLE and node.attrs.get("o_bits") is not None)):
             continue
         out = node.outputs[0]
         users = consumers_of(g, out)

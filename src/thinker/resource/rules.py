@@ -68,7 +68,8 @@ REDUCE_AXIS_KEYS = ("axes", "dims", "dim", "axis")
 # ops whose output 0 is input 0's bytes reinterpreted, and ops that may write their output over
 # a same-sized input that dies there (thinker.memory.lifetimes)
 ALIASING_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
-IN_PLACE_OPS = frozenset({"Relu", "Clip", "iqAdd", "iqSub", "iqMul", "Requant", "PRelu"})
+IN_PLACE_OPS = frozenset({"Relu", "Clip", "iqAdd", "iqSub", "iqMul", "Requant", "PRelu",
+                          "iqSigmoid", "iqTanh"})
 
 MAX_ELEMENTS = (1 << 31) - 1  # per tensor
 INT32_RANGE = (-(1 << 31), (1 << 31) - 1)  # weights and biases (int64 constants included)
