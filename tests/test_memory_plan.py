@@ -359,3 +359,32 @@ def test_packed_resnet8_keeps_no_relu_after_its_residual_adds(zoo_packed):
             assert producers[n.inputs[0]].op_type != "iqAdd", n.name
     adds = [n for n in result.graph.nodes if n.op_type == "iqAdd"]
     assert adds and all(n.attrs.get("fused_clip") for n in adds)
+
+
+def _int4_model() -> onnx.ModelProto:
+    from c_models import Builder
+
+    b = Builder()
+    y = b.conv("x", 16, 32, 3, 4, 4, parameter_bits=4, w_lo=-8, w_hi=8, pads=[1, 1, 1, 1])
+    y = b.conv(y, 32, 32, 3, 4, 4, pads=[1, 1, 1, 1])  # 8-bit weights, for comparison
+    return b.build([value_info("x", np.int8, [1, 16, 8, 8])], [y], {"x": 4})
+
+
+def test_4bit_weights_take_half_in_the_psram_plan(tmp_path):
+    """Weights copied to PSRAM at init (arcs' default) are reserved packed, two per byte."""
+    result, bin_path, _ = pack(tmp_path, _int4_model(), "int4", platform="arcs")
+    convs = [n for n in result.graph.nodes if n.op_type == "Conv2dInt"]
+    w4, w8 = convs[0].inputs[1], convs[1].inputs[1]
+    p4, p8 = result.plan.placements[w4], result.plan.placements[w8]
+    assert (p4.kind, p8.kind) == (fmt.MEM_PSRAM, fmt.MEM_PSRAM)
+    n4, n8 = (int(np.prod(result.graph.tensors[w].shape)) for w in (w4, w8))
+    align = result.plan.alignment
+    assert p4.size == fmt.align_up((n4 + 1) // 2, align) and p8.size == fmt.align_up(n8, align)
+    packed = parse_model(result.model_bin, bin_path)
+    record = next(r for r in packed.tensors if r.name == w4)
+    assert record.dtype_code == fmt.DTYPE_INT4 and record.nbytes == 32 * 16 * 9 // 2
+    x = np.random.default_rng(2).integers(-128, 128, (1, 16, 8, 8)).astype(np.int8)
+    want = thinker.load(bin_path).run({"x": x})
+    got = thinker.load(bin_path, backend="c").run({"x": x})
+    for key, value in want.items():
+        assert np.array_equal(got[key], value)

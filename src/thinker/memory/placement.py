@@ -25,6 +25,7 @@ from thinker.memory.lifetimes import (
 from thinker.memory.planners import PLANNERS, arena_size
 from thinker.resource import format as fmt
 from thinker.resource.writer import Placement
+from thinker.resource.writer import _int4_weights as int4_weights
 
 
 @dataclass
@@ -115,12 +116,14 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
     constant_kind: dict[str, int] = {}
     flash_bytes = 0
     const_buffers: list[Buffer] = []
+    int4 = int4_weights(graph)  # stored two per byte, in model.bin and in RAM alike
     for name, t in graph.tensors.items():
         if not t.is_constant or not any(name in n.inputs for n in graph.nodes):
             continue
         kind = overrides.get(name, constants_default)
         constant_kind[name] = kind
-        nbytes = int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
+        count = int(np.prod(t.shape, dtype=np.int64))
+        nbytes = (count + 1) // 2 if name in int4 else count * np.dtype(t.dtype).itemsize
         if kind == fmt.MEM_FLASH:
             flash_bytes += fmt.align_up(nbytes)
             continue
