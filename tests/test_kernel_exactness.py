@@ -10,9 +10,9 @@ import thinker
 from onnx_build import Const, run_op, single_op
 from test_oracle_onnxruntime import (
     DEPTHWISE_GRID,
-    _depthwise_case,
     conv_attrs,
     conv_integer_oracle,
+    depthwise_data,
 )
 from thinker import qmath
 from thinker.graph import import_model
@@ -192,12 +192,7 @@ def test_output_stage_saturates_and_clamps_like_qmath(bits, act):
 def test_depthwise_taps_and_bands_equal_onnxruntime(case, path, monkeypatch):
     """Every depthwise kernel on every geometry, whichever the sizes would pick."""
     depthwise_path(monkeypatch, path)
-    channels, kernel, stride, pads, dilation, size = case
-    conv = _depthwise_case(channels, kernel, stride, pads, dilation)
-    x = RNG.integers(-128, 128, (3, channels, *size), dtype=np.int8)
-    w = RNG.integers(-128, 128, (channels, 1, *kernel), dtype=np.int8)
-    b = RNG.integers(-5000, 5000, channels, dtype=np.int32)
-    acc = conv_integer_oracle(x, w, conv) + b[None, :, None, None]
+    conv, x, w, b, acc = depthwise_data(case)
     for scale_o, bits, clip in ((None, None, None), (8.0, 8, None), (8.0, 8, [-7, 100]),
                                 (2.0**4, 16, None)):
         attrs = conv_attrs(conv) | ({} if clip is None else {"fused_clip": clip})

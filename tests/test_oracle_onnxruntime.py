@@ -92,15 +92,20 @@ def _depthwise_case(channels, kernel, stride, pads, dilation):
     return (channels, channels, kernel, stride, pads, dilation, channels)
 
 
-@pytest.mark.parametrize("case", DEPTHWISE_GRID, ids=lambda c: f"c{c[0]}k{c[1]}s{c[2]}p{c[3]}"
-                         f"d{c[4]}x{c[5]}")
-def test_depthwise_accumulator_and_requant_match_onnxruntime(case):
+def depthwise_data(case):
+    """(conv, x [3, C, H, W], weights, bias, the onnxruntime accumulator + bias) of a grid row."""
     channels, kernel, stride, pads, dilation, size = case
     conv = _depthwise_case(channels, kernel, stride, pads, dilation)
     x = RNG.integers(-128, 128, (3, channels, *size), dtype=np.int8)
     w = RNG.integers(-128, 128, (channels, 1, *kernel), dtype=np.int8)
     b = RNG.integers(-5000, 5000, channels, dtype=np.int32)
-    acc = conv_integer_oracle(x, w, conv) + b[None, :, None, None]
+    return conv, x, w, b, conv_integer_oracle(x, w, conv) + b[None, :, None, None]
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_GRID, ids=lambda c: f"c{c[0]}k{c[1]}s{c[2]}p{c[3]}"
+                         f"d{c[4]}x{c[5]}")
+def test_depthwise_accumulator_and_requant_match_onnxruntime(case):
+    conv, x, w, b, acc = depthwise_data(case)
     y_float = run_op("Conv2dInt", [x, Const(w), Const(b)], scale_x=1.0, scale_w=1.0,
                      **conv_attrs(conv))
     assert np.array_equal(y_float.astype(np.int64), acc)

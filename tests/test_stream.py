@@ -65,21 +65,24 @@ CASES = {
 }
 
 
+def export_case(name: str, root) -> str:
+    """Case ``name`` trained briefly with linger (venus), exported at its whole length."""
+    build, shape, _ = CASES[name]
+    torch.manual_seed(0)
+    x = torch.randn(8, *shape)
+    q = linger.init(build(), {"platform": "venus"})
+    linger_flow.train_steps(q, x, 2)
+    q.eval()
+    path = str(root / f"{name}.onnx")
+    linger.onnx.export(q, x[:1], path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """Each case trained briefly with linger (venus) and exported at its whole length."""
     root = tmp_path_factory.mktemp("stream")
-    graphs = {}
-    for name, (build, shape, mode) in CASES.items():
-        torch.manual_seed(0)
-        x = torch.randn(8, *shape)
-        q = linger.init(build(), {"platform": "venus"})
-        linger_flow.train_steps(q, x, 2)
-        q.eval()
-        path = str(root / f"{name}.onnx")
-        linger.onnx.export(q, x[:1], path)
-        graphs[name] = (load_onnx(path), mode, shape)
-    return graphs
+    return {name: (load_onnx(export_case(name, root)), mode, shape)
+            for name, (_, shape, mode) in CASES.items()}
 
 
 def _time_axis(shape, mode):

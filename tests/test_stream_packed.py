@@ -31,7 +31,7 @@ from c_harness import EXECUTOR, make
 
 import linger
 import thinker
-from test_stream import CASES
+from test_stream import CASES, export_case
 from thinker.graph import load_onnx
 from thinker.packer import Packer, PackOptions
 
@@ -53,14 +53,8 @@ def streams(tmp_path_factory):
     --isstream; the whole-sequence reference, and the numpy and C stream executors."""
     root = tmp_path_factory.mktemp("stream_packed")
     cases = {}
-    for name, (build, shape, mode) in CASES.items():
-        torch.manual_seed(0)
-        x = torch.randn(8, *shape)
-        q = linger.init(build(), {"platform": "venus"})
-        linger_flow.train_steps(q, x, 2)
-        q.eval()
-        path = str(root / f"{name}.onnx")
-        linger.onnx.export(q, x[:1], path)
+    for name, (_, _, mode) in CASES.items():
+        path = export_case(name, root)
         model_bin = pack(path, str(root / f"{name}.bin"), isstream=mode)
         packed = thinker.load(model_bin)
         cases[name] = (thinker.load(path), packed, packed.stream(),
