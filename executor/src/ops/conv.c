@@ -88,16 +88,30 @@ static thinker_status conv_operands(const thinker_model *m, const thk_op *op, th
     return THINKER_OK;
 }
 
+/* Bytes of one zero-padded input row of the depthwise DSP kernel: every column its pixel pairs
+ * read, rounded up to 4. */
+static uint64_t dw_row_len(const thk_conv_params *p, uint64_t wo) {
+    return ((wo + 1u) * p->sw + (uint64_t)(p->kw - 1) * p->dw + 1u + 3u) & ~(uint64_t)3u;
+}
+
+/* Zero-padded input rows a depthwise output map reads: (ho - 1) sh + (kh - 1) dh + 1. */
+static uint64_t dw_rows(const thk_conv_params *p, uint64_t ho) {
+    return (ho - 1u) * p->sh + (uint64_t)(p->kh - 1) * p->dh + 1u;
+}
+
 /* Scratch of the three run paths. Its Python twin is thinker.memory.scratch.conv_scratch:
  * change both together.
  *   generic (int64 accumulators): none;
  *   fast, one input channel per output (depthwise): an int32 row of outputs, the tap ranges of
- *     the kernel columns and one unpacked int4 weight row;
+ *     the kernel columns, one unpacked int4 weight row and a zero-padded copy of one input
+ *     channel (the rows its outputs read: the DSP kernel's);
  *   fast, im2col + GEMM: one tile of patch rows, a gather row and two unpacked int4 rows. */
-static uint64_t conv_scratch(const thk_conv_params *p, uint32_t cg, uint32_t out_channels, uint64_t wo,
-                             uint64_t pixels) {
+static uint64_t conv_scratch(const thk_conv_params *p, uint32_t cg, uint32_t out_channels, uint64_t ho,
+                             uint64_t wo) {
+    uint64_t pixels = ho * wo;
     if (!p->fast) return 0;
-    if (cg == 1 && p->group == out_channels) return 4u * wo + 8u * p->kw + thk_kpad(p->kh * p->kw);
+    if (cg == 1 && p->group == out_channels)
+        return 4u * wo + 8u * p->kw + thk_kpad(p->kh * p->kw) + dw_rows(p, ho) * dw_row_len(p, wo);
     return thk_gemm_scratch(cg * p->kh * p->kw, (uint32_t)pixels);
 }
 
@@ -133,7 +147,7 @@ static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs
     if (s != THINKER_OK) return s;
     p->fast = x.dtype == THINKER_INT8 && (w.dtype == THINKER_INT8 || w.dtype == THINKER_INT4) && p->st.acc32;
     p->out32 = p->fast && thk_gemm_out32(&p->st, &out, wsum, &b, has_bias);
-    scratch = conv_scratch(p, cg, O, (uint64_t)wo, (uint64_t)ho * wo);
+    scratch = conv_scratch(p, cg, O, (uint64_t)ho, (uint64_t)wo);
     if (scratch > 0x7FFFFFF0u) THK_BAD("layer too large for the scratch buffer");
     needs->scratch = (uint32_t)scratch;
     return THINKER_OK;
@@ -212,6 +226,102 @@ static void conv_generic(const thk_conv_params *p, const conv_dims *d, const thk
         }
 }
 
+/* A channel's input rows as the depthwise kernels read them: padded row k (dw_row_len bytes)
+ * holds input row k - pt at column offset pl, zeros around (dw_rows of them). */
+static void dw_pad(int8_t *pad, const int8_t *plane, const thk_conv_params *p, const conv_dims *d,
+                   uint32_t L, uint32_t rows) {
+    uint32_t copy = L > p->pl ? L - p->pl : 0, k;
+    if (copy > d->W) copy = d->W;
+    memset(pad, 0, (size_t)rows * L);
+    for (k = 0; k < rows; k++) {
+        int64_t iy = (int64_t)k - p->pt;
+        if (iy >= 0 && iy < (int64_t)d->H) {
+#if THK_GEMM_DSP
+            thk_copy_bytes(pad + (size_t)k * L + p->pl, plane + (size_t)iy * d->W, copy);
+#else
+            memcpy(pad + (size_t)k * L + p->pl, plane + (size_t)iy * d->W, copy);
+#endif
+        }
+    }
+}
+
+#if THK_GEMM_DSP
+/* Depthwise 3x3 on DSP cores: each channel's input rows are copied once into a zero-padded
+ * plane in scratch, then thk_dw3_plane makes the output map, two pixels per step, no checks. */
+static void dw3_dsp(const thk_conv_params *p, const conv_dims *d, const thk_tensor *x, const thk_tensor *w,
+                    const thk_tensor *b, int has_bias, const thk_tensor *out, int8_t *wbuf, int8_t *pad) {
+    uint32_t L = (uint32_t)dw_row_len(p, d->wo), rows = (uint32_t)dw_rows(p, d->ho), n, o;
+    int32_t shift = p->st.shift;
+    for (n = 0; n < d->N; n++)
+        for (o = 0; o < d->O; o++) {
+            const int8_t *plane = (const int8_t *)x->data + (size_t)(n * d->C + o) * d->H * d->W;
+            const int8_t *wk = weight_row(w, o, 9, wbuf);
+            int32_t hb = (int32_t)(thk_bias_at(b, has_bias, o) + ((int64_t)1 << (shift - 1)));
+            int8_t *dst = (int8_t *)out->data + (size_t)(n * d->O + o) * d->ho * d->wo;
+            dw_pad(pad, plane, p, d, L, rows);
+            thk_dw3_plane(dst, pad, d->ho, d->wo, p->sh * L, p->dh * L, wk, p->sw, hb, shift, (int32_t)p->st.lo,
+                          (int32_t)p->st.hi);
+        }
+}
+#else
+/* Depthwise on hosts: each channel's zero-padded rows (dw_pad), then every tap adds weight x a
+ * run of input bytes to a block of THK_DW_LANES int32 accumulators kept in registers. With a
+ * row stride of 1 the lanes run across output rows (lane t = oy L + ox: the columns past wo
+ * are computed and dropped), so narrow maps still fill the vector units. */
+#define THK_DW_LANES 64u
+static void dw_lanes(int32_t *acc, const int8_t *src, const int8_t *wk, const thk_conv_params *p, uint32_t L,
+                     uint32_t n, uint32_t step) {
+    int32_t a[THK_DW_LANES];
+    uint32_t i, j, t;
+    for (t = 0; t < THK_DW_LANES; t++) a[t] = 0;
+    for (i = 0; i < p->kh; i++)
+        for (j = 0; j < p->kw; j++) {
+            const int8_t *r = src + (size_t)i * p->dh * L + (size_t)j * p->dw;
+            int32_t wv = wk[i * p->kw + j];
+            if (step == 1)
+                for (t = 0; t < n; t++) a[t] += wv * r[t];
+            else
+                for (t = 0; t < n; t++) a[t] += wv * r[(size_t)t * step];
+        }
+    memcpy(acc, a, (size_t)n * sizeof *a);
+}
+
+static void dw_host(const thk_conv_params *p, const conv_dims *d, const thk_tensor *x, const thk_tensor *w,
+                    const thk_tensor *b, int has_bias, const thk_tensor *out, int8_t *wbuf, int8_t *pad) {
+    uint32_t L = (uint32_t)dw_row_len(p, d->wo), rows = (uint32_t)dw_rows(p, d->ho), n, o, oy, ox;
+    int32_t acc[THK_DW_LANES];
+    for (n = 0; n < d->N; n++)
+        for (o = 0; o < d->O; o++) {
+            const int8_t *plane = (const int8_t *)x->data + (size_t)(n * d->C + o) * d->H * d->W;
+            const int8_t *wk = weight_row(w, o, p->kh * p->kw, wbuf);
+            int64_t bias = thk_bias_at(b, has_bias, o);
+            uint32_t base = (n * d->O + o) * d->ho * d->wo;
+            dw_pad(pad, plane, p, d, L, rows);
+            if (p->sh == 1 && p->sw == 1) { /* lanes across rows: t = oy L + ox up to the last output */
+                uint32_t T = (d->ho - 1) * L + d->wo, t0, t;
+                for (t0 = 0; t0 < T; t0 += THK_DW_LANES) {
+                    uint32_t m = T - t0 < THK_DW_LANES ? T - t0 : THK_DW_LANES;
+                    dw_lanes(acc, pad + t0, wk, p, L, m, 1);
+                    for (t = t0; t < t0 + m;) { /* the lanes of real columns, row by row */
+                        uint32_t row = t / L, col = t - row * L, k;
+                        if (col >= d->wo) { t += L - col; continue; }
+                        k = d->wo - col < t0 + m - t ? d->wo - col : t0 + m - t;
+                        thk_gemm_store(&p->st, p->out32, out, acc + (t - t0), k, base + row * d->wo + col, 1, bias);
+                        t += k;
+                    }
+                }
+                continue;
+            }
+            for (oy = 0; oy < d->ho; oy++)
+                for (ox = 0; ox < d->wo; ox += THK_DW_LANES) {
+                    uint32_t m = d->wo - ox < THK_DW_LANES ? d->wo - ox : THK_DW_LANES;
+                    dw_lanes(acc, pad + (size_t)oy * p->sh * L + (size_t)ox * p->sw, wk, p, L, m, p->sw);
+                    thk_gemm_store(&p->st, p->out32, out, acc, m, base + oy * d->wo + ox, 1, bias);
+                }
+        }
+}
+#endif
+
 /* One input channel per output channel (depthwise): for each output row, every tap adds
  * weight * a strided input row segment to an int32 row (valid ranges precomputed, no bounds
  * checks inside; the host compiler vectorizes it), then the row goes through the output stage. */
@@ -221,6 +331,15 @@ static void conv_depthwise(const thk_conv_params *p, const conv_dims *d, const t
     int32_t *acc = (int32_t *)(void *)scratch;
     uint32_t *xr = (uint32_t *)(acc + d->wo), K = p->kh * p->kw, n, o, oy, i, j, k;
     int8_t *buf = (int8_t *)(xr + 2 * p->kw);
+#if THK_GEMM_DSP
+    if (p->out32 && p->kh == 3 && p->kw == 3 && p->dw == 1 && (p->sw == 1 || p->sw == 2)) {
+        dw3_dsp(p, d, x, w, b, has_bias, out, buf, buf + thk_kpad(K));
+        return;
+    }
+#else
+    dw_host(p, d, x, w, b, has_bias, out, buf, buf + thk_kpad(K));
+    return;
+#endif
     for (j = 0; j < p->kw; j++) tap_range(j, d->W, d->wo, p->sw, p->dw, p->pl, &xr[2 * j], &xr[2 * j + 1]);
     for (n = 0; n < d->N; n++)
         for (o = 0; o < d->O; o++) {

@@ -134,6 +134,23 @@ static thinker_status binary_run(thk_run_ctx *ctx, int kind, binary_fn fn) {
         if (x.dtype == THINKER_INT8 && y.dtype == THINKER_INT8 && out.dtype == THINKER_INT8) {
             const int8_t *a = (const int8_t *)x.data, *b = (const int8_t *)y.data;
             int8_t *o = (int8_t *)out.data;
+            if (fn == combine && kind != BIN_MUL && r.sx >= -23 && r.sx <= 30 && r.sy >= -23 && r.sy <= 30) {
+                /* int8 add/sub, floor_add: combine's integers in int32 arithmetic (|v << 23| and
+                 * v + 2**29 stay inside int32), inlined */
+                int32_t lo = (int32_t)r.lo, hi = (int32_t)r.hi, clo = (int32_t)p->clip_lo, chi = (int32_t)p->clip_hi;
+                for (i = 0; i < out.count; i++) {
+                    int32_t u = a[i], v = b[i];
+                    u = r.sx > 0 ? (u += 1 << (r.sx - 1), u >= 0 ? u >> r.sx : ~(~u >> r.sx)) : u * (1 << -r.sx);
+                    v = r.sy > 0 ? (v += 1 << (r.sy - 1), v >= 0 ? v >> r.sy : ~(~v >> r.sy)) : v * (1 << -r.sy);
+                    u = u < lo ? lo : u; u = u > hi ? hi : u;
+                    v = v < lo ? lo : v; v = v > hi ? hi : v;
+                    u = kind == BIN_SUB ? u - v : u + v;
+                    u = u < lo ? lo : u; u = u > hi ? hi : u;
+                    u = u < clo ? clo : u; u = u > chi ? chi : u;
+                    o[i] = (int8_t)u;
+                }
+                return THINKER_OK;
+            }
             for (i = 0; i < out.count; i++) o[i] = (int8_t)thk_clamp(fn(&r, a[i], b[i]), p->clip_lo, p->clip_hi);
         } else {
             for (i = 0; i < out.count; i++)

@@ -113,6 +113,87 @@ static void dot_block(const uint32_t *wq, const thk_patch *tile, uint32_t r0, ui
     }
 }
 
+/* int8 output of the int32 stage: (acc >> shift) clamped to [lo, hi] (acc already holds
+ * bias + half); SSAT/USAT when the range allows */
+static inline int32_t out8(int32_t acc, int32_t shift, int32_t lo, int32_t hi) {
+    int32_t v = acc >> shift; /* arithmetic on every target with the DSP extension */
+    if (lo == 0) {
+        v = __usat(v, 7);
+    } else {
+        v = __ssat(v, 8);
+        if (v < lo) v = lo;
+    }
+    return v > hi ? hi : v;
+}
+
+void thk_copy_bytes(int8_t *dst, const int8_t *src, uint32_t n) {
+    uint32_t k = 0;
+    for (; k + 4 <= n; k += 4) __builtin_memcpy(dst + k, src + k, 4);
+    for (; k < n; k++) dst[k] = src[k];
+}
+
+void thk_dw3_plane(int8_t *out, const int8_t *pad, uint32_t ho, uint32_t wo, uint32_t row_step,
+                   uint32_t tap_step, const int8_t *w, uint32_t sw, int32_t hb, int32_t shift, int32_t lo,
+                   int32_t hi) {
+    /* per kernel row: (w0, w2) as an int16 pair and w1 */
+    uint32_t p0 = (uint16_t)w[0] | ((uint32_t)(uint16_t)w[2] << 16), m0 = (uint16_t)w[1];
+    uint32_t p1 = (uint16_t)w[3] | ((uint32_t)(uint16_t)w[5] << 16), m1 = (uint16_t)w[4];
+    uint32_t p2 = (uint16_t)w[6] | ((uint32_t)(uint16_t)w[8] << 16), m2 = (uint16_t)w[7];
+    uint32_t m01 = m0 | (m1 << 16), oy, ox, v, e, o;
+    int32_t a0, a1;
+    if (lo < -128) lo = -128;
+    for (oy = 0; oy < ho; oy++, pad += row_step) {
+        const int8_t *r0 = pad, *r1 = pad + tap_step, *r2 = pad + 2u * tap_step;
+        for (ox = 0; ox < wo; ox += 2, out += 2) {
+            a0 = a1 = hb;
+            if (sw == 1) {
+                /* per kernel row: out0 += w0 x0 + w1 x1 + w2 x2, out1 += w0 x1 + w1 x2 + w2 x3 with
+                 * e = (x0, x2), o = (x1, x3): 1 LDR, 2 SXTB16 and 4 multiply-adds for 6 MACs */
+                __asm__(
+                    "ldr %[v], [%[r0]], #2\n\t"
+                    "sxtb16 %[e], %[v]\n\t"
+                    "sxtb16 %[o], %[v], ror #8\n\t"
+                    "smlad %[a0], %[p0], %[e], %[a0]\n\t"
+                    "smlabb %[a0], %[m01], %[o], %[a0]\n\t"
+                    "smlad %[a1], %[p0], %[o], %[a1]\n\t"
+                    "smlabt %[a1], %[m01], %[e], %[a1]\n\t"
+                    "ldr %[v], [%[r1]], #2\n\t"
+                    "sxtb16 %[e], %[v]\n\t"
+                    "sxtb16 %[o], %[v], ror #8\n\t"
+                    "smlad %[a0], %[p1], %[e], %[a0]\n\t"
+                    "smlatb %[a0], %[m01], %[o], %[a0]\n\t"
+                    "smlad %[a1], %[p1], %[o], %[a1]\n\t"
+                    "smlatt %[a1], %[m01], %[e], %[a1]\n\t"
+                    "ldr %[v], [%[r2]], #2\n\t"
+                    "sxtb16 %[e], %[v]\n\t"
+                    "sxtb16 %[o], %[v], ror #8\n\t"
+                    "smlad %[a0], %[p2], %[e], %[a0]\n\t"
+                    "smlabb %[a0], %[m2], %[o], %[a0]\n\t"
+                    "smlad %[a1], %[p2], %[o], %[a1]\n\t"
+                    "smlabt %[a1], %[m2], %[e], %[a1]\n\t"
+                    : [a0] "+r"(a0), [a1] "+r"(a1), [r0] "+r"(r0), [r1] "+r"(r1), [r2] "+r"(r2),
+                      [v] "=&r"(v), [e] "=&r"(e), [o] "=&r"(o)
+                    : [p0] "r"(p0), [p1] "r"(p1), [p2] "r"(p2), [m01] "r"(m01), [m2] "r"(m2)
+                    : "memory");
+            } else {
+                /* stride 2: out1 = w0 x2 + w1 x3 + w2 x4 */
+#define DW_ROW2(R, P, M)                                                                     \
+                v = rd_w(R);                                                                \
+                e = (uint32_t)__sxtb16(v); o = sxtb16_ror8(v);                              \
+                a0 = __smlad((int32_t)P, (int32_t)e, a0); a0 = __smlabb((int32_t)M, (int32_t)o, a0); \
+                a1 = __smlabt((int32_t)P, (int32_t)e, a1); a1 = __smlabt((int32_t)M, (int32_t)o, a1); \
+                a1 = __smlatb((int32_t)P, (int32_t)R[4], a1); R += 4;
+                DW_ROW2(r0, p0, m0)
+                DW_ROW2(r1, p1, m1)
+                DW_ROW2(r2, p2, m2)
+            }
+            out[0] = (int8_t)out8(a0, shift, lo, hi);
+            if (ox + 1 < wo) out[1] = (int8_t)out8(a1, shift, lo, hi);
+        }
+        out -= (wo & 1u); /* an odd row wrote one past its end: step back */
+    }
+}
+
 #else /* portable C */
 
 int8_t *thk_tile_dest(thk_patch *tile, uint32_t r, uint32_t Kp, int8_t *rowbuf) {

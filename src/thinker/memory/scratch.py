@@ -61,8 +61,10 @@ def gemm_scratch(k: int, rows: int) -> int:
 
 def conv_scratch(graph: Graph, node: Node) -> int:
     """Conv1dInt / Conv2dInt: ``conv_scratch`` in executor/src/ops/conv.c: nothing on the
-    generic path; depthwise (group = output channels = input channels): an int32 output row, the kernel
-    columns' tap ranges and one int4 weight row; otherwise the tiled GEMM's scratch."""
+    generic path; depthwise (group = output channels = input channels): an int32 output row,
+    the kernel columns' tap ranges, one int4 weight row and a zero-padded copy of the input
+    rows one channel's outputs read (``dw_rows`` x ``dw_row_len``); otherwise the tiled GEMM's
+    scratch."""
     w = graph.tensors[node.inputs[1]]
     out = graph.tensors[node.outputs[0]]
     if w.data is None:
@@ -75,7 +77,14 @@ def conv_scratch(graph: Graph, node: Node) -> int:
     if not _fast(graph, node, np.asarray(w.data).reshape(O, K)):
         return 0
     if cg == 1 and int(node.attrs.get("group") or 1) == O:
-        return 4 * wo + 8 * kw + _kpad(kh * kw)
+        strides = node.attrs.get("strides") or [1] * spatial
+        dilations = node.attrs.get("dilations") or [1] * spatial
+        sw, dw = int(strides[-1]), int(dilations[-1])
+        sh = int(strides[0]) if spatial == 2 else 1
+        dh = int(dilations[0]) if spatial == 2 else 1
+        row = ((wo + 1) * sw + (kw - 1) * dw + 1 + 3) & ~3  # dw_row_len
+        rows = (ho - 1) * sh + (kh - 1) * dh + 1  # dw_rows
+        return 4 * wo + 8 * kw + _kpad(kh * kw) + rows * row
     return gemm_scratch(K, ho * wo)
 
 
