@@ -3,7 +3,7 @@
 ``build_runner(build_dir)`` cross-compiles the executor and ``executor/probe/m4_runner.c``
 (``make CROSS=arm-none-eabi- CPU=cortex-m4``); ``run(elf, model_bin, input_bytes)`` loads the
 runner's ELF segments, writes the model, the input and the runner's I/O block into emulator RAM,
-runs until the runner's final BKPT and returns the output bytes with the instructions executed
+runs until the runner's final BKPT and returns the outputs' bytes with the instructions executed
 per op (the runner writes the running op's index to its I/O block; every executed basic block
 is attributed to it, counting Thumb-2 instructions by their encoded length).
 """
@@ -72,9 +72,17 @@ def _thumb_count(code: bytes) -> int:
 
 def run(elf_path: str, model_bin: bytes, input_bytes: bytes, output_capacity: int = 1 << 16,
         max_instructions: int = 2_000_000_000) -> tuple[bytes, list[int]]:
-    """(output 0 bytes, instructions executed per op) of one forward on the emulated core."""
-    from unicorn import (UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_INTR, UC_HOOK_MEM_WRITE,
-                         UC_MODE_MCLASS, UC_MODE_THUMB, Uc)
+    """(the outputs' bytes concatenated in order, instructions executed per op) of one forward
+    on the emulated core (input 0 fed)."""
+    from unicorn import (
+        UC_ARCH_ARM,
+        UC_HOOK_BLOCK,
+        UC_HOOK_INTR,
+        UC_HOOK_MEM_WRITE,
+        UC_MODE_MCLASS,
+        UC_MODE_THUMB,
+        Uc,
+    )
     from unicorn.arm_const import UC_ARM_REG_SP
 
     with open(elf_path, "rb") as f:

@@ -5,7 +5,8 @@
  *   io->model, io->model_size   model.bin (16-byte aligned)
  *   io->input, io->input_size   input 0's bytes
  *   io->arena, io->arena_size   RAM the runner carves the memory plan from
- *   io->output                  receives output 0 (io->output_size bytes)
+ *   io->output                  receives the outputs, concatenated in order (io->output_size
+ *                               bytes: the capacity in, the bytes written out)
  *   io->op                      the index of the op running (written before each op; the
  *                               emulator attributes executed instructions by it), then
  *                               0xFFFFFFFF
@@ -74,9 +75,13 @@ void runner_main(void) {
         if ((s = thinker_forward_op(exe, i)) != THINKER_OK) finish(io, s);
     }
     io->op = 0xFFFFFFFFu;
-    if ((s = thinker_get_output(exe, 0, &out, &n)) != THINKER_OK) finish(io, s);
-    if (n > io->output_size) n = io->output_size;
-    memcpy(io->output, out, n);
-    io->output_size = (uint32_t)n;
+    if ((s = thinker_get_output_count(exe, &count)) != THINKER_OK) finish(io, s);
+    for (i = 0, at = 0; i < count; i++) { /* every output, one after the other */
+        if ((s = thinker_get_output(exe, i, &out, &n)) != THINKER_OK) finish(io, s);
+        if (at + n > io->output_size) finish(io, THINKER_ERR_MEMORY);
+        memcpy((uint8_t *)io->output + at, out, n);
+        at += n;
+    }
+    io->output_size = (uint32_t)at;
     finish(io, THINKER_OK);
 }
