@@ -44,6 +44,7 @@ MODELS = [
     ("DS-CNN 1-D (MLPerf streaming WW)", "mlperf-tiny/str_ww_ref_model.tflite"),
 ]
 STATE_KIND = 8  # THINKER_MEM_STATE: the C executor's tables
+POLICIES = ("fast", "fit")  # tpacker --scratch
 LINGER_RESNET18 = ("ResNet-18 (linger, CIFAR-100)",
                    "linger-resnet18/resnet18_cifar100_linger.onnx")
 
@@ -76,19 +77,21 @@ class Ours:
     arenas: int  # planned share-memory + PSRAM
     lower_bound: int
     tables: int  # the C executor's STATE request (its tables; this host build)
+    scratch_free: int  # conv / linear ops planned without scratch (--scratch fit)
 
     @property
     def total(self) -> int:
         return self.arenas + self.tables
 
 
-def pack(model: onnx.ModelProto | str, device: str, workdir: str, name: str) -> Ours:
+def pack(model: onnx.ModelProto | str, device: str, workdir: str, name: str,
+         scratch: str) -> Ours:
     path = model if isinstance(model, str) else os.path.join(workdir, f"{name}.onnx")
     if not isinstance(model, str):
         onnx.save(model, path)
     bin_path = os.path.join(workdir, f"{name}.bin")
     result = Packer(PackOptions(graph_path=path, platform=device, output_path=bin_path,
-                                workspace=os.path.join(workdir, "ws"))).run()
+                                workspace=os.path.join(workdir, "ws"), scratch=scratch)).run()
     with open(bin_path, "wb") as f:
         f.write(result.model_bin)
     arenas = result.plan.arenas
@@ -103,7 +106,8 @@ def pack(model: onnx.ModelProto | str, device: str, workdir: str, name: str) -> 
     assert not plan or asked == planned, f"{name}: C asks {asked}, tpacker planned {planned}"
     part = sram.peak_breakdown
     return Ours(part["activations"], part["scratch"], part["state"], planned,
-                sum(a.lower_bound for a in arenas.values()), plan.get(STATE_KIND, 0))
+                sum(a.lower_bound for a in arenas.values()), plan.get(STATE_KIND, 0),
+                len(result.plan.scratch_free))
 
 
 def ratio(a: int, b: int | None) -> str:
@@ -122,31 +126,44 @@ def main() -> int:
         for k, (label, rel) in enumerate(MODELS):
             tflite = os.path.join(args.data, rel)
             model, _ = twin_from_tflite(tflite)
-            rows.append((label, pack(model, args.device, work, f"m{k}"), tflm_arena(tflite)))
+            tflm = tflm_arena(tflite)
+            for policy in POLICIES:
+                rows.append((label, policy, pack(model, args.device, work, f"m{k}", policy),
+                             tflm))
         label, rel = LINGER_RESNET18
-        rows.append((label, pack(os.path.join(args.data, rel), "venus", work, "r18"), None))
+        for policy in POLICIES:
+            rows.append((label, policy, pack(os.path.join(args.data, rel), "venus", work, "r18",
+                                             policy), None))
 
-    print(f"bytes; thinker packs for {args.device} (ResNet-18: venus); the C executor's tables "
-          "and tflite-micro's tail are this host's (64-bit) builds")
-    print(f"{'':30s} {'--------------------- thinker ---------------------':>62s}  "
+    print(f"bytes; thinker packs for {args.device} (ResNet-18: venus, whose weights are copied "
+          "to PSRAM: in its arenas); the C executor's tables and tflite-micro's tail are this "
+          "host's (64-bit) builds")
+    print("--scratch fast: every conv/linear on its fast path with its scratch; fit: no scratch "
+          "where it would raise the peak (those ops, counted under 'free', run scratch-free)")
+    print(f"{'':37s} {'------------------------- thinker -------------------------':>68s}  "
           f"{'------ tflite-micro ------':>26s}  {'--- ratios ---':>15s}")
-    print(f"{'model':30s} {'activ.':>8s} {'scratch':>8s} {'state':>6s} {'arenas':>8s} "
-          f"{'l.bound':>8s} {'tables':>7s} {'total':>8s}  {'head':>8s} {'tail':>7s} "
-          f"{'total':>8s}  {'ar/head':>7s} {'tot/tot':>7s}")
+    print(f"{'model':33s} {'scr.':>5s} {'activ.':>8s} {'scratch':>8s} {'state':>6s} "
+          f"{'arenas':>9s} {'l.bound':>9s} {'tables':>7s} {'total':>9s} {'free':>4s}  "
+          f"{'head':>8s} {'tail':>7s} {'total':>8s}  {'ar/head':>7s} {'tot/tot':>7s}")
     goals = []
-    for label, o, t in rows:
+    for label, policy, o, t in rows:
         t = t or {}
-        print(f"{label:30s} {o.activations:>8,} {o.scratch:>8,} {o.state:>6,} {o.arenas:>8,} "
-              f"{o.lower_bound:>8,} {o.tables:>7,} {o.total:>8,}  "
-              f"{t.get('head', 0):>8,} {t.get('tail', 0):>7,} {t.get('total', 0):>8,}  "
-              f"{ratio(o.arenas, t.get('head')):>7s} {ratio(o.total, t.get('total')):>7s}")
+        print(f"{label:33s} {policy:>5s} {o.activations:>8,} {o.scratch:>8,} {o.state:>6,} "
+              f"{o.arenas:>9,} {o.lower_bound:>9,} {o.tables:>7,} {o.total:>9,} "
+              f"{o.scratch_free:>4d}  {t.get('head', 0):>8,} {t.get('tail', 0):>7,} "
+              f"{t.get('total', 0):>8,}  {ratio(o.arenas, t.get('head')):>7s} "
+              f"{ratio(o.total, t.get('total')):>7s}")
         if t:
-            goals.append((label, o.arenas <= t["head"], o.total <= t["total"]))
+            goals.append((label, policy, o.arenas <= t["head"], o.total <= t["total"]))
     print("goals (MLPerf Tiny): arenas (activations + scratch) <= tflite-micro head, total <= "
           "tflite-micro total")
-    for label, head_ok, total_ok in goals:
-        print(f"  {label:30s} arenas <= head: {'yes' if head_ok else 'NO'}   total <= total: "
-              f"{'yes' if total_ok else 'NO'}")
+    for policy in POLICIES:
+        met = [g for g in goals if g[1] == policy]
+        print(f"  --scratch {policy}: arenas <= head on {sum(g[2] for g in met)}/{len(met)}, "
+              f"total <= total on {sum(g[3] for g in met)}/{len(met)}"
+              + "".join(f"; {g[0]}: {'ok' if g[2] else 'arenas > head'}, "
+                        f"{'ok' if g[3] else 'total > total'}" for g in met
+                        if not (g[2] and g[3])))
     return 0
 
 

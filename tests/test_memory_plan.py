@@ -31,6 +31,7 @@ from onnx_build import model as onnx_model  # noqa: E402
 from onnx_build import node, value_info  # noqa: E402
 from test_tpacker import pack  # noqa: E402
 from thinker.memory.report import packed_arena_usage, usage  # noqa: E402
+from thinker.memory.scratch import SCRATCH_FREE_PATH  # noqa: E402
 from thinker.resource import format as fmt  # noqa: E402
 from thinker.resource.reader import parse_model  # noqa: E402
 from thinker.resource.writer import PackInput, Placement, write_model  # noqa: E402
@@ -52,6 +53,11 @@ def zoo_packed(tmp_path_factory):
                                    platform="cortex-m")
         out[name] = (result, bin_path)
     return out
+
+
+def fast_onnx(zoo_packed, name: str) -> str:
+    """The exported ONNX model a zoo entry was packed from."""
+    return os.path.join(os.path.dirname(zoo_packed[name][1]), "model.onnx")
 
 
 def _lib():
@@ -100,8 +106,9 @@ def test_the_c_executor_asks_for_exactly_the_plan(name, zoo_packed):
 
 @pytest.mark.parametrize("name", zoo.NAMES)
 def test_each_kernel_needs_exactly_its_planned_scratch(name, zoo_packed):
-    """The C prepare's need equals thinker.memory.scratch: one byte less is refused, naming
-    the op and both sizes."""
+    """The C prepare's need equals thinker.memory.scratch: with one byte less a conv / linear
+    takes its scratch-free path (both readers accept), any other op is refused, naming the op
+    and both sizes (both readers refuse)."""
     result, _ = zoo_packed[name]
     graph = result.graph
     for op, p in sorted(result.plan.scratch.items()):
@@ -110,8 +117,75 @@ def test_each_kernel_needs_exactly_its_planned_scratch(name, zoo_packed):
         data = write_model(graph, PackInput(result.device.id, result.plan.placements,
                                             result.plan.arena_sizes(), scratch=smaller))
         status, message, _ = c_memory_plan(data)
-        assert status == 10, (graph.nodes[op].name, message)  # THINKER_ERR_MEMORY
-        assert graph.nodes[op].name in message and f"{p.size} B" in message
+        node_ = graph.nodes[op]
+        if node_.op_type in SCRATCH_FREE_PATH:
+            assert status == 0, (node_.name, message)
+            parse_model(data, "smaller.bin")
+        else:
+            assert status == 10, (node_.name, message)  # THINKER_ERR_MEMORY
+            assert node_.name in message and f"{p.size} B" in message
+            with pytest.raises(thinker.ThinkerFormatError, match="scratch"):
+                parse_model(data, "smaller.bin")
+
+
+@pytest.mark.parametrize("name", ["resnet8", "ds_cnn", "fc_autoencoder", "mobilenet_v2_se",
+                                  "crnn_kws"])
+def test_without_their_scratch_regions_convs_and_linears_run_scratch_free(name, zoo_packed,
+                                                                           tmp_path):
+    """Dropping every conv / linear region (budget 0): both readers accept, the C kernels take
+    their scratch-free paths and compute numpy's integers."""
+    result, _ = zoo_packed[name]
+    graph = result.graph
+    kept = {op: p for op, p in result.plan.scratch.items()
+            if graph.nodes[op].op_type not in SCRATCH_FREE_PATH}
+    data = write_model(graph, PackInput(result.device.id, result.plan.placements,
+                                        result.plan.arena_sizes(), scratch=kept))
+    path = tmp_path / "free.bin"
+    path.write_bytes(data)
+    _assert_c_equals_numpy(str(path), np.random.default_rng(4))
+    _run_with_canaries(data, np.random.default_rng(4))
+
+
+def _assert_c_equals_numpy(bin_path: str, rng: np.random.Generator) -> None:
+    exe, c_exe = thinker.load(bin_path), thinker.load(bin_path, backend="c")
+    feeds = {}
+    for s in exe.inputs:
+        if s.exponent is None and np.issubdtype(s.dtype, np.integer):  # token ids
+            feeds[s.name] = rng.integers(0, 3, s.shape).astype(s.dtype)
+        elif np.issubdtype(s.dtype, np.integer):
+            info = np.iinfo(s.dtype)
+            feeds[s.name] = rng.integers(info.min, info.max + 1, s.shape).astype(s.dtype)
+        else:
+            feeds[s.name] = rng.standard_normal(s.shape).astype(s.dtype)
+    want, got = exe.run(feeds), c_exe.run(feeds)
+    for key, value in want.items():
+        assert np.array_equal(got[key], value), key
+
+
+@pytest.mark.parametrize("name", ["resnet8", "ds_cnn", "fc_autoencoder", "lstm_vad"])
+def test_scratch_policy_fit_plans_the_activations_lower_bound(name, zoo_packed, tmp_path):
+    """--scratch fit: a conv / linear whose scratch would raise the peak gets none (and runs
+    scratch-free): the arena is the lower bound of everything else (activations, recurrent
+    ops' scratch), the C executor asks for exactly it and computes numpy's integers."""
+    from thinker.memory.lifetimes import lower_bound
+
+    fast, _ = zoo_packed[name]
+    result, bin_path, _ = pack(tmp_path, onnx.load(fast_onnx(zoo_packed, name)), name,
+                               platform="cortex-m", scratch="fit")
+    sram = result.plan.arenas[fmt.MEM_SRAM]
+    # everything but the scratch of kernels with a scratch-free path (recurrent ops keep theirs)
+    others = [b for b in result.plan.lifetimes.buffers if b.kind == fmt.MEM_SRAM and (
+        b.scratch_op < 0 or result.graph.nodes[b.scratch_op].op_type not in SCRATCH_FREE_PATH)]
+    assert sram.size == sram.lower_bound == lower_bound(others, len(result.graph.nodes))
+    assert sram.size <= fast.plan.arenas[fmt.MEM_SRAM].size
+    assert all(result.graph.nodes[i].op_type in SCRATCH_FREE_PATH
+               for i in result.plan.scratch_free)
+    assert not set(result.plan.scratch_free) & set(result.plan.scratch)
+    status, message, asked = c_memory_plan(result.model_bin)
+    assert status == 0, message
+    assert asked[fmt.MEM_SRAM] == sram.size
+    _assert_c_equals_numpy(bin_path, np.random.default_rng(9))
+    _run_with_canaries(result.model_bin, np.random.default_rng(9))
 
 
 def _run_with_canaries(data: bytes, rng: np.random.Generator) -> None:

@@ -545,18 +545,21 @@ thinker_status thk_op_error(thinker_message *msg, const thk_op *op, thinker_stat
     return status;
 }
 
-/* The planned scratch region of op `index` (records are sorted by op; *next walks them):
- * the kernel's need (its prepare step; Python twin thinker/memory/scratch.py) must fit. */
-static thinker_status bind_scratch(thinker_model *m, thk_op *op, uint32_t index, uint32_t need,
-                                   uint32_t *next, thinker_message *msg) {
-    char a[12], b[12], text[sizeof msg->text];
-    const uint8_t *r = NULL;
-    uint32_t size = 0;
+/* The planned scratch region of op `index`, or NULL (records are sorted by op; *next walks
+ * them). */
+static const uint8_t *scratch_record(const thinker_model *m, uint32_t index, uint32_t *next) {
     while (*next < m->n_scratch && thk_rd32(m->scratch_records + 16u * *next) < index) (*next)++;
-    if (*next < m->n_scratch && thk_rd32(m->scratch_records + 16u * *next) == index) {
-        r = m->scratch_records + 16u * *next;
-        size = thk_rd32(r + 12);
-    }
+    if (*next < m->n_scratch && thk_rd32(m->scratch_records + 16u * *next) == index)
+        return m->scratch_records + 16u * *next;
+    return NULL;
+}
+
+/* The kernel's need (its prepare step; Python twin thinker/memory/scratch.py) must fit its
+ * planned region `r`. */
+static thinker_status bind_scratch(thk_op *op, const thinker_model *m, const uint8_t *r, uint32_t need,
+                                   thinker_message *msg) {
+    char a[12], b[12], text[sizeof msg->text];
+    uint32_t size = r ? thk_rd32(r + 12) : 0;
     if (need > size) {
         if (!msg) return THINKER_ERR_MEMORY;
         thk_msg(msg, "needs ", thk_utoa(need, a), " B of kernel scratch; model.bin plans ");
@@ -575,6 +578,7 @@ static thinker_status bind_scratch(thinker_model *m, thk_op *op, uint32_t index,
 thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *msg) {
     thk_op tmp;
     uint32_t i, k, next = 0;
+    const uint8_t *record;
     thinker_status s;
     cursor c;
     m->scratch_needed = 0;
@@ -620,11 +624,13 @@ thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *m
         s = thk_check_op_rules(m, op, msg);
         if (s != THINKER_OK) return s;
         needs.scratch = 0;
+        record = scratch_record(m, i, &next);
+        needs.budget = record ? thk_rd32(record + 12) : 0;
         s = op->def->prepare(m, op, &needs, msg);
         if (s != THINKER_OK) return s;
         if (needs.scratch > m->scratch_needed) m->scratch_needed = needs.scratch;
         if (needs.scratch) {
-            s = bind_scratch(m, op, i, needs.scratch, &next, msg);
+            s = bind_scratch(op, m, record, needs.scratch, msg);
             if (s != THINKER_OK) return s;
         }
     }

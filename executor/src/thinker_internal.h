@@ -147,6 +147,9 @@ typedef struct thk_op thk_op;
 /* What an op's prepare step reports besides its params. */
 typedef struct {
     uint32_t scratch; /* bytes of kernel workspace needed by run */
+    uint32_t budget;  /* in: the op's planned scratch region (model.bin section 9; 0 without
+                         one); conv and linear take their scratch-free path when their fast
+                         path needs more (twin: thinker.memory.scratch.op_scratch) */
 } thk_needs;
 
 typedef struct {

@@ -70,6 +70,8 @@ class PackOptions:
     workspace: str = "workspace"
     planners: list[str] | None = None
     export_config: str | None = None
+    # kernel scratch: fast | fit | auto (fast unless that does not fit; docs/memory.md)
+    scratch: str = "auto"
 
     @classmethod
     def from_json(cls, text: str, where: str) -> PackOptions:
@@ -105,6 +107,8 @@ class PackOptions:
                 raise bad(key, "a string")
         if self.isstream is not None and self.isstream not in ("split_h", "split_w"):
             raise bad("isstream", "split_h or split_w (or null)")
+        if self.scratch not in ("auto", "fast", "fit"):
+            raise bad("scratch", "auto, fast or fit")
         for key in ("device_file", "export_config"):
             if getattr(self, key) is not None and not isinstance(getattr(self, key), str):
                 raise bad(key, "a string (or null)")
@@ -512,9 +516,18 @@ class Packer:
         if graph.streams:  # a stream's history is never reused: it lives across calls
             planned = graph.copy()
             planned.outputs += [h for h, _ in graph.streams]
-        plan = plan_memory(planned, device.alignment, device.constants_kind, threshold,
-                           overrides, o.planners)
         limits = self._limits(device)
+
+        def planned_with(policy: str) -> MemoryPlan:
+            return plan_memory(planned, device.alignment, device.constants_kind, threshold,
+                               overrides, o.planners, policy)
+
+        plan = planned_with("fit" if o.scratch == "fit" else "fast")
+        if o.scratch == "auto" and any(a.size > limits.get(k, 0) for k, a in plan.arenas.items()):
+            plan = planned_with("fit")  # scratch-free kernels where scratch raises the peak
+            self.notices.append(f"--scratch auto: the fast kernels' scratch does not fit; "
+                                f"{len(plan.scratch_free)} conv/linear op(s) run their "
+                                "scratch-free path")
         problems = []
         for kind, arena in plan.arenas.items():
             limit = limits.get(kind, 0)
@@ -531,6 +544,8 @@ class Packer:
         sram = plan.arenas.get(fmt.MEM_SRAM)
         detail = (f"share-memory {sram.size:,} B (lower bound {sram.lower_bound:,} B, "
                   f"{sram.planner})" if sram else "no share-memory arena")
+        if plan.scratch_free:
+            detail += f"; {len(plan.scratch_free)} op(s) scratch-free"
         return plan, detail
 
     def _write_report(self, report: ReportData):

@@ -148,6 +148,10 @@ static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs
     p->fast = x.dtype == THINKER_INT8 && (w.dtype == THINKER_INT8 || w.dtype == THINKER_INT4) && p->st.acc32;
     p->out32 = p->fast && thk_gemm_out32(&p->st, &out, wsum, &b, has_bias);
     scratch = conv_scratch(p, cg, O, (uint64_t)ho, (uint64_t)wo);
+    if (scratch > needs->budget) { /* planned without it (tpacker --scratch fit): the scratch-free path */
+        p->fast = p->out32 = 0;
+        scratch = 0;
+    }
     if (scratch > 0x7FFFFFF0u) THK_BAD("layer too large for the scratch buffer");
     needs->scratch = (uint32_t)scratch;
     return THINKER_OK;

@@ -50,6 +50,10 @@ thinker_status thk_linear_prepare(const thinker_model *m, thk_op *op, thk_needs 
     p->group = d.trans_b; /* remembered for run */
     /* fast: the GEMM tile over the input rows (thinker.memory.scratch.linear_scratch twins it) */
     scratch = p->fast ? thk_gemm_scratch(d.in_f, d.in_f ? x.count / d.in_f : 0) : 0;
+    if (scratch > needs->budget) { /* planned without it (tpacker --scratch fit): the scratch-free path */
+        p->fast = p->out32 = 0;
+        scratch = 0;
+    }
     if (scratch > 0x7FFFFFF0u) THK_BAD("layer too large for the scratch buffer");
     needs->scratch = (uint32_t)scratch;
     return THINKER_OK;

@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold4", type=int_at_least(0), metavar="BYTES",
                    help="activations larger than this go to PSRAM (default: the device's "
                         "share-memory size)")
+    p.add_argument("--scratch", default=None, choices=["auto", "fast", "fit"],
+                   help="kernel scratch: fast (every conv/linear on its fast path, its scratch "
+                        "planned), fit (no scratch where it would raise the memory peak: those "
+                        "ops run their scratch-free path, same integers, slower), auto (fast "
+                        "unless that does not fit the device; default); docs/memory.md")
     p.add_argument("--inputs", nargs="+", metavar="NAME", help="cut: these tensors become the "
                    "graph inputs (space- or comma-separated)")
     p.add_argument("--outputs", nargs="+", metavar="NAME", help="cut: these tensors become the "
@@ -127,7 +132,7 @@ def options_from_args(args: argparse.Namespace):
     for key in ("graph_path", "output_path", "platform", "device_file", "ramsize", "psramsize",
                 "memory", "threshold1", "threshold2", "threshold3", "threshold4", "inputs",
                 "outputs", "dynamic_shape", "isstream", "keep_quant", "skip", "dump", "workspace",
-                "export_config"):
+                "export_config", "scratch"):
         value = getattr(args, key)
         if value is not None:
             setattr(options, key, value)

@@ -18,11 +18,13 @@ from thinker.memory.lifetimes import (
     Buffer,
     Lifetimes,
     compute_lifetimes,
+    live_bytes,
     lower_bound,
     peak_step,
     scratch_buffers,
 )
 from thinker.memory.planners import PLANNERS, arena_size
+from thinker.memory.scratch import SCRATCH_FREE_PATH
 from thinker.resource import format as fmt
 from thinker.resource.writer import Placement
 from thinker.resource.writer import _int4_weights as int4_weights
@@ -52,6 +54,9 @@ class MemoryPlan:
     constant_kind: dict[str, int] = field(default_factory=dict)
     # op index -> its kernel scratch region (kind, offset, exact bytes the kernel needs)
     scratch: dict[int, Placement] = field(default_factory=dict)
+    scratch_policy: str = "fast"
+    # ops planned without scratch (policy "fit"): their kernels take the scratch-free path
+    scratch_free: list[int] = field(default_factory=list)
 
     def buffer_offset(self, b: Buffer) -> int:
         if b.scratch_op >= 0:
@@ -85,16 +90,24 @@ def _aligned(nbytes: int, alignment: int) -> int:
     return max(alignment, (nbytes + alignment - 1) // alignment * alignment)
 
 
+SCRATCH_POLICIES = ("fast", "fit")
+
+
 def plan_memory(graph: Graph, alignment: int, constants_default: int,
                 sram_threshold: int | None = None, overrides: dict[str, int] | None = None,
-                planners: list[str] | None = None) -> MemoryPlan:
+                planners: list[str] | None = None, scratch_policy: str = "fast") -> MemoryPlan:
+    """``scratch_policy``: "fast" plans every kernel's fast-path scratch; "fit" gives none to a
+    conv / linear whose scratch would raise its arena above the lower bound of everything
+    else (it then runs its scratch-free path; docs/memory.md)."""
+    if scratch_policy not in SCRATCH_POLICIES:
+        raise ThinkerInputError(f"scratch policy '{scratch_policy}': expected one of "
+                                f"{', '.join(SCRATCH_POLICIES)}")
     overrides = overrides or {}
     life = compute_lifetimes(graph)
     steps = life.steps
     stream_tensors = {t for pair in graph.streams for t in pair}
     for b in life.buffers:
         b.state = any(t in stream_tensors for t in b.tensors)
-    life.buffers += scratch_buffers(graph)
     for b in life.buffers:
         kinds = {overrides[t] for t in b.tensors if t in overrides}
         if len(kinds) > 1:
@@ -102,9 +115,6 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
                                     "were given different memories")
         if kinds:
             b.kind = kinds.pop()
-        elif b.scratch_op >= 0:  # kernel scratch: fast memory unless it is very large
-            b.kind = fmt.MEM_PSRAM if sram_threshold is not None and \
-                b.nbytes > sram_threshold else fmt.MEM_SRAM
         elif sram_threshold is not None and b.nbytes > sram_threshold:
             b.kind = fmt.MEM_PSRAM
         else:
@@ -129,6 +139,20 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
             continue
         b = Buffer(-1, [name], nbytes, -1, steps, kind, _aligned(nbytes, alignment), fixed=True)
         const_buffers.append(b)
+
+    scratch_free = []
+    for b in scratch_buffers(graph):  # kernel scratch: fast memory unless it is very large
+        b.kind = fmt.MEM_PSRAM if sram_threshold is not None and b.nbytes > sram_threshold \
+            else fmt.MEM_SRAM
+        b.size = _aligned(b.nbytes, alignment)
+        node = graph.nodes[b.scratch_op]
+        if scratch_policy == "fit" and node.op_type in SCRATCH_FREE_PATH:
+            others = [o for o in life.buffers + const_buffers if o.kind == b.kind]
+            live = live_bytes(others, steps)
+            if int(live[b.first + 1]) + b.size > int(live.max(initial=0)):
+                scratch_free.append(b.scratch_op)  # planned without: the scratch-free path
+                continue
+        life.buffers.append(b)
 
     placements: dict[str, Placement] = {}
     scratch: dict[int, Placement] = {}
@@ -155,7 +179,8 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
             kind, sizes[chosen], lower_bound(group, steps), sum(b.size for b in group), chosen,
             sizes, peak, _breakdown([b for b in group if b.first <= peak <= b.last]),
             max((b.size for b in group if b.scratch_op >= 0), default=0))
-    return MemoryPlan(placements, arenas, alignment, life, flash_bytes, constant_kind, scratch)
+    return MemoryPlan(placements, arenas, alignment, life, flash_bytes, constant_kind, scratch,
+                      scratch_policy, scratch_free)
 
 
 def role(b: Buffer) -> str:

@@ -84,6 +84,8 @@ def to_json(data: ReportData) -> str:
         "model": data.model, "device": data.device.name, "macs": data.macs,
         "ops": len(data.graph.nodes), "alignment": data.plan.alignment,
         "memory": usage(data), "tensors": tensor_rows(data), "scratch": scratch_rows(data),
+        "scratch_policy": data.plan.scratch_policy,
+        "scratch_free": [data.graph.nodes[i].name for i in data.plan.scratch_free],
         "parameters": parameters_per_op(data.graph),
         "rewrites": list(data.rewrites or []),
     }, indent=1)
@@ -110,6 +112,10 @@ def to_text(data: ReportData) -> str:
     for r in tensor_rows(data):
         lines.append(f"{r['name'][:40]:40s} {r['memory']:13s} {r['offset']:>10,} "
                      f"{r['size']:>10,}  [{r['first']}, {r['last']}]")
+    if data.plan.scratch_free:
+        names = ", ".join(data.graph.nodes[i].name for i in data.plan.scratch_free)
+        lines.append(f"  scratch-free kernels (planned without scratch, policy "
+                     f"{data.plan.scratch_policy}): {names}")
     rows = scratch_rows(data)
     if rows:
         lines += ["", f"{'kernel scratch of op':40s} {'memory':13s} {'offset':>10s} "

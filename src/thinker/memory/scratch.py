@@ -151,7 +151,18 @@ SCRATCH: dict[str, Callable[[Graph, Node], int]] = {
 }
 
 
-def op_scratch(graph: Graph, node: Node) -> int:
-    """Bytes of C kernel scratch ``node`` needs while it runs (0 for most ops)."""
+# ops whose C kernel has a scratch-free path computing the same integers (int64 accumulators,
+# generic loads: ``p->fast = 0`` in conv.c / linear.c), taken when the planned region (the
+# op's budget in model.bin section 9) is smaller than its fast path's need
+SCRATCH_FREE_PATH = frozenset({"Conv1dInt", "Conv2dInt", "LinearInt"})
+
+
+def op_scratch(graph: Graph, node: Node, budget: int | None = None) -> int:
+    """Bytes of C kernel scratch ``node`` needs while it runs (0 for most ops). ``budget``:
+    the bytes planned for it (None: unlimited); a kernel with a scratch-free path takes it,
+    needing 0, when its fast path needs more (the C prepare's ``needs->budget`` rule)."""
     fn = SCRATCH.get(node.op_type)
-    return fn(graph, node) if fn else 0
+    need = fn(graph, node) if fn else 0
+    if budget is not None and need > budget and node.op_type in SCRATCH_FREE_PATH:
+        return 0
+    return need

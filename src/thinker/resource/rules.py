@@ -619,13 +619,14 @@ def _overlap_problem(model) -> str | None:
 def scratch_problem(model, graph: Graph) -> str | None:
     """Every op whose C kernel needs scratch (``thinker.memory.scratch``, the twins of the C
     prepare steps) has a planned region at least that large (section 9), as the C executor
-    checks at init; None when all fit."""
+    checks at init (a conv / linear planned with less takes its scratch-free path); None when
+    all fit."""
     from thinker.errors import name as shown
     from thinker.memory.scratch import op_scratch
 
     recorded = {op: size for op, _kind, _offset, size in getattr(model, "scratch", [])}
     for i, node in enumerate(graph.nodes):
-        need = op_scratch(graph, node)
+        need = op_scratch(graph, node, budget=recorded.get(i, 0))
         if need > recorded.get(i, 0):
             return (f"op {i} {shown(node.op_type)} '{shown(node.name)}': its kernel needs "
                     f"{need} B of scratch; model.bin plans {recorded.get(i, 0)} B (re-pack the "
