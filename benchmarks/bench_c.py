@@ -4,9 +4,11 @@
    with --gc-sections behind a probe that calls the whole API: with every op, and with only the
    ops of the ResNet-8 twin (make OPS_FROM=model.bin). Goals: <= 64 KiB and <= 24 KiB of text.
 2. Host latency at batch 1 of the MLPerf Tiny architectures (ResNet-8, DS-CNN,
-   MobileNetV1-0.25): the C executor and the numpy executor run thinker twins built from the
-   .tflite files' layer shapes (benchmarks/mlperf_models.py); tflite-micro (reference kernels)
-   runs the .tflite files themselves. All single-threaded.
+   MobileNetV1-0.25, the FC autoencoder): the C executor and the numpy executor run thinker
+   twins built from the .tflite files' layer shapes (benchmarks/mlperf_models.py); tflite-micro
+   (reference kernels) runs the .tflite files themselves. All single-threaded, the three in
+   alternating rounds; min and median of the repeated runs (the machines are noisy). The host
+   library is built for the machine's own CPU (executor/Makefile HOST_ARCH=-march=native).
 
     python benchmarks/bench_c.py [--data ../shared/data] [--repeat 30]
 """
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -29,6 +32,8 @@ EXECUTOR = os.path.join(ROOT, "executor")
 sys.path.insert(0, HERE)
 
 from mlperf_models import MLPERF, twin_from_tflite  # noqa: E402
+
+MODELS = {**MLPERF, "FC autoencoder": "ad01_int8.tflite"}
 
 SIZE_GOALS = {"all ops": 64 * 1024, "ResNet-8 ops": 24 * 1024}
 
@@ -68,17 +73,18 @@ def arm_text_size(build_dir: str, *make_args: str) -> int | None:
     return int(out.splitlines()[1].split()[0])
 
 
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm up (page faults, lazy preparation)
+def timed(fn, repeat: int) -> list[float]:
+    """Milliseconds of `repeat` calls after a warm-up call (page faults, lazy preparation)."""
+    fn()
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
 
 
-def tflm_ms(path: str, repeat: int) -> float:
+def tflm_runner(path: str):
     from tflite_micro.python.tflite_micro import runtime
 
     interp = runtime.Interpreter.from_file(path)
@@ -90,16 +96,26 @@ def tflm_ms(path: str, repeat: int) -> float:
         interp.invoke()
         interp.get_output(0)
 
-    return median_ms(once, repeat)
+    return once
 
 
-def thinker_ms(model_bin: str, backend: str, repeat: int) -> float:
+def thinker_runner(model_bin: str, backend: str):
     import thinker
 
     exe = thinker.load(model_bin, backend=backend)
     spec = exe.inputs[0]
     feeds = {spec.name: np.random.default_rng(0).integers(-128, 128, spec.shape).astype(spec.dtype)}
-    return median_ms(lambda: exe.run(feeds), repeat)
+    return lambda: exe.run(feeds)
+
+
+def latencies(runners: dict, repeat: int, rounds: int = 5) -> dict[str, tuple[float, float]]:
+    """(min, median) ms per runner, the runners taking turns in `rounds` rounds."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    per_round = max(1, repeat // rounds)
+    for _ in range(rounds):
+        for name, fn in runners.items():
+            times[name] += timed(fn, per_round)
+    return {name: (float(np.min(t)), float(np.median(t))) for name, t in times.items()}
 
 
 def table(rows: list[list[str]]) -> str:
@@ -112,7 +128,7 @@ def table(rows: list[list[str]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=default_data(), help="shared data folder")
-    parser.add_argument("--repeat", type=int, default=30, help="timed runs per model")
+    parser.add_argument("--repeat", type=int, default=50, help="timed runs per model and runner")
     args = parser.parse_args()
     mlperf = os.path.join(args.data, "mlperf-tiny")
     subprocess.run(["make", "-C", EXECUTOR], check=True, capture_output=True)
@@ -125,7 +141,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         bins = {name: pack_twin(os.path.join(mlperf, f), tmp, name.replace(" ", "_"))
-                for name, f in MLPERF.items()}
+                for name, f in MODELS.items()}
 
         print("Code size, Cortex-M4 (-Os -mthumb), executor + libc/libgcc helpers it links")
         sizes = {"all ops": arm_text_size(os.path.join(tmp, "m4-all")),
@@ -142,19 +158,24 @@ def main() -> int:
         print(table(rows))
         print()
 
-        print(f"Host latency, batch 1, median of {args.repeat} runs (ms); ratios = other / C")
+        print(f"Host latency, batch 1, {args.repeat} runs each (ms, min / median); ratios = "
+              f"other / C on medians; {os.cpu_count()} cores, one thread used")
         rows = [["model", "C executor", "numpy executor", "tflite-micro (ref)", "numpy/C",
                  "tflm/C"]]
-        for name, f in MLPERF.items():
-            c = thinker_ms(bins[name], "c", args.repeat)
-            npy = thinker_ms(bins[name], "numpy", args.repeat)
-            try:
-                tf = tflm_ms(os.path.join(mlperf, f), args.repeat)
-                tf_cells = [f"{tf:.3f}", f"{tf / c:.2f}x"]
-            except ImportError:
+        for name, f in MODELS.items():
+            runners = {"c": thinker_runner(bins[name], "c"),
+                       "numpy": thinker_runner(bins[name], "numpy")}
+            with contextlib.suppress(ImportError):
+                runners["tflm"] = tflm_runner(os.path.join(mlperf, f))
+            t = latencies(runners, args.repeat)
+            c, npy = t["c"], t["numpy"]
+            if "tflm" in t:
+                tf = t["tflm"]
+                tf_cells = [f"{tf[0]:.3f} / {tf[1]:.3f}", f"{tf[1] / c[1]:.2f}x"]
+            else:
                 tf_cells = ["n/a (pip install tflite-micro)", "-"]
-            rows.append([name, f"{c:.3f}", f"{npy:.3f}", tf_cells[0], f"{npy / c:.2f}x",
-                         tf_cells[1]])
+            rows.append([name, f"{c[0]:.3f} / {c[1]:.3f}", f"{npy[0]:.3f} / {npy[1]:.3f}",
+                         tf_cells[0], f"{npy[1] / c[1]:.2f}x", tf_cells[1]])
         print(table(rows))
         print("\nthinker twins: same layer shapes/strides/pads as the .tflite files, random int8 "
               "weights; the final SOFTMAX runs only in tflite-micro.")
