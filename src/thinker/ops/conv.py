@@ -184,18 +184,28 @@ def _shifted_taps(x: np.ndarray, g: Geometry2d, ho: int, wo: int,
     return _Shifts(_phase_planes(x, g, scratch).reshape(c, -1), offsets, (n, hq, wq))
 
 
-def _copy_shifts(rows: np.ndarray, shifts: _Shifts, start: int, count: int) -> None:
+def _copy_shifts(rows: np.ndarray, shifts: _Shifts, start: int, count: int,
+                 slab: np.ndarray | None = None) -> None:
     """rows[:, t, :count] = flat[:, start + offsets[t]:][:count]. Past a row's end come the
     next row's values or zeros: either only feeds outputs outside the valid corner, which are
     cut away. With ``steps`` one copy takes every offset (a strided view of overlapping rows),
-    saving a numpy call per kernel offset."""
+    saving a numpy call per kernel offset. ``slab`` ([C, >= count + max(offsets)], rows'
+    dtype): the block's span of the integer planes is converted into it once, so the kh*kw
+    overlapping copies move floats (about half the time of converting each one)."""
     flat, offsets = shifts.flat, shifts.offsets
     if shifts.steps is not None and len(offsets) > 1:
         c, (kh, kw, row, col), item = flat.shape[0], shifts.steps, flat.itemsize
         # np.ndarray over the buffer, not as_strided: same view, a few us less per call
-        view = np.ndarray((c, kh, kw, count), flat.dtype, buffer=shifts.buffer,
-                          offset=start * item,
-                          strides=(flat.strides[0], row * item, col * item, item))
+        if slab is not None:
+            span = count + offsets[-1]  # the buffer's zero tail holds the last channel's reads
+            slab[:, :span] = np.ndarray((c, span), flat.dtype, buffer=shifts.buffer,
+                                        offset=start * item, strides=(flat.strides[0], item))
+            src, item, at = slab, slab.itemsize, 0
+        else:
+            src, at = shifts.buffer, start * item
+        view = np.ndarray((c, kh, kw, count), src.dtype, buffer=src, offset=at,
+                          strides=(src.strides[0] if slab is not None else flat.strides[0],
+                                   row * item, col * item, item))
         rows[:, :, :count].reshape(c, kh, kw, count)[...] = view
         return
     end = flat.shape[1]
@@ -255,10 +265,13 @@ def _gemm_conv_blocked(x: np.ndarray, g: Geometry2d, ho: int, wo: int, w: np.nda
         cols[k] = 1
     rows = cols[:k].reshape(c, len(offsets), block)
     acc, _ = scratch.zeros("acc_block", (o, block), fdt)
+    slab = None
+    if shifted.steps is not None and len(offsets) > 1:
+        slab, _ = scratch.zeros("slab_block", (c, block + offsets[-1]), fdt)
     out = np.empty((o, total), dtype=stage.out_dtype)
     for start in range(0, total, block):
         m = min(block, total - start)
-        _copy_shifts(rows, shifted, start, m)
+        _copy_shifts(rows, shifted, start, m, slab)
         np.matmul(w, cols[:, :m], out=acc[:, :m])
         stage.finish_folded(acc[:, :m], out[:, start:start + m])
     return out.reshape(o, *grid)[:, :, :ho, :wo]
