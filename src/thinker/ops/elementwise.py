@@ -7,6 +7,8 @@ saturating add (sub) (qmath.rescaled_sum). iqMul: the product at qx + qy rescale
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from thinker import qmath
@@ -102,7 +104,8 @@ class _SumKernel:
     ``rescale_into``, then the add in ``work``) with the saturation to ``bits`` and a fused
     clip merged into one clip (``clip(clip(v, a, b), c, d) == clip(v, max(a, c), min(b, d))``
     when the ranges meet), computed in the inputs' memory order (convs return transposed
-    views) with per-thread temporaries: no strided traversal, no fresh work arrays."""
+    views), a few leading-axis slices at a time through small per-thread work arrays: no
+    activation-sized temporaries (page faults, and resident if kept), cache-sized passes."""
 
     def __init__(self, subtract: bool, qx: int, qy: int, qo: int, bits: int, work, dtype,
                  in_dtypes: list, clip: tuple[int, int] | None):
@@ -130,17 +133,26 @@ class _SumKernel:
     def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         perm, inverse = self._order(x)
         xv, yv = x.transpose(perm), y.transpose(perm)
-        merged, _ = self.scratch.zeros("merged", xv.shape, self.work)
-        a = xv if self.keep[0] else qmath.rescale_into(xv, self.qx - self.qo, self.bits, merged)
-        if self.keep[1]:
-            b = yv
-        else:
-            b = qmath.rescale_into(yv, self.qy - self.qo, self.bits,
-                                   self.scratch.zeros("rescaled_y", yv.shape, self.work)[0])
-        (np.subtract if self.subtract else np.add)(a, b, out=merged, dtype=self.work)
         out = np.empty(xv.shape, self.dtype)
-        _clip(merged, *self.range, out=out, casting="unsafe")
-        return out.transpose(inverse)
+        if not xv.ndim:
+            xv, yv, out = xv[None], yv[None], out[None]
+        step = max(1, SUM_CHUNK // max(1, math.prod(xv.shape[1:])))
+        shape = (min(step, xv.shape[0]), *xv.shape[1:])
+        merged, _ = self.scratch.zeros("merged", shape, self.work)
+        rescaled_y = None if self.keep[1] else self.scratch.zeros("y", shape, self.work)[0]
+        combine = np.subtract if self.subtract else np.add
+        for i in range(0, xv.shape[0], step):
+            xs, ys = xv[i:i + step], yv[i:i + step]
+            m = merged[:xs.shape[0]]
+            a = xs if self.keep[0] else qmath.rescale_into(xs, self.qx - self.qo, self.bits, m)
+            b = ys if rescaled_y is None else \
+                qmath.rescale_into(ys, self.qy - self.qo, self.bits, rescaled_y[:xs.shape[0]])
+            combine(a, b, out=m, dtype=self.work)
+            _clip(m, *self.range, out=out[i:i + step], casting="unsafe")
+        return out.reshape(x.transpose(perm).shape).transpose(inverse)
+
+
+SUM_CHUNK = 1 << 16  # elements per step of _SumKernel (its work arrays stay in L2)
 
 
 def _moded(op_type: str, mode: str):
