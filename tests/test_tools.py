@@ -150,8 +150,13 @@ def test_report_describes_a_model_bin_without_running_it(packed_cnn):
 
 
 def test_report_shows_a_bad_crc(packed_cnn):
+    import struct
+
     data = bytearray((packed_cnn / "cnn.bin").read_bytes())
-    data[-1] ^= 0xFF
+    count, table = struct.unpack_from("<II", data, 16)
+    sections = {k: off for k, off, _, _ in (struct.unpack_from("<IIII", data, table + 16 * i)
+                                           for i in range(count))}
+    data[sections[5]] ^= 0xFF  # a weight byte: the records stay valid, the CRC does not
     (packed_cnn / "crc.bin").write_bytes(bytes(data))
     r = thinker_cli("report", "crc.bin", cwd=packed_cnn)
     assert "CRC BAD (stored" in r.stdout + r.stderr
