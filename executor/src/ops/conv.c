@@ -630,20 +630,19 @@ thinker_status thk_conv_transpose2d_prepare(const thinker_model *m, thk_op *op, 
         }
     s = thk_outstage_prepare(m, op, &x, best, has_bias ? &b : NULL, O, "scale_w", &out, &p->st, msg);
     if (s != THINKER_OK) return s;
-    if ((uint64_t)ho * wo * 8u > 0x7FFFFFF0u) THK_BAD("layer too large for the scratch buffer");
-    needs->scratch = (uint32_t)(ho * wo * 8);
+    (void)needs; /* no scratch (thinker.memory.scratch.conv_transpose_scratch) */
     return THINKER_OK;
 }
 
-/* Each input pixel scatters x * kernel into the output: output (oy, ox) receives input (iy, ix)
- * through tap (i, j) when oy = iy*sh + i*dh - pt and ox = ix*sw + j*dw - pl. */
+/* Each output gathers what the inputs scatter into it: output (oy, ox) receives input (iy, ix)
+ * through tap (i, j) when oy = iy*sh + i*dh - pt and ox = ix*sw + j*dw - pl. One exact int64
+ * sum per output: no scratch. */
 thinker_status thk_conv_transpose2d_run(thk_run_ctx *ctx) {
     const thinker_model *m = ctx->model;
     const thk_op *op = ctx->op;
     const thk_conv_params *p = &op->p.conv;
     thk_tensor x, w, b, out;
-    uint32_t N, C, H, W, O, og, cpg, ho, wo, n, o, c, i, j, iy, ix;
-    int64_t *acc = (int64_t *)(void *)ctx->scratch;
+    uint32_t N, C, H, W, O, og, cpg, ho, wo, n, o, c, i, j, oy, ox, idx = 0;
     int has_bias;
     thk_op_input(m, op, 0, &x);
     thk_op_input(m, op, 1, &w);
@@ -654,33 +653,23 @@ thinker_status thk_conv_transpose2d_run(thk_run_ctx *ctx) {
     O = out.dims[1]; ho = out.dims[2]; wo = out.dims[3];
     cpg = C / p->group;
     for (n = 0; n < N; n++)
-        for (o = 0; o < O; o++) {
-            uint32_t g = o / og, ol = o % og, q;
-            int64_t bias = thk_bias_at(&b, has_bias, o);
-            memset(acc, 0, (size_t)ho * wo * sizeof *acc);
-            for (c = g * cpg; c < (g + 1) * cpg; c++) {
-                uint32_t at = (n * C + c) * H * W;
-                for (i = 0; i < p->kh; i++)
-                    for (j = 0; j < p->kw; j++) {
-                        int64_t wv = thk_load_int(w.data, w.dtype, ((c * og + ol) * p->kh + i) * p->kw + j);
-                        int64_t offx = (int64_t)j * p->dw - p->pl;
-                        int64_t ix0, ix1;
-                        if (!wv) continue;
-                        /* 0 <= ix*sw + offx < wo */
-                        ix0 = offx >= 0 ? 0 : ((uint32_t)-offx + p->sw - 1) / p->sw;
-                        ix1 = (int64_t)wo - 1 - offx < 0 ? 0 : (uint32_t)((int64_t)wo - 1 - offx) / p->sw + 1;
-                        if (ix1 > (int64_t)W) ix1 = W;
-                        for (iy = 0; iy < H; iy++) {
-                            int64_t oy = (int64_t)iy * p->sh + (int64_t)i * p->dh - p->pt;
-                            int64_t *a;
-                            if (oy < 0 || oy >= (int64_t)ho) continue;
-                            a = acc + (size_t)oy * wo;
-                            for (ix = (uint32_t)ix0; (int64_t)ix < ix1; ix++)
-                                a[ix * p->sw + offx] += wv * thk_load_int(x.data, x.dtype, at + iy * W + ix);
+        for (o = 0; o < O; o++)
+            for (oy = 0; oy < ho; oy++)
+                for (ox = 0; ox < wo; ox++, idx++) {
+                    uint32_t g = o / og, ol = o % og;
+                    int64_t acc = thk_bias_at(&b, has_bias, o);
+                    for (c = g * cpg; c < (g + 1) * cpg; c++)
+                        for (i = 0; i < p->kh; i++) {
+                            int64_t ty = (int64_t)oy + p->pt - (int64_t)i * p->dh, iy;
+                            if (ty < 0 || ty % p->sh || (iy = ty / p->sh) >= (int64_t)H) continue;
+                            for (j = 0; j < p->kw; j++) {
+                                int64_t tx = (int64_t)ox + p->pl - (int64_t)j * p->dw, ix;
+                                if (tx < 0 || tx % p->sw || (ix = tx / p->sw) >= (int64_t)W) continue;
+                                acc += thk_load_int(w.data, w.dtype, ((c * og + ol) * p->kh + i) * p->kw + j) *
+                                       thk_load_int(x.data, x.dtype, (uint32_t)(((n * C + c) * H + iy) * W + ix));
+                            }
                         }
-                    }
-            }
-            for (q = 0; q < ho * wo; q++) thk_outstage_store(&p->st, &out, (n * O + o) * ho * wo + q, acc[q] + bias);
-        }
+                    thk_outstage_store(&p->st, &out, idx, acc);
+                }
     return THINKER_OK;
 }
