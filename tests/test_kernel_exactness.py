@@ -42,9 +42,9 @@ def depthwise_path(monkeypatch, path: str) -> None:
     from thinker.ops import depthwise
 
     big = 1 << 30
-    monkeypatch.setattr(depthwise, "TAP_MAX_OUTPUTS", 0 if path == "bands" else big)
-    monkeypatch.setattr(depthwise, "EINSUM_MIN_CHANNELS", 0 if path == "einsum" else big)
-    monkeypatch.setattr(depthwise, "EINSUM_MAX_PIXELS", big)
+    monkeypatch.setattr(depthwise, "TAP_MAX_OUTPUTS", big if path == "taps" else 0)
+    monkeypatch.setattr(depthwise, "EINSUM_MAX_OUTPUTS", big if path == "einsum" else -1)
+    monkeypatch.setattr(depthwise, "EINSUM_MAX_PIXELS", big if path == "einsum" else -1)
 
 
 def row_with_abs_sum(total: int, k: int, positive: bool = False) -> np.ndarray:

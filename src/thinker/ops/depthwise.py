@@ -16,12 +16,15 @@ if TYPE_CHECKING:
     from thinker.ops.conv import Geometry2d
 
 CACHE_BYTES = 1 << 20  # working set of one cache-blocked step: half of a 2 MiB L2
-TAP_MAX_OUTPUTS = 1000  # outputs per channel (batch x rows x columns) up to which per-tap
-                        # multiply-adds beat the banded GEMMs (measured on the MLPerf Tiny and
-                        # ResNet-18 depthwise layers: small maps and batch 1)
-EINSUM_MIN_CHANNELS = 128  # among those, one einsum over all taps wins from this many channels
-                           # on maps of at most EINSUM_MAX_PIXELS output pixels
-EINSUM_MAX_PIXELS = 64
+# Path choice, measured per layer (MLPerf Tiny and ResNet-18 depthwise shapes, batch 1 and
+# 64, SkylakeX OpenBLAS): one einsum over all taps is fastest up to EINSUM_MAX_OUTPUTS outputs
+# per channel (batch x rows x columns) or EINSUM_MAX_PIXELS output pixels per image (few
+# numpy calls where calls dominate), the banded GEMMs everywhere else (from 125 outputs per
+# channel at batch 1: e.g. DS-CNN 37 vs 43 us einsum, 49 us taps). Per-tap multiply-adds were
+# never the fastest; TAP_MAX_OUTPUTS > 0 sends the layers between einsum and bands to them.
+EINSUM_MAX_OUTPUTS = 100
+EINSUM_MAX_PIXELS = 16
+TAP_MAX_OUTPUTS = 0
 BAND_GEMM_COLUMNS = 16  # output columns per GEMM row; OpenBLAS runs these thin per-channel
                         # GEMMs fastest near 16 (measured on 4x4..32x32 maps, strides 1 and 2)
 
@@ -239,8 +242,9 @@ class BandedDepthwise:
         """NCHW int input -> (C, N, ho, wo) output."""
         h, w = x.shape[2:]
         ho, wo = self.g.conv_out(h, w)
-        if x.shape[0] * ho * wo <= TAP_MAX_OUTPUTS:
-            einsum = x.shape[1] >= EINSUM_MIN_CHANNELS and ho * wo <= EINSUM_MAX_PIXELS
+        outputs = x.shape[0] * ho * wo
+        einsum = outputs <= EINSUM_MAX_OUTPUTS or ho * wo <= EINSUM_MAX_PIXELS
+        if einsum or outputs <= TAP_MAX_OUTPUTS:
             rows = self._rows.get(wo)
             if rows is None:  # [kh*kw + 1, wo*C]: tap t (then the bias) of every channel
                 rows = np.ascontiguousarray(np.tile(self.taps.T, (1, wo)))
