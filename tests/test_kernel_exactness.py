@@ -318,3 +318,32 @@ def test_iq_add_sub_fast_path_equals_int64(op, qs, clip, kind):
         want = np.clip(want, *clip)
     assert got.dtype == dtype
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype,hw", [(np.int8, (25, 5)), (np.int8, (3, 3)), (np.int16, (7, 73)),
+                                      (np.int16, (8, 64))], ids=["int8", "int8-3x3",
+                                                                 "int16-511-float32",
+                                                                 "int16-512-int64"])
+@pytest.mark.parametrize("layout", ["nchw", "cnhw-view"])
+@pytest.mark.parametrize("qs", [(4, 4), (6, 3), (3, 5)], ids=["same", "down", "up"])
+def test_global_avgpool_sum_equals_int64(dtype, hw, layout, qs):
+    """Global AvgPool2dInt sums in float32 (one GEMV) while |sum| < 2**24: at 511 int16 pixels
+    (just below: 511 * 32768 < 2**24) and 512 (the integer path) it equals the exact rational
+    rounding of the int64 sum, with all-min / all-max rows reaching the bound, saturation and
+    the transposed views convs return."""
+    qx, qo = qs
+    info = np.iinfo(dtype)
+    bits = info.bits
+    x = RNG.integers(info.min, int(info.max) + 1, (3, 5, *hw)).astype(dtype)
+    x[0, 0], x[1, 0], x[2, 4] = info.min, info.max, info.max
+    if layout == "cnhw-view":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    m, _ = single_op("AvgPool2dInt", [x], kernel_shape=list(hw), strides=list(hw),
+                     pads=[0, 0, 0, 0], scale_x=2.0 ** qx, scale_o=2.0 ** qo, o_bits=bits)
+    got = thinker.load(import_model(m)).run({"in0": x})["out0"]
+    total = x.astype(np.int64).sum(axis=(2, 3), keepdims=True)
+    shift, den = qo - qx, hw[0] * hw[1]  # round_half_up(total * 2**shift / den)
+    num, den = (total << shift, den) if shift >= 0 else (total, den << -shift)
+    want = np.clip((2 * num + den) // (2 * den), info.min, info.max)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, want)
