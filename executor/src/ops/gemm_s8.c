@@ -115,8 +115,10 @@ static void dot_block(const uint32_t *wq, const thk_patch *tile, uint32_t r0, ui
 
 /* int8 output of the int32 stage: (acc >> shift) clamped to [lo, hi] (acc already holds
  * bias + half); SSAT/USAT when the range allows */
-static inline int32_t out8(int32_t acc, int32_t shift, int32_t lo, int32_t hi) {
+__attribute__((always_inline)) static inline int32_t out8(int32_t acc, int32_t shift, int32_t lo, int32_t hi) {
     int32_t v = acc >> shift; /* arithmetic on every target with the DSP extension */
+    /* lo >= -128 and hi <= 127 (an int8 output stage), so saturating to int8 first changes
+     * nothing after the clamp */
     if (lo == 0) {
         v = __usat(v, 7);
     } else {
@@ -259,12 +261,16 @@ void thk_gemm_store(const thk_outstage *st, uint8_t out32, const thk_tensor *out
         int8_t *dst = (int8_t *)out->data + index;
         int32_t hb = (int32_t)(bias + ((int64_t)1 << (st->shift - 1))), s = st->shift;
         int32_t lo = (int32_t)st->lo, hi = (int32_t)st->hi;
+#if THK_GEMM_DSP
+        for (j = 0; j < n; j++, dst += step) *dst = (int8_t)out8(acc[j] + hb, s, lo, hi);
+#else
         for (j = 0; j < n; j++, dst += step) {
             int32_t v = acc[j] + hb;
             v = v >= 0 ? v >> s : ~(~v >> s);
             v = v < lo ? lo : v; /* thk_clamp's order */
             *dst = (int8_t)(v > hi ? hi : v);
         }
+#endif
         return;
     }
     for (j = 0; j < n; j++) thk_outstage_store(st, out, index + j * step, (int64_t)acc[j] + bias);
@@ -296,6 +302,22 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
             int64_t b1 = two ? thk_bias_at(job->bias, job->has_bias, job->bias0 + o + 1) : 0;
 #if THK_GEMM_DSP
             prep_weights(wq, w0, w1, K);
+            if (job->out32) { /* pixel pairs straight into the int8 outputs */
+                int32_t sh = job->st->shift, lo = (int32_t)job->st->lo, hi = (int32_t)job->st->hi;
+                int32_t h0 = (int32_t)(b0 + ((int64_t)1 << (sh - 1))), h1 = (int32_t)(b1 + ((int64_t)1 << (sh - 1)));
+                uint32_t rs = job->row_step;
+                int8_t *d0 = (int8_t *)job->out->data + at, *d1 = d0 + job->ch_step;
+                for (r = 0; r < np; r += 2) {
+                    dot_2x2(wq, (const uint32_t *)(const void *)tile + (r >> 2) * 2u * Kp + 2u * (r & 2u), Kp >> 2, acc);
+                    d0[r * rs] = (int8_t)out8(acc[0] + h0, sh, lo, hi);
+                    if (two) d1[r * rs] = (int8_t)out8(acc[2] + h1, sh, lo, hi);
+                    if (r + 1 < np) {
+                        d0[(r + 1) * rs] = (int8_t)out8(acc[1] + h0, sh, lo, hi);
+                        if (two) d1[(r + 1) * rs] = (int8_t)out8(acc[3] + h1, sh, lo, hi);
+                    }
+                }
+                continue;
+            }
 #endif
             for (r = 0; r < np; r += 4) {
                 uint32_t n = np - r < 4 ? np - r : 4, idx = at + r * job->row_step;
