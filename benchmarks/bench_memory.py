@@ -26,8 +26,10 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -78,6 +80,7 @@ class Ours:
     lower_bound: int
     tables: int  # the C executor's STATE request (its tables; this host build)
     scratch_free: int  # conv / linear ops planned without scratch (--scratch fit)
+    c_ms: float  # the C executor's forward on this host (min of a few runs): the speed cost
 
     @property
     def total(self) -> int:
@@ -96,8 +99,11 @@ def pack(model: onnx.ModelProto | str, device: str, workdir: str, name: str,
         f.write(result.model_bin)
     arenas = result.plan.arenas
     sram = arenas[fmt.MEM_SRAM]
+    ms = 0.0
     try:
-        plan = dict((k, size) for k, size, _ in thinker.load(bin_path, backend="c").memory_plan)
+        c_exe = thinker.load(bin_path, backend="c")
+        plan = dict((k, size) for k, size, _ in c_exe.memory_plan)
+        ms = c_forward_ms(c_exe)
     except thinker.ThinkerError as exc:
         print(f"  ({name}: C executor unavailable: {exc})")
         plan = {}
@@ -107,7 +113,26 @@ def pack(model: onnx.ModelProto | str, device: str, workdir: str, name: str,
     part = sram.peak_breakdown
     return Ours(part["activations"], part["scratch"], part["state"], planned,
                 sum(a.lower_bound for a in arenas.values()), plan.get(STATE_KIND, 0),
-                len(result.plan.scratch_free))
+                len(result.plan.scratch_free), ms)
+
+
+def c_forward_ms(c_exe, runs: int = 5) -> float:
+    """Best of ``runs`` C forwards (batch 1) on this host, in milliseconds."""
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for spec in c_exe.inputs:
+        shape = (1, *spec.shape[1:])
+        if np.issubdtype(spec.dtype, np.integer):
+            info = np.iinfo(spec.dtype)
+            feeds[spec.name] = rng.integers(info.min, info.max + 1, shape).astype(spec.dtype)
+        else:
+            feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        c_exe.run(feeds)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
 
 
 def ratio(a: int, b: int | None) -> str:
@@ -139,18 +164,20 @@ def main() -> int:
           "to PSRAM: in its arenas); the C executor's tables and tflite-micro's tail are this "
           "host's (64-bit) builds")
     print("--scratch fast: every conv/linear on its fast path with its scratch; fit: no scratch "
-          "where it would raise the peak (those ops, counted under 'free', run scratch-free)")
+          "where it would raise the peak (those ops, counted under 'free', run scratch-free); "
+          "C ms: one C forward on this host (the speed cost of fit)")
     print(f"{'':37s} {'------------------------- thinker -------------------------':>68s}  "
           f"{'------ tflite-micro ------':>26s}  {'--- ratios ---':>15s}")
     print(f"{'model':33s} {'scr.':>5s} {'activ.':>8s} {'scratch':>8s} {'state':>6s} "
-          f"{'arenas':>9s} {'l.bound':>9s} {'tables':>7s} {'total':>9s} {'free':>4s}  "
+          f"{'arenas':>9s} {'l.bound':>9s} {'tables':>7s} {'total':>9s} {'free':>4s} "
+          f"{'C ms':>6s}  "
           f"{'head':>8s} {'tail':>7s} {'total':>8s}  {'ar/head':>7s} {'tot/tot':>7s}")
     goals = []
     for label, policy, o, t in rows:
         t = t or {}
         print(f"{label:33s} {policy:>5s} {o.activations:>8,} {o.scratch:>8,} {o.state:>6,} "
               f"{o.arenas:>9,} {o.lower_bound:>9,} {o.tables:>7,} {o.total:>9,} "
-              f"{o.scratch_free:>4d}  {t.get('head', 0):>8,} {t.get('tail', 0):>7,} "
+              f"{o.scratch_free:>4d} {o.c_ms:>6.2f}  {t.get('head', 0):>8,} {t.get('tail', 0):>7,} "
               f"{t.get('total', 0):>8,}  {ratio(o.arenas, t.get('head')):>7s} "
               f"{ratio(o.total, t.get('total')):>7s}")
         if t:

@@ -462,3 +462,25 @@ def test_4bit_weights_take_half_in_the_psram_plan(tmp_path):
     got = thinker.load(bin_path, backend="c").run({"x": x})
     for key, value in want.items():
         assert np.array_equal(got[key], value)
+
+
+@pytest.mark.parametrize("model", ["conv", "conv_variants", "int16", "venus_splits"])
+def test_scratch_free_conv_and_linear_paths_on_every_geometry(model, tmp_path):
+    """The C executor's c_models (pads, strides, dilations, groups, depthwise, 1-D, int4 and
+    int16 weights, split convs) with every conv / linear region dropped: the int8 ones take
+    the scratch-free direct loops, the others the generic path; C == numpy."""
+    from c_models import MODELS
+
+    build, platform, keep_quant = MODELS[model]
+    result, _, _ = pack(tmp_path, build(), model, platform=platform, keep_quant=keep_quant)
+    graph = result.graph
+    kept = {op: p for op, p in result.plan.scratch.items()
+            if graph.nodes[op].op_type not in SCRATCH_FREE_PATH}
+    assert len(kept) < len(result.plan.scratch)  # some conv / linear had a region
+    data = write_model(graph, PackInput(result.device.id, result.plan.placements,
+                                        result.plan.arena_sizes(), scratch=kept))
+    path = tmp_path / "free.bin"
+    path.write_bytes(data)
+    for seed in range(3):
+        _assert_c_equals_numpy(str(path), np.random.default_rng(seed))
+    _run_with_canaries(data, np.random.default_rng(1))

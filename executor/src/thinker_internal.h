@@ -63,6 +63,8 @@ typedef struct {
     uint32_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oph, opw, group;
     uint8_t fast;   /* int8 input and 8/4-bit weights with an int32 accumulator */
     uint8_t out32;  /* int8 output rounded in int32 arithmetic (ops/gemm_s8.c, thk_gemm_out32) */
+    uint8_t lean;   /* planned without scratch (tpacker --scratch fit) on int8 x and int8 w with
+                       an int32 accumulator: the scratch-free direct loops (conv_lean, linear) */
 } thk_conv_params;
 
 typedef struct {

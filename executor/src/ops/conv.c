@@ -148,7 +148,8 @@ static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs
     p->fast = x.dtype == THINKER_INT8 && (w.dtype == THINKER_INT8 || w.dtype == THINKER_INT4) && p->st.acc32;
     p->out32 = p->fast && thk_gemm_out32(&p->st, &out, wsum, &b, has_bias);
     scratch = conv_scratch(p, cg, O, (uint64_t)ho, (uint64_t)wo);
-    if (scratch > needs->budget) { /* planned without it (tpacker --scratch fit): the scratch-free path */
+    if (scratch > needs->budget) { /* planned without it (tpacker --scratch fit): a scratch-free path */
+        p->lean = p->fast && w.dtype == THINKER_INT8;
         p->fast = p->out32 = 0;
         scratch = 0;
     }
@@ -227,6 +228,44 @@ static void conv_generic(const thk_conv_params *p, const conv_dims *d, const thk
                     }
                     thk_outstage_store(&p->st, out, idx, acc);
                 }
+        }
+}
+
+/* Scratch-free int8 convolution (the op was planned without scratch: tpacker --scratch fit):
+ * one output element at a time, an int32 accumulator (proven at init) over the kernel taps
+ * inside the input, weights and input read in place; exactly the integers of the other paths. */
+static void conv_lean(const thk_conv_params *p, const conv_dims *d, const thk_tensor *x,
+                      const thk_tensor *w, const thk_tensor *b, int has_bias, const thk_tensor *out) {
+    const int8_t *xv = (const int8_t *)x->data, *wv = (const int8_t *)w->data;
+    uint32_t n, o, oy, ox, c, i, j, i0, i1, j0, j1, idx = 0, KK = p->kh * p->kw;
+    for (n = 0; n < d->N; n++)
+        for (o = 0; o < d->O; o++) {
+            int64_t bias = thk_bias_at(b, has_bias, o);
+            const int8_t *wo_ = wv + (size_t)o * d->cg * KK;
+            const int8_t *xg = xv + ((size_t)n * d->C + (o / d->og) * d->cg) * d->H * d->W;
+            for (oy = 0; oy < d->ho; oy++) {
+                int64_t y0 = (int64_t)oy * p->sh - p->pt;
+                /* taps i with 0 <= y0 + i dh < H */
+                i0 = y0 >= 0 ? 0 : (uint32_t)((-y0 + p->dh - 1) / p->dh);
+                i1 = y0 >= (int64_t)d->H ? 0 : (uint32_t)(((int64_t)d->H - 1 - y0) / p->dh + 1);
+                if (i1 > p->kh) i1 = p->kh;
+                for (ox = 0; ox < d->wo; ox++, idx++) {
+                    int64_t x0 = (int64_t)ox * p->sw - p->pl;
+                    int32_t acc = 0;
+                    j0 = x0 >= 0 ? 0 : (uint32_t)((-x0 + p->dw - 1) / p->dw);
+                    j1 = x0 >= (int64_t)d->W ? 0 : (uint32_t)(((int64_t)d->W - 1 - x0) / p->dw + 1);
+                    if (j1 > p->kw) j1 = p->kw;
+                    for (c = 0; c < d->cg; c++) {
+                        const int8_t *xc = xg + (size_t)c * d->H * d->W, *wc = wo_ + (size_t)c * KK;
+                        for (i = i0; i < i1; i++) {
+                            const int8_t *wr = wc + (size_t)i * p->kw;
+                            int64_t row = (y0 + (int64_t)i * p->dh) * d->W + x0;
+                            for (j = j0; j < j1; j++) acc += (int32_t)wr[j] * xc[row + (int64_t)j * p->dw];
+                        }
+                    }
+                    thk_outstage_store(&p->st, out, idx, (int64_t)acc + bias);
+                }
+            }
         }
 }
 
@@ -573,7 +612,9 @@ static thinker_status conv_run(thk_run_ctx *ctx, uint32_t spatial) {
     d.K = d.cg * p->kh * p->kw;
     d.ho = spatial == 2 ? out.dims[2] : 1;
     d.wo = spatial == 2 ? out.dims[3] : out.dims[2];
-    if (!p->fast)
+    if (p->lean)
+        conv_lean(p, &d, &x, &w, &b, has_bias, &out);
+    else if (!p->fast)
         conv_generic(p, &d, &x, &w, &b, has_bias, &out);
     else if (d.cg == 1 && d.og == 1)
         conv_depthwise(p, &d, &x, &w, &b, has_bias, &out, ctx->scratch);

@@ -50,7 +50,8 @@ thinker_status thk_linear_prepare(const thinker_model *m, thk_op *op, thk_needs 
     p->group = d.trans_b; /* remembered for run */
     /* fast: the GEMM tile over the input rows (thinker.memory.scratch.linear_scratch twins it) */
     scratch = p->fast ? thk_gemm_scratch(d.in_f, d.in_f ? x.count / d.in_f : 0) : 0;
-    if (scratch > needs->budget) { /* planned without it (tpacker --scratch fit): the scratch-free path */
+    if (scratch > needs->budget) { /* planned without it (tpacker --scratch fit): a scratch-free path */
+        p->lean = p->fast && w.dtype == THINKER_INT8 && d.trans_b;
         p->fast = p->out32 = 0;
         scratch = 0;
     }
@@ -114,6 +115,17 @@ thinker_status thk_linear_run(thk_run_ctx *ctx) {
         l.x = (const int8_t *)x.data;
         l.trans_b = trans_b;
         thk_gemm_run(&l.job, ctx->scratch);
+        return THINKER_OK;
+    }
+    if (p->lean) { /* planned without scratch: int8 dot products in place, int32 accumulators */
+        const int8_t *xv = (const int8_t *)x.data, *wv = (const int8_t *)w.data;
+        for (r = 0; r < M; r++)
+            for (o = 0; o < O; o++) {
+                const int8_t *xr = xv + (size_t)r * K, *wr = wv + (size_t)o * K;
+                int32_t acc = 0;
+                for (k = 0; k < K; k++) acc += (int32_t)xr[k] * wr[k];
+                thk_outstage_store(&p->st, &out, r * O + o, (int64_t)acc + thk_bias_at(&b, has_bias, o));
+            }
         return THINKER_OK;
     }
     for (r = 0; r < M; r++) /* every other type: int64 accumulators, generic loads */
