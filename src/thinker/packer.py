@@ -70,6 +70,8 @@ class PackOptions:
     workspace: str = "workspace"
     planners: list[str] | None = None
     export_config: str | None = None
+    # patch-based execution: auto | off | min | RxC[@TENSOR] (thinker.passes.patch)
+    patch: str = "auto"
     # kernel scratch: fast | fit | auto (fast unless that does not fit; docs/memory.md)
     scratch: str = "auto"
 
@@ -109,6 +111,11 @@ class PackOptions:
             raise bad("isstream", "split_h or split_w (or null)")
         if self.scratch not in ("auto", "fast", "fit"):
             raise bad("scratch", "auto, fast or fit")
+        if not isinstance(self.patch, str):
+            raise bad("patch", "auto, off, min, RxC or RxC@TENSOR")
+        from thinker.passes.patch import parse_patch
+
+        parse_patch(self.patch)  # refuses a malformed --patch before any work
         for key in ("device_file", "export_config"):
             if getattr(self, key) is not None and not isinstance(getattr(self, key), str):
                 raise bad(key, "a string (or null)")
@@ -345,13 +352,14 @@ class Packer:
         graph.streams = [(graph.inputs[h], graph.outputs[s]) for h, s in zip(histories, states,
                                                                               strict=True)]
         graph.dynamic = [(d.tensor, d.axis, d.minimum, d.maximum, d.factor) for d in dynamic]
+        graph = self._stage("patch", self._patch, graph, device)
         self._stage("checks", self._checks, graph, device)
         if dynamic:
             rules = self._stage("shape rules", self._shape_rules, graph)
         else:
             rules = []
             self.report_stage("shape rules", SKIPPED, 0.0, "no dynamic axis")
-        plan = self._stage("memory planning", self._plan, graph, device)
+        plan = self._stage("memory planning", self._plan_once, graph, device)
         macs = self._stage("MACs", self._count_macs, graph)
         pack = PackInput(device.id, plan.placements, plan.arena_sizes(), dynamic,
                          scratch=plan.scratch, streams=list(graph.streams), shape_rules=rules)
@@ -453,6 +461,38 @@ class Packer:
         self.notices += [f"rewrite: {r}" for r in rewrites]
         extra = f", {len(rewrites)} rewrite(s)" if rewrites else ""
         return result, f"{len(graph.nodes)} -> {len(result.nodes)} ops{extra}"
+
+    def _patch(self, graph: Graph, device: DeviceProfile):
+        from thinker.passes.patch import patch_for_device
+
+        limit = self._limits(device)[fmt.MEM_SRAM]
+        scratch_free = getattr(self.o, "scratch", "fast") in ("auto", "fit")
+
+        def fits(candidate: Graph) -> bool:  # planned for real; kept for the planning stage
+            notices = list(self.notices)
+            try:
+                planned = self._plan(candidate, device)
+                self._fitted = (candidate, planned, self.notices[len(notices):])
+                return True
+            except ThinkerDeviceError:
+                return False
+            finally:
+                self.notices = notices
+
+        patched, choice, detail = patch_for_device(graph, self.o.patch, device.alignment,
+                                                   limit, scratch_free, fits)
+        if choice is not None:
+            self.rewrites.append(f"patch: {detail}")
+            self.notices.append(f"patch-based execution: {detail}")
+        return patched, detail
+
+    def _plan_once(self, graph: Graph, device: DeviceProfile):
+        """The plan the patch stage already made for this very graph, else a new one."""
+        fitted = getattr(self, "_fitted", None)
+        if fitted is not None and fitted[0] is graph:
+            self.notices += fitted[2]  # what planning it noted
+            return fitted[1]
+        return self._plan(graph, device)
 
     def _count_macs(self, graph: Graph):
         macs = sum(OPS[n.op_type].macs(n, [graph.tensors[x] if x else None for x in n.inputs],

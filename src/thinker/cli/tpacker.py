@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold4", type=int_at_least(0), metavar="BYTES",
                    help="activations larger than this go to PSRAM (default: the device's "
                         "share-memory size)")
+    p.add_argument("--patch", default=None, metavar="auto|off|min|RxC[@TENSOR]",
+                   help="patch-based execution of the first CNN stage (tile by tile, halo "
+                        "recomputed; same integers): auto (default: only when the model does "
+                        "not fit the share-memory, the fewest extra MACs that fit), min (the "
+                        "smallest peak), off, or an R x C tile grid (ending the chain at TENSOR)")
     p.add_argument("--scratch", default=None, choices=["auto", "fast", "fit"],
                    help="kernel scratch: fast (every conv/linear on its fast path, its scratch "
                         "planned), fit (no scratch where it would raise the memory peak: those "
@@ -136,6 +141,8 @@ def options_from_args(args: argparse.Namespace):
         value = getattr(args, key)
         if value is not None:
             setattr(options, key, value)
+    if args.patch is not None:
+        options.patch = args.patch
     options.check(shown(args.config_file) if args.config_file else "tpacker options")
     # the original's spellings, from the command line or either config layout
     options.inputs = original.split_commas(options.inputs)

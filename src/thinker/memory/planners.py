@@ -10,16 +10,26 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from thinker.memory.lifetimes import Buffer, lower_bound
 
 Plan = dict[int, int]  # buffer id -> offset
 
 
 def _place(order: Sequence[Buffer], best_fit: bool) -> Plan:
-    placed: list[Buffer] = []
+    # the placed buffers' lifetimes and extents as arrays: finding the ones that overlap a
+    # buffer is one vectorized test (a Python scan was quadratic in the thousands of
+    # buffers of a patched graph)
+    n = len(order)
+    firsts, lasts = np.empty(n, np.int64), np.empty(n, np.int64)
+    starts, ends = np.empty(n, np.int64), np.empty(n, np.int64)
     offsets: Plan = {}
-    for b in order:
-        busy = sorted((offsets[p.id], offsets[p.id] + p.size) for p in placed if p.overlaps(b))
+    for i, b in enumerate(order):
+        hit = (firsts[:i] <= b.last) & (lasts[:i] >= b.first)
+        s, e = starts[:i][hit], ends[:i][hit]
+        ranks = np.lexsort((e, s))
+        busy = zip(s[ranks].tolist(), e[ranks].tolist(), strict=True)
         candidate, best, best_gap = 0, None, None
         for start, end in busy:
             if start - candidate >= b.size:
@@ -33,7 +43,7 @@ def _place(order: Sequence[Buffer], best_fit: bool) -> Plan:
         if best is None:
             best = candidate
         offsets[b.id] = best
-        placed.append(b)
+        firsts[i], lasts[i], starts[i], ends[i] = b.first, b.last, best, best + b.size
     return offsets
 
 
@@ -84,6 +94,8 @@ def search(buffers: Sequence[Buffer], tries: int = 200, seed: int = 0) -> Plan:
     best_plan, best_size = None, None
     rng = random.Random(seed)
     orders = [sorted(buffers, key=k) for k in keys]
+    if len(buffers) > 500:  # each try is quadratic: thousands of buffers (patched graphs) get fewer
+        tries = max(10, tries * 500 // len(buffers))
     for _ in range(tries):
         noisy = sorted(buffers, key=lambda b: (-b.size * rng.uniform(0.7, 1.3), rng.random()))
         orders.append(noisy)
