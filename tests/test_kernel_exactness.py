@@ -44,7 +44,6 @@ def depthwise_path(monkeypatch, path: str) -> None:
     big = 1 << 30
     monkeypatch.setattr(depthwise, "TAP_MAX_OUTPUTS", big if path == "taps" else 0)
     monkeypatch.setattr(depthwise, "EINSUM_MAX_OUTPUTS", big if path == "einsum" else -1)
-    monkeypatch.setattr(depthwise, "EINSUM_MAX_PIXELS", big if path == "einsum" else -1)
 
 
 def row_with_abs_sum(total: int, k: int, positive: bool = False) -> np.ndarray:

@@ -18,12 +18,12 @@ if TYPE_CHECKING:
 CACHE_BYTES = 1 << 20  # working set of one cache-blocked step: half of a 2 MiB L2
 # Path choice, measured per layer (MLPerf Tiny and ResNet-18 depthwise shapes, batch 1 and
 # 64, SkylakeX OpenBLAS): one einsum over all taps is fastest up to EINSUM_MAX_OUTPUTS outputs
-# per channel (batch x rows x columns) or EINSUM_MAX_PIXELS output pixels per image (few
-# numpy calls where calls dominate), the banded GEMMs everywhere else (from 125 outputs per
-# channel at batch 1: e.g. DS-CNN 37 vs 43 us einsum, 49 us taps). Per-tap multiply-adds were
-# never the fastest; TAP_MAX_OUTPUTS > 0 sends the layers between einsum and bands to them.
+# per channel (batch x rows x columns; few numpy calls where calls dominate), the banded GEMMs
+# from 125 (e.g. DS-CNN at batch 1: 37 us vs 43 us einsum, 49 us taps). Einsum also wins by
+# ~10-20% on 3x3 and 4x4 maps at batch 64, but its whole-batch scratch (kept per layer) raised
+# ResNet-18's peak RSS by 16 MB, so those stay banded. Per-tap multiply-adds were never the
+# fastest; TAP_MAX_OUTPUTS > 0 sends the layers between einsum and bands to them.
 EINSUM_MAX_OUTPUTS = 100
-EINSUM_MAX_PIXELS = 16
 TAP_MAX_OUTPUTS = 0
 BAND_GEMM_COLUMNS = 16  # output columns per GEMM row; OpenBLAS runs these thin per-channel
                         # GEMMs fastest near 16 (measured on 4x4..32x32 maps, strides 1 and 2)
@@ -243,7 +243,7 @@ class BandedDepthwise:
         h, w = x.shape[2:]
         ho, wo = self.g.conv_out(h, w)
         outputs = x.shape[0] * ho * wo
-        einsum = outputs <= EINSUM_MAX_OUTPUTS or ho * wo <= EINSUM_MAX_PIXELS
+        einsum = outputs <= EINSUM_MAX_OUTPUTS
         if einsum or outputs <= TAP_MAX_OUTPUTS:
             rows = self._rows.get(wo)
             if rows is None:  # [kh*kw + 1, wo*C]: tap t (then the bias) of every channel
