@@ -292,7 +292,8 @@ static void dw_pad(int8_t *pad, const int8_t *plane, const thk_conv_params *p, c
 /* Depthwise 3x3 on DSP cores: each channel's input rows are copied once into a zero-padded
  * plane in scratch, then thk_dw3_plane makes the output map, two pixels per step, no checks. */
 static void dw3_dsp(const thk_conv_params *p, const conv_dims *d, const thk_tensor *x, const thk_tensor *w,
-                    const thk_tensor *b, int has_bias, const thk_tensor *out, int8_t *wbuf, int8_t *pad) {
+                    const thk_tensor *b, int has_bias, const thk_tensor *out, int32_t *accrow, int8_t *wbuf,
+                    int8_t *pad) {
     uint32_t L = (uint32_t)dw_row_len(p, d->wo), rows = (uint32_t)dw_rows(p, d->ho), n, o;
     int32_t shift = p->st.shift;
     for (n = 0; n < d->N; n++)
@@ -302,8 +303,8 @@ static void dw3_dsp(const thk_conv_params *p, const conv_dims *d, const thk_tens
             int32_t hb = (int32_t)(thk_bias_at(b, has_bias, o) + ((int64_t)1 << (shift - 1)));
             int8_t *dst = (int8_t *)out->data + (size_t)(n * d->O + o) * d->ho * d->wo;
             dw_pad(pad, plane, p, d, L, rows);
-            thk_dw3_plane(dst, pad, d->ho, d->wo, p->sh * L, p->dh * L, wk, p->sw, hb, shift, (int32_t)p->st.lo,
-                          (int32_t)p->st.hi);
+            thk_dw3_plane(dst, accrow, pad, d->ho, d->wo, p->sh * L, p->dh * L, wk, p->sw, hb, shift,
+                          (int32_t)p->st.lo, (int32_t)p->st.hi);
         }
 }
 #else
@@ -376,7 +377,8 @@ static void conv_depthwise(const thk_conv_params *p, const conv_dims *d, const t
     int8_t *buf = (int8_t *)(xr + 2 * p->kw);
 #if THK_GEMM_DSP
     if (p->out32 && p->kh == 3 && p->kw == 3 && p->dw == 1 && (p->sw == 1 || p->sw == 2)) {
-        dw3_dsp(p, d, x, w, b, has_bias, out, buf, buf + thk_kpad(K));
+        /* acc: wo + 1 int32 (the row of outputs and the unused column ranges after it) */
+        dw3_dsp(p, d, x, w, b, has_bias, out, acc, buf, buf + thk_kpad(K));
         return;
     }
 #else

@@ -134,61 +134,104 @@ void thk_copy_bytes(int8_t *dst, const int8_t *src, uint32_t n) {
     for (; k < n; k++) dst[k] = src[k];
 }
 
-void thk_dw3_plane(int8_t *out, const int8_t *pad, uint32_t ho, uint32_t wo, uint32_t row_step,
-                   uint32_t tap_step, const int8_t *w, uint32_t sw, int32_t hb, int32_t shift, int32_t lo,
-                   int32_t hi) {
+/* One output row of a 3x3 stride-1 depthwise conv, accumulators only: acc[ox] for pixel pairs
+ * up to wt[5] (the end of acc), from three padded rows `ts` bytes apart starting at `row`;
+ * wt = {(w0, w2), (w3, w5), (w6, w8), (w1, w4), w7} as int16 pairs. Per pair 3 LDR, 6 SXTB16,
+ * 12 multiply-adds (18 MACs) and one STM; every register used, hence plain assembly. */
+__attribute__((naked, noinline)) static void dw3_row_s1(int32_t *acc, const int8_t *row, uint32_t ts,
+                                                       const uint32_t *wt) {
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "ldmia r3, {r4-r9}\n\t"
+        "add r3, r2, r2\n\t"
+        "1:\n\t"
+        "ldr lr, [r1]\n\t"
+        "sxtb16 r12, lr\n\t"
+        "sxtb16 lr, lr, ror #8\n\t"
+        "smuad r10, r4, r12\n\t"
+        "smlabb r10, r7, lr, r10\n\t"
+        "smuad r11, r4, lr\n\t"
+        "smlabt r11, r7, r12, r11\n\t"
+        "ldr lr, [r1, r2]\n\t"
+        "sxtb16 r12, lr\n\t"
+        "sxtb16 lr, lr, ror #8\n\t"
+        "smlad r10, r5, r12, r10\n\t"
+        "smlatb r10, r7, lr, r10\n\t"
+        "smlad r11, r5, lr, r11\n\t"
+        "smlatt r11, r7, r12, r11\n\t"
+        "ldr lr, [r1, r3]\n\t"
+        "sxtb16 r12, lr\n\t"
+        "sxtb16 lr, lr, ror #8\n\t"
+        "smlad r10, r6, r12, r10\n\t"
+        "smlabb r10, r8, lr, r10\n\t"
+        "smlad r11, r6, lr, r11\n\t"
+        "smlabt r11, r8, r12, r11\n\t"
+        "adds r1, #2\n\t"
+        "stmia r0!, {r10, r11}\n\t"
+        "cmp r0, r9\n\t"
+        "bne 1b\n\t"
+        "pop {r4-r11, pc}\n\t");
+}
+
+/* out[i] = clamp((acc[i] + q[0]) >> q[1], q[2], q[3]) for i < n (n >= 1; -128 <= q[2], q[3] <=
+ * 127: thk_clamp's order, max then min) */
+__attribute__((naked, noinline)) static void out8_row(int8_t *out, const int32_t *acc, uint32_t n,
+                                                     const int32_t *q) {
+    __asm__ volatile(
+        "push {r4-r8, lr}\n\t"
+        "ldmia r3, {r4-r7}\n\t"
+        "1:\n\t"
+        "ldr r8, [r1], #4\n\t"
+        "add r8, r8, r4\n\t"
+        "asr r8, r8, r5\n\t"
+        "cmp r8, r6\n\t"
+        "it lt\n\t"
+        "movlt r8, r6\n\t"
+        "cmp r8, r7\n\t"
+        "it gt\n\t"
+        "movgt r8, r7\n\t"
+        "strb r8, [r0], #1\n\t"
+        "subs r2, #1\n\t"
+        "bne 1b\n\t"
+        "pop {r4-r8, pc}\n\t");
+}
+
+void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho, uint32_t wo,
+                   uint32_t row_step, uint32_t tap_step, const int8_t *w, uint32_t sw, int32_t hb,
+                   int32_t shift, int32_t lo, int32_t hi) {
     /* per kernel row: (w0, w2) as an int16 pair and w1 */
     uint32_t p0 = (uint16_t)w[0] | ((uint32_t)(uint16_t)w[2] << 16), m0 = (uint16_t)w[1];
     uint32_t p1 = (uint16_t)w[3] | ((uint32_t)(uint16_t)w[5] << 16), m1 = (uint16_t)w[4];
     uint32_t p2 = (uint16_t)w[6] | ((uint32_t)(uint16_t)w[8] << 16), m2 = (uint16_t)w[7];
-    uint32_t m01 = m0 | (m1 << 16), oy, ox, v, e, o;
+    uint32_t oy, ox, v, e, o;
     int32_t a0, a1;
     if (lo < -128) lo = -128;
+    if (sw == 1) {
+        uint32_t wt[6];
+        int32_t q[4];
+        wt[0] = p0; wt[1] = p1; wt[2] = p2; wt[3] = m0 | (m1 << 16); wt[4] = m2;
+        wt[5] = (uint32_t)(uintptr_t)(accrow + 2u * ((wo + 1u) >> 1));
+        q[0] = hb; q[1] = shift; q[2] = lo; q[3] = hi;
+        for (oy = 0; oy < ho; oy++, pad += row_step, out += wo) {
+            dw3_row_s1(accrow, pad, tap_step, wt);
+            out8_row(out, accrow, wo, q);
+        }
+        return;
+    }
     for (oy = 0; oy < ho; oy++, pad += row_step) {
         const int8_t *r0 = pad, *r1 = pad + tap_step, *r2 = pad + 2u * tap_step;
         for (ox = 0; ox < wo; ox += 2, out += 2) {
+            /* stride 2: out0 = w0 x0 + w1 x1 + w2 x2, out1 = w0 x2 + w1 x3 + w2 x4 */
             a0 = a1 = hb;
-            if (sw == 1) {
-                /* per kernel row: out0 += w0 x0 + w1 x1 + w2 x2, out1 += w0 x1 + w1 x2 + w2 x3 with
-                 * e = (x0, x2), o = (x1, x3): 1 LDR, 2 SXTB16 and 4 multiply-adds for 6 MACs */
-                __asm__(
-                    "ldr %[v], [%[r0]], #2\n\t"
-                    "sxtb16 %[e], %[v]\n\t"
-                    "sxtb16 %[o], %[v], ror #8\n\t"
-                    "smlad %[a0], %[p0], %[e], %[a0]\n\t"
-                    "smlabb %[a0], %[m01], %[o], %[a0]\n\t"
-                    "smlad %[a1], %[p0], %[o], %[a1]\n\t"
-                    "smlabt %[a1], %[m01], %[e], %[a1]\n\t"
-                    "ldr %[v], [%[r1]], #2\n\t"
-                    "sxtb16 %[e], %[v]\n\t"
-                    "sxtb16 %[o], %[v], ror #8\n\t"
-                    "smlad %[a0], %[p1], %[e], %[a0]\n\t"
-                    "smlatb %[a0], %[m01], %[o], %[a0]\n\t"
-                    "smlad %[a1], %[p1], %[o], %[a1]\n\t"
-                    "smlatt %[a1], %[m01], %[e], %[a1]\n\t"
-                    "ldr %[v], [%[r2]], #2\n\t"
-                    "sxtb16 %[e], %[v]\n\t"
-                    "sxtb16 %[o], %[v], ror #8\n\t"
-                    "smlad %[a0], %[p2], %[e], %[a0]\n\t"
-                    "smlabb %[a0], %[m2], %[o], %[a0]\n\t"
-                    "smlad %[a1], %[p2], %[o], %[a1]\n\t"
-                    "smlabt %[a1], %[m2], %[e], %[a1]\n\t"
-                    : [a0] "+r"(a0), [a1] "+r"(a1), [r0] "+r"(r0), [r1] "+r"(r1), [r2] "+r"(r2),
-                      [v] "=&r"(v), [e] "=&r"(e), [o] "=&r"(o)
-                    : [p0] "r"(p0), [p1] "r"(p1), [p2] "r"(p2), [m01] "r"(m01), [m2] "r"(m2)
-                    : "memory");
-            } else {
-                /* stride 2: out1 = w0 x2 + w1 x3 + w2 x4 */
 #define DW_ROW2(R, P, M)                                                                     \
-                v = rd_w(R);                                                                \
-                e = (uint32_t)__sxtb16(v); o = sxtb16_ror8(v);                              \
-                a0 = __smlad((int32_t)P, (int32_t)e, a0); a0 = __smlabb((int32_t)M, (int32_t)o, a0); \
-                a1 = __smlabt((int32_t)P, (int32_t)e, a1); a1 = __smlabt((int32_t)M, (int32_t)o, a1); \
-                a1 = __smlatb((int32_t)P, (int32_t)R[4], a1); R += 4;
-                DW_ROW2(r0, p0, m0)
-                DW_ROW2(r1, p1, m1)
-                DW_ROW2(r2, p2, m2)
-            }
+            v = rd_w(R);                                                                    \
+            e = (uint32_t)__sxtb16(v); o = sxtb16_ror8(v);                                  \
+            a0 = __smlad((int32_t)P, (int32_t)e, a0); a0 = __smlabb((int32_t)M, (int32_t)o, a0); \
+            a1 = __smlabt((int32_t)P, (int32_t)e, a1); a1 = __smlabt((int32_t)M, (int32_t)o, a1); \
+            a1 = __smlatb((int32_t)P, (int32_t)R[4], a1); R += 4;
+            DW_ROW2(r0, p0, m0)
+            DW_ROW2(r1, p1, m1)
+            DW_ROW2(r2, p2, m2)
             out[0] = (int8_t)out8(a0, shift, lo, hi);
             if (ox + 1 < wo) out[1] = (int8_t)out8(a1, shift, lo, hi);
         }

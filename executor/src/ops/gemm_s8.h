@@ -65,10 +65,11 @@ void thk_dot_2x4(const int8_t *w0, const int8_t *w1, const thk_patch *tile, uint
 /* Depthwise 3x3, stride `sw` (1 or 2), DSP builds: one channel's int8 output map (ho x wo) from
  * its zero-padded input rows: output (oy, ox) reads pad[oy * row_step + i * tap_step + ox * sw
  * + j] (rows readable to ((wo + 1) * sw + 3) bytes); out = clamp((acc + hb) >> shift, lo, hi)
- * with lo >= -128, hi <= 127 (hb = bias + 2**(shift-1), 0 < shift < 32: the out32 stage). */
-void thk_dw3_plane(int8_t *out, const int8_t *pad, uint32_t ho, uint32_t wo, uint32_t row_step,
-                   uint32_t tap_step, const int8_t *w, uint32_t sw, int32_t hb, int32_t shift, int32_t lo,
-                   int32_t hi);
+ * with lo >= -128, hi <= 127 (hb = bias + 2**(shift-1), 0 < shift < 32: the out32 stage);
+ * accrow: wo + 1 int32 of workspace. */
+void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho, uint32_t wo,
+                   uint32_t row_step, uint32_t tap_step, const int8_t *w, uint32_t sw, int32_t hb,
+                   int32_t shift, int32_t lo, int32_t hi);
 /* n bytes, a word at a time (newlib-nano's memcpy goes byte by byte) */
 void thk_copy_bytes(int8_t *dst, const int8_t *src, uint32_t n);
 #endif
