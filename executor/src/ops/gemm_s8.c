@@ -46,21 +46,31 @@ void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
 /* Two weight rows as int16 pairs for the kernel, interleaved per group of 4 values:
  * (row0 k0,k2) (row0 k1,k3) (row1 k0,k2) (row1 k1,k3); the last group zero-filled. Done once
  * per tile and channel pair, so the inner loop loads 4 words with one LDM. */
+/* n >= 1 groups of both rows: one LDR each, four SXTB16, one STM */
+__attribute__((naked, noinline)) static void prep_groups(uint32_t *wq, const int8_t *w0, const int8_t *w1,
+                                                        uint32_t n) {
+    __asm__ volatile(
+        "push {r4-r9, lr}\n\t"
+        "1:\n\t"
+        "ldr r4, [r1], #4\n\t"
+        "ldr r5, [r2], #4\n\t"
+        "sxtb16 r6, r4\n\t"
+        "sxtb16 r7, r4, ror #8\n\t"
+        "sxtb16 r8, r5\n\t"
+        "sxtb16 r9, r5, ror #8\n\t"
+        "stmia r0!, {r6-r9}\n\t"
+        "subs r3, #1\n\t"
+        "bne 1b\n\t"
+        "pop {r4-r9, pc}\n\t");
+}
+
 static void prep_weights(uint32_t *wq, const int8_t *w0, const int8_t *w1, uint32_t K) {
-    uint32_t q, t = K & 3u, v0, v1;
-    for (q = K >> 2; q; q--, wq += 4) {
-        v0 = rd_w(w0);
-        v1 = rd_w(w1);
-        w0 += 4;
-        w1 += 4;
-        wq[0] = (uint32_t)__sxtb16(v0);
-        wq[1] = sxtb16_ror8(v0);
-        wq[2] = (uint32_t)__sxtb16(v1);
-        wq[3] = sxtb16_ror8(v1);
-    }
+    uint32_t n = K >> 2, t = K & 3u, v0, v1;
+    if (n) prep_groups(wq, w0, w1, n);
     if (t) {
-        v0 = rd_tail(w0, t);
-        v1 = rd_tail(w1, t);
+        wq += 4u * n;
+        v0 = rd_tail(w0 + 4u * n, t);
+        v1 = rd_tail(w1 + 4u * n, t);
         wq[0] = (uint32_t)__sxtb16(v0);
         wq[1] = sxtb16_ror8(v0);
         wq[2] = (uint32_t)__sxtb16(v1);
