@@ -466,21 +466,28 @@ class Packer:
         from thinker.passes.patch import patch_for_device
 
         limit = self._limits(device)[fmt.MEM_SRAM]
-        scratch_free = getattr(self.o, "scratch", "fast") in ("auto", "fit")
 
-        def fits(candidate: Graph) -> bool:  # planned for real; kept for the planning stage
-            notices = list(self.notices)
+        def fits(candidate: Graph) -> bool:
+            """Planned for real: the unpatched graph by every planner (the plan is kept for
+            the planning stage), a patched candidate by the quick by_order planner (if it
+            fits, the planning stage's best of all planners does too)."""
+            quick = candidate is not graph and self.o.planners is None
+            notices, planners = list(self.notices), self.o.planners
+            if quick:
+                self.o.planners = ["by_order"]
             try:
                 planned = self._plan(candidate, device)
-                self._fitted = (candidate, planned, self.notices[len(notices):])
+                if not quick:
+                    self._fitted = (candidate, planned, self.notices[len(notices):])
                 return True
             except ThinkerDeviceError:
                 return False
             finally:
-                self.notices = notices
+                self.notices, self.o.planners = notices, planners
 
         patched, choice, detail = patch_for_device(graph, self.o.patch, device.alignment,
-                                                   limit, scratch_free, fits)
+                                                   limit, getattr(self.o, "scratch", "fast"),
+                                                   fits)
         if choice is not None:
             self.rewrites.append(f"patch: {detail}")
             self.notices.append(f"patch-based execution: {detail}")

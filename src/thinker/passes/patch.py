@@ -206,8 +206,9 @@ def _union(a: Region | None, b: Region) -> Region:
 def _fresh(g: Graph, base: str) -> str:
     """A name no tensor or node of ``g`` has (``g.unique_name`` rescans the graph per call,
     too slow for the thousands of names a tile grid creates)."""
-    taken: set[str] = g.__dict__.setdefault("_patch_names", set(g.tensors) |
-                                            {n.name for n in g.nodes})
+    taken: set[str] | None = g.__dict__.get("_patch_names")
+    if taken is None:
+        taken = g.__dict__["_patch_names"] = set(g.tensors) | {n.name for n in g.nodes}
     name, k = base, 0
     while name in taken:
         k += 1
@@ -223,7 +224,7 @@ def _slice(g: Graph, src: str, have: Region, want: Region,
         return src
     name = _fresh(g, base)
     t = g.tensors[src]
-    g.tensors[name] = Tensor(name, t.shape, t.dtype, t.exponent)
+    g.tensors[name] = Tensor(name, _shape(t.shape, want), t.dtype, t.exponent)
     starts = [want[0] - have[0], want[2] - have[2]]
     ends = [want[1] - have[0], want[3] - have[2]]
     node = Node("Slice", _fresh(g, f"{base}/slice"), [src], [name],
@@ -232,9 +233,14 @@ def _slice(g: Graph, src: str, have: Region, want: Region,
     return name
 
 
-def patch_graph(graph: Graph, n: int, grid: tuple[int, int]) -> Graph:
+def _shape(shape: tuple[int, ...], region: Region) -> tuple[int, ...]:
+    return (*shape[:2], region[1] - region[0], region[3] - region[2])
+
+
+def patch_graph(graph: Graph, n: int, grid: tuple[int, int], infer: bool = True) -> Graph:
     """The graph with its chain ``graph.nodes[:n]`` run as ``grid`` (rows, columns) tiles of
-    the chain's cut tensor; outputs are identical to ``graph``'s."""
+    the chain's cut tensor; outputs are identical to ``graph``'s. Every new tensor's shape is
+    set from its region; ``infer`` re-infers (and so checks) them (the search skips it)."""
     cuts = dict(chain_cuts(graph))
     if n not in cuts:
         raise ThinkerInputError(f"patch: the first {n} ops are not a tileable chain")
@@ -254,18 +260,20 @@ def patch_graph(graph: Graph, n: int, grid: tuple[int, int]) -> Graph:
                                    f"t{r}_{c}") for c, (c0, c1) in enumerate(_splits(W, gc))]
         # a row is joined as soon as it is done: its tiles' outputs die there
         row_outputs.append(_join(g, tile_outputs, 3, cut if gr == 1 else f"{cut}@row{r}",
-                                 gr == 1))
+                                 gr == 1, (*graph.tensors[cut].shape[:2], r1 - r0, W)))
     if gr > 1:
-        _join(g, row_outputs, 2, cut, True)
+        _join(g, row_outputs, 2, cut, True, graph.tensors[cut].shape)
     g.nodes += [Node(x.op_type, x.name, list(x.inputs), list(x.outputs), dict(x.attrs),
                      x.source_op_type) for x in rest]
     g.__dict__.pop("_patch_names", None)
     g.remove_unused()
-    infer_shapes(g)
+    if infer:
+        infer_shapes(g)
     return g
 
 
-def _join(g: Graph, parts: list[str], axis: int, name: str, is_cut: bool) -> str:
+def _join(g: Graph, parts: list[str], axis: int, name: str, is_cut: bool,
+          shape: tuple[int, ...]) -> str:
     """Concat ``parts`` along ``axis`` into the cut tensor or a new tensor named from
     ``name``."""
     if len(parts) == 1 and not is_cut:
@@ -273,7 +281,7 @@ def _join(g: Graph, parts: list[str], axis: int, name: str, is_cut: bool) -> str
     t = g.tensors[parts[0]]
     out = name if is_cut else _fresh(g, name)
     if not is_cut:
-        g.tensors[out] = Tensor(out, t.shape, t.dtype, t.exponent)
+        g.tensors[out] = Tensor(out, shape, t.dtype, t.exponent)
     g.nodes.append(Node("Concat", _fresh(g, f"{out}/join"), list(parts), [out],
                         {"axis": axis}))
     return out
@@ -294,16 +302,24 @@ def _emit_tile(graph: Graph, g: Graph, chain: list[Node], produced: set[str], cu
             if reg is not None and x in produced:
                 need[x] = _union(need.get(x), reg)
     local: dict[str, str] = {}  # chain tensor -> this tile's copy
+    # a reader needing less than was computed reads a crop, taken as soon as the tensor
+    # exists: the larger tensor then dies with its last full reader, not with the crop's
+    crops: dict[tuple[int, int], str] = {}
+    readers: dict[str, list[tuple[int, int]]] = {}
+    for k, node in enumerate(chain):
+        for i, (x, reg) in enumerate(zip(node.inputs, reads[k], strict=True)):
+            if reg is not None and x in produced:
+                readers.setdefault(x, []).append((k, i))
     for k, node in enumerate(chain):
         out = node.outputs[0]
         if out not in need:
             continue
         inputs = []
-        for x, reg in zip(node.inputs, reads[k], strict=True):
+        for i, (x, reg) in enumerate(zip(node.inputs, reads[k], strict=True)):
             if reg is None:
                 inputs.append(x)
             elif x in produced:
-                inputs.append(_slice(g, local[x], need[x], reg, f"{x}@{tag}/crop"))
+                inputs.append(crops[(k, i)])
             else:  # the chain's input: this reader's region of the whole map
                 h, w = graph.tensors[x].shape[2:]
                 inputs.append(_slice(g, x, (0, h, 0, w), reg, f"{x}@{tag}"))
@@ -312,11 +328,13 @@ def _emit_tile(graph: Graph, g: Graph, chain: list[Node], produced: set[str], cu
             attrs["pads"] = _tile_pads(graph, node, need[out])
         name = _fresh(g, f"{out}@{tag}")
         t = graph.tensors[out]
-        g.tensors[name] = Tensor(name, t.shape, t.dtype, t.exponent)
+        g.tensors[name] = Tensor(name, _shape(t.shape, need[out]), t.dtype, t.exponent)
         copy = Node(node.op_type, _fresh(g, f"{node.name}@{tag}"), inputs, [name], attrs,
                     node.source_op_type)
         g.nodes.append(copy)
         local[out] = name
+        for k2, i in readers.get(out, []):
+            crops[(k2, i)] = _slice(g, name, need[out], reads[k2][i], f"{out}@{tag}/crop")
     return local[cut]
 
 
@@ -388,28 +406,28 @@ def rank_patches(graph: Graph, alignment: int = 16, grid: tuple[int, int] | None
     ranked: list[tuple[tuple, PatchChoice]] = []
     for n, x in candidates:
         H, W = graph.tensors[x].shape[2:]
-        grids = [grid] if grid is not None else \
-            [(k, k) for k in range(2, min(H, W, max_tiles) + 1)]
-        cut_best, stale, fitting = None, 0, 0
-        for rc in grids:
-            if rc[0] > H or rc[1] > W:
-                continue
-            patched = patch_graph(graph, n, rc)
-            peak = estimate_peak(patched, alignment, scratch_free)
-            choice = PatchChoice(x, rc, [node.name for node in graph.nodes[:n]], before_macs,
-                                 graph_macs(patched), before_peak, peak)
-            fits = budget is not None and peak <= budget
-            if grid is not None or peak < before_peak:
-                ranked.append(((0, choice.macs_after, peak) if fits else
-                               (1, peak, choice.macs_after), choice))
-            fitting += fits
-            if fitting >= 3:  # finer grids of this cut only add MACs
-                break
-            # finer grids stop paying once the peak lies outside the tiles
-            stale = stale + 1 if cut_best is not None and peak >= cut_best else 0
-            cut_best = peak if cut_best is None else min(cut_best, peak)
-            if stale >= 2:
-                break
+        rows = [grid[0]] if grid is not None else range(1, min(H, max_tiles) + 1)
+        for r in rows:
+            # more columns: smaller tiles, more MACs; stop once it fits (twice: the real
+            # plan may miss the estimate) or the peak stops falling (it lies outside the tiles)
+            cols = [grid[1]] if grid is not None else range(1, min(W, max_tiles) + 1)
+            row_best, stale, fitting = None, 0, 0
+            for c in cols:
+                if (r, c) == (1, 1) or r > H or c > W:
+                    continue
+                patched = patch_graph(graph, n, (r, c), infer=False)
+                peak = estimate_peak(patched, alignment, scratch_free)
+                choice = PatchChoice(x, (r, c), [node.name for node in graph.nodes[:n]],
+                                     before_macs, graph_macs(patched), before_peak, peak)
+                fits = budget is not None and peak <= budget
+                if grid is not None or peak < before_peak:
+                    ranked.append(((0, choice.macs_after, peak) if fits else
+                                   (1, peak, choice.macs_after), choice))
+                fitting += fits
+                stale = stale + 1 if row_best is not None and peak >= row_best else 0
+                row_best = peak if row_best is None else min(row_best, peak)
+                if fitting >= 2 or stale >= 2:
+                    break
     if not ranked and grid is not None:
         raise ThinkerInputError(f"--patch {grid[0]}x{grid[1]}: no tileable chain from the "
                                 "graph input has a map that large")
@@ -430,13 +448,15 @@ def apply_patch(graph: Graph, choice: PatchChoice) -> Graph:
 
 
 def patch_for_device(graph: Graph, mode: str, alignment: int, sram: int,
-                     scratch_free: bool, fits: Callable[[Graph], bool] | None = None,
+                     scratch: str = "fast", fits: Callable[[Graph], bool] | None = None,
                      ) -> tuple[Graph, PatchChoice | None, str]:
     """tpacker's patch stage: (graph, choice, detail). ``mode`` is --patch: off; auto
-    (patch only when the estimated peak exceeds ``sram``: the fewest extra MACs whose real
-    plan ``fits``, else the smallest peak); min (the smallest peak); RxC[@TENSOR] (that
-    grid). ``fits`` plans a candidate for real (the estimate is the arena's lower bound,
-    which a planner may miss by a little)."""
+    (patch only when the model does not fit ``sram``: the fewest extra MACs whose real plan
+    ``fits``, else the smallest peak); min (the smallest peak); RxC[@TENSOR] (that grid).
+    ``scratch`` is --scratch: with auto, candidates that fit with the fast kernels' scratch
+    are preferred to those that need the scratch-free (slower) kernels. ``fits`` plans a
+    candidate for real (the estimate is the arena's lower bound, which a planner may miss
+    by a little)."""
     kind, grid, cut = parse_patch(mode)
     if kind == "off":
         return graph, None, "--patch off"
@@ -445,27 +465,31 @@ def patch_for_device(graph: Graph, mode: str, alignment: int, sram: int,
             raise ThinkerInputError("--patch: streaming and dynamic-shape models are not "
                                     "patched (their axes change per call)")
         return graph, None, "streaming / dynamic shapes: not patched"
-    auto = kind == "auto"
-    if auto:
-        peak = estimate_peak(graph, alignment, scratch_free)
-        if fits(graph) if fits is not None else peak <= sram:
-            return graph, None, f"fits share-memory {sram:,} B unpatched"
-    ranked = rank_patches(graph, alignment, grid, cut, budget=sram if auto else None,
-                          scratch_free=scratch_free)
+    if kind != "auto":
+        choice = search_patch(graph, alignment, grid, cut, scratch_free=scratch == "fit")
+        if choice is None:
+            return graph, None, "no tileable chain lowers the peak"
+        return apply_patch(graph, choice), choice, _detail(choice)
+    if fits(graph) if fits is not None else estimate_peak(graph, alignment) <= sram:
+        return graph, None, f"fits share-memory {sram:,} B unpatched"
+    ranked: list[PatchChoice] = []
+    for scratch_free in {"fast": [False], "fit": [True]}.get(scratch, [False, True]):
+        ranked = rank_patches(graph, alignment, None, cut, budget=sram,
+                              scratch_free=scratch_free)
+        # the cheapest candidates that fit by estimate, until one fits for real
+        for c in [c for c in ranked if c.peak_after <= sram][:4]:
+            patched = apply_patch(graph, c)
+            if fits is None or fits(patched):
+                return patched, c, _detail(c)
     if not ranked:
         return graph, None, "no tileable chain lowers the peak"
-    choice, patched = ranked[0], apply_patch(graph, ranked[0])
-    if auto and fits is not None:
-        # the cheapest candidates that fit by estimate, until one fits for real; else the
-        # smallest peak (the plan stage then says by how much it misses)
-        fitting = [c for c in ranked if c.peak_after <= sram][:4]
-        smallest = min(ranked, key=lambda c: (c.peak_after, c.macs_after))
-        for c in [*fitting, smallest]:
-            choice, patched = c, apply_patch(graph, c)
-            if c is smallest or fits(patched):
-                break
-    return patched, choice, (
-        f"{choice.describe()}; peak {choice.peak_before:,} -> {choice.peak_after:,} B")
+    # none fits: the smallest peak (the plan stage then says by how much it misses)
+    smallest = min(ranked, key=lambda c: (c.peak_after, c.macs_after))
+    return apply_patch(graph, smallest), smallest, _detail(smallest)
+
+
+def _detail(choice: PatchChoice) -> str:
+    return f"{choice.describe()}; peak {choice.peak_before:,} -> {choice.peak_after:,} B"
 
 
 __all__ = ["PatchChoice", "apply_patch", "chain_cuts", "estimate_peak", "graph_macs",
