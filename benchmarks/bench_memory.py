@@ -191,6 +191,10 @@ def main() -> int:
               + "".join(f"; {g[0]}: {'ok' if g[2] else 'arenas > head'}, "
                         f"{'ok' if g[3] else 'total > total'}" for g in met
                         if not (g[2] and g[3])))
+    print()
+    from bench_patch import report as patch_report  # the peak with patch-based execution
+
+    patch_report(args.data, args.device)
     return 0
 
 

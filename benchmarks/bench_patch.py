@@ -103,25 +103,23 @@ def c_ms(bin_path: str, feeds: dict, runs: int = 5) -> float:
     return best * 1e3
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
-    parser.add_argument("--device", default="cortex-m")
-    args = parser.parse_args()
-    print(f"bytes: the planned share-memory arena (activations + kernel scratch); device "
-          f"{args.device}; head = tflite-micro's arena head; exact = outputs identical to the "
-          "unpatched model's, numpy and C")
+def report(data: str, device: str) -> list[tuple[str, bool]]:
+    """Pack, check and print every model's rows; returns (model, goal met) for the goal
+    models. benchmarks/bench_memory.py prints this section too."""
+    print(f"patch-based execution: bytes of the planned share-memory arena (activations + "
+          f"kernel scratch); device {device}; head = tflite-micro's arena head; exact = "
+          "outputs identical to the unpatched model's, numpy and C")
     print(f"{'model':30s} {'mode':12s} {'arena':>8s} {'head':>7s} {'/head':>6s} "
           f"{'MACs':>11s} {'extra':>7s} {'C ms':>6s} {'pack s':>6s} {'exact':>5s}  patch")
     goals = []
     with tempfile.TemporaryDirectory() as work:
         for k, (label, rel, goal) in enumerate(MODELS):
-            tflite = os.path.join(args.data, rel)
+            tflite = os.path.join(data, rel)
             model, _ = twin_from_tflite(tflite)
             path = os.path.join(work, f"m{k}.onnx")
             onnx.save(model, path)
             head = (tflm_arena(tflite) or {}).get("head")
-            base = pack(path, args.device, work, f"m{k}off", patch="off")
+            base = pack(path, device, work, f"m{k}off", patch="off")
             assert isinstance(base, Packed), base
             feeds = feeds_for(base.bin_path)
             want = run_all(base.bin_path, "numpy", feeds)
@@ -130,7 +128,7 @@ def main() -> int:
                 modes.append((f"auto {head // 2:,}", {"patch": "auto", "ramsize": head // 2}))
             modes.append(("min, fit", {"patch": "min", "scratch": "fit"}))
             for mode, opts in modes:
-                p = base if mode == "off" else pack(path, args.device, work, f"m{k}{mode[:3]}",
+                p = base if mode == "off" else pack(path, device, work, f"m{k}{mode[:3]}",
                                                     **opts)
                 if not isinstance(p, Packed):
                     print(f"{label:30s} {mode:12s} does not fit: {p}")
@@ -150,6 +148,15 @@ def main() -> int:
     print("goal: with patch-based execution, arena <= 0.5x tflite-micro's head, bit-identical")
     for label, ok in goals:
         print(f"  {label:30s} {'yes' if ok else 'NO'}")
+    return goals
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
+    parser.add_argument("--device", default="cortex-m")
+    args = parser.parse_args()
+    report(args.data, args.device)
     return 0
 
 

@@ -244,3 +244,21 @@ def test_random_chains_packed_c(tmp_path, case):
         return
     m, out, (r, c) = case
     assert_patched_equal(tmp_path, m, f"{r}x{c}@{out}", batch=2, platform="cortex-m")
+
+
+def test_cli_patch_flag(tmp_path):
+    """--patch as a user types it: the stage line and the report name the chain, grid and
+    extra MACs; a malformed value is refused with the accepted forms and no model.bin."""
+    from test_tpacker import tpacker
+
+    onnx.save(small_cnn(hw=16), tmp_path / "cnn.onnx")
+    r = tpacker("-g", "cnn.onnx", "-o", "cnn.bin", "-p", "cortex-m", "--patch", "2x2",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if " patch " in x)
+    assert "2x2 tiles" in line and "extra MACs" in line
+    text = (tmp_path / "workspace" / "cnn" / "memory_report.txt").read_text()
+    assert "patch: " in text and "2x2 tiles" in text
+    r = tpacker("-g", "cnn.onnx", "-o", "bad.bin", "--patch", "2by2", cwd=tmp_path)
+    assert r.returncode != 0 and "--patch 2by2" in r.stderr and "RxC" in r.stderr
+    assert not (tmp_path / "bad.bin").exists()
