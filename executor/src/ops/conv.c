@@ -233,11 +233,40 @@ static void conv_generic(const thk_conv_params *p, const conv_dims *d, const thk
 
 /* Scratch-free int8 convolution (the op was planned without scratch: tpacker --scratch fit):
  * one output element at a time, an int32 accumulator (proven at init) over the kernel taps
- * inside the input, weights and input read in place; exactly the integers of the other paths. */
+ * inside the input (pointwise convs: a small stack block of pixels), weights and input read in
+ * place; exactly the integers of the other paths. */
+#define LEAN_BLOCK 16
 static void conv_lean(const thk_conv_params *p, const conv_dims *d, const thk_tensor *x,
                       const thk_tensor *w, const thk_tensor *b, int has_bias, const thk_tensor *out) {
     const int8_t *xv = (const int8_t *)x->data, *wv = (const int8_t *)w->data;
     uint32_t n, o, oy, ox, c, i, j, i0, i1, j0, j1, idx = 0, KK = p->kh * p->kw;
+    if (KK == 1 && p->sh == 1 && p->sw == 1 && !p->pt && !p->pl && d->ho == d->H && d->wo == d->W) {
+        /* pointwise: output pixel = input pixel; blocks of LEAN_BLOCK pixels, contiguous in
+         * every input plane, accumulate in a small stack array */
+        uint32_t P = d->H * d->W, p0, q, nb;
+        int32_t acc[LEAN_BLOCK];
+        for (n = 0; n < d->N; n++)
+            for (o = 0; o < d->O; o++) {
+                int64_t bias = thk_bias_at(b, has_bias, o);
+                const int8_t *wr = wv + (size_t)o * d->cg;
+                const int8_t *xg = xv + ((size_t)n * d->C + (o / d->og) * d->cg) * P;
+                for (p0 = 0; p0 < P; p0 += nb) {
+                    nb = P - p0 < LEAN_BLOCK ? P - p0 : LEAN_BLOCK;
+                    for (q = 0; q < LEAN_BLOCK; q++) acc[q] = 0;
+                    for (c = 0; c < d->cg; c++) {
+                        const int8_t *xs = xg + (size_t)c * P + p0;
+                        int32_t wt = wr[c];
+                        if (nb == LEAN_BLOCK)
+                            for (q = 0; q < LEAN_BLOCK; q++) acc[q] += wt * xs[q];
+                        else
+                            for (q = 0; q < nb; q++) acc[q] += wt * xs[q];
+                    }
+                    for (q = 0; q < nb; q++) thk_outstage_store(&p->st, out, idx + q, (int64_t)acc[q] + bias);
+                    idx += nb;
+                }
+            }
+        return;
+    }
     for (n = 0; n < d->N; n++)
         for (o = 0; o < d->O; o++) {
             int64_t bias = thk_bias_at(b, has_bias, o);
