@@ -458,6 +458,15 @@ static void gather(int8_t *dst, const int8_t *x, const thk_conv_params *p, const
             for (c = 0; c < d->cg; c++, base += plane) *dst++ = *base;
             return;
         }
+        if (p->kh == 3 && kw == 3 && dw == 1) { /* the common 3x3: nine copies per channel */
+            for (c = 0; c < d->cg; c++, base += plane, dst += 9) {
+                const int8_t *r1 = base + rstep, *r2 = r1 + rstep;
+                dst[0] = base[0]; dst[1] = base[1]; dst[2] = base[2];
+                dst[3] = r1[0]; dst[4] = r1[1]; dst[5] = r1[2];
+                dst[6] = r2[0]; dst[7] = r2[1]; dst[8] = r2[2];
+            }
+            return;
+        }
         for (c = 0; c < d->cg; c++, base += plane) {
             const int8_t *r = base;
             for (i = 0; i < p->kh; i++, r += rstep, dst += kw) {
