@@ -352,8 +352,8 @@ class Packer:
         graph.streams = [(graph.inputs[h], graph.outputs[s]) for h, s in zip(histories, states,
                                                                               strict=True)]
         graph.dynamic = [(d.tensor, d.axis, d.minimum, d.maximum, d.factor) for d in dynamic]
-        graph = self._stage("patch", self._patch, graph, device)
         self._stage("checks", self._checks, graph, device)
+        graph = self._stage("patch", self._patch, graph, device)
         if dynamic:
             rules = self._stage("shape rules", self._shape_rules, graph)
         else:
@@ -476,11 +476,13 @@ class Packer:
             if quick:
                 self.o.planners = ["by_order"]
             try:
+                if candidate is not graph:  # the tiles' Slice / Concat / pads on this device
+                    self._checks(candidate, device)
                 planned = self._plan(candidate, device)
                 if not quick:
                     self._fitted = (candidate, planned, self.notices[len(notices):])
                 return True
-            except ThinkerDeviceError:
+            except (ThinkerDeviceError, ThinkerModelError):
                 return False
             finally:
                 self.notices, self.o.planners = notices, planners
@@ -489,6 +491,7 @@ class Packer:
                                                    limit, getattr(self.o, "scratch", "fast"),
                                                    fits)
         if choice is not None:
+            self._checks(patched, device)  # the patched graph passes every check too
             self.rewrites.append(f"patch: {detail}")
             self.notices.append(f"patch-based execution: {detail}")
         return patched, detail
