@@ -484,3 +484,15 @@ def test_scratch_free_conv_and_linear_paths_on_every_geometry(model, tmp_path):
     for seed in range(3):
         _assert_c_equals_numpy(str(path), np.random.default_rng(seed))
     _run_with_canaries(data, np.random.default_rng(1))
+    make("sanitize")  # and under ASan + UBSan on exactly sized buffers
+    exe = thinker.load(str(path))
+    rng = np.random.default_rng(5)
+    feeds = {s.name: rng.integers(np.iinfo(s.dtype).min, np.iinfo(s.dtype).max + 1,
+                                  s.shape).astype(s.dtype) for s in exe.inputs}
+    ref = numpy_reference(str(path), feeds)
+    r, outputs = run_test_thinker(os.path.join(EXECUTOR, "build", "sanitize", "test_thinker"),
+                                  str(path), feeds, exe.outputs, str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.splitlines() == ref.lines
+    for spec in exe.outputs:
+        assert np.array_equal(outputs[spec.name], ref.outputs[spec.name])

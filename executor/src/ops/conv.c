@@ -281,6 +281,34 @@ static void conv_lean(const thk_conv_params *p, const conv_dims *d, const thk_te
                 for (ox = 0; ox < d->wo; ox++, idx++) {
                     int64_t x0 = (int64_t)ox * p->sw - p->pl;
                     int32_t acc = 0;
+                    int64_t inside = x0 >= 0 ? (int64_t)d->W - (int64_t)(p->kw - 1) * p->dw - x0 : 0;
+                    if (p->sw == 1 && inside >= 2 && ox + 1 < d->wo) {
+                        /* stride 1, up to LEAN_BLOCK pixels whose whole kernel rows lie inside:
+                         * contiguous input runs, accumulators on the stack */
+                        int32_t blk[LEAN_BLOCK];
+                        uint32_t q, nb = LEAN_BLOCK;
+                        if ((int64_t)nb > inside) nb = (uint32_t)inside;
+                        if (nb > d->wo - ox) nb = d->wo - ox;
+                        for (q = 0; q < LEAN_BLOCK; q++) blk[q] = 0;
+                        for (c = 0; c < d->cg; c++) {
+                            const int8_t *xc = xg + (size_t)c * d->H * d->W, *wc = wo_ + (size_t)c * KK;
+                            for (i = i0; i < i1; i++) {
+                                const int8_t *xr = xc + (size_t)((y0 + (int64_t)i * p->dh) * d->W + x0);
+                                for (j = 0; j < p->kw; j++) {
+                                    const int8_t *xs = xr + (size_t)j * p->dw;
+                                    int32_t wt = wc[(size_t)i * p->kw + j];
+                                    if (nb == LEAN_BLOCK)
+                                        for (q = 0; q < LEAN_BLOCK; q++) blk[q] += wt * xs[q];
+                                    else
+                                        for (q = 0; q < nb; q++) blk[q] += wt * xs[q];
+                                }
+                            }
+                        }
+                        for (q = 0; q < nb; q++) thk_outstage_store(&p->st, out, idx + q, (int64_t)blk[q] + bias);
+                        ox += nb - 1;
+                        idx += nb - 1;
+                        continue;
+                    }
                     j0 = x0 >= 0 ? 0 : (uint32_t)((-x0 + p->dw - 1) / p->dw);
                     j1 = x0 >= (int64_t)d->W ? 0 : (uint32_t)(((int64_t)d->W - 1 - x0) / p->dw + 1);
                     if (j1 > p->kw) j1 = p->kw;
