@@ -211,8 +211,15 @@ def conv_chains(draw):
         shapes[y] = (c, h, w, q)
     if not nodes:
         return None
-    m = model(nodes, [value_info("x", np.int8, [1, shapes["x"][0], *shapes["x"][1:3]])], [x],
-              inits)
+    outputs = [x]
+    if draw(st.booleans()):  # ops after the chain: on the cut, and on the graph input again
+        n, params = conv("tail", x, "tail", 2, c, 1, q, 3, pad=0)
+        nodes += [n, node("MaxPool", ["x"], ["xp"], name="xpool", kernel_shape=[2, 2],
+                          strides=[2, 2])]
+        inits.update(params)
+        outputs = ["tail", "xp"]
+    m = model(nodes, [value_info("x", np.int8, [1, shapes["x"][0], *shapes["x"][1:3]])],
+              outputs, inits)
     entry = m.metadata_props.add()
     entry.key, entry.value = "thinker:exponent:x", "4"
     grid = (draw(st.integers(1, min(h, 4))), draw(st.integers(1, min(w, 4))))
@@ -222,17 +229,23 @@ def conv_chains(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conv_chains(), st.integers(0, 2**31 - 1))
 def test_random_chains_numpy(case, seed):
-    """patch_graph on the imported graph: the numpy executor's outputs are identical."""
+    """patch_graph on the imported graph: the numpy executor's outputs are identical; the
+    shapes the search sets from the regions equal the inferred ones."""
     if case is None:
         return
     m, out, grid = case
     g = import_model(m)
-    n = dict((t, k) for k, t in chain_cuts(g))[out]
-    patched = patch_graph(g, n, grid)
+    assert out in dict(chain_cuts(g))
+    patched = patch_graph(g, out, grid)
+    quick = patch_graph(g, out, grid, infer=False)
+    assert {k: t.shape for k, t in quick.tensors.items()} == \
+        {k: t.shape for k, t in patched.tensors.items()}
     shape = g.tensors["x"].shape
     x = np.random.default_rng(seed).integers(-128, 128, (2, *shape[1:])).astype(np.int8)
     want, got = thinker.load(g).run({"x": x}), thinker.load(patched).run({"x": x})
-    assert np.array_equal(want[out], got[out])
+    assert want.keys() == got.keys()
+    for k in want:
+        assert np.array_equal(want[k], got[k]), k
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,

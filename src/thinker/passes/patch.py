@@ -165,30 +165,37 @@ def _tile_pads(graph: Graph, node: Node, out: Region) -> list[int]:
     return [max(0, -h0), max(0, -c0), max(0, h1 - H), max(0, c1 - W)]
 
 
-def chain_cuts(graph: Graph) -> Iterator[tuple[int, str]]:
-    """Every prefix ``graph.nodes[:n]`` that is a chain, as (n, cut tensor): all ops
-    tileable, reading only graph inputs, constants and each other, and only ``cut`` read
-    after it (or being a graph output)."""
+def chain_cuts(graph: Graph) -> Iterator[tuple[str, list[int]]]:
+    """Every chain, as (cut tensor, indices of its nodes in execution order): the cut's
+    producer and all its ancestors, every one tileable and reading only graph inputs,
+    constants and each other, and no tensor of it but the cut read by any other node or
+    being a graph output. Ordered by the cut's producer."""
     if graph.streams or graph.dynamic:
         return
-    inputs = set(graph.inputs)
-    produced: set[str] = set()
-    last_use: dict[str, int] = {}
+    inputs, outputs = set(graph.inputs), set(graph.outputs)
+    readers: dict[str, set[int]] = {}
     for i, node in enumerate(graph.nodes):
         for x in node.inputs:
             if x:
-                last_use[x] = i
-    outputs = set(graph.outputs)
-    for n, node in enumerate(graph.nodes, start=1):
-        if not _tileable(graph, node):
-            return
-        if any(x and x not in produced and x not in inputs and not graph.tensors[x].is_constant
-               for x in node.inputs):
-            return
-        produced.update(node.outputs)
-        escaping = [t for t in produced if t in outputs or last_use.get(t, -1) >= n]
-        if len(escaping) == 1:
-            yield n, escaping[0]
+                readers.setdefault(x, set()).add(i)
+    ancestors: dict[str, frozenset[int] | None] = {}  # tensor -> its chain, None: none
+    for i, node in enumerate(graph.nodes):
+        chain: set[int] | None = {i} if _tileable(graph, node) else None
+        for x in node.inputs:
+            if chain is None:
+                break
+            if not x or x in inputs or graph.tensors[x].is_constant:
+                continue
+            up = ancestors.get(x)
+            chain = None if up is None else chain | up
+        for o in node.outputs:
+            ancestors[o] = None if chain is None else frozenset(chain)
+        if chain is None:
+            continue
+        cut = node.outputs[0]
+        inner = [o for k in chain for o in graph.nodes[k].outputs if o != cut]
+        if all(o not in outputs and readers.get(o, set()) <= chain for o in inner):
+            yield cut, sorted(chain)
 
 
 def _splits(size: int, parts: int) -> list[tuple[int, int]]:
@@ -237,15 +244,17 @@ def _shape(shape: tuple[int, ...], region: Region) -> tuple[int, ...]:
     return (*shape[:2], region[1] - region[0], region[3] - region[2])
 
 
-def patch_graph(graph: Graph, n: int, grid: tuple[int, int], infer: bool = True) -> Graph:
-    """The graph with its chain ``graph.nodes[:n]`` run as ``grid`` (rows, columns) tiles of
-    the chain's cut tensor; outputs are identical to ``graph``'s. Every new tensor's shape is
-    set from its region; ``infer`` re-infers (and so checks) them (the search skips it)."""
+def patch_graph(graph: Graph, cut: str, grid: tuple[int, int], infer: bool = True) -> Graph:
+    """The graph with the chain ending at ``cut`` run as ``grid`` (rows, columns) tiles of
+    ``cut``, before every other node; outputs are identical to ``graph``'s. Every new
+    tensor's shape is set from its region; ``infer`` re-infers (and so checks) them (the
+    search skips it)."""
     cuts = dict(chain_cuts(graph))
-    if n not in cuts:
-        raise ThinkerInputError(f"patch: the first {n} ops are not a tileable chain")
-    cut = cuts[n]
-    chain, rest = graph.nodes[:n], graph.nodes[n:]
+    if cut not in cuts:
+        raise ThinkerInputError(f"patch: '{cut}' does not end a tileable chain")
+    members = set(cuts[cut])
+    chain = [graph.nodes[k] for k in cuts[cut]]
+    rest = [x for k, x in enumerate(graph.nodes) if k not in members]
     H, W = graph.tensors[cut].shape[2:]
     gr, gc = grid
     if not (1 <= gr <= H and 1 <= gc <= W):
@@ -387,24 +396,25 @@ def rank_patches(graph: Graph, alignment: int = 16, grid: tuple[int, int] | None
     before_macs = graph_macs(graph)
     candidates = list(chain_cuts(graph))
     if cut is not None:
-        candidates = [(n, x) for n, x in candidates if x == cut]
+        candidates = [(x, chain) for x, chain in candidates if x == cut]
         if not candidates:
-            known = ", ".join(x for _, x in chain_cuts(graph)) or "none"
+            known = ", ".join(x for x, _ in chain_cuts(graph)) or "none"
             raise ThinkerInputError(f"--patch: '{cut}' does not end a tileable chain of the "
                                     f"first ops (tensors that do: {known})")
     else:  # per map size the earliest cut: a later one only recomputes more
         sizes: set[int] = set()
         kept = []
-        for n, x in candidates:
+        for x, chain in candidates:
             t = graph.tensors[x]
             small = 2 * t.nbytes < before_peak if grid is None else \
                 t.shape[2] >= grid[0] and t.shape[3] >= grid[1]
             if t.nbytes not in sizes and small and t.shape[2] * t.shape[3] >= 4:
                 sizes.add(t.nbytes)
-                kept.append((n, x))
+                kept.append((x, chain))
         candidates = kept
     ranked: list[tuple[tuple, PatchChoice]] = []
-    for n, x in candidates:
+    for x, chain in candidates:
+        names = [graph.nodes[k].name for k in chain]
         H, W = graph.tensors[x].shape[2:]
         rows = [grid[0]] if grid is not None else range(1, min(H, max_tiles) + 1)
         for r in rows:
@@ -415,10 +425,10 @@ def rank_patches(graph: Graph, alignment: int = 16, grid: tuple[int, int] | None
             for c in cols:
                 if (r, c) == (1, 1) or r > H or c > W:
                     continue
-                patched = patch_graph(graph, n, (r, c), infer=False)
+                patched = patch_graph(graph, x, (r, c), infer=False)
                 peak = estimate_peak(patched, alignment, scratch_free)
-                choice = PatchChoice(x, (r, c), [node.name for node in graph.nodes[:n]],
-                                     before_macs, graph_macs(patched), before_peak, peak)
+                choice = PatchChoice(x, (r, c), names, before_macs, graph_macs(patched),
+                                     before_peak, peak)
                 fits = budget is not None and peak <= budget
                 if grid is not None or peak < before_peak:
                     ranked.append(((0, choice.macs_after, peak) if fits else
@@ -443,8 +453,7 @@ def search_patch(graph: Graph, alignment: int = 16, grid: tuple[int, int] | None
 
 
 def apply_patch(graph: Graph, choice: PatchChoice) -> Graph:
-    n = len(choice.chain)
-    return patch_graph(graph, n, choice.grid)
+    return patch_graph(graph, choice.cut, choice.grid)
 
 
 def patch_for_device(graph: Graph, mode: str, alignment: int, sram: int,
