@@ -115,6 +115,14 @@ def test_auto_patch_fits_half_tflm_head(tmp_path, name):
     assert_same(want, outputs(bin_path, feeds, "numpy"))
     if c_available():
         assert_same(want, outputs(bin_path, feeds, "c"))
+        # the C executor asks for exactly the plan and writes no byte outside it
+        pytest.importorskip("torch")  # test_memory_plan's module needs it
+        from test_memory_plan import _run_with_canaries, c_memory_plan
+
+        status, message, asked = c_memory_plan(result.model_bin)
+        assert status == 0, message
+        assert asked[fmt.MEM_SRAM] == sram(result)
+        _run_with_canaries(result.model_bin, np.random.default_rng(5))
 
 
 def test_small_cnn_patched_equal(tmp_path):
