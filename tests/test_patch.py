@@ -283,3 +283,23 @@ def test_cli_patch_flag(tmp_path):
     r = tpacker("-g", "cnn.onnx", "-o", "bad.bin", "--patch", "2by2", cwd=tmp_path)
     assert r.returncode != 0 and "--patch 2by2" in r.stderr and "RxC" in r.stderr
     assert not (tmp_path / "bad.bin").exists()
+
+
+def test_ops_that_cannot_be_tiled_end_the_chain():
+    """A constant that varies over H, W (it would need cropping per tile) and a window wholly
+    inside the padding are not tiled: the chain ends before them."""
+    c1, p1 = conv("c1", "x", "a", 2, 1, 3, 4, 3)
+    c2, p2 = conv("c2", "b", "y", 2, 2, 1, 3, 3, pad=1)  # 1x1 with pad 1: border rows all pad
+    add = node("iqAdd", ["a", "bias"], ["b"], name="add", scale_x=8.0, scale_y=8.0,
+               scale_o=8.0)
+    bias = RNG.integers(-9, 9, (1, 2, 8, 8)).astype(np.int8)
+    m = model([c1, add, c2], [value_info("x", np.int8, [1, 1, 8, 8])], ["y"],
+              {**p1, **p2, "bias": bias})
+    entry = m.metadata_props.add()
+    entry.key, entry.value = "thinker:exponent:x", "4"
+    g = import_model(m)
+    assert [cut for cut, _ in chain_cuts(g)] == ["a"]
+    c2, _ = conv("c2", "a", "y", 2, 2, 1, 3, 3, pad=1)
+    m = model([c1, c2], [value_info("x", np.int8, [1, 1, 8, 8])], ["y"], {**p1, **p2})
+    m.metadata_props.add().CopyFrom(entry)
+    assert [cut for cut, _ in chain_cuts(import_model(m))] == ["a"]

@@ -1,8 +1,8 @@
 """Patch-based execution (MCUNetV2): run the high-resolution first stage of a CNN tile by tile.
 
-A *chain* is a prefix of the execution order whose only tensor read after it is one 4-D map
-``cut`` (NCHW) and whose ops are all spatial ops this pass understands (convs incl. depthwise,
-pools, element-wise ops, channel concats). ``cut``'s H x W is divided into a grid of tiles;
+A *chain* is a 4-D map ``cut`` (NCHW) with all the ops it depends on, every one a spatial op
+this pass understands (convs incl. depthwise, pools, element-wise ops, channel concats), and
+no tensor of it but ``cut`` read elsewhere. ``cut``'s H x W is divided into a grid of tiles;
 for each tile the chain is copied, every copy computing exactly the region of its output that
 the tile needs (the halo is recomputed, never shared). A tile reads a Slice of the chain's
 input; a conv or pool gets the original padding only on sides that touch the image border and
@@ -99,6 +99,9 @@ def _window(graph: Graph, node: Node) -> Window | None:
                     _ints(a.get("pads"), 4, 0))  # type: ignore[arg-type]
     if len(window.strides) != 2 or len(window.dilations) != 2 or len(window.pads) != 4:
         return None
+    spans = [(k - 1) * d + 1 for k, d in zip(window.kernel, window.dilations, strict=True)]
+    if any(p >= spans[i % 2] for i, p in enumerate(window.pads)):
+        return None  # a window wholly inside the padding would give a tile no input rows
     return window
 
 
@@ -118,8 +121,11 @@ def _tileable(graph: Graph, node: Node) -> bool:
         return False
     if node.op_type in WINDOWED:
         return len(ins) == 1 and node.inputs[0] == ins[0] and _window(graph, node) is not None
-    if node.op_type in POINTWISE:  # no broadcasting over H, W
-        return all(graph.tensors[x].shape[2:] == out[2:] for x in ins)
+    if node.op_type in POINTWISE:  # no broadcasting over H, W, constants included
+        consts = [graph.tensors[x].shape for x in node.inputs
+                  if x and graph.tensors[x].is_constant]
+        return all(graph.tensors[x].shape[2:] == out[2:] for x in ins) and \
+            all(all(d == 1 for d in shape[-2:]) for shape in consts)
     if node.op_type in CHANNEL_CATS:
         axis = int(node.attrs.get("axis", 1 if node.op_type == "iqCat" else 0))
         return axis in (1, -3) and all(graph.tensors[x].shape[2:] == out[2:] for x in ins)
