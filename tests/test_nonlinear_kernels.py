@@ -249,6 +249,22 @@ def test_the_rsqrt_table_is_the_integer_formula_the_c_executor_computes():
     assert table.tolist() == formula
 
 
+def test_the_normalize_steps_are_the_formula_the_c_executor_computes():
+    # executor/src/ops/nonlinear.c (rsqrt_q15) computes step i instead of storing the table: the
+    # first i with D & (3 << (58 - 2 i)) != 0, shift 50 - 2 i, q1 30 - i. The table's masks may
+    # hold more bits, but only bits an earlier step tests, so the first match is the same D for D
+    normalize, _ = tables.layernorm()
+    rng = _rng(7)
+    d = rng.integers(0, 1 << 62, 20_000) >> rng.integers(0, 63, 20_000)
+    powers = np.left_shift(np.int64(1), np.arange(63))
+    for value in np.concatenate([d, [0, 1, 2, 3], powers, powers - 1, powers + 1]).tolist():
+        table = next(((s, q) for m, s, q in normalize.tolist() if value & m), None)
+        formula = next(((50 - 2 * i, 30 - i) for i in range(len(normalize))
+                        if value & (3 << (58 - 2 * i))), None)
+        assert table == formula, value
+    assert len(normalize) == 30
+
+
 def test_layernorm_eps_equals_the_originals_float32_q_eps():
     cases = [(q, n) for q in range(16) for n in (1, 2, 3, 16, 32, 64, 100, 256, 384, 512, 768,
                                                    1024, 2048)]

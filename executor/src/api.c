@@ -21,11 +21,11 @@ static uint64_t state_bytes(const thinker_model *m) {
 
 static thinker_status check_bin(const void *bin, thinker_message *msg) {
     if (!little_endian()) {
-        thk_msg(msg, "this executor needs a little-endian CPU", "", "");
+        thk_msg(msg, "needs a little-endian CPU", "", "");
         return THINKER_ERR_PLATFORM;
     }
     if (bin && ((uintptr_t)bin & 15u)) {
-        thk_msg(msg, "model.bin buffer must be 16-byte aligned (weights are used in place)", "", "");
+        thk_msg(msg, "model.bin must be 16-byte aligned", "", "");
         return THINKER_ERR_MEMORY;
     }
     return THINKER_OK;
@@ -91,7 +91,7 @@ thinker_status thinker_model_init(thinker_model **model, const void *model_bin, 
     if (s != THINKER_OK) return s;
     state = find_memory(memory, count, THINKER_MEM_STATE);
     if (!state || !state->base || ((uintptr_t)state->base & (STATE_ALIGN - 1)) || state->size < state_bytes(&tmp))
-        return memory_error(message, "STATE buffer missing, misaligned or smaller than the plan");
+        return memory_error(message, "STATE buffer missing, misaligned or too small");
     m = (thinker_model *)state->base;
     *m = tmp;
     for (kind = THINKER_MEM_PSRAM; kind <= THINKER_MEM_SHARE; kind++) {

@@ -2,6 +2,7 @@
  * reader thinker/resource/reader.py (docs/format.md "Reader guarantees"). Nothing in the file is
  * trusted before thk_parse returns THINKER_OK; after that every string offset, tensor id and
  * data range the ops can reach has been checked against its section, params or arena. */
+#include "qmath.h"
 #include "thinker_internal.h"
 
 /* CRC-32 (IEEE, reflected 0xEDB88320) with a 16-entry table: 64 bytes of flash instead of 1 KiB,
@@ -221,7 +222,7 @@ static thinker_status check_ops(thinker_model *m, thk_op *ops, thinker_message *
                 return fail(msg, THINKER_ERR_FORMAT, "op", i, "bad attribute name string");
             if (((type == THK_ATTR_INT || type == THK_ATTR_FLOAT || type == THK_ATTR_STRING) && count != 1) ||
                 type < THK_ATTR_INT || type > THK_ATTR_STRING)
-                return fail(msg, THINKER_ERR_FORMAT, "op", i, "attribute has a bad type or count");
+                return fail(msg, THINKER_ERR_FORMAT, "op", i, "bad attribute type or count");
             a = take(&c, 4ull * count);
             if (!a) return fail(msg, THINKER_ERR_TRUNCATED, "op", i, "ops section is truncated");
             if (type == THK_ATTR_STRING && !string_ok(m, thk_rd32(a)))
@@ -299,7 +300,7 @@ static thinker_status check_dynamic(thinker_model *m, thinker_message *msg) {
             return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "tensor is not a graph input");
         if (axis >= t.ndim) return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "axis beyond the input's dims");
         if (lo < 1 || lo > hi || factor < 1 || t.dims[axis] != hi)
-            return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "range is not 1 <= MIN <= MAX = planned, FACTOR >= 1");
+            return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "not 1 <= MIN <= MAX = planned, FACTOR >= 1");
         for (k = 0; k < i; k++)
             if (thk_rd32(m->dyn_records + 20u * k) == id && thk_rd32(m->dyn_records + 20u * k + 4) == axis)
                 return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "axis given twice");
@@ -310,19 +311,19 @@ static thinker_status check_dynamic(thinker_model *m, thinker_message *msg) {
         thk_tensor_get(m, st, &u);
         if (!is_io(m, h, 0, m->n_inputs) || (t.flags & THK_FLAG_CONSTANT) || !is_io(m, st, m->n_inputs, m->n_outputs) ||
             (u.flags & THK_FLAG_CONSTANT) || is_history(m, h, i, 0) || is_history(m, st, i, 1))
-            return fail(msg, THINKER_ERR_FORMAT, "stream", i, "needs a graph input and a graph output, each in one pair");
+            return fail(msg, THINKER_ERR_FORMAT, "stream", i, "needs a graph input and output, each in one pair");
         if (t.dtype != u.dtype || !thk_same_dims(&t, &u))
-            return fail(msg, THINKER_ERR_FORMAT, "stream", i, "history and state differ in dtype or shape");
+            return fail(msg, THINKER_ERR_FORMAT, "stream", i, "history and state differ");
         for (k = 0; k < m->n_tensors; k++) {
             thk_tensor_get(m, k, &u);
             if (k != h && !(u.flags & THK_FLAG_CONSTANT) && u.memory == t.memory &&
                 overlaps(t.offset, t.nbytes, u.offset, u.nbytes))
-                return fail(msg, THINKER_ERR_FORMAT, "stream", i, "history shares bytes with another tensor");
+                return fail(msg, THINKER_ERR_FORMAT, "stream", i, "history overlaps another tensor");
         }
         for (k = 0; k < m->n_scratch; k++) {
             const uint8_t *r = m->scratch_records + 16u * k;
             if (thk_rd32(r + 4) == t.memory && overlaps(t.offset, t.nbytes, thk_rd32(r + 8), thk_rd32(r + 12)))
-                return fail(msg, THINKER_ERR_FORMAT, "stream", i, "history shares bytes with another tensor");
+                return fail(msg, THINKER_ERR_FORMAT, "stream", i, "history overlaps another tensor");
         }
     }
     for (i = 0; i < m->n_shape_rules; i++) {
@@ -330,17 +331,17 @@ static thinker_status check_dynamic(thinker_model *m, thinker_message *msg) {
         uint32_t id = thk_rd32(r), axis = thk_rd32(r + 4), rule = thk_rd32(r + 8), div = thk_rd32(r + 20);
         int64_t mul = (int32_t)thk_rd32(r + 12), add = (int32_t)thk_rd32(r + 16), lo, hi;
         if (i && (thk_rd32(r - 24) > id || (thk_rd32(r - 24) == id && thk_rd32(r - 20) >= axis)))
-            return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "not in ascending (tensor, axis) order");
+            return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "not in (tensor, axis) order");
         thk_tensor_get(m, id, &t);
         if ((t.flags & THK_FLAG_CONSTANT) || is_history(m, id, m->n_streams, 0) || is_history(m, id, m->n_streams, 1))
-            return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "tensor is a constant or a stream state");
+            return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "is a constant or a stream state");
         if (axis >= t.ndim || rule >= m->n_dyn)
             return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "axis or dynamic shape out of range");
         lo = thk_rd32(m->dyn_records + 20u * rule + 8);
         hi = thk_rd32(m->dyn_records + 20u * rule + 12);
         /* mul >= 0 and div >= 1: the dim grows with L, so MAX's dim bounds every length's */
-        if (div < 1 || mul < 0 || mul * lo + add < (int64_t)div || (mul * hi + add) / div != t.dims[axis])
-            return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "dim is < 1 at MIN or differs from the plan at MAX");
+        if (div < 1 || mul < 0 || mul * lo + add < (int64_t)div || thk_udivmod64((uint64_t)(mul * hi + add), div, NULL) != t.dims[axis])
+            return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "dim < 1 at MIN or not the plan's at MAX");
     }
     for (i = 0; i < m->n_dyn; i++) {
         const uint8_t *d = m->dyn_records + 20u * i;
@@ -350,7 +351,7 @@ static thinker_status check_dynamic(thinker_model *m, thinker_message *msg) {
             found = thk_rd32(r) == thk_rd32(d) && thk_rd32(r + 4) == thk_rd32(d + 4) && thk_rd32(r + 8) == i &&
                     thk_rd32(r + 12) == 1u && thk_rd32(r + 16) == 0u && thk_rd32(r + 20) == 1u;
         }
-        if (!found) return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "its own shape rule (L) is missing");
+        if (!found) return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "its own shape rule is missing");
     }
     return THINKER_OK;
 }
@@ -377,9 +378,9 @@ thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker
     file_size = (uint64_t)thk_rd32(d + 32) | ((uint64_t)thk_rd32(d + 36) << 32);
     if (file_size != (uint64_t)size)
         return fail(msg, THINKER_ERR_SIZE, "model.bin", THK_NO_TENSOR,
-                    "header's file size differs from the buffer (truncated or trailing data)");
+                    "file size differs from the buffer");
     if (thinker_crc32(0, d + THK_HEADER_SIZE, size - THK_HEADER_SIZE) != thk_rd32(d + 24))
-        return fail(msg, THINKER_ERR_CRC, "model.bin", THK_NO_TENSOR, "CRC mismatch; the file is corrupt");
+        return fail(msg, THINKER_ERR_CRC, "model.bin", THK_NO_TENSOR, "CRC mismatch");
     n_sections = thk_rd32(d + 16);
     table = thk_rd32(d + 20);
     if (table < THK_HEADER_SIZE || n_sections > THK_MAX_SECTIONS ||
@@ -500,11 +501,11 @@ thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker
             off = thk_rd32(r + 8);
             sz = thk_rd32(r + 12);
             if (op >= m->n_ops || (i && op <= prev))
-                return fail(msg, THINKER_ERR_FORMAT, "scratch record", i, "op index out of range or not increasing");
+                return fail(msg, THINKER_ERR_FORMAT, "scratch record", i, "op index out of range or order");
             if (kind >= THK_ARENA_KINDS || !m->arena_present[kind] || off % 8u || !sz ||
                 (uint64_t)off + sz > m->arena_size[kind])
                 return fail(msg, THINKER_ERR_FORMAT, "scratch record", i,
-                            "empty, not 8-byte aligned or outside its arena");
+                            "empty, misaligned or outside its arena");
             prev = op;
         }
         m->scratch_records = d + sec_off[9];
@@ -530,7 +531,7 @@ thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker
         thk_tensor t;
         thk_tensor_get(m, thk_rd32(m->io_ids + 4 * i), &t);
         if (t.memory == THINKER_MEM_FLASH || (t.flags & THK_FLAG_CONSTANT))
-            return fail(msg, THINKER_ERR_FORMAT, "graph input", i, "is a constant or lives in flash");
+            return fail(msg, THINKER_ERR_FORMAT, "graph input", i, "is a constant or in flash");
     }
     return thk_check_records(m, msg); /* names, flags, single assignment, the memory plan */
 }
@@ -543,6 +544,10 @@ thinker_status thk_op_error(thinker_message *msg, const thk_op *op, thinker_stat
     memcpy(text, msg->text, sizeof text);
     thk_msg(msg, text, "': ", what);
     return status;
+}
+
+thinker_status thk_bad(thinker_message *msg, const thk_op *op, const char *what) {
+    return thk_op_error(msg, op, THINKER_ERR_MODEL, what);
 }
 
 /* The planned scratch region of op `index`, or NULL (records are sorted by op; *next walks

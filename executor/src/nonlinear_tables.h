@@ -202,45 +202,9 @@ static const thk_pwl_table thk_pwl_tables[THK_NL_FAMILIES][2] = {
 static const int32_t thk_softmax_poly_q23[THK_SOFTMAX_POLY_TERMS] = {57364, 446161, 2008107, 5813551, 8388575};
 
 /* --- layernorm: normalising the denominator, then 1/sqrt in Q15 --- */
-typedef struct {
-    uint64_t mask;
-    int8_t shift;
-    uint8_t q1;
-} thk_ln_step;
-
+/* the normalize steps i = 0 .. STEPS - 1 of tables.toml are computed by the kernel: the
+ * first i with D & (3 << (58 - 2 i)), shift 50 - 2 i, q1 30 - i (proven equal by a test) */
 #define THK_LN_STEPS 30
-static const thk_ln_step thk_ln_normalize[THK_LN_STEPS] = {
-    {UINT64_C(0xC00000000000000), 50, 30},
-    {UINT64_C(0x300000000000000), 48, 29},
-    {UINT64_C(0xC0000000000000), 46, 28},
-    {UINT64_C(0x30000000000000), 44, 27},
-    {UINT64_C(0xC000000000000), 42, 26},
-    {UINT64_C(0x3000000000000), 40, 25},
-    {UINT64_C(0xC00000000000), 38, 24},
-    {UINT64_C(0x300000000000), 36, 23},
-    {UINT64_C(0xC0000000000), 34, 22},
-    {UINT64_C(0x30000000000), 32, 21},
-    {UINT64_C(0xC000000000), 30, 20},
-    {UINT64_C(0x3000000000), 28, 19},
-    {UINT64_C(0xC00000000), 26, 18},
-    {UINT64_C(0x300000000), 24, 17},
-    {UINT64_C(0xC0000000), 22, 16},
-    {UINT64_C(0x30000000), 20, 15},
-    {UINT64_C(0xFC000000), 18, 14},
-    {UINT64_C(0xF3000000), 16, 13},
-    {UINT64_C(0xFFC00000), 14, 12},
-    {UINT64_C(0xFF300000), 12, 11},
-    {UINT64_C(0xFFFC0000), 10, 10},
-    {UINT64_C(0xFFF30000), 8, 9},
-    {UINT64_C(0xFFFFC000), 6, 8},
-    {UINT64_C(0xFFFF3000), 4, 7},
-    {UINT64_C(0xFFFFFC00), 2, 6},
-    {UINT64_C(0xFFFFFF00), 0, 5},
-    {UINT64_C(0xFFFFFFC0), -2, 4},
-    {UINT64_C(0xFFFFFFF0), -4, 3},
-    {UINT64_C(0xFFFFFFFC), -6, 2},
-    {UINT64_C(0xFFFFFFFF), -8, 1},
-};
 
 /* normalised denominators t in [BASE, BASE + SIZE) index rsqrt_q15[t - BASE]; the
  * kernel computes the entry (min(32767, floor(2**19 / sqrt(t))), proven equal by a test) */

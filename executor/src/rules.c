@@ -79,7 +79,7 @@ static const char *attr_problem(const char *op_type, const char *key, uint32_t k
             }
         if (!kinds) return NULL; /* not an attribute of any op: ignored */
     }
-    if (kind > 7 || !((kinds >> kind) & 1u)) return "has the wrong type (docs/format.md, model rules)";
+    if (kind > 7 || !((kinds >> kind) & 1u)) return "has the wrong type";
     if (exact && count != exact) return "has the wrong number of values";
     return NULL;
 }
@@ -321,11 +321,11 @@ thinker_status thk_check_records(const thinker_model *m, thinker_message *msg) {
             return record_error(msg, "the constant flag and the data offset disagree on", t.name);
         if (!(t.flags & THK_FLAG_INPUT) != !listed(m, i, 0, m->n_inputs) ||
             !(t.flags & THK_FLAG_OUTPUT) != !listed(m, i, m->n_inputs, m->n_outputs))
-            return record_error(msg, "input/output flags disagree with the io section on", t.name);
+            return record_error(msg, "io flags disagree with the io section on", t.name);
         if (t.dtype == THINKER_INT4 && !(t.flags & THK_FLAG_CONSTANT))
             return record_error(msg, "int4 is only for constants, not", t.name);
         if ((t.flags & THK_FLAG_INPUT) && (t.flags & THK_FLAG_CONSTANT))
-            return record_error(msg, "a constant is listed as a graph input:", t.name);
+            return record_error(msg, "a constant is a graph input:", t.name);
     }
     /* single assignment: inputs exist when an op runs, every tensor is written once */
     walk_start(m, &w);
@@ -340,14 +340,14 @@ thinker_status thk_check_records(const thinker_model *m, thinker_message *msg) {
             walk_start(m, &w2);
             while (!ok && walk_next(m, &w2, &v2) && w2.index < w.index)
                 for (j = 0; j < v2.n_out; j++) ok |= view_id(&v2, v2.n_in + j) == id;
-            if (!ok) return record_error(msg, "an op reads a tensor before any op writes it:", t.name);
+            if (!ok) return record_error(msg, "a tensor is read before written:", t.name);
         }
         for (k = 0; k < v.n_out; k++) {
             uint32_t id = view_id(&v, v.n_in + k);
             thk_tensor t;
             thk_tensor_get(m, id, &t);
             if (t.flags & (THK_FLAG_CONSTANT | THK_FLAG_INPUT))
-                return record_error(msg, "an op writes a graph input or a constant:", t.name);
+                return record_error(msg, "an op writes an input or a constant:", t.name);
             for (j = 0; j < k; j++)
                 if (view_id(&v, v.n_in + j) == id) return record_error(msg, "a tensor is written twice:", t.name);
             w2 = w;
@@ -376,7 +376,7 @@ thinker_status thk_check_records(const thinker_model *m, thinker_message *msg) {
                 (uint64_t)a.offset >= (uint64_t)b.offset + b.nbytes)
                 continue;
             if (pair_conflict(m, i, j)) {
-                thk_msg(msg, "two tensors share arena bytes while both are live: ", a.name, "");
+                thk_msg(msg, "tensors share bytes while both are live: ", a.name, "");
                 return THINKER_ERR_FORMAT;
             }
         }
@@ -393,7 +393,7 @@ thinker_status thk_check_records(const thinker_model *m, thinker_message *msg) {
                 (uint64_t)off >= (uint64_t)t.offset + t.nbytes)
                 continue;
             if (lifetime(m, i, &first, &last, &producer) && first <= (int64_t)op && (int64_t)op <= last) {
-                thk_msg(msg, "a kernel scratch region shares arena bytes with a live tensor: ", t.name, "");
+                thk_msg(msg, "a kernel scratch region overlaps a live tensor: ", t.name, "");
                 return THINKER_ERR_FORMAT;
             }
         }
@@ -446,11 +446,11 @@ thinker_status thk_clip_rules(const thinker_model *m, const thk_op *op, thinker_
         const uint8_t *p = thk_attr_find(op, keys[slot - 1], &type, &count);
         thk_tensor t;
         if (p && type == THK_ATTR_FLOAT && !f32_finite(thk_rd32(p)))
-            THK_BAD("Clip bounds must be finite (omit a bound to leave that side open)");
+            THK_BAD("Clip bounds must be finite");
         if (thk_op_input(m, op, slot, &t)) {
             if (!t.init || t.count != 1) THK_BAD("Clip bounds must be single constant values");
             if (t.dtype == THINKER_FLOAT32 && !f32_finite(thk_rd32(t.init)))
-                THK_BAD("Clip bounds must be finite (omit a bound to leave that side open)");
+                THK_BAD("Clip bounds must be finite");
         }
     }
     return THINKER_OK;
@@ -469,7 +469,7 @@ static int geometry_ok(const thk_op *op, uint32_t keys) {
 thinker_status thk_maxpool_rules(const thinker_model *m, const thk_op *op, thinker_message *msg) {
     (void)m;
     if (!geometry_ok(op, 4))
-        THK_BAD("pooling geometry out of range (kernel, stride, dilation 1..65535, pads 0..65535)");
+        THK_BAD("pool geometry out of range");
     return THINKER_OK;
 }
 
@@ -504,7 +504,7 @@ thinker_status thk_avgpool_rules(const thinker_model *m, const thk_op *op, think
     }
     for (i = 0; bound; i++) bound >>= 1; /* bit_length */
     if ((uint64_t)i + gap > WINDOW_SHIFT_LIMIT)
-        THK_BAD("scale_o is so far from scale_x that the window sum (or the divisor) times 2**|qo - qx| leaves 2**61");
+        THK_BAD("window sum or divisor << |qo - qx| leaves 2**61 (scale_o)");
     return THINKER_OK;
 }
 
@@ -512,7 +512,7 @@ thinker_status thk_conv_rules(const thinker_model *m, const thk_op *op, thinker_
     int64_t group;
     (void)m;
     if (!geometry_ok(op, 5))
-        THK_BAD("conv geometry out of range (kernel, stride, dilation 1..65535, pads 0..65535)");
+        THK_BAD("conv geometry out of range");
     if (thk_attr_int(op, "group", &group) && group < 1) THK_BAD("group must be >= 1");
     return THINKER_OK;
 }
@@ -540,7 +540,7 @@ thinker_status thk_pad_rules(const thinker_model *m, const thk_op *op, thinker_m
         THK_BAD("pads must be in 0..2**31-1");
     }
     has_value = thk_const_number(m, op, 2, "value", &v, &bits);
-    if (has_value < 0) THK_BAD("constant_value must be a single constant");
+    if (has_value < 0) THK_BAD("constant_value must be one constant");
     is_float = has_value == 2;
     if (has_value && thk_op_input(m, op, 0, &x) && thk_is_int(x.dtype)) {
         int64_t lo, hi;
@@ -550,7 +550,7 @@ thinker_status thk_pad_rules(const thinker_model *m, const thk_op *op, thinker_m
         else thk_bits_range(8 * thk_dtype_size(x.dtype), &lo, &hi, &dt);
         /* trunc(float(value)) in [lo, hi]; float() of an int64 only rounds beyond int32 */
         if (is_float ? !f32_trunc_within(bits, lo, x.dtype == THINKER_INT64 ? INT64_MAX : hi) : (v < lo || v > hi))
-            THK_BAD("the pad value is not a value of the input's dtype");
+            THK_BAD("pad value outside the input's dtype");
     }
     return THINKER_OK;
 }
@@ -571,12 +571,12 @@ thinker_status thk_check_op_rules(const thinker_model *m, thk_op *op, thinker_me
     /* a float output (no o_bits) of an accumulating op: q_x + q_w in float32's exact range */
     if ((flags & THK_RULE_FLOAT_OUT) && !thk_attr_has(op, "o_bits") && exponent_of(op, "scale_x", &qx) &&
         exponent_of(op, "scale_w", &qw) && (qx + qw < FLOAT_OUTPUT_Q_MIN || qx + qw > FLOAT_OUTPUT_Q_MAX))
-        THK_BAD("a float output (no o_bits) at this scale_x * scale_w leaves float32's exact range");
+        THK_BAD("float output leaves float32's exact range");
     /* thinker.ops.rounding.mode_problem: a quant_mode other than floor_add is one of the modes,
      * on an op that rounds its output with it */
     if (!thk_round_mode(m, op, &mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
     if (mode != THK_ROUND_FLOOR_ADD && !(flags & THK_RULE_MODE))
-        THK_BAD("quant_mode other than floor_add is not supported on this op");
+        THK_BAD("quant_mode must be floor_add here");
     /* fused_clip [lo, hi]: an interval meeting the o_bits range */
     if (thk_attr_ints(op, "fused_clip", clip, 2) == 2) {
         lo = clip[0];
@@ -586,7 +586,7 @@ thinker_status thk_check_op_rules(const thinker_model *m, thk_op *op, thinker_me
             hi = clip[1];
         }
         if (clip[0] > clip[1] || clip[0] > hi || clip[1] < lo)
-            THK_BAD("fused_clip must be an interval that meets the o_bits range");
+            THK_BAD("fused_clip must meet the o_bits range");
     }
     /* integer weights and biases */
     last = flags & THK_RULE_WEIGHTS ? 2u : flags & THK_RULE_WEIGHT ? 1u : 0u;
@@ -603,6 +603,6 @@ thinker_status thk_check_op_rules(const thinker_model *m, thk_op *op, thinker_me
     for (slot = 1; slot <= last; slot++)
         if (thk_op_input(m, op, slot, &t) && !const_integer(&t))
             THK_BAD(last == 1 ? "input 1 must be a constant integer tensor"
-                              : "starts, ends, axes and steps must be constant integer tensors");
+                              : "starts/ends/axes/steps must be constant integer tensors");
     return d->rules ? d->rules(m, op, msg) : THINKER_OK;
 }

@@ -10,6 +10,7 @@
  * it (its shape rule: floor((mul L + add) / div), mul >= 0, so never beyond the MAX the memory
  * was planned for) is recomputed, and every op is prepared again at the new shapes, with the
  * same checks as at init: an op whose shapes do not agree is refused, never run. */
+#include "qmath.h"
 #include "thinker_internal.h"
 
 uint32_t thk_dynamic_bytes(const thinker_model *m) { return 4u * (m->n_dyn + m->n_shape_rules); }
@@ -19,7 +20,8 @@ static void compute_dims(thinker_model *m) {
     for (i = 0; i < m->n_shape_rules; i++) {
         const uint8_t *r = m->shape_rules + 24u * i;
         int64_t mul = (int32_t)thk_rd32(r + 12), add = (int32_t)thk_rd32(r + 16);
-        m->rule_dim[i] = (uint32_t)((mul * m->dyn_len[thk_rd32(r + 8)] + add) / thk_rd32(r + 20));
+        /* mul >= 0 and mul MIN + add >= div (checked at parse): a positive numerator */
+        m->rule_dim[i] = (uint32_t)thk_udivmod64((uint64_t)(mul * m->dyn_len[thk_rd32(r + 8)] + add), thk_rd32(r + 20), NULL);
     }
 }
 

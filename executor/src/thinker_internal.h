@@ -274,6 +274,8 @@ const thk_op_def *thk_find_op(const char *type);
 void thk_msg(thinker_message *msg, const char *a, const char *b, const char *c);
 thinker_status thk_op_error(thinker_message *msg, const thk_op *op, thinker_status status,
                             const char *what);
+/* thk_op_error with THINKER_ERR_MODEL (THK_BAD): one argument less at each of its call sites */
+thinker_status thk_bad(thinker_message *msg, const thk_op *op, const char *what);
 
 /* attrs.c: attribute lookup on an op; each returns 1 when found and valid */
 const uint8_t *thk_attr_find(const thk_op *op, const char *name, uint32_t *type, uint32_t *count);

@@ -58,12 +58,12 @@ thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, co
     int has_bits;
     memset(st, 0, sizeof *st);
     if (!thk_round_mode(m, op, &st->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
-    if (!thk_is_int(x->dtype)) THK_BAD("input must be an integer tensor; insert a Quant node");
+    if (!thk_is_int(x->dtype)) THK_BAD("input must be an integer tensor");
     if (thk_attr_exponent(op, "scale_x", &qx) != 1) THK_BAD("scale_x missing or not a power of two");
-    if (thk_attr_exponent(op, weight_key, &qw) != 1) THK_BAD("weight scale missing or not a power of two");
+    if (thk_attr_exponent(op, weight_key, &qw) != 1) THK_BAD("scale_w missing or not a power of two");
     if (bias) {
         if (!thk_is_int(bias->dtype) && bias->dtype != THINKER_INT4) THK_BAD("bias must be integer");
-        if (bias->count != 1 && bias->count != channels) THK_BAD("bias length does not match channels");
+        if (bias->count != 1 && bias->count != channels) THK_BAD("bias does not match channels");
         for (i = 0; i < bias->count; i++) {
             uint64_t a = abs64(thk_load_int(bias->init, bias->dtype, i));
             if (a > bias_max) bias_max = a;
@@ -80,7 +80,7 @@ thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, co
     }
     if (!has_bits) { /* float output */
         st->out_float = 1;
-        if (out->dtype != THINKER_FLOAT32) THK_BAD("output without o_bits must be float32");
+        if (out->dtype != THINKER_FLOAT32) THK_BAD("output dtype does not match o_bits");
     } else {
         uint64_t offset, half;
         if (!thk_bits_range(bits, &st->lo, &st->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
@@ -110,7 +110,7 @@ thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, co
             if (st->lo < 0) st->lo = 0; /* ReLU: clamp (0, 2**31 - 1) */
         }
     }
-    if (bound >= ((uint64_t)1 << 53)) THK_BAD("accumulator bound exceeds 2**53; cannot be computed exactly");
+    if (bound >= ((uint64_t)1 << 53)) THK_BAD("accumulator bound exceeds 2**53");
     return THINKER_OK;
 }
 

@@ -4,10 +4,10 @@
 
 static thinker_status unary_same(const thinker_model *m, thk_op *op, thk_tensor *x, thk_tensor *out,
                                  uint32_t max_in, thinker_message *msg) {
-    if (op->n_in < 1 || op->n_in > max_in || op->n_out != 1) THK_BAD("wrong number of inputs or outputs");
+    if (op->n_in < 1 || op->n_in > max_in || op->n_out != 1) THK_BAD("wrong number of inputs/outputs");
     if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
     thk_op_output(m, op, 0, out);
-    if (!thk_same_dims(x, out) || x->dtype != out->dtype) THK_BAD("output must match the input's shape and dtype");
+    if (!thk_same_dims(x, out) || x->dtype != out->dtype) THK_BAD("output must match the input");
     if (x->dtype == THINKER_INT4) THK_BAD("unsupported dtype");
     return THINKER_OK;
 }
@@ -67,7 +67,7 @@ thinker_status thk_clip_prepare(const thinker_model *m, thk_op *op, thk_needs *n
     p->fclip_hi = 0x7F800000u;
     for (k = 0; k < 2; k++) {
         kind = thk_const_number(m, op, k + 1, k ? "max" : "min", &v, &bits);
-        if (kind < 0) THK_BAD("clip bounds must be single constant values");
+        if (kind < 0) THK_BAD("Clip bounds must be single constant values");
         if (!kind) continue;
         kind = kind == 2 ? thk_f32_split(bits, &mm, &e) : ((mm = thk_double_of(v, &e)), 0);
         if (kind == 2) THK_BAD("clip bound is NaN");
@@ -120,7 +120,7 @@ thinker_status thk_prelu_prepare(const thinker_model *m, thk_op *op, thk_needs *
     if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &slope)) THK_BAD("input and slope are required");
     thk_op_output(m, op, 0, &out);
     if (!slope.init || !(thk_is_int(slope.dtype) || slope.dtype == THINKER_INT4))
-        THK_BAD("slope must be an integer constant with scale_w");
+        THK_BAD("slope must be an integer constant");
     if (!thk_is_int(x.dtype) || x.dtype == THINKER_INT64) THK_BAD("input must be integer");
     if (!thk_input_exponent(op, "scale_x", &x, &qx)) THK_BAD("input has no known scale");
     if (thk_attr_exponent(op, "scale_w", &qw) != 1) THK_BAD("scale_w missing or not a power of two");
@@ -130,7 +130,7 @@ thinker_status thk_prelu_prepare(const thinker_model *m, thk_op *op, thk_needs *
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
     if (!thk_broadcast_init(&bc, &x, &slope, &out) || !thk_same_dims(&x, &out))
-        THK_BAD("slope must broadcast to the input's shape");
+        THK_BAD("slope does not broadcast");
     p->sx = qx - qo;
     p->sw = qx + qw - qo;
     return THINKER_OK;

@@ -19,25 +19,25 @@ static thinker_status read_geometry(const thk_op *op, const thk_tensor *w, uint3
     for (i = 0; i < (int)spatial; i++) k[i] = w->dims[2 + i];
     n = thk_attr_ints(op, "kernel_shape", k, 2);
     if (n >= 0) {
-        if (n != (int)spatial) THK_BAD("kernel_shape does not match the weight shape");
+        if (n != (int)spatial) THK_BAD("kernel_shape does not match the weight");
         for (i = 0; i < n; i++)
-            if (k[i] != (int64_t)w->dims[2 + i]) THK_BAD("kernel_shape does not match the weight shape");
+            if (k[i] != (int64_t)w->dims[2 + i]) THK_BAD("kernel_shape does not match the weight");
     } else if (thk_attr_has(op, "kernel_shape")) {
-        THK_BAD("kernel_shape does not match the weight shape");
+        THK_BAD("kernel_shape does not match the weight");
     }
     if ((thk_attr_has(op, "strides") && thk_attr_ints(op, "strides", s, 2) != (int)spatial) ||
         (thk_attr_has(op, "dilations") && thk_attr_ints(op, "dilations", d, 2) != (int)spatial) ||
         (thk_attr_has(op, "pads") && thk_attr_ints(op, "pads", pads, 4) != 2 * (int)spatial) ||
         (transposed && thk_attr_has(op, "output_padding") &&
          thk_attr_ints(op, "output_padding", opad, 2) != (int)spatial))
-        THK_BAD("strides, dilations, pads or output_padding do not match the conv's rank");
+        THK_BAD("geometry does not match the conv's rank");
     if (thk_attr_has(op, "group") && !thk_attr_int(op, "group", &group))
         THK_BAD("group must be an int");
     for (i = 0; i < (int)spatial; i++) {
         if (s[i] < 1 || d[i] < 1 || pads[i] < 0 || pads[i + spatial] < 0 || opad[i] < 0)
-            THK_BAD("strides and dilations must be >= 1 and pads >= 0");
+            THK_BAD("strides, dilations >= 1, pads >= 0");
         if (s[i] > 65535 || d[i] > 65535 || pads[i] > 65535 || pads[i + spatial] > 65535 || opad[i] > 65535)
-            THK_BAD("geometry values above 65535 are not supported");
+            THK_BAD("geometry values above 65535");
     }
     if (group < 1 || group > 0x7FFFFFFF) THK_BAD("group must be >= 1");
     if (spatial == 1) {
@@ -126,7 +126,7 @@ static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs
     thinker_status s;
     s = conv_operands(m, op, &x, &w, &b, &out, &has_bias, msg);
     if (s != THINKER_OK) return s;
-    if (x.ndim != spatial + 2 || w.ndim != spatial + 2) THK_BAD("input and weight rank do not match the conv");
+    if (x.ndim != spatial + 2 || w.ndim != spatial + 2) THK_BAD("input does not match the weight");
     if (!thk_is_int(w.dtype) && w.dtype != THINKER_INT4) THK_BAD("weight must be integer");
     if (x.dtype == THINKER_INT64) THK_BAD("int64 inputs are not supported");
     s = read_geometry(op, &w, spatial, 0, p, msg);
@@ -275,8 +275,8 @@ static void conv_lean(const thk_conv_params *p, const conv_dims *d, const thk_te
             for (oy = 0; oy < d->ho; oy++) {
                 int64_t y0 = (int64_t)oy * p->sh - p->pt;
                 /* taps i with 0 <= y0 + i dh < H */
-                i0 = y0 >= 0 ? 0 : (uint32_t)((-y0 + p->dh - 1) / p->dh);
-                i1 = y0 >= (int64_t)d->H ? 0 : (uint32_t)(((int64_t)d->H - 1 - y0) / p->dh + 1);
+                i0 = y0 >= 0 ? 0 : (uint32_t)(-y0 + p->dh - 1) / p->dh; /* < 2**32: see conv_out_len */
+                i1 = y0 >= (int64_t)d->H ? 0 : (uint32_t)((int64_t)d->H - 1 - y0) / p->dh + 1;
                 if (i1 > p->kh) i1 = p->kh;
                 for (ox = 0; ox < d->wo; ox++, idx++) {
                     int64_t x0 = (int64_t)ox * p->sw - p->pl;
@@ -309,8 +309,8 @@ static void conv_lean(const thk_conv_params *p, const conv_dims *d, const thk_te
                         idx += nb - 1;
                         continue;
                     }
-                    j0 = x0 >= 0 ? 0 : (uint32_t)((-x0 + p->dw - 1) / p->dw);
-                    j1 = x0 >= (int64_t)d->W ? 0 : (uint32_t)(((int64_t)d->W - 1 - x0) / p->dw + 1);
+                    j0 = x0 >= 0 ? 0 : (uint32_t)(-x0 + p->dw - 1) / p->dw;
+                    j1 = x0 >= (int64_t)d->W ? 0 : (uint32_t)((int64_t)d->W - 1 - x0) / p->dw + 1;
                     if (j1 > p->kw) j1 = p->kw;
                     for (c = 0; c < d->cg; c++) {
                         const int8_t *xc = xg + (size_t)c * d->H * d->W, *wc = wo_ + (size_t)c * KK;
@@ -716,7 +716,7 @@ thinker_status thk_conv_transpose2d_prepare(const thinker_model *m, thk_op *op, 
     s = read_geometry(op, &w, 2, 1, p, msg);
     if (s != THINKER_OK) return s;
     C = x.dims[1];
-    if (w.dims[0] != C || C % p->group) THK_BAD("weight [C, O/group, kh, kw] does not fit the input");
+    if (w.dims[0] != C || C % p->group) THK_BAD("weight does not fit the input");
     og = w.dims[1];
     O = og * p->group;
     ho = ((int64_t)x.dims[2] - 1) * p->sh + p->oph + (int64_t)p->dh * (p->kh - 1) + 1 - p->pt - p->pb;
@@ -770,10 +770,10 @@ thinker_status thk_conv_transpose2d_run(thk_run_ctx *ctx) {
                     for (c = g * cpg; c < (g + 1) * cpg; c++)
                         for (i = 0; i < p->kh; i++) {
                             int64_t ty = (int64_t)oy + p->pt - (int64_t)i * p->dh, iy;
-                            if (ty < 0 || ty % p->sh || (iy = ty / p->sh) >= (int64_t)H) continue;
+                            if (ty < 0 || (uint32_t)ty % p->sh || (iy = (uint32_t)ty / p->sh) >= (int64_t)H) continue; /* ty < 2**32 */
                             for (j = 0; j < p->kw; j++) {
                                 int64_t tx = (int64_t)ox + p->pl - (int64_t)j * p->dw, ix;
-                                if (tx < 0 || tx % p->sw || (ix = tx / p->sw) >= (int64_t)W) continue;
+                                if (tx < 0 || (uint32_t)tx % p->sw || (ix = (uint32_t)tx / p->sw) >= (int64_t)W) continue;
                                 acc += thk_load_int(w.data, w.dtype, ((c * og + ol) * p->kh + i) * p->kw + j) *
                                        thk_load_int(x.data, x.dtype, (uint32_t)(((n * C + c) * H + iy) * W + ix));
                             }

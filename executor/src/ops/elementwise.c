@@ -82,16 +82,16 @@ static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker
     if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &y)) THK_BAD("both inputs are required");
     thk_op_output(m, op, 0, &out);
     if (!thk_is_int(x.dtype) || !thk_is_int(y.dtype) || x.dtype == THINKER_INT64 || y.dtype == THINKER_INT64)
-        THK_BAD("inputs must be int8, uint8, int16 or int32");
+        THK_BAD("input must be int8/uint8/int16/int32");
     if (!thk_input_exponent(op, "scale_x", &x, &qx) || !thk_input_exponent(op, "scale_y", &y, &qy))
-        THK_BAD("an input has no known scale (scale_x / scale_y)");
+        THK_BAD("an input has no scale");
     if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing or not a power of two");
     thk_attr_int(op, "o_bits", &bits);
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
-    if (!thk_broadcast_init(&bc, &x, &y, &out)) THK_BAD("inputs cannot be broadcast to the recorded output");
+    if (!thk_broadcast_init(&bc, &x, &y, &out)) THK_BAD("inputs do not broadcast to the output");
     if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
-    if (kind == BIN_DIV && p->round_mode != THK_ROUND_FLOOR_ADD) THK_BAD("iqDiv rounds half up: quant_mode must be floor_add");
+    if (kind == BIN_DIV && p->round_mode != THK_ROUND_FLOOR_ADD) THK_BAD("quant_mode must be floor_add");
     /* a Relu / Clip fused by tpacker (fused_clip [lo, hi], rules-checked to meet the output
      * range): clamps the saturated result, as the separate op did */
     p->clip_lo = p->lo;
@@ -110,7 +110,7 @@ static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker
         shift = qo - qx + qy;
         widest = 8u * thk_dtype_size(x.dtype);
         if (shift > 62 - (int32_t)widest || -shift > 62 - (int32_t)(8u * thk_dtype_size(y.dtype)))
-            THK_BAD("the division shift would leave int64; re-export with scale_o closer to scale_x / scale_y");
+            THK_BAD("the division shift would leave int64");
         p->sx = shift > 0 ? shift : 0;
         p->sy = shift < 0 ? -shift : 0;
     }
@@ -266,7 +266,7 @@ thinker_status thk_iqcat_prepare(const thinker_model *m, thk_op *op, thk_needs *
         thk_op_input(m, op, i, &t);
         scale_key(key, i);
         if (!thk_is_int(t.dtype) || t.dtype == THINKER_INT64) THK_BAD("inputs must be integer");
-        if (!thk_input_exponent(op, key, &t, &q)) THK_BAD("an input has no known scale (scale_x_<i>)");
+        if (!thk_input_exponent(op, key, &t, &q)) THK_BAD("an input has no scale");
     }
     if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
     p->q = qo;

@@ -17,7 +17,7 @@ static thinker_status linear_dims_of(const thk_op *op, const thk_tensor *x, cons
     d->trans_b = trans_b != 0;
     d->out_f = d->trans_b ? w->dims[0] : w->dims[1];
     d->in_f = d->trans_b ? w->dims[1] : w->dims[0];
-    if (x->ndim == 0 || x->dims[x->ndim - 1] != d->in_f) THK_BAD("input's last axis does not match the weight");
+    if (x->ndim == 0 || x->dims[x->ndim - 1] != d->in_f) THK_BAD("input does not match the weight");
     return THINKER_OK;
 }
 
@@ -149,11 +149,11 @@ thinker_status thk_batchnorm2d_prepare(const thinker_model *m, thk_op *op, thk_n
     (void)needs;
     if (op->n_in < 3 || op->n_in > 5 || op->n_out != 1) THK_BAD("expects 3-5 inputs and 1 output");
     if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &alpha) || !thk_op_input(m, op, 2, &beta))
-        THK_BAD("input, alpha and beta are required");
-    if (!alpha.init || !beta.init) THK_BAD("alpha and beta must be constants");
+        THK_BAD("expects 3-5 inputs and 1 output");
+    if (!alpha.init || !beta.init) THK_BAD("alpha, beta must be constants");
     if (!thk_is_int(alpha.dtype) && alpha.dtype != THINKER_INT4) THK_BAD("alpha must be integer");
     thk_op_output(m, op, 0, &out);
-    if (x.ndim < 2 || alpha.count != x.dims[1]) THK_BAD("alpha must have one value per channel");
+    if (x.ndim < 2 || alpha.count != x.dims[1]) THK_BAD("alpha: one value per channel");
     if (!thk_same_dims(&x, &out)) THK_BAD("recorded output shape differs from the input's");
     for (i = 0; i < alpha.count; i++) {
         int64_t a = thk_load_int(alpha.init, alpha.dtype, i);

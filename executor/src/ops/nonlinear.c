@@ -52,7 +52,7 @@ thinker_status thk_nl_family(const thinker_model *m, const thk_op *op, uint8_t *
         if (!thk_attr_string(op, m, "platform", &name) ||
             (f = thk_nl_lookup(thk_nl_platforms, sizeof thk_nl_platforms / sizeof thk_nl_platforms[0],
                                name, 1)) < 0)
-            THK_BAD("unknown platform attribute; use venus, arcs, mars, venusA or cortex-m");
+            THK_BAD("unknown platform");
     } else if (thk_attr_string(op, m, "platform_quant", &name)) {
         f = thk_nl_lookup(thk_nl_platform_quants,
                           sizeof thk_nl_platform_quants / sizeof thk_nl_platform_quants[0], name, 0);
@@ -75,8 +75,8 @@ static thinker_status io_prepare(const thinker_model *m, thk_op *op, thk_tensor 
     if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
     thk_op_output(m, op, 0, out);
     if (!thk_is_int(x->dtype) || x->dtype == THINKER_INT64)
-        THK_BAD("input must be int8, uint8, int16 or int32; insert a Quant node before it");
-    if (!thk_input_exponent(op, "scale_x", x, qx)) THK_BAD("input has no known scale (scale_x)");
+        THK_BAD("input must be int8/uint8/int16/int32");
+    if (!thk_input_exponent(op, "scale_x", x, qx)) THK_BAD("an input has no scale");
     if (thk_attr_exponent(op, "scale_o", qo) != 1) THK_BAD("scale_o missing or not a power of two");
     if (thk_attr_has(op, "o_bits") && !thk_attr_int(op, "o_bits", &bits)) THK_BAD("o_bits must be an int");
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
@@ -89,9 +89,9 @@ static thinker_status io_prepare(const thinker_model *m, thk_op *op, thk_tensor 
 static thinker_status shifts_prepare(thk_op *op, int32_t in_shift, int32_t out_shift, int32_t out_limit,
                                      thinker_message *msg) {
     if (in_shift > 48 || in_shift < -48)
-        THK_BAD("the kernel input conversion shifts too far; re-export with a scale_x closer to the data");
+        THK_BAD("kernel input conversion shifts too far");
     if (out_shift > out_limit || out_shift < -out_limit)
-        THK_BAD("the output requantization shifts too far; scale_o is extreme");
+        THK_BAD("output requantization shifts too far");
     op->p.nl.in_shift = in_shift;
     op->p.nl.out_shift = out_shift;
     return THINKER_OK;
@@ -107,7 +107,7 @@ static thinker_status rows_prepare(thk_op *op, const thk_tensor *x, uint32_t *ax
     } else if (thk_attr_has(op, "dim") && !thk_attr_int(op, "dim", &axis)) {
         THK_BAD("dim must be an int");
     }
-    if (axis < -(int64_t)x->ndim || axis >= (int64_t)x->ndim) THK_BAD("axis out of range for the input's rank");
+    if (axis < -(int64_t)x->ndim || axis >= (int64_t)x->ndim) THK_BAD("axis out of range");
     if (axis < 0) axis += x->ndim;
     p->outer = p->inner = 1;
     for (d = 0; d < (uint32_t)axis; d++) p->outer *= x->dims[d];
@@ -142,7 +142,7 @@ static thinker_status pwl_prepare(const thinker_model *m, thk_op *op, thinker_me
     int32_t qx, qo;
     thinker_status s = io_prepare(m, op, &x, &out, &qx, &qo, msg);
     if (s != THINKER_OK) return s;
-    if (!thk_same_dims(&x, &out)) THK_BAD("output must have the input's shape");
+    if (!thk_same_dims(&x, &out)) THK_BAD("output must match the input");
     op->p.nl.function = function;
     t = &thk_pwl_tables[op->p.nl.family][function];
     return shifts_prepare(op, qx - t->input_q, t->output_q - qo, 62, msg);
@@ -194,15 +194,15 @@ thinker_status thk_glu_prepare(const thinker_model *m, thk_op *op, thk_needs *ne
     (void)needs;
     if (s == THINKER_OK) s = rows_prepare(op, &x, &axis, msg);
     if (s != THINKER_OK) return s;
-    if (p->len % 2u) THK_BAD("the axis has an odd size; GLU halves it");
+    if (p->len % 2u) THK_BAD("the axis has an odd size");
     p->len /= 2u; /* rows of the output: each half */
-    if (out.ndim != x.ndim) THK_BAD("output must be the input with the axis halved");
+    if (out.ndim != x.ndim) THK_BAD("output must halve the axis");
     for (d = 0; d < x.ndim; d++)
-        if (out.dims[d] != (d == axis ? p->len : x.dims[d])) THK_BAD("output must be the input with the axis halved");
+        if (out.dims[d] != (d == axis ? p->len : x.dims[d])) THK_BAD("output must halve the axis");
     { /* numpy's limits: a right shift up to 62 bits, a left one while |a gate| << k < 2**62 */
         int32_t out_shift = qx + GLU_GATE_Q - qo, product_bits = 8 * (int32_t)thk_dtype_size(x.dtype) + GLU_GATE_Q + 1;
         if (out_shift < 0 && -out_shift > 62 - product_bits)
-            THK_BAD("the output requantization shifts too far; scale_o is extreme");
+            THK_BAD("output requantization shifts too far");
     }
     return shifts_prepare(op, qx - thk_pwl_tables[p->family][THK_PWL_SIGMOID].input_q, qx + GLU_GATE_Q - qo,
                           62, msg);
@@ -314,11 +314,11 @@ static thinker_status softmax_like(const thinker_model *m, thk_op *op, thk_needs
     uint32_t axis;
     thinker_status s = io_prepare(m, op, &x, &out, &qx, &qo, msg);
     if (s != THINKER_OK) return s;
-    if (!thk_same_dims(&x, &out)) THK_BAD("output must have the input's shape");
+    if (!thk_same_dims(&x, &out)) THK_BAD("output must match the input");
     s = shifts_prepare(op, qx - SOFTMAX_IN_Q, q_out - qo, 62, msg);
     if (s == THINKER_OK) s = rows_prepare(op, &x, &axis, msg);
     if (s != THINKER_OK) return s;
-    if (p->len > 0x1FFFFFFCu / 4u) THK_BAD("softmax rows too long for the scratch buffer");
+    if (p->len > 0x1FFFFFFCu / 4u) THK_BAD("layer too large for the scratch buffer");
     needs->scratch = 4u * p->len; /* one row of numerators (int32) */
     return THINKER_OK;
 }
@@ -453,42 +453,42 @@ thinker_status thk_layernorm_prepare(const thinker_model *m, thk_op *op, thk_nee
     uint64_t n, size = 1, eps, room;
     uint32_t k, dtype;
     (void)needs;
-    if (op->n_in < 2 || op->n_in > 3 || op->n_out != 1) THK_BAD("expects 2-3 inputs (x, weight, bias) and 1 output");
+    if (op->n_in < 2 || op->n_in > 3 || op->n_out != 1) THK_BAD("expects 2-3 inputs and 1 output");
     if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &w)) THK_BAD("input and weight are required");
     p->has_bias = (uint8_t)thk_op_input(m, op, 2, &b);
     thk_op_output(m, op, 0, &out);
     if (!thk_is_int(x.dtype) || x.dtype == THINKER_INT64)
-        THK_BAD("input must be int8, uint8, int16 or int32; insert a Quant node before it");
-    if (!const_int(&w)) THK_BAD("weight must be an integer constant (int4/8/16/32)");
-    if (p->has_bias && !const_int(&b)) THK_BAD("bias must be an integer constant (int8/16/32)");
-    if (!thk_input_exponent(op, "scale_x", &x, &qx)) THK_BAD("input has no known scale (scale_x)");
+        THK_BAD("input must be int8/uint8/int16/int32");
+    if (!const_int(&w)) THK_BAD("weight must be an integer constant");
+    if (p->has_bias && !const_int(&b)) THK_BAD("bias must be an integer constant");
+    if (!thk_input_exponent(op, "scale_x", &x, &qx)) THK_BAD("an input has no scale");
     if (thk_attr_exponent(op, "scale_w", &qw) != 1) THK_BAD("scale_w missing or not a power of two");
     if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing or not a power of two");
     if (thk_attr_has(op, "o_bits") && !thk_attr_int(op, "o_bits", &bits)) THK_BAD("o_bits must be an int");
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out.dtype != dtype || !thk_same_dims(&x, &out))
-        THK_BAD("output must have the input's shape and the dtype of o_bits");
+        THK_BAD("output must be the input's shape, o_bits' dtype");
     if (!normal_scale_valid(op))
-        THK_BAD("scale_y_normal must be 32768: the normalised values are Q15");
+        THK_BAD("scale_y_normal must be 32768");
     /* rows: the trailing axes of x whose sizes multiply to the weight's size */
     n = w.count;
     for (k = x.ndim; k-- > 0;) {
         size *= x.dims[k];
         if (size >= n) break;
     }
-    if (size != n || n == 0) THK_BAD("weight must have one value per normalised element (trailing axes of the input)");
+    if (size != n || n == 0) THK_BAD("weight: one value per normalised element");
     if (p->has_bias && b.count != n) THK_BAD("bias must have one value per normalised element");
-    if (!eps_valid(op)) THK_BAD("eps must be a finite value >= 0");
+    if (!eps_valid(op)) THK_BAD("eps must be finite >= 0");
     if (thk_attr_ints(op, "eps_q", words, 2) != 2 || words[1] < 0)
-        THK_BAD("attribute eps_q (the integer eps tpacker writes) is missing or invalid; re-pack the model");
+        THK_BAD("eps_q missing or invalid; re-pack");
     eps = ((uint64_t)(uint32_t)words[1] << 32) | (uint32_t)words[0];
     /* the denominator N * sum(x**2) - sum(x)**2 + eps_q stays below 2**58 (numpy's bound) */
     bits_in = 8 * (int32_t)thk_dtype_size(x.dtype);
     room = eps < (uint64_t)LAYERNORM_LIMIT ? ((uint64_t)LAYERNORM_LIMIT - 1u - eps) >> (2 * (bits_in - 1)) : 0;
     if (bits_in >= 30 || n >= ((uint64_t)1 << 29) || n * n > room)
-        THK_BAD("rows too long (or eps too large) for the layernorm kernel: its denominator must stay below 2**58");
+        THK_BAD("layernorm denominator must stay below 2**58");
     shift = LAYERNORM_OUT_Q + qw - qo;
-    if (shift > 62 || shift < -62) THK_BAD("the output requantization shifts more than 62 bits; scale_o is extreme");
+    if (shift > 62 || shift < -62) THK_BAD("output requantization shifts > 62 bits");
     p->len = (uint32_t)n;
     p->outer = x.count / (uint32_t)n;
     p->eps_q = (int64_t)eps;
@@ -510,12 +510,14 @@ static int64_t rsqrt_entry(uint32_t t) {
 static int rsqrt_q15(int64_t d, int64_t *r, int32_t *k) {
     int64_t t = THK_LN_RSQRT_BASE;
     int32_t q1 = 0;
-    uint32_t i;
+    int32_t i;
+    /* tables.toml's normalize steps (nonlinear_tables.h): the first i whose bits 58 - 2 i,
+     * 59 - 2 i of D are not both 0 gives shift 50 - 2 i and q1 30 - i */
     for (i = 0; i < THK_LN_STEPS; i++)
-        if ((uint64_t)d & thk_ln_normalize[i].mask) {
-            int32_t s = thk_ln_normalize[i].shift;
+        if ((uint64_t)d & ((uint64_t)3 << (58 - 2 * i))) {
+            int32_t s = 50 - 2 * i;
             t = s >= 0 ? thk_floor_shift(d, s) : shl_wrap(d, -s);
-            q1 = thk_ln_normalize[i].q1;
+            q1 = 30 - i;
             break;
         }
     /* 0 <= D < 2**58 (prepare) puts t in [256, 1024) */

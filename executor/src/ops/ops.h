@@ -93,6 +93,6 @@ int64_t thk_pwl(uint32_t family, uint32_t function, int64_t v);
 int thk_round_mode(const thinker_model *m, const thk_op *op, uint8_t *mode);
 
 /* shared error text */
-#define THK_BAD(what) return thk_op_error(msg, op, THINKER_ERR_MODEL, what)
+#define THK_BAD(what) return thk_bad(msg, op, what)
 
 #endif

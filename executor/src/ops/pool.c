@@ -26,14 +26,14 @@ static thinker_status pool_geometry(const thinker_model *m, thk_op *op, thk_tens
     n = x->ndim - 2u;
     for (i = 0; i < n; i++) k[i] = x->dims[2 + i];
     if (thk_attr_has(op, "kernel_shape") && thk_attr_ints(op, "kernel_shape", k, 2) != (int)n)
-        THK_BAD("kernel_shape does not match the input rank");
+        THK_BAD("geometry does not match the input rank");
     for (i = 0; i < n; i++) s[i] = k[i];
     if (thk_attr_has(op, "strides") && thk_attr_ints(op, "strides", s, 2) != (int)n)
-        THK_BAD("strides do not match the input rank");
+        THK_BAD("geometry does not match the input rank");
     if (thk_attr_has(op, "pads") && thk_attr_ints(op, "pads", pads, 4) != 2 * (int)n)
-        THK_BAD("pads do not match the input rank");
+        THK_BAD("geometry does not match the input rank");
     if (thk_attr_has(op, "dilations") && thk_attr_ints(op, "dilations", d, 2) != (int)n)
-        THK_BAD("dilations do not match the input rank");
+        THK_BAD("geometry does not match the input rank");
     thk_attr_int(op, "ceil_mode", &ceil);
     p->spatial = n;
     for (i = 0; i < n; i++) {
@@ -107,7 +107,7 @@ thinker_status thk_avgpool2d_prepare(const thinker_model *m, thk_op *op, thk_nee
     (void)needs;
     s = pool_geometry(m, op, &x, &out, p, msg);
     if (s != THINKER_OK) return s;
-    if (!thk_is_int(x.dtype) || x.dtype == THINKER_INT64) THK_BAD("input must be int8, uint8, int16 or int32");
+    if (!thk_is_int(x.dtype) || x.dtype == THINKER_INT64) THK_BAD("input must be int8/uint8/int16/int32");
     if (thk_attr_exponent(op, "scale_x", &qx) != 1) THK_BAD("scale_x missing or not a power of two");
     qo = qx;
     if (thk_attr_has(op, "scale_o") && thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o is not a power of two");
@@ -215,7 +215,7 @@ thinker_status thk_maxpool_prepare(const thinker_model *m, thk_op *op, thk_needs
     thinker_status s;
     (void)needs;
     if (thk_attr_has(op, "auto_pad") && (!thk_attr_string(op, m, "auto_pad", &pad) || !thk_streq(pad, "NOTSET")))
-        THK_BAD("auto_pad is not supported; give explicit pads");
+        THK_BAD("auto_pad is not supported");
     s = pool_geometry(m, op, &x, &out, p, msg);
     if (s != THINKER_OK) return s;
     if (x.dtype == THINKER_INT64 || x.dtype == THINKER_INT4) THK_BAD("input dtype is not supported");

@@ -14,7 +14,7 @@ thinker_status thk_quant_prepare(const thinker_model *m, thk_op *op, thk_needs *
     thk_attr_int(op, "data_bits", &bits);
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("data_bits must be 4, 8, 16 or 32");
     if (thk_attr_exponent(op, "scale_x", &p->q) != 1) THK_BAD("scale_x missing or not a power of two");
-    if (out.dtype != dtype || !thk_same_dims(&x, &out)) THK_BAD("recorded output differs from the computed one");
+    if (out.dtype != dtype || !thk_same_dims(&x, &out)) THK_BAD("recorded output shape differs from the computed one");
     if (x.dtype == THINKER_INT4) THK_BAD("unsupported input dtype");
     if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
     return THINKER_OK;
@@ -57,9 +57,9 @@ thinker_status thk_dequant_prepare(const thinker_model *m, thk_op *op, thk_needs
     if (thk_attr_has(op, "scale_o")) {
         if (thk_attr_exponent(op, "scale_o", &p->q) != 1) THK_BAD("scale_o is not a power of two");
     } else if (thk_attr_exponent(op, "scale_x", &p->q) != 1) {
-        THK_BAD("needs scale_o (or scale_x) as a power of two");
+        THK_BAD("scale_o missing or not a power of two");
     }
-    if (out.dtype != THINKER_FLOAT32 || !thk_same_dims(&x, &out)) THK_BAD("recorded output differs from the computed one");
+    if (out.dtype != THINKER_FLOAT32 || !thk_same_dims(&x, &out)) THK_BAD("recorded output shape differs from the computed one");
     if (x.dtype == THINKER_INT4) THK_BAD("unsupported input dtype");
     return THINKER_OK;
 }
@@ -94,10 +94,10 @@ thinker_status thk_requant_prepare(const thinker_model *m, thk_op *op, thk_needs
     if (op->n_in != 1 || op->n_out != 1 || !thk_op_input(m, op, 0, &x)) THK_BAD("expects 1 input and 1 output");
     thk_op_output(m, op, 0, &out);
     if (thk_attr_exponent(op, "scale_x", &qx) != 1 || thk_attr_exponent(op, "scale_o", &qo) != 1)
-        THK_BAD("scale_x and scale_o must be powers of two");
+        THK_BAD("scale_x, scale_o must be powers of two");
     thk_attr_int(op, "o_bits", &bits);
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
-    if (out.dtype != dtype || !thk_same_dims(&x, &out)) THK_BAD("recorded output differs from the computed one");
+    if (out.dtype != dtype || !thk_same_dims(&x, &out)) THK_BAD("recorded output shape differs from the computed one");
     if (!thk_is_int(x.dtype) || x.dtype == THINKER_INT64) THK_BAD("input must be integer");
     if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
     p->sx = qx - qo;

@@ -12,8 +12,8 @@ static thinker_status scales_prepare(const thinker_model *m, thk_op *op, thk_ten
     uint32_t dtype;
     if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
     thk_op_output(m, op, 0, out);
-    if (!thk_is_int(x->dtype)) THK_BAD("input must be an integer tensor; insert a Quant node before it");
-    if (!thk_input_exponent(op, "scale_x", x, qx)) THK_BAD("input has no known scale (scale_x)");
+    if (!thk_is_int(x->dtype)) THK_BAD("input must be an integer tensor");
+    if (!thk_input_exponent(op, "scale_x", x, qx)) THK_BAD("an input has no scale");
     if (thk_attr_exponent(op, "scale_o", qo) != 1) THK_BAD("scale_o missing or not a power of two");
     if (thk_attr_has(op, "o_bits") && !thk_attr_int(op, "o_bits", &bits)) THK_BAD("o_bits must be an int");
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
@@ -34,13 +34,13 @@ thinker_status thk_bmm_prepare(const thinker_model *m, thk_op *op, thk_needs *ne
     if (op->n_in != 2 || op->n_out != 1) THK_BAD("expects 2 inputs and 1 output");
     s = scales_prepare(m, op, &x, &out, &qx, &qo, msg);
     if (s != THINKER_OK) return s;
-    if (!thk_op_input(m, op, 1, &y) || !thk_is_int(y.dtype)) THK_BAD("input y must be an integer tensor");
-    if (!thk_input_exponent(op, "scale_y", &y, &qy)) THK_BAD("input y has no known scale (scale_y)");
+    if (!thk_op_input(m, op, 1, &y) || !thk_is_int(y.dtype)) THK_BAD("input must be an integer tensor");
+    if (!thk_input_exponent(op, "scale_y", &y, &qy)) THK_BAD("an input has no scale");
     r = x.ndim;
     if (r < 2 || y.ndim != r || x.dims[r - 1] != y.dims[r - 2])
-        THK_BAD("inputs must be [..., M, K] and [..., K, N] with the same leading axes");
+        THK_BAD("inputs must be [..., M, K] and [..., K, N]");
     for (d = 0; d + 2 < r; d++)
-        if (x.dims[d] != y.dims[d]) THK_BAD("inputs must be [..., M, K] and [..., K, N] with the same leading axes");
+        if (x.dims[d] != y.dims[d]) THK_BAD("inputs must be [..., M, K] and [..., K, N]");
     p->m = x.dims[r - 2];
     p->k = x.dims[r - 1];
     p->n = y.dims[r - 1];
@@ -52,7 +52,7 @@ thinker_status thk_bmm_prepare(const thinker_model *m, thk_op *op, thk_needs *ne
     bound = thk_mul_sat(thk_mul_sat(p->k, thk_magnitude(x.dtype)), thk_magnitude(y.dtype));
     if (p->shift > 62 || p->shift < -62 ||
         (p->shift < 0 && thk_mul_sat(bound, (uint64_t)1 << -p->shift) >= ((uint64_t)1 << 62)))
-        THK_BAD("requantization shift out of range; re-export with an output scale closer to the inputs'");
+        THK_BAD("requantization shift out of range");
     p->fast = x.dtype == THINKER_INT8 && y.dtype == THINKER_INT8 && bound < ((uint64_t)1 << 31);
     if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
     return THINKER_OK;
@@ -114,12 +114,12 @@ static thinker_status reduce_prepare(const thinker_model *m, thk_op *op, thk_ten
         if (!thk_attr_has(op, keys[k])) continue;
         n = thk_attr_ints(op, keys[k], v, THINKER_MAX_DIMS);
         if (n < 0 && thk_attr_int(op, keys[k], v)) n = 1;
-        if (n < 0) THK_BAD("axes must be an int or a list of distinct ints");
+        if (n < 0) THK_BAD("axes must be distinct ints");
     }
     if (n < 0) THK_BAD("attribute 'axes' (or 'dims') is required");
     p->axes = 0;
     for (k = 0; k < (uint32_t)n; k++) {
-        if (v[k] < -(int64_t)x->ndim || v[k] >= (int64_t)x->ndim) THK_BAD("axis out of range for the input's rank");
+        if (v[k] < -(int64_t)x->ndim || v[k] >= (int64_t)x->ndim) THK_BAD("axis out of range");
         d = (uint32_t)(v[k] < 0 ? v[k] + x->ndim : v[k]);
         if ((p->axes >> d) & 1u) THK_BAD("axes must be distinct");
         p->axes |= 1u << d;
@@ -127,7 +127,7 @@ static thinker_status reduce_prepare(const thinker_model *m, thk_op *op, thk_ten
     }
     if (!p->axes) THK_BAD("axes must not be empty");
     if (thk_attr_has(op, "keepdims") && !thk_attr_int(op, "keepdims", &keep)) THK_BAD("keepdims must be an int");
-    if ((p->axes & 1u) && !keep) THK_BAD("reducing the batch axis 0 is not supported");
+    if ((p->axes & 1u) && !keep) THK_BAD("reducing the batch axis is not supported");
     if (count > 0xFFFFFFFFu) THK_BAD("too many reduced elements");
     p->count = (uint32_t)count;
     for (d = 0; d < x->ndim; d++) { /* reduced_shape: a reduced axis is 1 or dropped */
@@ -165,7 +165,7 @@ thinker_status thk_iqsum_prepare(const thinker_model *m, thk_op *op, thk_needs *
     p->divisor = divisor;
     p->shift = qx - qo;
     if (!exact_within_int64(thk_mul_sat(p->count, thk_magnitude(x.dtype)), (uint64_t)divisor, p->shift))
-        THK_BAD("the sum or the divisor times 2**|shift| would leave int64; use an output scale closer to the input's");
+        THK_BAD("sum or divisor << |shift| would leave int64");
     return THINKER_OK;
 }
 
@@ -180,13 +180,13 @@ thinker_status thk_iqvar_prepare(const thinker_model *m, thk_op *op, thk_needs *
     if (s != THINKER_OK) return s;
     if (thk_attr_has(op, "unbiased") && !thk_attr_int(op, "unbiased", &unbiased)) THK_BAD("unbiased must be an int");
     unbiased = unbiased != 0;
-    if (unbiased && p->count < 2) THK_BAD("the unbiased variance needs at least 2 elements");
+    if (unbiased && p->count < 2) THK_BAD("unbiased variance needs 2 elements");
     p->shift = 2 * qx - qo;
     mag = thk_magnitude(x.dtype);
     p->divisor = (int64_t)p->count * ((int64_t)p->count - unbiased);
     if (!exact_within_int64(thk_mul_sat(thk_mul_sat(p->count, p->count), thk_mul_sat(mag, mag)),
                             (uint64_t)p->divisor, p->shift))
-        THK_BAD("the variance would leave int64; reduce fewer elements or use a closer output scale");
+        THK_BAD("the variance would leave int64");
     return THINKER_OK;
 }
 

@@ -98,8 +98,8 @@ static int dims3(const thk_tensor *t, uint32_t d0, uint32_t d1, uint32_t h) {
 
 static int gap_ok(int32_t s) { return s >= -RNN_MAX_GAP && s <= RNN_MAX_GAP; }
 
-#define RNN_INPUTS "expects X, [h0], [c0], W_ih, W_hh, [b_ih, b_hh] (has_hidden, has_cell), Y, h_n, [c_n]"
-#define RNN_SHAPES "expects X int [., ., F], h0/c0 int [1, B, H], int constants W_ih [G*H, F], W_hh [G*H, H] (H: hidden_size), b [G*H]"
+#define RNN_INPUTS "inputs/outputs disagree with has_hidden, has_cell"
+#define RNN_SHAPES "expects X int [., ., F], h0/c0 [1, B, H], W_ih [G*H, F], W_hh [G*H, H], b [G*H] (H: hidden_size)"
 #define RNN_FAIL(text) do { why = text; goto bad; } while (0)
 
 /* GRUInt and LSTMInt share both steps: the op's type tells them apart. */
@@ -164,7 +164,7 @@ thinker_status thk_rnn_prepare(const thinker_model *m, thk_op *op, thk_needs *ne
     }
     if (cell && (k = thk_attr_exponent(op, "scale_c", &qx)) != 0 && (k != 1 || qx != 15))
         RNN_FAIL("scale_c must be 32768");
-    if (!thk_input_exponent(op, "scale_x", &x, &qx)) RNN_FAIL("input has no known scale (scale_x)");
+    if (!thk_input_exponent(op, "scale_x", &x, &qx)) RNN_FAIL("an input has no scale");
     for (i = 0; i < 4; i++)
         if (thk_attr_exponent(op, scale_keys[i], &q[i]) != 1) RNN_FAIL("scale_iw/hw/h/o must be powers of two");
     q_out = p->family == THK_FAMILY_VENUS ? 15 : 31; /* Q_in = Q_out - 4: 11 or 27 */
@@ -178,7 +178,7 @@ thinker_status thk_rnn_prepare(const thinker_model *m, thk_op *op, thk_needs *ne
     sum_i = thk_weight_abs_sum(&wi, G * H, p->in_f, p->in_f, 1);
     sum_h = thk_weight_abs_sum(&wh, G * H, H, H, 1);
     if (thk_mul_sat(sum_i, (uint64_t)1 << 31) >= ((uint64_t)1 << 53) || thk_mul_sat(sum_h, h_mag) >= ((uint64_t)1 << 53))
-        RNN_FAIL("weight products can exceed 2**53");
+        RNN_FAIL("accumulator bound exceeds 2**53");
     p->acc32_x = thk_mul_sat(sum_i, thk_magnitude(x.dtype)) < ((uint64_t)1 << 31);
     p->acc32_h = thk_mul_sat(sum_h, h_mag) < ((uint64_t)1 << 31);
     /* scratch: 4 (4 H + F + B H (1 + LSTM)) bytes, docs/c_executor.md */

@@ -144,8 +144,8 @@ thinker_status thk_reshape_prepare(const thinker_model *m, thk_op *op, thk_needs
         !thk_op_input(m, op, 0, &x))
         THK_BAD("expects 1-2 inputs and 1 output");
     thk_op_output(m, op, 0, &out);
-    if (out.count != x.count || out.dtype != x.dtype) THK_BAD("output must hold the input's elements");
-    if (!reshape_dims(m, op, &x, dims, &ndim)) THK_BAD("invalid shape, axes or axis operand");
+    if (out.count != x.count || out.dtype != x.dtype) THK_BAD("recorded output shape differs from the computed one");
+    if (!reshape_dims(m, op, &x, dims, &ndim)) THK_BAD("bad shape, axes or axis operand");
     if (ndim != out.ndim) THK_BAD("recorded output shape differs from the computed one");
     for (d = 0; d < ndim; d++)
         if (dims[d] != (int64_t)out.dims[d]) THK_BAD("recorded output shape differs from the computed one");
@@ -156,7 +156,7 @@ thinker_status thk_reshape_run(thk_run_ctx *ctx) {
     thk_tensor x, out;
     thk_op_input(ctx->model, ctx->op, 0, &x);
     thk_op_output(ctx->model, ctx->op, 0, &out);
-    if (out.data != x.data) memmove(out.data, x.data, x.nbytes); /* planned as an alias: no copy */
+    if (out.data != x.data) memcpy(out.data, x.data, x.nbytes); /* else an alias; never a partial overlap (the arena rule) */
     return THINKER_OK;
 }
 
@@ -178,10 +178,10 @@ thinker_status thk_transpose_prepare(const thinker_model *m, thk_op *op, thk_nee
         for (d = 0; d < x.ndim; d++) perm[d] = x.ndim - 1 - d;
         k = (int)x.ndim;
     }
-    if ((uint32_t)k != x.ndim) THK_BAD("perm is not a permutation of the input's axes");
+    if ((uint32_t)k != x.ndim) THK_BAD("bad perm");
     for (d = 0; d < x.ndim; d++) {
         if (perm[d] < 0 || perm[d] >= (int64_t)x.ndim || (seen >> perm[d]) & 1u)
-            THK_BAD("perm is not a permutation of the input's axes");
+            THK_BAD("bad perm");
         seen |= 1u << perm[d];
         p->perm[d] = (uint8_t)perm[d];
         if (out.dims[d] != x.dims[perm[d]]) THK_BAD("recorded output shape differs from the computed one");
@@ -241,11 +241,11 @@ thinker_status thk_slice_prepare(const thinker_model *m, thk_op *op, thk_needs *
     ne = operand_ints(m, op, 2, "ends", ends, THK_MAX_OPERANDS);
     na = operand_ints(m, op, 3, "axes", axes, THK_MAX_OPERANDS);
     nt = operand_ints(m, op, 4, "steps", steps, THK_MAX_OPERANDS);
-    if (ns < 0 || ne < 0 || ns != ne) THK_BAD("needs constant starts and ends of equal length");
-    if (na == -2 || nt == -2) THK_BAD("axes and steps must be constant integers");
+    if (ns < 0 || ne < 0 || ns != ne) THK_BAD("starts and ends must be constant, equal length");
+    if (na == -2 || nt == -2) THK_BAD("starts/ends/axes/steps must be constant integer tensors");
     if (na <= 0) { for (k = 0; k < ns; k++) axes[k] = k; na = ns; }
     if (nt <= 0) { for (k = 0; k < ns; k++) steps[k] = 1; nt = ns; }
-    if (na != ns || nt != ns) THK_BAD("starts, ends, axes and steps differ in length");
+    if (na != ns || nt != ns) THK_BAD("starts/ends/axes/steps differ in length");
     for (d = 0; d < x.ndim; d++) {
         p->start[d] = 0;
         p->step[d] = 1;
@@ -305,7 +305,7 @@ thinker_status thk_split_prepare(const thinker_model *m, thk_op *op, thk_needs *
     thk_attr_int(op, "axis", &axis);
     if (!norm_axis(axis, x.ndim, &ax)) THK_BAD("axis out of range");
     count = operand_ints(m, op, 1, "split", sizes, THK_MAX_OPERANDS);
-    if (count == -2) THK_BAD("split sizes must be constant integers");
+    if (count == -2) THK_BAD("starts/ends/axes/steps must be constant integer tensors");
     if (count == -1) { /* equal parts, the last one smaller */
         int64_t chunk = (uint32_t)((int64_t)x.dims[ax] + op->n_out - 1) / op->n_out;
         if (op->n_out > THK_MAX_OPERANDS) THK_BAD("too many outputs");
@@ -320,12 +320,12 @@ thinker_status thk_split_prepare(const thinker_model *m, thk_op *op, thk_needs *
         if (sizes[k] < 0) THK_BAD("negative split size");
         total += sizes[k];
         thk_op_output(m, op, k, &out);
-        if (out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("outputs must match the input's dtype and rank");
+        if (out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input's dtype and rank");
         for (d = 0; d < x.ndim; d++)
             if (out.dims[d] != (d == ax ? (uint32_t)sizes[k] : x.dims[d]))
                 THK_BAD("recorded output shape differs from the computed one");
     }
-    if (total != (int64_t)x.dims[ax]) THK_BAD("split sizes do not add up to the axis");
+    if (total != (int64_t)x.dims[ax]) THK_BAD("split sizes do not match the outputs");
     p->axis = (int32_t)ax;
     return THINKER_OK;
 }
@@ -370,13 +370,13 @@ thinker_status thk_concat_prepare(const thinker_model *m, thk_op *op, thk_needs 
         thk_op_input(m, op, i, &t);
         if (!elem_size_ok(&t)) THK_BAD("unsupported dtype");
         if (t.flags & THK_FLAG_EXPONENT) {
-            if (have_q && t.exponent != q) THK_BAD("inputs have different exponents; use iqCat to rescale");
+            if (have_q && t.exponent != q) THK_BAD("inputs have different exponents");
             q = t.exponent;
             have_q = 1;
         }
     }
     thk_op_output(m, op, 0, &out);
-    if (out.dtype != t.dtype) THK_BAD("output dtype differs from the inputs'");
+    if (out.dtype != t.dtype) THK_BAD("output dtype differs from the input's");
     op->p.move.axis = (int32_t)ax;
     return THINKER_OK;
 }
@@ -416,31 +416,31 @@ thinker_status thk_pad_prepare(const thinker_model *m, thk_op *op, thk_needs *n,
     thk_op_output(m, op, 0, &out);
     if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input's dtype and rank");
     count = operand_ints(m, op, 1, "pads", pads, 2 * THINKER_MAX_DIMS + 2);
-    if (count < 0 || count % 2 || count > 2 * (int)x.ndim) THK_BAD("pads must list begin and end pads for the axes");
-    if (thk_op_input(m, op, 3, &v)) THK_BAD("the axes input of Pad is not supported");
+    if (count < 0 || count % 2 || count > 2 * (int)x.ndim) THK_BAD("pads must have 2 values per axis");
+    if (thk_op_input(m, op, 3, &v)) THK_BAD("Pad axes input is not supported");
     half = count / 2;
     first = x.ndim - (uint32_t)half; /* a shorter pads list applies to the trailing axes */
     if (thk_attr_has(op, "mode") && !thk_attr_string(op, m, "mode", &mode)) THK_BAD("mode must be a string");
     if (thk_streq(mode, "constant")) p->mode = 0;
     else if (thk_streq(mode, "reflect")) p->mode = 1;
     else if (thk_streq(mode, "edge") || thk_streq(mode, "replicate")) p->mode = 2;
-    else THK_BAD("pad mode must be constant, reflect, edge or replicate");
+    else THK_BAD("unknown pad mode");
     for (d = 0; d < x.ndim; d++) {
         int64_t b = 0, e = 0;
         if (d >= first) {
             b = pads[d - first];
             e = pads[d - first + half];
         }
-        if (b < 0 || e < 0) THK_BAD("negative pads are not supported");
-        if (d == 0 && (b || e)) THK_BAD("padding the batch axis is not supported");
+        if (b < 0 || e < 0) THK_BAD("negative pads");
+        if (d == 0 && (b || e)) THK_BAD("padding the batch axis");
         if (out.dims[d] != x.dims[d] + b + e) THK_BAD("recorded output shape differs from the computed one");
-        if (p->mode && x.dims[d] == 0 && (b || e)) THK_BAD("cannot reflect or extend an empty axis");
+        if (p->mode && x.dims[d] == 0 && (b || e)) THK_BAD("empty axis to reflect or extend");
         p->before[d] = (uint32_t)b;
     }
     /* numpy's dtype.type(value): an integer as it is (a float truncates toward zero); float32
      * tensors take the value's float32 (an integer through its float64) */
     count = thk_const_number(m, op, 2, "value", &ivalue, &bits);
-    if (count < 0) THK_BAD("constant_value must be a single constant");
+    if (count < 0) THK_BAD("constant_value must be one constant");
     p->fvalue = p->ivalue = 0;
     if (count == 2) {
         p->fvalue = bits;
@@ -503,7 +503,7 @@ thinker_status thk_gather_prepare(const thinker_model *m, thk_op *op, thk_needs 
     if (op->n_in != 2 || op->n_out != 1 || !thk_op_input(m, op, 0, &data) || !thk_op_input(m, op, 1, &idx))
         THK_BAD("expects 2 inputs and 1 output");
     thk_op_output(m, op, 0, &out);
-    if (!elem_size_ok(&data) || out.dtype != data.dtype) THK_BAD("output must match the data's dtype");
+    if (!elem_size_ok(&data) || out.dtype != data.dtype) THK_BAD("output must match the input's dtype and rank");
     if (!thk_is_int(idx.dtype)) THK_BAD("indices must be integers");
     thk_attr_int(op, "axis", &axis);
     if (!norm_axis(axis, data.ndim, &ax)) THK_BAD("axis out of range");
@@ -567,7 +567,7 @@ thinker_status thk_resize_prepare(const thinker_model *m, thk_op *op, thk_needs 
     uint32_t d, bits;
     (void)n;
     if (op->n_in < 2 || op->n_in > 4 || op->n_out != 1 || !thk_op_input(m, op, 0, &x))
-        THK_BAD("expects 2-4 inputs (X, roi, scales, sizes) and 1 output");
+        THK_BAD("expects 2-4 inputs and 1 output");
     thk_op_output(m, op, 0, &out);
     if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input's dtype and rank");
     if ((thk_attr_has(op, "mode") && !thk_attr_string(op, m, "mode", &mode)) ||
@@ -579,8 +579,8 @@ thinker_status thk_resize_prepare(const thinker_model *m, thk_op *op, thk_needs 
                 "round_prefer_floor/ceil)");
     /* X, scales (opset 10) or X, roi, scales, sizes; sizes win when both are given */
     sizes = op->n_in > 2 && resize_operand(m, op, 3, &t);
-    if (!sizes && !resize_operand(m, op, op->n_in > 2 ? 2 : 1, &t)) THK_BAD("Resize needs constant scales or sizes");
-    if (t.count != x.ndim || t.ndim != 1) THK_BAD("scales or sizes must give one value per axis");
+    if (!sizes && !resize_operand(m, op, op->n_in > 2 ? 2 : 1, &t)) THK_BAD("scales/sizes: one value per axis");
+    if (t.count != x.ndim || t.ndim != 1) THK_BAD("scales/sizes: one value per axis");
     for (d = 0; d < x.ndim; d++) {
         int64_t v = thk_load_int(t.init, t.dtype, d); /* a float truncates */
         uint32_t f = v < 1 || v > 0xFFFFFFFF ? 0 : (uint32_t)v, e;
@@ -592,7 +592,7 @@ thinker_status thk_resize_prepare(const thinker_model *m, thk_op *op, thk_needs 
             if (e < 150u && (bits & ((1u << (150u - e)) - 1u))) f = 0; /* fraction bits set */
         }
         if (f < 1 || (d == 0 && f != 1))
-            THK_BAD("scales must be integers >= 1, one per axis, with 1 on the batch axis");
+            THK_BAD("scales must be integers >= 1 with 1 on the batch axis");
         if ((uint64_t)out.dims[d] != (uint64_t)x.dims[d] * f)
             THK_BAD("recorded output shape differs from the computed one");
     }

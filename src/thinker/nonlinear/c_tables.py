@@ -165,6 +165,12 @@ def render() -> str:
         out.append("    },")
     sm = tables.softmax()
     normalize, rsqrt = tables.layernorm()
+    for i, (mask, shift, q1) in enumerate(normalize.tolist()):
+        # the kernel's step i: masks may also hold bits that earlier steps test (only those)
+        low = 58 - 2 * i
+        if (shift, q1) != (50 - 2 * i, 30 - i) or (mask >> low) & 3 != 3 or \
+                mask & ((1 << low) - 1) or mask >> 60:
+            raise ValueError(f"tables.toml layernorm.normalize step {i} is not the kernel's formula")
     log = tables._data()["logarithm"]
     pairs = log["log2_pairs"]
     ln2 = _fit([log["ln2_q31"]], "int32_t", "logarithm.ln2_q31")[0]
@@ -181,22 +187,9 @@ def render() -> str:
         f"{_array(sm['poly_q23'], 'int32_t', 'softmax.poly_q23', '')};",
         "",
         "/* --- layernorm: normalising the denominator, then 1/sqrt in Q15 --- */",
-        "typedef struct {",
-        "    uint64_t mask;",
-        "    int8_t shift;",
-        "    uint8_t q1;",
-        "} thk_ln_step;",
-        "",
+        "/* the normalize steps i = 0 .. STEPS - 1 of tables.toml are computed by the kernel: the",
+        " * first i with D & (3 << (58 - 2 i)), shift 50 - 2 i, q1 30 - i (proven equal by a test) */",
         f"#define THK_LN_STEPS {len(normalize)}",
-        "static const thk_ln_step thk_ln_normalize[THK_LN_STEPS] = {",
-    ]
-    for mask, shift, q1 in normalize.tolist():
-        m = _fit([mask], "uint64_t", "layernorm.normalize mask")[0]
-        s = _fit([shift], "int8_t", "layernorm.normalize shift")[0]
-        q = _fit([q1], "uint8_t", "layernorm.normalize q1")[0]
-        out.append(f"    {{{_literal(m, 'uint64_t')}, {s}, {q}}},")
-    out += [
-        "};",
         "",
         "/* normalised denominators t in [BASE, BASE + SIZE) index rsqrt_q15[t - BASE]; the",
         " * kernel computes the entry (min(32767, floor(2**19 / sqrt(t))), proven equal by a test) */",
