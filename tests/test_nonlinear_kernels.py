@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import numpy as np
 import pytest
 
 import nonlinear_literal as lit
 from shared_data import SHARED_DATA
-from thinker.nonlinear import layernorm, pwl, softmax, tables
+from thinker.nonlinear import c_tables, layernorm, pwl, softmax, tables
 
 SWEEP = os.path.join(SHARED_DATA, "orig-linger-kernels", "sweep.npz")
 FAMILIES = ("venus", "arcs", "venusA")
@@ -263,6 +264,20 @@ def test_the_normalize_steps_are_the_formula_the_c_executor_computes():
                         if value & (3 << (58 - 2 * i))), None)
         assert table == formula, value
     assert len(normalize) == 30
+
+
+def test_the_log2e_over_x0_values_are_the_division_the_c_executor_computes():
+    # executor/src/ops/nonlinear.c (log2e_over_x0) stores only C = THK_LOG2E_Q38 and divides it
+    # by 257 + 2 k by 16-bit digits, on uint32 registers
+    from thinker.nonlinear import logarithm
+
+    pairs, _ = logarithm._table()
+    c = int(re.search(r"THK_LOG2E_Q38 UINT64_C\((\d+)\)", c_tables.render()).group(1))
+    hi, lo = c >> 16, c & 0xFFFF
+    for k, value in enumerate(pairs[1::2].tolist()):
+        d = 257 + 2 * k
+        assert hi < 1 << 32 and (hi % d) << 16 | lo < 1 << 32
+        assert ((hi // d) << 16) + (((hi % d) << 16) | lo) // d == c // d == value, k
 
 
 def test_layernorm_eps_equals_the_originals_float32_q_eps():

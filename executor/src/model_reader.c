@@ -297,8 +297,8 @@ static thinker_status check_dynamic(thinker_model *m, thinker_message *msg) {
                  factor = thk_rd32(r + 16);
         thk_tensor_get(m, id, &t);
         if (!is_io(m, id, 0, m->n_inputs) || (t.flags & THK_FLAG_CONSTANT))
-            return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "tensor is not a graph input");
-        if (axis >= t.ndim) return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "axis beyond the input's dims");
+            return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "not a graph input");
+        if (axis >= t.ndim) return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "axis out of range");
         if (lo < 1 || lo > hi || factor < 1 || t.dims[axis] != hi)
             return fail(msg, THINKER_ERR_FORMAT, "dynamic shape", i, "not 1 <= MIN <= MAX = planned, FACTOR >= 1");
         for (k = 0; k < i; k++)
@@ -311,7 +311,7 @@ static thinker_status check_dynamic(thinker_model *m, thinker_message *msg) {
         thk_tensor_get(m, st, &u);
         if (!is_io(m, h, 0, m->n_inputs) || (t.flags & THK_FLAG_CONSTANT) || !is_io(m, st, m->n_inputs, m->n_outputs) ||
             (u.flags & THK_FLAG_CONSTANT) || is_history(m, h, i, 0) || is_history(m, st, i, 1))
-            return fail(msg, THINKER_ERR_FORMAT, "stream", i, "needs a graph input and output, each in one pair");
+            return fail(msg, THINKER_ERR_FORMAT, "stream", i, "needs an input and an output in one pair");
         if (t.dtype != u.dtype || !thk_same_dims(&t, &u))
             return fail(msg, THINKER_ERR_FORMAT, "stream", i, "history and state differ");
         for (k = 0; k < m->n_tensors; k++) {
@@ -341,7 +341,7 @@ static thinker_status check_dynamic(thinker_model *m, thinker_message *msg) {
         hi = thk_rd32(m->dyn_records + 20u * rule + 12);
         /* mul >= 0 and div >= 1: the dim grows with L, so MAX's dim bounds every length's */
         if (div < 1 || mul < 0 || mul * lo + add < (int64_t)div || thk_udivmod64((uint64_t)(mul * hi + add), div, NULL) != t.dims[axis])
-            return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "dim < 1 at MIN or not the plan's at MAX");
+            return fail(msg, THINKER_ERR_FORMAT, "shape rule", i, "dim < 1 at MIN or not planned at MAX");
     }
     for (i = 0; i < m->n_dyn; i++) {
         const uint8_t *d = m->dyn_records + 20u * i;
@@ -370,7 +370,7 @@ thinker_status thk_parse(thinker_model *m, const void *bin, size_t size, thinker
     if (size < THK_HEADER_SIZE)
         return fail(msg, THINKER_ERR_TRUNCATED, "model.bin", THK_NO_TENSOR, "shorter than the header");
     if (memcmp(d, magic, 8) != 0)
-        return fail(msg, THINKER_ERR_MAGIC, "model.bin", THK_NO_TENSOR, "bad magic; pack with tpacker");
+        return fail(msg, THINKER_ERR_MAGIC, "model.bin", THK_NO_TENSOR, "bad magic");
     if (thk_rd16(d + 8) != THINKER_FORMAT_VERSION)
         return fail(msg, THINKER_ERR_VERSION, "model.bin", THK_NO_TENSOR, "unsupported format version");
     if (thk_rd16(d + 10) != THK_HEADER_SIZE)
@@ -617,7 +617,7 @@ thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *m
         }
         op->def = thk_find_op(op->type);
         if (!op->def) {
-            thk_msg(msg, "op '", op->type, "' is not compiled into this executor; rebuild with it in OPS");
+            thk_msg(msg, "op '", op->type, "' is not compiled in; rebuild with it in OPS");
             return THINKER_ERR_UNSUPPORTED_OP;
         }
         for (k = 0; k < op->n_out; k++) { /* outputs are written: activations in an arena only */

@@ -310,18 +310,18 @@ thinker_status thk_check_records(const thinker_model *m, thinker_message *msg) {
         uint32_t id = thk_rd32(m->io_ids + 4 * i), in_outputs = i >= m->n_inputs;
         for (j = in_outputs ? m->n_inputs : 0; j < i; j++)
             if (thk_rd32(m->io_ids + 4 * j) == id)
-                return record_error(msg, "a tensor is listed twice as a graph input or output", "");
+                return record_error(msg, "a tensor is listed twice in the io section", "");
     }
     /* flags */
     for (i = 0; i < n; i++) {
         thk_tensor t;
         thk_tensor_get(m, i, &t);
-        if (t.flags & ~0xFu) return record_error(msg, "unknown tensor flag bits on", t.name);
+        if (t.flags & ~0xFu) return record_error(msg, "unknown flag bits on", t.name);
         if (!(t.flags & THK_FLAG_CONSTANT) != (t.data_offset == THK_NO_TENSOR))
-            return record_error(msg, "the constant flag and the data offset disagree on", t.name);
+            return record_error(msg, "constant flag and data offset disagree on", t.name);
         if (!(t.flags & THK_FLAG_INPUT) != !listed(m, i, 0, m->n_inputs) ||
             !(t.flags & THK_FLAG_OUTPUT) != !listed(m, i, m->n_inputs, m->n_outputs))
-            return record_error(msg, "io flags disagree with the io section on", t.name);
+            return record_error(msg, "io flags disagree on", t.name);
         if (t.dtype == THINKER_INT4 && !(t.flags & THK_FLAG_CONSTANT))
             return record_error(msg, "int4 is only for constants, not", t.name);
         if ((t.flags & THK_FLAG_INPUT) && (t.flags & THK_FLAG_CONSTANT))
@@ -393,7 +393,7 @@ thinker_status thk_check_records(const thinker_model *m, thinker_message *msg) {
                 (uint64_t)off >= (uint64_t)t.offset + t.nbytes)
                 continue;
             if (lifetime(m, i, &first, &last, &producer) && first <= (int64_t)op && (int64_t)op <= last) {
-                thk_msg(msg, "a kernel scratch region overlaps a live tensor: ", t.name, "");
+                thk_msg(msg, "a scratch region overlaps a live tensor: ", t.name, "");
                 return THINKER_ERR_FORMAT;
             }
         }
@@ -448,7 +448,7 @@ thinker_status thk_clip_rules(const thinker_model *m, const thk_op *op, thinker_
         if (p && type == THK_ATTR_FLOAT && !f32_finite(thk_rd32(p)))
             THK_BAD("Clip bounds must be finite");
         if (thk_op_input(m, op, slot, &t)) {
-            if (!t.init || t.count != 1) THK_BAD("Clip bounds must be single constant values");
+            if (!t.init || t.count != 1) THK_BAD("Clip bounds must be single constants");
             if (t.dtype == THINKER_FLOAT32 && !f32_finite(thk_rd32(t.init)))
                 THK_BAD("Clip bounds must be finite");
         }
@@ -504,7 +504,7 @@ thinker_status thk_avgpool_rules(const thinker_model *m, const thk_op *op, think
     }
     for (i = 0; bound; i++) bound >>= 1; /* bit_length */
     if ((uint64_t)i + gap > WINDOW_SHIFT_LIMIT)
-        THK_BAD("window sum or divisor << |qo - qx| leaves 2**61 (scale_o)");
+        THK_BAD("window sum or divisor << |qo - qx| >= 2**61");
     return THINKER_OK;
 }
 
@@ -571,12 +571,12 @@ thinker_status thk_check_op_rules(const thinker_model *m, thk_op *op, thinker_me
     /* a float output (no o_bits) of an accumulating op: q_x + q_w in float32's exact range */
     if ((flags & THK_RULE_FLOAT_OUT) && !thk_attr_has(op, "o_bits") && exponent_of(op, "scale_x", &qx) &&
         exponent_of(op, "scale_w", &qw) && (qx + qw < FLOAT_OUTPUT_Q_MIN || qx + qw > FLOAT_OUTPUT_Q_MAX))
-        THK_BAD("float output leaves float32's exact range");
+        THK_BAD("float output outside float32's exact range");
     /* thinker.ops.rounding.mode_problem: a quant_mode other than floor_add is one of the modes,
      * on an op that rounds its output with it */
     if (!thk_round_mode(m, op, &mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
     if (mode != THK_ROUND_FLOOR_ADD && !(flags & THK_RULE_MODE))
-        THK_BAD("quant_mode must be floor_add here");
+        THK_BAD("quant_mode must be floor_add");
     /* fused_clip [lo, hi]: an interval meeting the o_bits range */
     if (thk_attr_ints(op, "fused_clip", clip, 2) == 2) {
         lo = clip[0];
@@ -586,23 +586,23 @@ thinker_status thk_check_op_rules(const thinker_model *m, thk_op *op, thinker_me
             hi = clip[1];
         }
         if (clip[0] > clip[1] || clip[0] > hi || clip[1] < lo)
-            THK_BAD("fused_clip must meet the o_bits range");
+            THK_BAD("fused_clip misses the o_bits range");
     }
     /* integer weights and biases */
     last = flags & THK_RULE_WEIGHTS ? 2u : flags & THK_RULE_WEIGHT ? 1u : 0u;
     for (slot = 1; slot <= last; slot++)
         if (thk_op_input(m, op, slot, &t) && (!const_integer(&t) || !int32_values(&t)))
-            THK_BAD(slot == 1 ? "weight must be an integer constant within int32"
-                              : "bias must be an integer constant within int32");
+            THK_BAD(slot == 1 ? "weight must be an integer constant"
+                              : "bias must be an integer constant");
     if (flags & THK_RULE_RECURRENT)
         for (slot = 0; slot < op->n_in; slot++)
             if (thk_op_input(m, op, slot, &t) && t.init && thk_is_int(t.dtype) && !int32_values(&t))
-                THK_BAD("weights and biases must be integers within int32");
+                THK_BAD("constants must be integers within int32");
     /* constant integer operands */
     last = flags & THK_RULE_OPERANDS ? 4u : flags & THK_RULE_OPERAND ? 1u : 0u;
     for (slot = 1; slot <= last; slot++)
         if (thk_op_input(m, op, slot, &t) && !const_integer(&t))
             THK_BAD(last == 1 ? "input 1 must be a constant integer tensor"
-                              : "starts/ends/axes/steps must be constant integer tensors");
+                              : "operands must be constant integer tensors");
     return d->rules ? d->rules(m, op, msg) : THINKER_OK;
 }

@@ -57,7 +57,7 @@ thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, co
     uint32_t i, dtype;
     int has_bits;
     memset(st, 0, sizeof *st);
-    if (!thk_round_mode(m, op, &st->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
+    thk_round_mode(m, op, &st->round_mode); /* a known mode: thk_check_op_rules */
     if (!thk_is_int(x->dtype)) THK_BAD("input must be an integer tensor");
     if (thk_attr_exponent(op, "scale_x", &qx) != 1) THK_BAD("scale_x missing or not a power of two");
     if (thk_attr_exponent(op, weight_key, &qw) != 1) THK_BAD("scale_w missing or not a power of two");

@@ -2,10 +2,10 @@
  * (no scale conversion); PRelu rescales each branch. All may run in place. */
 #include "ops.h"
 
+/* input counts: thk_check_op_rules (op_table.c) */
 static thinker_status unary_same(const thinker_model *m, thk_op *op, thk_tensor *x, thk_tensor *out,
-                                 uint32_t max_in, thinker_message *msg) {
-    if (op->n_in < 1 || op->n_in > max_in || op->n_out != 1) THK_BAD("wrong number of inputs/outputs");
-    if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
+                                 thinker_message *msg) {
+    if (op->n_out != 1 || !thk_op_input(m, op, 0, x)) THK_BAD("wrong number of inputs/outputs");
     thk_op_output(m, op, 0, out);
     if (!thk_same_dims(x, out) || x->dtype != out->dtype) THK_BAD("output must match the input");
     if (x->dtype == THINKER_INT4) THK_BAD("unsupported dtype");
@@ -15,7 +15,7 @@ static thinker_status unary_same(const thinker_model *m, thk_op *op, thk_tensor 
 thinker_status thk_relu_prepare(const thinker_model *m, thk_op *op, thk_needs *n, thinker_message *msg) {
     thk_tensor x, out;
     (void)n;
-    return unary_same(m, op, &x, &out, 1, msg);
+    return unary_same(m, op, &x, &out, msg);
 }
 
 thinker_status thk_relu_run(thk_run_ctx *ctx) {
@@ -56,7 +56,7 @@ thinker_status thk_clip_prepare(const thinker_model *m, thk_op *op, thk_needs *n
     int kind;
     thinker_status s;
     (void)n;
-    s = unary_same(m, op, &x, &out, 3, msg);
+    s = unary_same(m, op, &x, &out, msg);
     if (s != THINKER_OK) return s;
     if (x.dtype == THINKER_UINT8) { lo = 0; hi = 255; }
     else if (x.dtype == THINKER_INT64) { lo = INT64_MIN; hi = INT64_MAX; }
@@ -67,7 +67,7 @@ thinker_status thk_clip_prepare(const thinker_model *m, thk_op *op, thk_needs *n
     p->fclip_hi = 0x7F800000u;
     for (k = 0; k < 2; k++) {
         kind = thk_const_number(m, op, k + 1, k ? "max" : "min", &v, &bits);
-        if (kind < 0) THK_BAD("Clip bounds must be single constant values");
+        if (kind < 0) THK_BAD("Clip bounds must be single constants");
         if (!kind) continue;
         kind = kind == 2 ? thk_f32_split(bits, &mm, &e) : ((mm = thk_double_of(v, &e)), 0);
         if (kind == 2) THK_BAD("clip bound is NaN");
@@ -116,8 +116,8 @@ thinker_status thk_prelu_prepare(const thinker_model *m, thk_op *op, thk_needs *
     int64_t bits = 8;
     uint32_t dtype;
     (void)n;
-    if (op->n_in != 2 || op->n_out != 1) THK_BAD("expects 2 inputs and 1 output");
-    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &slope)) THK_BAD("input and slope are required");
+    if (op->n_out != 1) THK_BAD("expects 2 inputs and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &slope)) THK_BAD("expects 2 inputs and 1 output");
     thk_op_output(m, op, 0, &out);
     if (!slope.init || !(thk_is_int(slope.dtype) || slope.dtype == THINKER_INT4))
         THK_BAD("slope must be an integer constant");

@@ -30,14 +30,14 @@ static thinker_status read_geometry(const thk_op *op, const thk_tensor *w, uint3
         (thk_attr_has(op, "pads") && thk_attr_ints(op, "pads", pads, 4) != 2 * (int)spatial) ||
         (transposed && thk_attr_has(op, "output_padding") &&
          thk_attr_ints(op, "output_padding", opad, 2) != (int)spatial))
-        THK_BAD("geometry does not match the conv's rank");
+        THK_BAD("geometry does not match the input rank");
     if (thk_attr_has(op, "group") && !thk_attr_int(op, "group", &group))
         THK_BAD("group must be an int");
     for (i = 0; i < (int)spatial; i++) {
         if (s[i] < 1 || d[i] < 1 || pads[i] < 0 || pads[i + spatial] < 0 || opad[i] < 0)
-            THK_BAD("strides, dilations >= 1, pads >= 0");
+            THK_BAD("conv geometry out of range");
         if (s[i] > 65535 || d[i] > 65535 || pads[i] > 65535 || pads[i + spatial] > 65535 || opad[i] > 65535)
-            THK_BAD("geometry values above 65535");
+            THK_BAD("conv geometry out of range");
     }
     if (group < 1 || group > 0x7FFFFFFF) THK_BAD("group must be >= 1");
     if (spatial == 1) {
@@ -79,8 +79,9 @@ static void dims4(const thk_tensor *t, uint32_t spatial, uint32_t out[4]) {
 static thinker_status conv_operands(const thinker_model *m, const thk_op *op, thk_tensor *x,
                                     thk_tensor *w, thk_tensor *b, thk_tensor *out,
                                     int *has_bias, thinker_message *msg) {
-    if (op->n_in < 2 || op->n_in > 3 || op->n_out != 1) THK_BAD("expects 2-3 inputs and 1 output");
-    if (!thk_op_input(m, op, 0, x) || !thk_op_input(m, op, 1, w)) THK_BAD("input and weight are required");
+    *has_bias = 0;
+    if (op->n_out != 1 || !thk_op_input(m, op, 0, x) || !thk_op_input(m, op, 1, w))
+        THK_BAD("expects 2-3 inputs and 1 output"); /* input counts: thk_check_op_rules */
     if (!w->init) THK_BAD("weight must be a constant");
     *has_bias = thk_op_input(m, op, 2, b);
     if (*has_bias && !b->init) THK_BAD("bias must be a constant");
@@ -134,7 +135,7 @@ static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs
     dims4(&x, spatial, xd);
     O = w.dims[0];
     cg = w.dims[1];
-    if ((uint64_t)cg * p->group != xd[1] || O % p->group) THK_BAD("weight and group do not fit the input channels");
+    if ((uint64_t)cg * p->group != xd[1] || O % p->group) THK_BAD("weight does not fit the input");
     ho = conv_out_len(xd[2], p->pt, p->pb, p->kh, p->sh, p->dh);
     wo = conv_out_len(xd[3], p->pl, p->pr, p->kw, p->sw, p->dw);
     if (ho < 1 || wo < 1) THK_BAD("output would be empty");
@@ -153,7 +154,7 @@ static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs
         p->fast = p->out32 = 0;
         scratch = 0;
     }
-    if (scratch > 0x7FFFFFF0u) THK_BAD("layer too large for the scratch buffer");
+    if (scratch > 0x7FFFFFF0u) THK_BAD("too large for the scratch buffer");
     needs->scratch = (uint32_t)scratch;
     return THINKER_OK;
 }

@@ -78,7 +78,7 @@ static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker
     int32_t qx, qy, qo, shift;
     int64_t bits = 8;
     uint32_t dtype, widest;
-    if (op->n_in != 2 || op->n_out != 1) THK_BAD("expects 2 inputs and 1 output");
+    if (op->n_out != 1) THK_BAD("expects 2 inputs and 1 output");
     if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &y)) THK_BAD("both inputs are required");
     thk_op_output(m, op, 0, &out);
     if (!thk_is_int(x.dtype) || !thk_is_int(y.dtype) || x.dtype == THINKER_INT64 || y.dtype == THINKER_INT64)
@@ -90,8 +90,7 @@ static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
     if (!thk_broadcast_init(&bc, &x, &y, &out)) THK_BAD("inputs do not broadcast to the output");
-    if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
-    if (kind == BIN_DIV && p->round_mode != THK_ROUND_FLOOR_ADD) THK_BAD("quant_mode must be floor_add");
+    thk_round_mode(m, op, &p->round_mode); /* a known mode: thk_check_op_rules */
     /* a Relu / Clip fused by tpacker (fused_clip [lo, hi], rules-checked to meet the output
      * range): clamps the saturated result, as the separate op did */
     p->clip_lo = p->lo;
@@ -223,7 +222,7 @@ thinker_status thk_concat_check(const thinker_model *m, const thk_op *op, int64_
     thk_tensor first, t, out;
     uint32_t i, d;
     uint64_t total = 0;
-    if (op->n_in < 1 || op->n_out != 1) THK_BAD("expects inputs and 1 output");
+    if (op->n_out != 1) THK_BAD("expects inputs and 1 output");
     if (!thk_op_input(m, op, 0, &first)) THK_BAD("inputs are required");
     thk_op_output(m, op, 0, &out);
     if (axis < -(int64_t)first.ndim || axis >= (int64_t)first.ndim) THK_BAD("axis out of range");
@@ -268,7 +267,7 @@ thinker_status thk_iqcat_prepare(const thinker_model *m, thk_op *op, thk_needs *
         if (!thk_is_int(t.dtype) || t.dtype == THINKER_INT64) THK_BAD("inputs must be integer");
         if (!thk_input_exponent(op, key, &t, &q)) THK_BAD("an input has no scale");
     }
-    if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
+    thk_round_mode(m, op, &p->round_mode); /* a known mode: thk_check_op_rules */
     p->q = qo;
     return THINKER_OK;
 }

@@ -29,8 +29,8 @@ thinker_status thk_linear_prepare(const thinker_model *m, thk_op *op, thk_needs 
     int has_bias;
     uint64_t wsum, scratch;
     thinker_status s;
-    if (op->n_in < 2 || op->n_in > 3 || op->n_out != 1) THK_BAD("expects 2-3 inputs and 1 output");
-    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &w)) THK_BAD("input and weight are required");
+    if (op->n_out != 1) THK_BAD("expects 2-3 inputs and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &w)) THK_BAD("expects 2-3 inputs and 1 output");
     if (!w.init) THK_BAD("weight must be a constant");
     if (!thk_is_int(w.dtype) && w.dtype != THINKER_INT4) THK_BAD("weight must be integer");
     if (x.dtype == THINKER_INT64) THK_BAD("int64 inputs are not supported");
@@ -55,7 +55,7 @@ thinker_status thk_linear_prepare(const thinker_model *m, thk_op *op, thk_needs 
         p->fast = p->out32 = 0;
         scratch = 0;
     }
-    if (scratch > 0x7FFFFFF0u) THK_BAD("layer too large for the scratch buffer");
+    if (scratch > 0x7FFFFFF0u) THK_BAD("too large for the scratch buffer");
     needs->scratch = (uint32_t)scratch;
     return THINKER_OK;
 }
@@ -147,14 +147,14 @@ thinker_status thk_batchnorm2d_prepare(const thinker_model *m, thk_op *op, thk_n
     uint64_t amax = 0;
     uint32_t i;
     (void)needs;
-    if (op->n_in < 3 || op->n_in > 5 || op->n_out != 1) THK_BAD("expects 3-5 inputs and 1 output");
+    if (op->n_out != 1) THK_BAD("expects 3-5 inputs and 1 output");
     if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &alpha) || !thk_op_input(m, op, 2, &beta))
         THK_BAD("expects 3-5 inputs and 1 output");
     if (!alpha.init || !beta.init) THK_BAD("alpha, beta must be constants");
     if (!thk_is_int(alpha.dtype) && alpha.dtype != THINKER_INT4) THK_BAD("alpha must be integer");
     thk_op_output(m, op, 0, &out);
     if (x.ndim < 2 || alpha.count != x.dims[1]) THK_BAD("alpha: one value per channel");
-    if (!thk_same_dims(&x, &out)) THK_BAD("recorded output shape differs from the input's");
+    if (!thk_same_dims(&x, &out)) THK_BAD("recorded output shape differs from the computed one");
     for (i = 0; i < alpha.count; i++) {
         int64_t a = thk_load_int(alpha.init, alpha.dtype, i);
         uint64_t u = (uint64_t)(a < 0 ? -a : a);

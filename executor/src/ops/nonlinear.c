@@ -71,7 +71,7 @@ static thinker_status io_prepare(const thinker_model *m, thk_op *op, thk_tensor 
     uint32_t dtype;
     thinker_status s = thk_nl_family(m, op, &p->family, msg);
     if (s != THINKER_OK) return s;
-    if (op->n_in != 1 || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
+    if (op->n_out != 1) THK_BAD("expects 1 input and 1 output");
     if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
     thk_op_output(m, op, 0, out);
     if (!thk_is_int(x->dtype) || x->dtype == THINKER_INT64)
@@ -125,14 +125,17 @@ static thinker_status rows_prepare(thk_op *op, const thk_tensor *x, uint32_t *ax
  * product does. */
 int64_t thk_pwl(uint32_t family, uint32_t function, int64_t v) {
     const thk_pwl_table *t = &thk_pwl_tables[family][function];
+    const thk_pwl_curve *c = &thk_pwl_curves[t->curve];
     int64_t mag = v < 0 ? thk_wrap64((uint64_t)0 - (uint64_t)v) : v;
     int64_t operand = v, bias;
     uint32_t s = 0;
-    while (s < THK_PWL_SEGMENTS && (int64_t)t->bands[s + 1] < mag) s++; /* searchsorted, left */
+    while (s < THK_PWL_SEGMENTS && (int64_t)c->bands[s + 1] < mag) s++; /* searchsorted, left */
     if (s == THK_PWL_SEGMENTS) return 0;
     if (t->has_product_min && operand < t->product_min) operand = t->product_min;
-    bias = (int64_t)(v >= 0 ? t->bias_pos[s] : t->bias_neg[s]) * ((int64_t)1 << t->bias_shift);
-    return thk_floor_shift(thk_wrap64((uint64_t)(int64_t)t->slopes[s] * (uint64_t)operand), t->shifts[s]) + bias;
+    bias = t->bias_pos[s];
+    if (v < 0) bias = (int64_t)t->bias_sum - bias - ((t->neg_low >> s) & 1u); /* tables.toml's bias_neg */
+    bias *= (int64_t)1 << t->bias_shift;
+    return thk_floor_shift(thk_wrap64((uint64_t)(int64_t)c->slopes[s] * (uint64_t)operand), t->shifts[s]) + bias;
 }
 
 static thinker_status pwl_prepare(const thinker_model *m, thk_op *op, thinker_message *msg,
@@ -318,7 +321,7 @@ static thinker_status softmax_like(const thinker_model *m, thk_op *op, thk_needs
     s = shifts_prepare(op, qx - SOFTMAX_IN_Q, q_out - qo, 62, msg);
     if (s == THINKER_OK) s = rows_prepare(op, &x, &axis, msg);
     if (s != THINKER_OK) return s;
-    if (p->len > 0x1FFFFFFCu / 4u) THK_BAD("layer too large for the scratch buffer");
+    if (p->len > 0x1FFFFFFCu / 4u) THK_BAD("too large for the scratch buffer");
     needs->scratch = 4u * p->len; /* one row of numerators (int32) */
     return THINKER_OK;
 }
@@ -333,6 +336,13 @@ thinker_status thk_logsoftmax_prepare(const thinker_model *m, thk_op *op, thk_ne
 
 /* logarithm.ln_q15_to_q25: ln(p / 2**15) in Q25 for an int32 p, INT32_MIN for p <= 0 (ln 0).
  * p << n has bit 30 set; |yf >> 38| <= 2**25 and 0 <= n <= 30 keep |l| < 2**30, |l * ln2| < 2**61. */
+/* tables.toml's log2(e) / x0 in Q30 for x0 = (257 + 2 k) / 256: floor(C / (257 + 2 k)), C =
+ * THK_LOG2E_Q38 < 2**39 (c_tables checks every k), as a long division by 16-bit digits */
+static int64_t log2e_over_x0(uint32_t k) {
+    uint32_t d = 257u + 2u * k, hi = (uint32_t)(THK_LOG2E_Q38 >> 16), lo = (uint32_t)(THK_LOG2E_Q38 & 0xFFFF);
+    return (int64_t)((hi / d) << 16) + (int64_t)((((hi % d) << 16) | lo) / d);
+}
+
 static int64_t ln_q15_to_q25(int64_t p) {
     int32_t n;
     int64_t x, dx, a, b, l, mag;
@@ -342,8 +352,8 @@ static int64_t ln_q15_to_q25(int64_t p) {
     x = (p << n) - ((int64_t)1 << 30);
     k = (uint32_t)(x >> 23); /* x in [0, 2**30) */
     dx = ((x & 0x7FFFFF) - 0x400000) * 4;
-    a = (int64_t)thk_log2_pairs[2 * k] * ((int64_t)1 << 32); /* int32 << 32: fits int64 */
-    b = 2 * (int64_t)thk_log2_pairs[2 * k + 1] * dx;         /* |b| < 2**57 */
+    a = (int64_t)thk_log2_x0[k] * ((int64_t)1 << 32); /* int32 << 32: fits int64 */
+    b = 2 * log2e_over_x0(k) * dx;                      /* |b| < 2**57 */
     if (b < 0 && a < INT64_MIN - b) a = INT64_MIN;           /* the saturating int64 add */
     else if (b > 0 && a > INT64_MAX - b) a = INT64_MAX;
     else a += b;
@@ -453,8 +463,8 @@ thinker_status thk_layernorm_prepare(const thinker_model *m, thk_op *op, thk_nee
     uint64_t n, size = 1, eps, room;
     uint32_t k, dtype;
     (void)needs;
-    if (op->n_in < 2 || op->n_in > 3 || op->n_out != 1) THK_BAD("expects 2-3 inputs and 1 output");
-    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &w)) THK_BAD("input and weight are required");
+    if (op->n_out != 1) THK_BAD("expects 2-3 inputs and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &w)) THK_BAD("expects 2-3 inputs and 1 output");
     p->has_bias = (uint8_t)thk_op_input(m, op, 2, &b);
     thk_op_output(m, op, 0, &out);
     if (!thk_is_int(x.dtype) || x.dtype == THINKER_INT64)
@@ -477,7 +487,7 @@ thinker_status thk_layernorm_prepare(const thinker_model *m, thk_op *op, thk_nee
         if (size >= n) break;
     }
     if (size != n || n == 0) THK_BAD("weight: one value per normalised element");
-    if (p->has_bias && b.count != n) THK_BAD("bias must have one value per normalised element");
+    if (p->has_bias && b.count != n) THK_BAD("bias: one value per normalised element");
     if (!eps_valid(op)) THK_BAD("eps must be finite >= 0");
     if (thk_attr_ints(op, "eps_q", words, 2) != 2 || words[1] < 0)
         THK_BAD("eps_q missing or invalid; re-pack");
@@ -486,7 +496,7 @@ thinker_status thk_layernorm_prepare(const thinker_model *m, thk_op *op, thk_nee
     bits_in = 8 * (int32_t)thk_dtype_size(x.dtype);
     room = eps < (uint64_t)LAYERNORM_LIMIT ? ((uint64_t)LAYERNORM_LIMIT - 1u - eps) >> (2 * (bits_in - 1)) : 0;
     if (bits_in >= 30 || n >= ((uint64_t)1 << 29) || n * n > room)
-        THK_BAD("layernorm denominator must stay below 2**58");
+        THK_BAD("denominator must stay below 2**58");
     shift = LAYERNORM_OUT_Q + qw - qo;
     if (shift > 62 || shift < -62) THK_BAD("output requantization shifts > 62 bits");
     p->len = (uint32_t)n;

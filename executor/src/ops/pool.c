@@ -19,7 +19,7 @@ static thinker_status pool_geometry(const thinker_model *m, thk_op *op, thk_tens
                                     thk_pool_params *p, thinker_message *msg) {
     int64_t k[2], s[2], pads[4] = {0, 0, 0, 0}, d[2] = {1, 1}, ceil = 0;
     uint32_t n, i;
-    if (op->n_in < 1 || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
+    if (op->n_out != 1) THK_BAD("expects 1 input and 1 output");
     if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
     thk_op_output(m, op, 0, out);
     if (x->ndim != 3 && x->ndim != 4) THK_BAD("expects a 3-D or 4-D input");
@@ -40,7 +40,7 @@ static thinker_status pool_geometry(const thinker_model *m, thk_op *op, thk_tens
         int64_t o;
         if (k[i] < 1 || s[i] < 1 || d[i] < 1 || pads[i] < 0 || pads[i + n] < 0 || k[i] > 65535 ||
             s[i] > 65535 || d[i] > 65535 || pads[i] > 65535 || pads[i + n] > 65535)
-            THK_BAD("pooling geometry out of range");
+            THK_BAD("pool geometry out of range");
         o = pool_out_len(x->dims[2 + i], k[i], s[i], pads[i], pads[i + n], d[i], ceil != 0);
         if (o < 1) THK_BAD("pooled output would be empty");
         p->kernel[i] = (uint32_t)k[i];
@@ -116,7 +116,7 @@ thinker_status thk_avgpool2d_prepare(const thinker_model *m, thk_op *op, thk_nee
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
     p->shift = qx - qo;
-    if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
+    thk_round_mode(m, op, &p->round_mode); /* a known mode: thk_check_op_rules */
     v = -1;
     thk_attr_int(op, "divisor_override", &v);
     p->override = v > 0 && v <= 0x7FFFFFFF ? (int32_t)v : -1; /* `or -1`: 0 means none */
@@ -218,8 +218,8 @@ thinker_status thk_maxpool_prepare(const thinker_model *m, thk_op *op, thk_needs
         THK_BAD("auto_pad is not supported");
     s = pool_geometry(m, op, &x, &out, p, msg);
     if (s != THINKER_OK) return s;
-    if (x.dtype == THINKER_INT64 || x.dtype == THINKER_INT4) THK_BAD("input dtype is not supported");
-    if (out.dtype != x.dtype) THK_BAD("output dtype differs from the input's");
+    if (x.dtype == THINKER_INT64 || x.dtype == THINKER_INT4) THK_BAD("unsupported input dtype");
+    if (out.dtype != x.dtype) THK_BAD("output must match the input");
     return THINKER_OK;
 }
 

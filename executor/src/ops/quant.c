@@ -9,14 +9,14 @@ thinker_status thk_quant_prepare(const thinker_model *m, thk_op *op, thk_needs *
     int64_t bits = 8; /* numpy's default */
     uint32_t dtype;
     (void)n;
-    if (op->n_in != 1 || op->n_out != 1 || !thk_op_input(m, op, 0, &x)) THK_BAD("expects 1 input and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
     thk_op_output(m, op, 0, &out);
     thk_attr_int(op, "data_bits", &bits);
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("data_bits must be 4, 8, 16 or 32");
     if (thk_attr_exponent(op, "scale_x", &p->q) != 1) THK_BAD("scale_x missing or not a power of two");
     if (out.dtype != dtype || !thk_same_dims(&x, &out)) THK_BAD("recorded output shape differs from the computed one");
     if (x.dtype == THINKER_INT4) THK_BAD("unsupported input dtype");
-    if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
+    thk_round_mode(m, op, &p->round_mode); /* a known mode: thk_check_op_rules */
     return THINKER_OK;
 }
 
@@ -52,7 +52,7 @@ thinker_status thk_dequant_prepare(const thinker_model *m, thk_op *op, thk_needs
     thk_elem_params *p = &op->p.elem;
     thk_tensor x, out;
     (void)n;
-    if (op->n_in != 1 || op->n_out != 1 || !thk_op_input(m, op, 0, &x)) THK_BAD("expects 1 input and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
     thk_op_output(m, op, 0, &out);
     if (thk_attr_has(op, "scale_o")) {
         if (thk_attr_exponent(op, "scale_o", &p->q) != 1) THK_BAD("scale_o is not a power of two");
@@ -91,7 +91,7 @@ thinker_status thk_requant_prepare(const thinker_model *m, thk_op *op, thk_needs
     int64_t bits = 8;
     uint32_t dtype;
     (void)n;
-    if (op->n_in != 1 || op->n_out != 1 || !thk_op_input(m, op, 0, &x)) THK_BAD("expects 1 input and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
     thk_op_output(m, op, 0, &out);
     if (thk_attr_exponent(op, "scale_x", &qx) != 1 || thk_attr_exponent(op, "scale_o", &qo) != 1)
         THK_BAD("scale_x, scale_o must be powers of two");
@@ -99,7 +99,7 @@ thinker_status thk_requant_prepare(const thinker_model *m, thk_op *op, thk_needs
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out.dtype != dtype || !thk_same_dims(&x, &out)) THK_BAD("recorded output shape differs from the computed one");
     if (!thk_is_int(x.dtype) || x.dtype == THINKER_INT64) THK_BAD("input must be integer");
-    if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
+    thk_round_mode(m, op, &p->round_mode); /* a known mode: thk_check_op_rules */
     p->sx = qx - qo;
     return THINKER_OK;
 }

@@ -31,16 +31,16 @@ thinker_status thk_bmm_prepare(const thinker_model *m, thk_op *op, thk_needs *ne
     uint32_t d, r;
     thinker_status s;
     (void)needs;
-    if (op->n_in != 2 || op->n_out != 1) THK_BAD("expects 2 inputs and 1 output");
+    if (op->n_out != 1) THK_BAD("expects 2 inputs and 1 output");
     s = scales_prepare(m, op, &x, &out, &qx, &qo, msg);
     if (s != THINKER_OK) return s;
     if (!thk_op_input(m, op, 1, &y) || !thk_is_int(y.dtype)) THK_BAD("input must be an integer tensor");
     if (!thk_input_exponent(op, "scale_y", &y, &qy)) THK_BAD("an input has no scale");
     r = x.ndim;
     if (r < 2 || y.ndim != r || x.dims[r - 1] != y.dims[r - 2])
-        THK_BAD("inputs must be [..., M, K] and [..., K, N]");
+        THK_BAD("inputs are not [..., M, K], [..., K, N]");
     for (d = 0; d + 2 < r; d++)
-        if (x.dims[d] != y.dims[d]) THK_BAD("inputs must be [..., M, K] and [..., K, N]");
+        if (x.dims[d] != y.dims[d]) THK_BAD("inputs are not [..., M, K], [..., K, N]");
     p->m = x.dims[r - 2];
     p->k = x.dims[r - 1];
     p->n = y.dims[r - 1];
@@ -54,7 +54,7 @@ thinker_status thk_bmm_prepare(const thinker_model *m, thk_op *op, thk_needs *ne
         (p->shift < 0 && thk_mul_sat(bound, (uint64_t)1 << -p->shift) >= ((uint64_t)1 << 62)))
         THK_BAD("requantization shift out of range");
     p->fast = x.dtype == THINKER_INT8 && y.dtype == THINKER_INT8 && bound < ((uint64_t)1 << 31);
-    if (!thk_round_mode(m, op, &p->round_mode)) THK_BAD("quant_mode must be floor_add, floor, round or ceil");
+    thk_round_mode(m, op, &p->round_mode); /* a known mode: thk_check_op_rules */
     return THINKER_OK;
 }
 
@@ -107,14 +107,14 @@ static thinker_status reduce_prepare(const thinker_model *m, thk_op *op, thk_ten
     uint32_t k, d, at = 0;
     int n = -1;
     thinker_status s;
-    if (op->n_in != 1 || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
+    if (op->n_out != 1) THK_BAD("expects 1 input and 1 output");
     s = scales_prepare(m, op, x, &out, qx, qo, msg);
     if (s != THINKER_OK) return s;
     for (k = 0; k < 4 && n < 0; k++) {
         if (!thk_attr_has(op, keys[k])) continue;
         n = thk_attr_ints(op, keys[k], v, THINKER_MAX_DIMS);
         if (n < 0 && thk_attr_int(op, keys[k], v)) n = 1;
-        if (n < 0) THK_BAD("axes must be distinct ints");
+        if (n < 0) THK_BAD("axes must be distinct");
     }
     if (n < 0) THK_BAD("attribute 'axes' (or 'dims') is required");
     p->axes = 0;
@@ -127,7 +127,7 @@ static thinker_status reduce_prepare(const thinker_model *m, thk_op *op, thk_ten
     }
     if (!p->axes) THK_BAD("axes must not be empty");
     if (thk_attr_has(op, "keepdims") && !thk_attr_int(op, "keepdims", &keep)) THK_BAD("keepdims must be an int");
-    if ((p->axes & 1u) && !keep) THK_BAD("reducing the batch axis is not supported");
+    if ((p->axes & 1u) && !keep) THK_BAD("reducing the batch axis");
     if (count > 0xFFFFFFFFu) THK_BAD("too many reduced elements");
     p->count = (uint32_t)count;
     for (d = 0; d < x->ndim; d++) { /* reduced_shape: a reduced axis is 1 or dropped */

@@ -98,7 +98,7 @@ static int dims3(const thk_tensor *t, uint32_t d0, uint32_t d1, uint32_t h) {
 
 static int gap_ok(int32_t s) { return s >= -RNN_MAX_GAP && s <= RNN_MAX_GAP; }
 
-#define RNN_INPUTS "inputs/outputs disagree with has_hidden, has_cell"
+#define RNN_INPUTS "io count disagrees with has_hidden, has_cell"
 #define RNN_SHAPES "expects X int [., ., F], h0/c0 [1, B, H], W_ih [G*H, F], W_hh [G*H, H], b [G*H] (H: hidden_size)"
 #define RNN_FAIL(text) do { why = text; goto bad; } while (0)
 
@@ -122,7 +122,7 @@ thinker_status thk_rnn_prepare(const thinker_model *m, thk_op *op, thk_needs *ne
         a[i] = defaults[i];
         found |= (uint32_t)thk_attr_int(op, int_keys[i], &a[i]) << i;
     }
-    if (a[4] != 0 && a[4] != 1) RNN_FAIL("num_layers must be 1 (one node per layer)");
+    if (a[4] != 0 && a[4] != 1) RNN_FAIL("num_layers must be 1");
     if (!a[6]) a[6] = a[5]; /* h_bits: o_bits by default */
     if (!thk_bits_range(a[5], &lo, &hi, &dtype[0]) || !thk_bits_range(a[6], &lo, &hi, &dtype[1]))
         RNN_FAIL("o_bits and h_bits must be 4, 8, 16 or 32");
@@ -183,7 +183,7 @@ thinker_status thk_rnn_prepare(const thinker_model *m, thk_op *op, thk_needs *ne
     p->acc32_h = thk_mul_sat(sum_h, h_mag) < ((uint64_t)1 << 31);
     /* scratch: 4 (4 H + F + B H (1 + LSTM)) bytes, docs/c_executor.md */
     scratch = 4u * (4u * (uint64_t)H + p->in_f + (uint64_t)B * H * (cell ? 2u : 1u));
-    if (scratch > 0x7FFFFFFFu) RNN_FAIL("layer too large for the scratch buffer");
+    if (scratch > 0x7FFFFFFFu) RNN_FAIL("too large for the scratch buffer");
     needs->scratch = (uint32_t)scratch;
     return THINKER_OK;
 bad:

@@ -140,9 +140,7 @@ thinker_status thk_reshape_prepare(const thinker_model *m, thk_op *op, thk_needs
     int64_t dims[THK_MAX_OPERANDS + THINKER_MAX_DIMS];
     uint32_t ndim = 0, d;
     (void)n;
-    if (op->n_in < 1 || op->n_in > (thk_streq(op->type, "Flatten") ? 1 : 2) || op->n_out != 1 ||
-        !thk_op_input(m, op, 0, &x))
-        THK_BAD("expects 1-2 inputs and 1 output");
+    if (op->n_out != 1 || !thk_op_input(m, op, 0, &x)) THK_BAD("expects 1-2 inputs and 1 output"); /* inputs: rules */
     thk_op_output(m, op, 0, &out);
     if (out.count != x.count || out.dtype != x.dtype) THK_BAD("recorded output shape differs from the computed one");
     if (!reshape_dims(m, op, &x, dims, &ndim)) THK_BAD("bad shape, axes or axis operand");
@@ -169,9 +167,9 @@ thinker_status thk_transpose_prepare(const thinker_model *m, thk_op *op, thk_nee
     uint32_t seen = 0, d;
     int k;
     (void)n;
-    if (op->n_in != 1 || op->n_out != 1 || !thk_op_input(m, op, 0, &x)) THK_BAD("expects 1 input and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
     thk_op_output(m, op, 0, &out);
-    if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input's dtype and rank");
+    if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input");
     k = thk_attr_ints(op, "perm", perm, THINKER_MAX_DIMS);
     if (k < 0) {
         if (thk_attr_has(op, "perm")) THK_BAD("perm must be ints");
@@ -234,18 +232,18 @@ thinker_status thk_slice_prepare(const thinker_model *m, thk_op *op, thk_needs *
     int ns, ne, na, nt, k;
     uint32_t d, len[THINKER_MAX_DIMS];
     (void)n;
-    if (op->n_in < 1 || op->n_in > 5 || op->n_out != 1 || !thk_op_input(m, op, 0, &x)) THK_BAD("expects 1-5 inputs and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1-5 inputs and 1 output");
     thk_op_output(m, op, 0, &out);
-    if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input's dtype and rank");
+    if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input");
     ns = operand_ints(m, op, 1, "starts", starts, THK_MAX_OPERANDS);
     ne = operand_ints(m, op, 2, "ends", ends, THK_MAX_OPERANDS);
     na = operand_ints(m, op, 3, "axes", axes, THK_MAX_OPERANDS);
     nt = operand_ints(m, op, 4, "steps", steps, THK_MAX_OPERANDS);
     if (ns < 0 || ne < 0 || ns != ne) THK_BAD("starts and ends must be constant, equal length");
-    if (na == -2 || nt == -2) THK_BAD("starts/ends/axes/steps must be constant integer tensors");
+    if (na == -2 || nt == -2) THK_BAD("operands must be constant integer tensors");
     if (na <= 0) { for (k = 0; k < ns; k++) axes[k] = k; na = ns; }
     if (nt <= 0) { for (k = 0; k < ns; k++) steps[k] = 1; nt = ns; }
-    if (na != ns || nt != ns) THK_BAD("starts/ends/axes/steps differ in length");
+    if (na != ns || nt != ns) THK_BAD("operands differ in length");
     for (d = 0; d < x.ndim; d++) {
         p->start[d] = 0;
         p->step[d] = 1;
@@ -300,12 +298,12 @@ thinker_status thk_split_prepare(const thinker_model *m, thk_op *op, thk_needs *
     uint32_t ax, k, d;
     int count;
     (void)n;
-    if (op->n_in < 1 || op->n_in > 2 || op->n_out < 1 || !thk_op_input(m, op, 0, &x)) THK_BAD("expects 1-2 inputs");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out < 1) THK_BAD("expects 1-2 inputs");
     if (!elem_size_ok(&x)) THK_BAD("unsupported dtype");
     thk_attr_int(op, "axis", &axis);
     if (!norm_axis(axis, x.ndim, &ax)) THK_BAD("axis out of range");
     count = operand_ints(m, op, 1, "split", sizes, THK_MAX_OPERANDS);
-    if (count == -2) THK_BAD("starts/ends/axes/steps must be constant integer tensors");
+    if (count == -2) THK_BAD("operands must be constant integer tensors");
     if (count == -1) { /* equal parts, the last one smaller */
         int64_t chunk = (uint32_t)((int64_t)x.dims[ax] + op->n_out - 1) / op->n_out;
         if (op->n_out > THK_MAX_OPERANDS) THK_BAD("too many outputs");
@@ -320,7 +318,7 @@ thinker_status thk_split_prepare(const thinker_model *m, thk_op *op, thk_needs *
         if (sizes[k] < 0) THK_BAD("negative split size");
         total += sizes[k];
         thk_op_output(m, op, k, &out);
-        if (out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input's dtype and rank");
+        if (out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input");
         for (d = 0; d < x.ndim; d++)
             if (out.dims[d] != (d == ax ? (uint32_t)sizes[k] : x.dims[d]))
                 THK_BAD("recorded output shape differs from the computed one");
@@ -376,7 +374,7 @@ thinker_status thk_concat_prepare(const thinker_model *m, thk_op *op, thk_needs 
         }
     }
     thk_op_output(m, op, 0, &out);
-    if (out.dtype != t.dtype) THK_BAD("output dtype differs from the input's");
+    if (out.dtype != t.dtype) THK_BAD("output must match the input");
     op->p.move.axis = (int32_t)ax;
     return THINKER_OK;
 }
@@ -412,9 +410,9 @@ thinker_status thk_pad_prepare(const thinker_model *m, thk_op *op, thk_needs *n,
     int count, half;
     uint32_t first, d, bits;
     (void)n;
-    if (op->n_in < 1 || op->n_in > 4 || op->n_out != 1 || !thk_op_input(m, op, 0, &x)) THK_BAD("expects 1-4 inputs and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1-4 inputs and 1 output");
     thk_op_output(m, op, 0, &out);
-    if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input's dtype and rank");
+    if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input");
     count = operand_ints(m, op, 1, "pads", pads, 2 * THINKER_MAX_DIMS + 2);
     if (count < 0 || count % 2 || count > 2 * (int)x.ndim) THK_BAD("pads must have 2 values per axis");
     if (thk_op_input(m, op, 3, &v)) THK_BAD("Pad axes input is not supported");
@@ -500,10 +498,10 @@ thinker_status thk_gather_prepare(const thinker_model *m, thk_op *op, thk_needs 
     int64_t axis = 0;
     uint32_t ax, d, k = 0;
     (void)n;
-    if (op->n_in != 2 || op->n_out != 1 || !thk_op_input(m, op, 0, &data) || !thk_op_input(m, op, 1, &idx))
+    if (op->n_out != 1 || !thk_op_input(m, op, 0, &data) || !thk_op_input(m, op, 1, &idx))
         THK_BAD("expects 2 inputs and 1 output");
     thk_op_output(m, op, 0, &out);
-    if (!elem_size_ok(&data) || out.dtype != data.dtype) THK_BAD("output must match the input's dtype and rank");
+    if (!elem_size_ok(&data) || out.dtype != data.dtype) THK_BAD("output must match the input");
     if (!thk_is_int(idx.dtype)) THK_BAD("indices must be integers");
     thk_attr_int(op, "axis", &axis);
     if (!norm_axis(axis, data.ndim, &ax)) THK_BAD("axis out of range");
@@ -566,17 +564,16 @@ thinker_status thk_resize_prepare(const thinker_model *m, thk_op *op, thk_needs 
     int sizes;
     uint32_t d, bits;
     (void)n;
-    if (op->n_in < 2 || op->n_in > 4 || op->n_out != 1 || !thk_op_input(m, op, 0, &x))
+    if (op->n_out != 1 || !thk_op_input(m, op, 0, &x))
         THK_BAD("expects 2-4 inputs and 1 output");
     thk_op_output(m, op, 0, &out);
-    if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input's dtype and rank");
+    if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input");
     if ((thk_attr_has(op, "mode") && !thk_attr_string(op, m, "mode", &mode)) ||
         (thk_attr_has(op, "coordinate_transformation_mode") &&
          !thk_attr_string(op, m, "coordinate_transformation_mode", &coord)) ||
         (thk_attr_has(op, "nearest_mode") && !thk_attr_string(op, m, "nearest_mode", &nearest)) ||
         !thk_streq(mode, "nearest") || !exact_nearest(coord, nearest))
-        THK_BAD("only nearest Resize by integer factors (asymmetric + floor, or [pytorch_]half_pixel + "
-                "round_prefer_floor/ceil)");
+        THK_BAD("only nearest Resize by integer factors");
     /* X, scales (opset 10) or X, roi, scales, sizes; sizes win when both are given */
     sizes = op->n_in > 2 && resize_operand(m, op, 3, &t);
     if (!sizes && !resize_operand(m, op, op->n_in > 2 ? 2 : 1, &t)) THK_BAD("scales/sizes: one value per axis");
@@ -592,7 +589,7 @@ thinker_status thk_resize_prepare(const thinker_model *m, thk_op *op, thk_needs 
             if (e < 150u && (bits & ((1u << (150u - e)) - 1u))) f = 0; /* fraction bits set */
         }
         if (f < 1 || (d == 0 && f != 1))
-            THK_BAD("scales must be integers >= 1 with 1 on the batch axis");
+            THK_BAD("scales: integers >= 1, 1 on the batch axis");
         if ((uint64_t)out.dims[d] != (uint64_t)x.dims[d] * f)
             THK_BAD("recorded output shape differs from the computed one");
     }

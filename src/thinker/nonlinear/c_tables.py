@@ -130,39 +130,64 @@ def render() -> str:
         "#define THK_PWL_SIGMOID 0",
         "#define THK_PWL_TANH 1",
         "",
+        "/* bands and slopes, stored once per distinct pair (arcs and venusA share theirs) */",
         "typedef struct {",
         "    uint32_t bands[THK_PWL_SEGMENTS + 1];",
         "    int32_t slopes[THK_PWL_SEGMENTS];",
+        "} thk_pwl_curve;",
+        "",
+        "/* bias_neg[s] of tables.toml = bias_sum - bias_pos[s] - bit s of neg_low */",
+        "typedef struct {",
         "    int32_t bias_pos[THK_PWL_SEGMENTS];",
-        "    int32_t bias_neg[THK_PWL_SEGMENTS];",
+        "    uint32_t bias_sum;",
+        "    uint16_t neg_low;",
+        "    uint8_t curve; /* index in thk_pwl_curves */",
         "    uint8_t shifts[THK_PWL_SEGMENTS];",
         "    int8_t input_q, output_q, bias_shift;",
         "    uint8_t has_product_min;",
         "    int32_t product_min;",
         "} thk_pwl_table;",
         "",
-        "static const thk_pwl_table thk_pwl_tables[THK_NL_FAMILIES][2] = {",
     ]
+    curves: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    rows = []
     for family in families:
-        out.append(f"    {{ /* {family} */")
+        rows.append(f"    {{ /* {family} */")
         for function in FUNCTIONS:
             t = tables.pwl(family, function)
             where = f"pwl.{family}.{function}"
             if len(t.bands) != 17 or len(t.slopes) != 16:
                 raise ValueError(f"tables.toml {where}: expected 17 bands and 16 segments")
+            curve = (tuple(int(v) for v in t.bands), tuple(int(v) for v in t.slopes))
+            if curve not in curves:
+                curves.append(curve)
+            sums = [int(p) + int(n) for p, n in zip(t.bias_pos, t.bias_neg)]
+            bias_sum = max(sums)
+            low = [bias_sum - v for v in sums]
+            if any(v not in (0, 1) for v in low):
+                raise ValueError(f"tables.toml {where}: bias_pos + bias_neg is not one sum (or 1 less)")
+            neg_low = sum(v << s for s, v in enumerate(low))
             ind = " " * 12
             pm = t.product_min
             head = _fit([t.input_q, t.output_q, t.bias_shift], "int8_t", f"{where} formats")
-            out.append(f"        {{ /* {function} */")
-            out.append(f"{ind}{_array(t.bands, 'uint32_t', where + '.bands', ind, 9)},")
-            out.append(f"{ind}{_array(t.slopes, 'int32_t', where + '.slopes', ind)},")
-            out.append(f"{ind}{_array(t.bias_pos, 'int32_t', where + '.bias_pos', ind)},")
-            out.append(f"{ind}{_array(t.bias_neg, 'int32_t', where + '.bias_neg', ind)},")
-            out.append(f"{ind}{_array(t.shifts, 'uint8_t', where + '.shifts', ind, 16)},")
-            out.append(f"{ind}{head[0]}, {head[1]}, {head[2]}, {0 if pm is None else 1}, "
-                       f"{_literal(_fit([pm or 0], 'int32_t', where)[0], 'int32_t')},")
-            out.append("        },")
+            rows.append(f"        {{ /* {function} */")
+            rows.append(f"{ind}{_array(t.bias_pos, 'int32_t', where + '.bias_pos', ind)},")
+            rows.append(f"{ind}{_literal(_fit([bias_sum], 'uint32_t', where + ' bias sum')[0], 'uint32_t')}, "
+                        f"0x{neg_low:X}, {curves.index(curve)},")
+            rows.append(f"{ind}{_array(t.shifts, 'uint8_t', where + '.shifts', ind, 16)},")
+            rows.append(f"{ind}{head[0]}, {head[1]}, {head[2]}, {0 if pm is None else 1}, "
+                        f"{_literal(_fit([pm or 0], 'int32_t', where)[0], 'int32_t')},")
+            rows.append("        },")
+        rows.append("    },")
+    out.append(f"static const thk_pwl_curve thk_pwl_curves[{len(curves)}] = {{")
+    for bands, slopes in curves:
+        ind = " " * 8
+        out.append("    {")
+        out.append(f"{ind}{_array(bands, 'uint32_t', 'pwl bands', ind, 9)},")
+        out.append(f"{ind}{_array(slopes, 'int32_t', 'pwl slopes', ind)},")
         out.append("    },")
+    out += ["};", "", "static const thk_pwl_table thk_pwl_tables[THK_NL_FAMILIES][2] = {"]
+    out += rows
     sm = tables.softmax()
     normalize, rsqrt = tables.layernorm()
     for i, (mask, shift, q1) in enumerate(normalize.tolist()):
@@ -176,6 +201,12 @@ def render() -> str:
     ln2 = _fit([log["ln2_q31"]], "int32_t", "logarithm.ln2_q31")[0]
     if len(pairs) != 256:
         raise ValueError("tables.toml logarithm.log2_pairs: expected 128 pairs")
+    # the second value of pair k, log2(e) / x0 in Q30, is floor(C / (257 + 2 k)) for one
+    # integer C (log2(e) in Q38): the kernel divides instead of storing 128 words
+    divisors = [257 + 2 * k for k in range(128)]
+    log2e_q38 = max(v * d for v, d in zip(pairs[1::2], divisors))
+    if any(log2e_q38 // d != v for v, d in zip(pairs[1::2], divisors)) or log2e_q38 >> 40:
+        raise ValueError("tables.toml logarithm.log2_pairs: log2(e) / x0 is not floor(C / (257 + 2 k))")
     out += [
         "};",
         "",
@@ -196,12 +227,14 @@ def render() -> str:
         "#define THK_LN_RSQRT_BASE 256",
         f"#define THK_LN_RSQRT_SIZE {len(rsqrt)}",
         "",
-        "/* --- logarithm (LogSoftmaxInt): ln of Q15 probabilities in Q25; pairs (log2(x0) - 1",
-        " * in Q31, log2(e) / x0 in Q30) for x0 = 1 + (k + 0.5) / 128 --- */",
+        "/* --- logarithm (LogSoftmaxInt): ln of Q15 probabilities in Q25; tables.toml's pairs",
+        " * (log2(x0) - 1 in Q31, log2(e) / x0 in Q30) for x0 = 1 + (k + 0.5) / 128: the first",
+        " * values, and C with log2(e) / x0 = floor(C / (257 + 2 k)) for every k --- */",
         f"#define THK_LN2_Q31 0x{ln2:X}",
+        f"#define THK_LOG2E_Q38 UINT64_C({log2e_q38})",
         f"#define THK_LOG2_SEGMENTS {len(pairs) // 2}",
-        "static const int32_t thk_log2_pairs[2 * THK_LOG2_SEGMENTS] = "
-        f"{_array(pairs, 'int32_t', 'logarithm.log2_pairs', '')};",
+        "static const int32_t thk_log2_x0[THK_LOG2_SEGMENTS] = "
+        f"{_array(pairs[0::2], 'int32_t', 'logarithm.log2_pairs', '')};",
         "",
         "#endif",
         "",
