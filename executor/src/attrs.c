@@ -60,9 +60,12 @@ int thk_attr_string(const thk_op *op, const thinker_model *m, const char *name, 
 int thk_attr_exponent(const thk_op *op, const char *name, int32_t *q) {
     uint32_t type, count;
     const uint8_t *p = thk_attr_find(op, name, &type, &count);
-    if (!p) return 0;
+    return p ? thk_scale_exponent(type, thk_rd32(p), q) : 0;
+}
+
+int thk_scale_exponent(uint32_t type, uint32_t bits, int32_t *q) {
     if (type == THK_ATTR_INT) {
-        int32_t v = (int32_t)thk_rd32(p);
+        int32_t v = (int32_t)bits;
         int32_t k = 0;
         if (v <= 0 || (v & (v - 1))) return -1;
         while ((1 << k) != v) k++;
@@ -70,7 +73,7 @@ int thk_attr_exponent(const thk_op *op, const char *name, int32_t *q) {
         return 1;
     }
     if (type == THK_ATTR_FLOAT) {
-        uint32_t u = thk_rd32(p), e = (u >> 23) & 0xFFu, man = u & 0x7FFFFFu;
+        uint32_t u = bits, e = (u >> 23) & 0xFFu, man = u & 0x7FFFFFu;
         if (u >> 31 || e == 0xFFu || u == 0) return -1;
         if (e == 0) { /* subnormal: man * 2**-149 */
             int32_t k = 0;

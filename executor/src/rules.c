@@ -24,34 +24,32 @@
 #define FLOAT_OUTPUT_Q_MIN (-100)
 #define FLOAT_OUTPUT_Q_MAX 149
 
-typedef struct {
-    const char *key;
-    uint8_t kinds;
-    uint8_t count; /* exact count, 0: any */
-} attr_rule;
+/* rules.ATTR_TYPES: the keys of each kind (and exact count); tests/fuzz checks this copy */
+static const char *const k_int_attrs[] = {"o_bits", "data_bits", "parameter_bits", "h_bits",
+    "group", "ceil_mode", "count_include_pad", "divisor_override", "storage_order", "transA",
+    "transB", "act_type", "allowzero", "keepdims", "unbiased", "divisor", "num_outputs", "axis",
+    "dim", "exclude_outside", "hidden_size", "batch_first", "go_forward", "has_hidden", "has_cell",
+    "num_layers", "input_size", "w_bits"};
+static const char *const k_ints_attrs[] = {"kernel_shape", "strides", "pads", "dilations",
+    "output_padding", "perm", "starts", "ends", "steps", "split", "shape", "axes", "dims"};
+static const char *const k_pair_attrs[] = {"fused_clip", "eps_q"};
+static const char *const k_number_attrs[] = {"eps", "min", "max", "value", "cubic_coeff_a",
+    "extrapolation_value"};
+static const char *const k_string_attrs[] = {"mode", "auto_pad", "platform", "platform_quant",
+    "coordinate_transformation_mode", "nearest_mode", "quant_mode"};
 
-static const attr_rule k_attr_rules[] = {
-    {"o_bits", KIND_INT, 0}, {"data_bits", KIND_INT, 0}, {"parameter_bits", KIND_INT, 0},
-    {"h_bits", KIND_INT, 0}, {"group", KIND_INT, 0}, {"ceil_mode", KIND_INT, 0},
-    {"count_include_pad", KIND_INT, 0}, {"divisor_override", KIND_INT, 0},
-    {"storage_order", KIND_INT, 0}, {"transA", KIND_INT, 0}, {"transB", KIND_INT, 0},
-    {"act_type", KIND_INT, 0}, {"allowzero", KIND_INT, 0}, {"keepdims", KIND_INT, 0},
-    {"unbiased", KIND_INT, 0}, {"divisor", KIND_INT, 0}, {"num_outputs", KIND_INT, 0},
-    {"axis", KIND_INT, 0}, {"dim", KIND_INT, 0}, {"exclude_outside", KIND_INT, 0},
-    {"hidden_size", KIND_INT, 0}, {"batch_first", KIND_INT, 0}, {"go_forward", KIND_INT, 0},
-    {"has_hidden", KIND_INT, 0}, {"has_cell", KIND_INT, 0}, {"num_layers", KIND_INT, 0},
-    {"input_size", KIND_INT, 0}, {"w_bits", KIND_INT, 0},
-    {"kernel_shape", KIND_INTS, 0}, {"strides", KIND_INTS, 0}, {"pads", KIND_INTS, 0},
-    {"dilations", KIND_INTS, 0}, {"output_padding", KIND_INTS, 0}, {"perm", KIND_INTS, 0},
-    {"starts", KIND_INTS, 0}, {"ends", KIND_INTS, 0}, {"steps", KIND_INTS, 0},
-    {"split", KIND_INTS, 0}, {"shape", KIND_INTS, 0}, {"axes", KIND_INTS, 0},
-    {"dims", KIND_INTS, 0}, {"fused_clip", KIND_INTS, 2}, {"eps_q", KIND_INTS, 2},
-    {"eps", KIND_NUMBER, 0}, {"min", KIND_NUMBER, 0}, {"max", KIND_NUMBER, 0},
-    {"value", KIND_NUMBER, 0}, {"cubic_coeff_a", KIND_NUMBER, 0},
-    {"extrapolation_value", KIND_NUMBER, 0},
-    {"mode", KIND_STRING, 0}, {"auto_pad", KIND_STRING, 0}, {"platform", KIND_STRING, 0},
-    {"platform_quant", KIND_STRING, 0}, {"coordinate_transformation_mode", KIND_STRING, 0},
-    {"nearest_mode", KIND_STRING, 0}, {"quant_mode", KIND_STRING, 0},
+typedef struct {
+    const char *const *keys;
+    uint8_t n, kinds, count; /* count: exact number of values, 0: any */
+} attr_group;
+
+#define GROUP(keys, kinds, count) {keys, sizeof keys / sizeof keys[0], kinds, count},
+static const attr_group k_attr_groups[] = {
+    GROUP(k_int_attrs, KIND_INT, 0)
+    GROUP(k_ints_attrs, KIND_INTS, 0)
+    GROUP(k_pair_attrs, KIND_INTS, 2)
+    GROUP(k_number_attrs, KIND_NUMBER, 0)
+    GROUP(k_string_attrs, KIND_STRING, 0)
 };
 
 static int starts_with(const char *s, const char *prefix) {
@@ -71,12 +69,14 @@ static const char *attr_problem(const char *op_type, const char *key, uint32_t k
     } else if (starts_with(key, "scale")) {
         kinds = KIND_NUMBER;
     } else {
-        for (i = 0; i < sizeof k_attr_rules / sizeof k_attr_rules[0]; i++)
-            if (thk_streq(key, k_attr_rules[i].key)) {
-                kinds = k_attr_rules[i].kinds;
-                exact = k_attr_rules[i].count;
-                break;
-            }
+        const attr_group *g;
+        for (g = k_attr_groups; !kinds && g < k_attr_groups + sizeof k_attr_groups / sizeof k_attr_groups[0]; g++)
+            for (i = 0; i < g->n; i++)
+                if (thk_streq(key, g->keys[i])) {
+                    kinds = g->kinds;
+                    exact = g->count;
+                    break;
+                }
         if (!kinds) return NULL; /* not an attribute of any op: ignored */
     }
     if (kind > 7 || !((kinds >> kind) & 1u)) return "has the wrong type";
@@ -86,10 +86,8 @@ static const char *attr_problem(const char *op_type, const char *key, uint32_t k
 
 /* an int or float attribute holding an exact positive power of two (thk_attr_exponent) */
 static int scale_ok(const uint8_t *a) {
-    uint32_t u = thk_rd32(a + 8), e = (u >> 23) & 0xFFu, man = u & 0x7FFFFFu;
-    if (a[4] == THK_ATTR_INT) return (int32_t)u > 0 && !(u & (u - 1));
-    if (u >> 31 || e == 0xFFu || u == 0) return 0;
-    return e == 0 ? !(man & (man - 1)) : !man;
+    int32_t q;
+    return thk_scale_exponent(a[4], thk_rd32(a + 8), &q) == 1; /* a[4]: int or float (attr_problem) */
 }
 
 /* "<type> '<name>': attribute '<key>' <why>" */
@@ -459,7 +457,7 @@ thinker_status thk_clip_rules(const thinker_model *m, const thk_op *op, thinker_
 /* rules._geometry_problems: kernel, strides, dilations in 1..65535, pads (and output_padding)
  * in 0..65535 */
 static int geometry_ok(const thk_op *op, uint32_t keys) {
-    static const char names[5][15] = {"kernel_shape", "strides", "dilations", "pads", "output_padding"};
+    static const char *const names[5] = {"kernel_shape", "strides", "dilations", "pads", "output_padding"};
     uint32_t i;
     for (i = 0; i < keys; i++)
         if (!ints_within(op, names[i], i < 3 ? 1 : 0, GEOMETRY_LIMIT)) return 0;

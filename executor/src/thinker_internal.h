@@ -286,6 +286,8 @@ int thk_attr_ints(const thk_op *op, const char *name, int64_t *values, int cap);
 int thk_attr_string(const thk_op *m_op, const thinker_model *m, const char *name, const char **s);
 /* exponent of a scale attribute (exact power of two): 1 found, 0 absent, -1 not a power of two */
 int thk_attr_exponent(const thk_op *op, const char *name, int32_t *q);
+/* the same on an attribute's type and first word: 1 a power of two (*q), -1 not */
+int thk_scale_exponent(uint32_t type, uint32_t bits, int32_t *q);
 
 /* tensors.c */
 uint32_t thk_op_id(const thk_op *op, int is_output, uint32_t slot);

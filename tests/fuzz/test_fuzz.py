@@ -77,8 +77,12 @@ def test_the_c_rule_tables_are_the_python_rules():
         source = f.read()
     kinds = {"KIND_INT": {rules.INT}, "KIND_INTS": {rules.INTS}, "KIND_STRING": {rules.STRING},
              "KIND_NUMBER": {rules.INT, rules.FLOAT}}
+    lists = {name: re.findall(r'"(\w+)"', keys)
+             for name, keys in re.findall(r'char \*const (k_\w+_attrs)\[\] = \{([^}]*)\};', source)}
     c_attrs = {key: (kinds[kind], int(count) or None)
-               for key, kind, count in re.findall(r'\{"(\w+)", (KIND_\w+), (\d+)\}', source)}
+               for name, kind, count in re.findall(r'GROUP\((k_\w+_attrs), (KIND_\w+), (\d+)\)', source)
+               for key in lists[name]}
+    assert len(c_attrs) == sum(map(len, lists.values()))  # no key in two lists
     py_attrs = {key: (set(allowed), exact) for key, (allowed, exact) in rules.ATTR_TYPES.items()}
     assert c_attrs == py_attrs
     with open(os.path.join(seed_corpus.EXECUTOR, "src", "op_table.c"), encoding="utf-8") as f:

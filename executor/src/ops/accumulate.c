@@ -59,10 +59,9 @@ thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, co
     memset(st, 0, sizeof *st);
     thk_round_mode(m, op, &st->round_mode); /* a known mode: thk_check_op_rules */
     if (!thk_is_int(x->dtype)) THK_BAD("input must be an integer tensor");
-    if (thk_attr_exponent(op, "scale_x", &qx) != 1) THK_BAD("scale_x missing or not a power of two");
-    if (thk_attr_exponent(op, weight_key, &qw) != 1) THK_BAD("scale_w missing or not a power of two");
-    if (bias) {
-        if (!thk_is_int(bias->dtype) && bias->dtype != THINKER_INT4) THK_BAD("bias must be integer");
+    if (thk_attr_exponent(op, "scale_x", &qx) != 1) THK_BAD("scale_x missing");
+    if (thk_attr_exponent(op, weight_key, &qw) != 1) THK_BAD("scale_w missing");
+    if (bias) { /* input 2 of its op: an integer constant (THK_RULE_WEIGHTS, thk_check_op_rules) */
         if (bias->count != 1 && bias->count != channels) THK_BAD("bias does not match channels");
         for (i = 0; i < bias->count; i++) {
             uint64_t a = abs64(thk_load_int(bias->init, bias->dtype, i));
@@ -85,7 +84,7 @@ thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, co
         uint64_t offset, half;
         if (!thk_bits_range(bits, &st->lo, &st->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
         if (out->dtype != dtype) THK_BAD("output dtype does not match o_bits");
-        if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing or not a power of two");
+        if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing");
         st->shift = st->qin - qo;
         /* qmath.folded_bound */
         offset = (uint64_t)1 << (bits - 1);

@@ -22,7 +22,7 @@ static thinker_status read_geometry(const thk_op *op, const thk_tensor *w, uint3
         if (n != (int)spatial) THK_BAD("kernel_shape does not match the weight");
         for (i = 0; i < n; i++)
             if (k[i] != (int64_t)w->dims[2 + i]) THK_BAD("kernel_shape does not match the weight");
-    } else if (thk_attr_has(op, "kernel_shape")) {
+    } else if (thk_attr_has(op, "kernel_shape")) { /* more values than 2 */
         THK_BAD("kernel_shape does not match the weight");
     }
     if ((thk_attr_has(op, "strides") && thk_attr_ints(op, "strides", s, 2) != (int)spatial) ||
@@ -31,15 +31,9 @@ static thinker_status read_geometry(const thk_op *op, const thk_tensor *w, uint3
         (transposed && thk_attr_has(op, "output_padding") &&
          thk_attr_ints(op, "output_padding", opad, 2) != (int)spatial))
         THK_BAD("geometry does not match the input rank");
-    if (thk_attr_has(op, "group") && !thk_attr_int(op, "group", &group))
-        THK_BAD("group must be an int");
-    for (i = 0; i < (int)spatial; i++) {
-        if (s[i] < 1 || d[i] < 1 || pads[i] < 0 || pads[i + spatial] < 0 || opad[i] < 0)
-            THK_BAD("conv geometry out of range");
-        if (s[i] > 65535 || d[i] > 65535 || pads[i] > 65535 || pads[i + spatial] > 65535 || opad[i] > 65535)
-            THK_BAD("conv geometry out of range");
-    }
-    if (group < 1 || group > 0x7FFFFFFF) THK_BAD("group must be >= 1");
+    /* kernel, strides, dilations in 1..65535, pads and output_padding in 0..65535, group >= 1
+     * (an int32): thk_conv_rules */
+    thk_attr_int(op, "group", &group);
     if (spatial == 1) {
         p->kh = 1; p->kw = (uint32_t)k[0];
         p->sh = 1; p->sw = (uint32_t)s[0];
@@ -81,10 +75,9 @@ static thinker_status conv_operands(const thinker_model *m, const thk_op *op, th
                                     int *has_bias, thinker_message *msg) {
     *has_bias = 0;
     if (op->n_out != 1 || !thk_op_input(m, op, 0, x) || !thk_op_input(m, op, 1, w))
-        THK_BAD("expects 2-3 inputs and 1 output"); /* input counts: thk_check_op_rules */
-    if (!w->init) THK_BAD("weight must be a constant");
+        THK_BAD("expects 1 output"); /* input counts: thk_check_op_rules */
+    /* weight and bias: integer constants within int32 (THK_RULE_WEIGHTS, thk_check_op_rules) */
     *has_bias = thk_op_input(m, op, 2, b);
-    if (*has_bias && !b->init) THK_BAD("bias must be a constant");
     thk_op_output(m, op, 0, out);
     return THINKER_OK;
 }
@@ -128,7 +121,6 @@ static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs
     s = conv_operands(m, op, &x, &w, &b, &out, &has_bias, msg);
     if (s != THINKER_OK) return s;
     if (x.ndim != spatial + 2 || w.ndim != spatial + 2) THK_BAD("input does not match the weight");
-    if (!thk_is_int(w.dtype) && w.dtype != THINKER_INT4) THK_BAD("weight must be integer");
     if (x.dtype == THINKER_INT64) THK_BAD("int64 inputs are not supported");
     s = read_geometry(op, &w, spatial, 0, p, msg);
     if (s != THINKER_OK) return s;
@@ -713,7 +705,6 @@ thinker_status thk_conv_transpose2d_prepare(const thinker_model *m, thk_op *op, 
     s = conv_operands(m, op, &x, &w, &b, &out, &has_bias, msg);
     if (s != THINKER_OK) return s;
     if (x.ndim != 4 || w.ndim != 4) THK_BAD("expects 4-D input and weight");
-    if (!thk_is_int(w.dtype) && w.dtype != THINKER_INT4) THK_BAD("weight must be integer");
     s = read_geometry(op, &w, 2, 1, p, msg);
     if (s != THINKER_OK) return s;
     C = x.dims[1];

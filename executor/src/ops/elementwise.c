@@ -78,14 +78,15 @@ static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker
     int32_t qx, qy, qo, shift;
     int64_t bits = 8;
     uint32_t dtype, widest;
-    if (op->n_out != 1) THK_BAD("expects 2 inputs and 1 output");
-    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &y)) THK_BAD("both inputs are required");
+    if (op->n_out != 1) THK_BAD("expects 1 output");
+    thk_op_input(m, op, 0, &x); /* inputs 0 and 1: present (thk_check_op_rules) */
+    thk_op_input(m, op, 1, &y);
     thk_op_output(m, op, 0, &out);
     if (!thk_is_int(x.dtype) || !thk_is_int(y.dtype) || x.dtype == THINKER_INT64 || y.dtype == THINKER_INT64)
         THK_BAD("input must be int8/uint8/int16/int32");
     if (!thk_input_exponent(op, "scale_x", &x, &qx) || !thk_input_exponent(op, "scale_y", &y, &qy))
         THK_BAD("an input has no scale");
-    if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing or not a power of two");
+    if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing");
     thk_attr_int(op, "o_bits", &bits);
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
@@ -222,8 +223,8 @@ thinker_status thk_concat_check(const thinker_model *m, const thk_op *op, int64_
     thk_tensor first, t, out;
     uint32_t i, d;
     uint64_t total = 0;
-    if (op->n_out != 1) THK_BAD("expects inputs and 1 output");
-    if (!thk_op_input(m, op, 0, &first)) THK_BAD("inputs are required");
+    if (op->n_out != 1) THK_BAD("expects 1 output");
+    thk_op_input(m, op, 0, &first); /* input 0: present (thk_check_op_rules) */
     thk_op_output(m, op, 0, &out);
     if (axis < -(int64_t)first.ndim || axis >= (int64_t)first.ndim) THK_BAD("axis out of range");
     if (axis < 0) axis += first.ndim;
@@ -256,7 +257,7 @@ thinker_status thk_iqcat_prepare(const thinker_model *m, thk_op *op, thk_needs *
     s = thk_concat_check(m, op, axis, 0, &ax, msg);
     if (s != THINKER_OK) return s;
     p->axis = (int32_t)ax;
-    if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing or not a power of two");
+    if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing");
     thk_attr_int(op, "o_bits", &bits);
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     thk_op_output(m, op, 0, &out);

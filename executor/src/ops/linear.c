@@ -29,13 +29,10 @@ thinker_status thk_linear_prepare(const thinker_model *m, thk_op *op, thk_needs 
     int has_bias;
     uint64_t wsum, scratch;
     thinker_status s;
-    if (op->n_out != 1) THK_BAD("expects 2-3 inputs and 1 output");
-    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &w)) THK_BAD("expects 2-3 inputs and 1 output");
-    if (!w.init) THK_BAD("weight must be a constant");
-    if (!thk_is_int(w.dtype) && w.dtype != THINKER_INT4) THK_BAD("weight must be integer");
+    if (op->n_out != 1 || !thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &w)) THK_BAD("expects 1 output");
+    /* weight and bias: integer constants within int32 (THK_RULE_WEIGHTS, thk_check_op_rules) */
     if (x.dtype == THINKER_INT64) THK_BAD("int64 inputs are not supported");
     has_bias = thk_op_input(m, op, 2, &b);
-    if (has_bias && !b.init) THK_BAD("bias must be a constant");
     thk_op_output(m, op, 0, &out);
     s = linear_dims_of(op, &x, &w, &d, msg);
     if (s != THINKER_OK) return s;
@@ -147,11 +144,10 @@ thinker_status thk_batchnorm2d_prepare(const thinker_model *m, thk_op *op, thk_n
     uint64_t amax = 0;
     uint32_t i;
     (void)needs;
-    if (op->n_out != 1) THK_BAD("expects 3-5 inputs and 1 output");
-    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &alpha) || !thk_op_input(m, op, 2, &beta))
-        THK_BAD("expects 3-5 inputs and 1 output");
-    if (!alpha.init || !beta.init) THK_BAD("alpha, beta must be constants");
-    if (!thk_is_int(alpha.dtype) && alpha.dtype != THINKER_INT4) THK_BAD("alpha must be integer");
+    if (op->n_out != 1 || !thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &alpha) ||
+        !thk_op_input(m, op, 2, &beta))
+        THK_BAD("expects 1 output"); /* input counts: thk_check_op_rules */
+    /* alpha and beta: integer constants within int32 (THK_RULE_WEIGHTS, thk_check_op_rules) */
     thk_op_output(m, op, 0, &out);
     if (x.ndim < 2 || alpha.count != x.dims[1]) THK_BAD("alpha: one value per channel");
     if (!thk_same_dims(&x, &out)) THK_BAD("recorded output shape differs from the computed one");

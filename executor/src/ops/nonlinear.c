@@ -71,14 +71,14 @@ static thinker_status io_prepare(const thinker_model *m, thk_op *op, thk_tensor 
     uint32_t dtype;
     thinker_status s = thk_nl_family(m, op, &p->family, msg);
     if (s != THINKER_OK) return s;
-    if (op->n_out != 1) THK_BAD("expects 1 input and 1 output");
-    if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
+    if (op->n_out != 1) THK_BAD("expects 1 output");
+    thk_op_input(m, op, 0, x); /* input 0: present (thk_check_op_rules) */
     thk_op_output(m, op, 0, out);
     if (!thk_is_int(x->dtype) || x->dtype == THINKER_INT64)
         THK_BAD("input must be int8/uint8/int16/int32");
     if (!thk_input_exponent(op, "scale_x", x, qx)) THK_BAD("an input has no scale");
-    if (thk_attr_exponent(op, "scale_o", qo) != 1) THK_BAD("scale_o missing or not a power of two");
-    if (thk_attr_has(op, "o_bits") && !thk_attr_int(op, "o_bits", &bits)) THK_BAD("o_bits must be an int");
+    if (thk_attr_exponent(op, "scale_o", qo) != 1) THK_BAD("scale_o missing");
+    thk_attr_int(op, "o_bits", &bits); /* an int when present: attribute rules */
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out->dtype != dtype) THK_BAD("output dtype does not match o_bits");
     return THINKER_OK;
@@ -102,11 +102,7 @@ static thinker_status rows_prepare(thk_op *op, const thk_tensor *x, uint32_t *ax
     thk_nonlinear_params *p = &op->p.nl;
     int64_t axis = -1;
     uint32_t d;
-    if (thk_attr_has(op, "axis")) {
-        if (!thk_attr_int(op, "axis", &axis)) THK_BAD("axis must be an int");
-    } else if (thk_attr_has(op, "dim") && !thk_attr_int(op, "dim", &axis)) {
-        THK_BAD("dim must be an int");
-    }
+    if (!thk_attr_int(op, "axis", &axis)) thk_attr_int(op, "dim", &axis); /* ints: attribute rules */
     if (axis < -(int64_t)x->ndim || axis >= (int64_t)x->ndim) THK_BAD("axis out of range");
     if (axis < 0) axis += x->ndim;
     p->outer = p->inner = 1;
@@ -463,8 +459,7 @@ thinker_status thk_layernorm_prepare(const thinker_model *m, thk_op *op, thk_nee
     uint64_t n, size = 1, eps, room;
     uint32_t k, dtype;
     (void)needs;
-    if (op->n_out != 1) THK_BAD("expects 2-3 inputs and 1 output");
-    if (!thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &w)) THK_BAD("expects 2-3 inputs and 1 output");
+    if (op->n_out != 1 || !thk_op_input(m, op, 0, &x) || !thk_op_input(m, op, 1, &w)) THK_BAD("expects 1 output");
     p->has_bias = (uint8_t)thk_op_input(m, op, 2, &b);
     thk_op_output(m, op, 0, &out);
     if (!thk_is_int(x.dtype) || x.dtype == THINKER_INT64)
@@ -472,9 +467,9 @@ thinker_status thk_layernorm_prepare(const thinker_model *m, thk_op *op, thk_nee
     if (!const_int(&w)) THK_BAD("weight must be an integer constant");
     if (p->has_bias && !const_int(&b)) THK_BAD("bias must be an integer constant");
     if (!thk_input_exponent(op, "scale_x", &x, &qx)) THK_BAD("an input has no scale");
-    if (thk_attr_exponent(op, "scale_w", &qw) != 1) THK_BAD("scale_w missing or not a power of two");
-    if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing or not a power of two");
-    if (thk_attr_has(op, "o_bits") && !thk_attr_int(op, "o_bits", &bits)) THK_BAD("o_bits must be an int");
+    if (thk_attr_exponent(op, "scale_w", &qw) != 1) THK_BAD("scale_w missing");
+    if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing");
+    thk_attr_int(op, "o_bits", &bits); /* an int when present: attribute rules */
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out.dtype != dtype || !thk_same_dims(&x, &out))
         THK_BAD("output must be the input's shape, o_bits' dtype");

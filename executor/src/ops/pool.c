@@ -19,8 +19,8 @@ static thinker_status pool_geometry(const thinker_model *m, thk_op *op, thk_tens
                                     thk_pool_params *p, thinker_message *msg) {
     int64_t k[2], s[2], pads[4] = {0, 0, 0, 0}, d[2] = {1, 1}, ceil = 0;
     uint32_t n, i;
-    if (op->n_out != 1) THK_BAD("expects 1 input and 1 output");
-    if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
+    if (op->n_out != 1) THK_BAD("expects 1 output");
+    thk_op_input(m, op, 0, x); /* input 0: present (thk_check_op_rules) */
     thk_op_output(m, op, 0, out);
     if (x->ndim != 3 && x->ndim != 4) THK_BAD("expects a 3-D or 4-D input");
     n = x->ndim - 2u;
@@ -108,9 +108,9 @@ thinker_status thk_avgpool2d_prepare(const thinker_model *m, thk_op *op, thk_nee
     s = pool_geometry(m, op, &x, &out, p, msg);
     if (s != THINKER_OK) return s;
     if (!thk_is_int(x.dtype) || x.dtype == THINKER_INT64) THK_BAD("input must be int8/uint8/int16/int32");
-    if (thk_attr_exponent(op, "scale_x", &qx) != 1) THK_BAD("scale_x missing or not a power of two");
+    if (thk_attr_exponent(op, "scale_x", &qx) != 1) THK_BAD("scale_x missing");
     qo = qx;
-    if (thk_attr_has(op, "scale_o") && thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o is not a power of two");
+    thk_attr_exponent(op, "scale_o", &qo); /* absent: the default; present: a power of two (rules) */
     thk_attr_int(op, "data_bits", &bits);
     thk_attr_int(op, "o_bits", &bits);
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");

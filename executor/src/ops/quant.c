@@ -9,11 +9,11 @@ thinker_status thk_quant_prepare(const thinker_model *m, thk_op *op, thk_needs *
     int64_t bits = 8; /* numpy's default */
     uint32_t dtype;
     (void)n;
-    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 output");
     thk_op_output(m, op, 0, &out);
     thk_attr_int(op, "data_bits", &bits);
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("data_bits must be 4, 8, 16 or 32");
-    if (thk_attr_exponent(op, "scale_x", &p->q) != 1) THK_BAD("scale_x missing or not a power of two");
+    if (thk_attr_exponent(op, "scale_x", &p->q) != 1) THK_BAD("scale_x missing");
     if (out.dtype != dtype || !thk_same_dims(&x, &out)) THK_BAD("recorded output shape differs from the computed one");
     if (x.dtype == THINKER_INT4) THK_BAD("unsupported input dtype");
     thk_round_mode(m, op, &p->round_mode); /* a known mode: thk_check_op_rules */
@@ -52,13 +52,11 @@ thinker_status thk_dequant_prepare(const thinker_model *m, thk_op *op, thk_needs
     thk_elem_params *p = &op->p.elem;
     thk_tensor x, out;
     (void)n;
-    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 output");
     thk_op_output(m, op, 0, &out);
-    if (thk_attr_has(op, "scale_o")) {
-        if (thk_attr_exponent(op, "scale_o", &p->q) != 1) THK_BAD("scale_o is not a power of two");
-    } else if (thk_attr_exponent(op, "scale_x", &p->q) != 1) {
-        THK_BAD("scale_o missing or not a power of two");
-    }
+    /* scale_o, else scale_x (present scales are powers of two: thk_check_attrs) */
+    if (!thk_attr_exponent(op, "scale_o", &p->q) && !thk_attr_exponent(op, "scale_x", &p->q))
+        THK_BAD("scale_o missing");
     if (out.dtype != THINKER_FLOAT32 || !thk_same_dims(&x, &out)) THK_BAD("recorded output shape differs from the computed one");
     if (x.dtype == THINKER_INT4) THK_BAD("unsupported input dtype");
     return THINKER_OK;
@@ -91,10 +89,10 @@ thinker_status thk_requant_prepare(const thinker_model *m, thk_op *op, thk_needs
     int64_t bits = 8;
     uint32_t dtype;
     (void)n;
-    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 output");
     thk_op_output(m, op, 0, &out);
     if (thk_attr_exponent(op, "scale_x", &qx) != 1 || thk_attr_exponent(op, "scale_o", &qo) != 1)
-        THK_BAD("scale_x, scale_o must be powers of two");
+        THK_BAD("scale_x or scale_o missing");
     thk_attr_int(op, "o_bits", &bits);
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out.dtype != dtype || !thk_same_dims(&x, &out)) THK_BAD("recorded output shape differs from the computed one");

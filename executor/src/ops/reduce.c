@@ -10,12 +10,12 @@ static thinker_status scales_prepare(const thinker_model *m, thk_op *op, thk_ten
     thk_reduce_params *p = &op->p.red;
     int64_t bits = 8;
     uint32_t dtype;
-    if (!thk_op_input(m, op, 0, x)) THK_BAD("input is required");
+    thk_op_input(m, op, 0, x); /* input 0: present (thk_check_op_rules) */
     thk_op_output(m, op, 0, out);
     if (!thk_is_int(x->dtype)) THK_BAD("input must be an integer tensor");
     if (!thk_input_exponent(op, "scale_x", x, qx)) THK_BAD("an input has no scale");
-    if (thk_attr_exponent(op, "scale_o", qo) != 1) THK_BAD("scale_o missing or not a power of two");
-    if (thk_attr_has(op, "o_bits") && !thk_attr_int(op, "o_bits", &bits)) THK_BAD("o_bits must be an int");
+    if (thk_attr_exponent(op, "scale_o", qo) != 1) THK_BAD("scale_o missing");
+    thk_attr_int(op, "o_bits", &bits); /* an int when present: attribute rules */
     if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
     if (out->dtype != dtype) THK_BAD("output dtype does not match o_bits");
     return THINKER_OK;
@@ -31,7 +31,7 @@ thinker_status thk_bmm_prepare(const thinker_model *m, thk_op *op, thk_needs *ne
     uint32_t d, r;
     thinker_status s;
     (void)needs;
-    if (op->n_out != 1) THK_BAD("expects 2 inputs and 1 output");
+    if (op->n_out != 1) THK_BAD("expects 1 output");
     s = scales_prepare(m, op, &x, &out, &qx, &qo, msg);
     if (s != THINKER_OK) return s;
     if (!thk_op_input(m, op, 1, &y) || !thk_is_int(y.dtype)) THK_BAD("input must be an integer tensor");
@@ -107,7 +107,7 @@ static thinker_status reduce_prepare(const thinker_model *m, thk_op *op, thk_ten
     uint32_t k, d, at = 0;
     int n = -1;
     thinker_status s;
-    if (op->n_out != 1) THK_BAD("expects 1 input and 1 output");
+    if (op->n_out != 1) THK_BAD("expects 1 output");
     s = scales_prepare(m, op, x, &out, qx, qo, msg);
     if (s != THINKER_OK) return s;
     for (k = 0; k < 4 && n < 0; k++) {
@@ -126,7 +126,7 @@ static thinker_status reduce_prepare(const thinker_model *m, thk_op *op, thk_ten
         count *= x->dims[d];
     }
     if (!p->axes) THK_BAD("axes must not be empty");
-    if (thk_attr_has(op, "keepdims") && !thk_attr_int(op, "keepdims", &keep)) THK_BAD("keepdims must be an int");
+    thk_attr_int(op, "keepdims", &keep); /* an int when present: attribute rules */
     if ((p->axes & 1u) && !keep) THK_BAD("reducing the batch axis");
     if (count > 0xFFFFFFFFu) THK_BAD("too many reduced elements");
     p->count = (uint32_t)count;
@@ -160,7 +160,7 @@ thinker_status thk_iqsum_prepare(const thinker_model *m, thk_op *op, thk_needs *
     thinker_status s = reduce_prepare(m, op, &x, &qx, &qo, msg);
     (void)needs;
     if (s != THINKER_OK) return s;
-    if (thk_attr_has(op, "divisor") && !thk_attr_int(op, "divisor", &divisor)) THK_BAD("divisor must be an int");
+    thk_attr_int(op, "divisor", &divisor); /* an int when present: attribute rules */
     if (divisor < 1) THK_BAD("divisor must be >= 1");
     p->divisor = divisor;
     p->shift = qx - qo;
@@ -178,7 +178,7 @@ thinker_status thk_iqvar_prepare(const thinker_model *m, thk_op *op, thk_needs *
     thinker_status s = reduce_prepare(m, op, &x, &qx, &qo, msg);
     (void)needs;
     if (s != THINKER_OK) return s;
-    if (thk_attr_has(op, "unbiased") && !thk_attr_int(op, "unbiased", &unbiased)) THK_BAD("unbiased must be an int");
+    thk_attr_int(op, "unbiased", &unbiased); /* an int when present: attribute rules */
     unbiased = unbiased != 0;
     if (unbiased && p->count < 2) THK_BAD("unbiased variance needs 2 elements");
     p->shift = 2 * qx - qo;

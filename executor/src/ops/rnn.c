@@ -104,8 +104,9 @@ static int gap_ok(int32_t s) { return s >= -RNN_MAX_GAP && s <= RNN_MAX_GAP; }
 
 /* GRUInt and LSTMInt share both steps: the op's type tells them apart. */
 thinker_status thk_rnn_prepare(const thinker_model *m, thk_op *op, thk_needs *needs, thinker_message *msg) {
-    static const char int_keys[8][12] = {"has_hidden", "has_cell",   "batch_first", "go_forward",
-                                         "num_layers", "o_bits",     "h_bits",      "hidden_size"};
+    /* pointers: the keys are literals the attribute rules hold too (merged) */
+    static const char *const int_keys[8] = {"has_hidden", "has_cell", "batch_first", "go_forward",
+                                            "num_layers", "o_bits",   "h_bits",      "hidden_size"};
     static const uint8_t defaults[8] = {0, 0, 0, 1, 1, 8, 0, 0};
     static const char scale_keys[4][9] = {"scale_iw", "scale_hw", "scale_h", "scale_o"};
     thk_rnn_params *p = &op->p.rnn;

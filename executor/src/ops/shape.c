@@ -140,7 +140,7 @@ thinker_status thk_reshape_prepare(const thinker_model *m, thk_op *op, thk_needs
     int64_t dims[THK_MAX_OPERANDS + THINKER_MAX_DIMS];
     uint32_t ndim = 0, d;
     (void)n;
-    if (op->n_out != 1 || !thk_op_input(m, op, 0, &x)) THK_BAD("expects 1-2 inputs and 1 output"); /* inputs: rules */
+    if (op->n_out != 1 || !thk_op_input(m, op, 0, &x)) THK_BAD("expects 1 output"); /* inputs: rules */
     thk_op_output(m, op, 0, &out);
     if (out.count != x.count || out.dtype != x.dtype) THK_BAD("recorded output shape differs from the computed one");
     if (!reshape_dims(m, op, &x, dims, &ndim)) THK_BAD("bad shape, axes or axis operand");
@@ -167,12 +167,12 @@ thinker_status thk_transpose_prepare(const thinker_model *m, thk_op *op, thk_nee
     uint32_t seen = 0, d;
     int k;
     (void)n;
-    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 input and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 output");
     thk_op_output(m, op, 0, &out);
     if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input");
     k = thk_attr_ints(op, "perm", perm, THINKER_MAX_DIMS);
     if (k < 0) {
-        if (thk_attr_has(op, "perm")) THK_BAD("perm must be ints");
+        if (thk_attr_has(op, "perm")) THK_BAD("bad perm"); /* more values than dims */
         for (d = 0; d < x.ndim; d++) perm[d] = x.ndim - 1 - d;
         k = (int)x.ndim;
     }
@@ -232,7 +232,7 @@ thinker_status thk_slice_prepare(const thinker_model *m, thk_op *op, thk_needs *
     int ns, ne, na, nt, k;
     uint32_t d, len[THINKER_MAX_DIMS];
     (void)n;
-    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1-5 inputs and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 output");
     thk_op_output(m, op, 0, &out);
     if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input");
     ns = operand_ints(m, op, 1, "starts", starts, THK_MAX_OPERANDS);
@@ -410,7 +410,7 @@ thinker_status thk_pad_prepare(const thinker_model *m, thk_op *op, thk_needs *n,
     int count, half;
     uint32_t first, d, bits;
     (void)n;
-    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1-4 inputs and 1 output");
+    if (!thk_op_input(m, op, 0, &x) || op->n_out != 1) THK_BAD("expects 1 output");
     thk_op_output(m, op, 0, &out);
     if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input");
     count = operand_ints(m, op, 1, "pads", pads, 2 * THINKER_MAX_DIMS + 2);
@@ -418,7 +418,7 @@ thinker_status thk_pad_prepare(const thinker_model *m, thk_op *op, thk_needs *n,
     if (thk_op_input(m, op, 3, &v)) THK_BAD("Pad axes input is not supported");
     half = count / 2;
     first = x.ndim - (uint32_t)half; /* a shorter pads list applies to the trailing axes */
-    if (thk_attr_has(op, "mode") && !thk_attr_string(op, m, "mode", &mode)) THK_BAD("mode must be a string");
+    thk_attr_string(op, m, "mode", &mode); /* a string when present (attribute rules) */
     if (thk_streq(mode, "constant")) p->mode = 0;
     else if (thk_streq(mode, "reflect")) p->mode = 1;
     else if (thk_streq(mode, "edge") || thk_streq(mode, "replicate")) p->mode = 2;
@@ -429,7 +429,7 @@ thinker_status thk_pad_prepare(const thinker_model *m, thk_op *op, thk_needs *n,
             b = pads[d - first];
             e = pads[d - first + half];
         }
-        if (b < 0 || e < 0) THK_BAD("negative pads");
+        /* b, e in 0..2**31-1: thk_pad_rules */
         if (d == 0 && (b || e)) THK_BAD("padding the batch axis");
         if (out.dims[d] != x.dims[d] + b + e) THK_BAD("recorded output shape differs from the computed one");
         if (p->mode && x.dims[d] == 0 && (b || e)) THK_BAD("empty axis to reflect or extend");
@@ -437,8 +437,7 @@ thinker_status thk_pad_prepare(const thinker_model *m, thk_op *op, thk_needs *n,
     }
     /* numpy's dtype.type(value): an integer as it is (a float truncates toward zero); float32
      * tensors take the value's float32 (an integer through its float64) */
-    count = thk_const_number(m, op, 2, "value", &ivalue, &bits);
-    if (count < 0) THK_BAD("constant_value must be one constant");
+    count = thk_const_number(m, op, 2, "value", &ivalue, &bits); /* >= 0: thk_pad_rules */
     p->fvalue = p->ivalue = 0;
     if (count == 2) {
         p->fvalue = bits;
@@ -499,7 +498,7 @@ thinker_status thk_gather_prepare(const thinker_model *m, thk_op *op, thk_needs 
     uint32_t ax, d, k = 0;
     (void)n;
     if (op->n_out != 1 || !thk_op_input(m, op, 0, &data) || !thk_op_input(m, op, 1, &idx))
-        THK_BAD("expects 2 inputs and 1 output");
+        THK_BAD("expects 1 output");
     thk_op_output(m, op, 0, &out);
     if (!elem_size_ok(&data) || out.dtype != data.dtype) THK_BAD("output must match the input");
     if (!thk_is_int(idx.dtype)) THK_BAD("indices must be integers");
@@ -565,7 +564,7 @@ thinker_status thk_resize_prepare(const thinker_model *m, thk_op *op, thk_needs 
     uint32_t d, bits;
     (void)n;
     if (op->n_out != 1 || !thk_op_input(m, op, 0, &x))
-        THK_BAD("expects 2-4 inputs and 1 output");
+        THK_BAD("expects 1 output");
     thk_op_output(m, op, 0, &out);
     if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input");
     if ((thk_attr_has(op, "mode") && !thk_attr_string(op, m, "mode", &mode)) ||
