@@ -73,7 +73,7 @@ static const thinker_memory *find_memory(const thinker_memory *memory, uint32_t 
 }
 
 static thinker_status memory_error(thinker_message *msg, const char *what) {
-    thk_msg(msg, what, "", "");
+    thk_msg(msg, what, " missing, misaligned or too small", "");
     return THINKER_ERR_MEMORY;
 }
 
@@ -91,7 +91,7 @@ thinker_status thinker_model_init(thinker_model **model, const void *model_bin, 
     if (s != THINKER_OK) return s;
     state = find_memory(memory, count, THINKER_MEM_STATE);
     if (!state || !state->base || ((uintptr_t)state->base & (STATE_ALIGN - 1)) || state->size < state_bytes(&tmp))
-        return memory_error(message, "STATE buffer missing, misaligned or too small");
+        return memory_error(message, "STATE buffer");
     m = (thinker_model *)state->base;
     *m = tmp;
     for (kind = THINKER_MEM_PSRAM; kind <= THINKER_MEM_SHARE; kind++) {
@@ -100,8 +100,7 @@ thinker_status thinker_model_init(thinker_model **model, const void *model_bin, 
         a = find_memory(memory, count, kind);
         if (!a || (!a->base && m->arena_size[kind]) || a->size < m->arena_size[kind] ||
             ((uintptr_t)a->base & (m->arena_align[kind] - 1)))
-            return memory_error(message, kind == THINKER_MEM_PSRAM ? "PSRAM arena missing, misaligned or too small"
-                                                                   : "share-memory arena missing, misaligned or too small");
+            return memory_error(message, kind == THINKER_MEM_PSRAM ? "PSRAM arena" : "share-memory arena");
         m->arena[kind] = (uint8_t *)a->base;
     }
     m->ops = (thk_op *)(void *)((uint8_t *)state->base + align_up(sizeof(thinker_model), STATE_ALIGN));

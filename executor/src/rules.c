@@ -112,7 +112,7 @@ thinker_status thk_check_attrs(const thinker_model *m, const char *op_type, cons
         const char *why = attr_problem(op_type, key, a[4], thk_rd16(a + 6));
         if (why) return attr_error(msg, op_type, name, key, why);
         if (starts_with(key, "scale") && !scale_ok(a))
-            return attr_error(msg, op_type, name, key, "is not an exact power of two (scales are powers of two)");
+            return attr_error(msg, op_type, name, key, "is not one of the powers of two");
         for (b = attrs, k = 0; k < i; k++) {
             if (thk_streq(thk_string(m, thk_rd32(b)), key)) return attr_error(msg, op_type, name, key, "is given twice");
             b += 8 + 4u * thk_rd16(b + 6);

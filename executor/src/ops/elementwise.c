@@ -4,6 +4,16 @@
  * them may run in place (the memory planner lets the output take over a same-shaped input that
  * dies here): element i is read before it is written. */
 #include "ops.h"
+#include "../op_select.h"
+
+thinker_status thk_o_bits(const thk_op *op, int64_t bits, const thk_tensor *out, int64_t *lo, int64_t *hi,
+                          thinker_message *msg) {
+    uint32_t dtype;
+    thk_attr_int(op, "o_bits", &bits); /* an int when present: attribute rules */
+    if (!thk_bits_range(bits, lo, hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
+    if (out->dtype != dtype) THK_BAD("output dtype does not match o_bits");
+    return THINKER_OK;
+}
 
 int thk_input_exponent(const thk_op *op, const char *key, const thk_tensor *t, int32_t *q) {
     if (thk_attr_has(op, key)) return thk_attr_exponent(op, key, q) == 1;
@@ -43,7 +53,9 @@ typedef struct {
 typedef int64_t (*binary_fn)(const binary_rule *r, int64_t x, int64_t y);
 
 static int64_t combine(const binary_rule *r, int64_t x, int64_t y) {
+#if THINKER_OP_iqMul /* only the types of this build (op_select.h) */
     if (r->kind == BIN_MUL) return thk_rescale(x * y, r->sx, r->lo, r->hi);
+#endif
     x = thk_rescale(x, r->sx, r->lo, r->hi);
     y = thk_rescale(y, r->sy, r->lo, r->hi);
     return thk_clamp(r->kind == BIN_SUB ? x - y : x + y, r->lo, r->hi);
@@ -51,7 +63,9 @@ static int64_t combine(const binary_rule *r, int64_t x, int64_t y) {
 
 /* combine with another rounding mode (qmath.rescale_mode / rshift_mode) */
 static int64_t combine_mode(const binary_rule *r, int64_t x, int64_t y) {
+#if THINKER_OP_iqMul
     if (r->kind == BIN_MUL) return thk_rescale_mode(x * y, r->sx, r->mode, r->lo, r->hi);
+#endif
     x = thk_rescale_mode(x, r->sx, r->mode, r->lo, r->hi);
     y = thk_rescale_mode(y, r->sy, r->mode, r->lo, r->hi);
     return thk_clamp(r->kind == BIN_SUB ? x - y : x + y, r->lo, r->hi);
@@ -75,9 +89,8 @@ static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker
     thk_elem_params *p = &op->p.elem;
     thk_tensor x, y, out;
     thk_broadcast bc;
-    int32_t qx, qy, qo, shift;
+    int32_t qx, qy, qo;
     int64_t bits = 8;
-    uint32_t dtype, widest;
     if (op->n_out != 1) THK_BAD("expects 1 output");
     thk_op_input(m, op, 0, &x); /* inputs 0 and 1: present (thk_check_op_rules) */
     thk_op_input(m, op, 1, &y);
@@ -87,9 +100,7 @@ static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker
     if (!thk_input_exponent(op, "scale_x", &x, &qx) || !thk_input_exponent(op, "scale_y", &y, &qy))
         THK_BAD("an input has no scale");
     if (thk_attr_exponent(op, "scale_o", &qo) != 1) THK_BAD("scale_o missing");
-    thk_attr_int(op, "o_bits", &bits);
-    if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
-    if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
+    THK_TRY(thk_o_bits(op, bits, &out, &p->lo, &p->hi, msg));
     if (!thk_broadcast_init(&bc, &x, &y, &out)) THK_BAD("inputs do not broadcast to the output");
     thk_round_mode(m, op, &p->round_mode); /* a known mode: thk_check_op_rules */
     /* a Relu / Clip fused by tpacker (fused_clip [lo, hi], rules-checked to meet the output
@@ -105,15 +116,17 @@ static thinker_status binary_prepare(const thinker_model *m, thk_op *op, thinker
     }
     p->sx = kind == BIN_MUL ? qx + qy - qo : qx - qo;
     p->sy = qy - qo;
+#if THINKER_OP_iqDiv
     if (kind == BIN_DIV) { /* the shift goes to the numerator (> 0) or the divisor */
         /* numpy's bound: x's magnitude bits + max(shift, 0) and y's + max(-shift, 0) <= 62 */
-        shift = qo - qx + qy;
-        widest = 8u * thk_dtype_size(x.dtype);
+        int32_t shift = qo - qx + qy;
+        uint32_t widest = 8u * thk_dtype_size(x.dtype);
         if (shift > 62 - (int32_t)widest || -shift > 62 - (int32_t)(8u * thk_dtype_size(y.dtype)))
             THK_BAD("the division shift would leave int64");
         p->sx = shift > 0 ? shift : 0;
         p->sy = shift < 0 ? -shift : 0;
     }
+#endif
     return THINKER_OK;
 }
 

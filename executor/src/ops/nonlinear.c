@@ -68,7 +68,6 @@ static thinker_status io_prepare(const thinker_model *m, thk_op *op, thk_tensor 
                                  int32_t *qx, int32_t *qo, thinker_message *msg) {
     thk_nonlinear_params *p = &op->p.nl;
     int64_t bits = 8;
-    uint32_t dtype;
     thinker_status s = thk_nl_family(m, op, &p->family, msg);
     if (s != THINKER_OK) return s;
     if (op->n_out != 1) THK_BAD("expects 1 output");
@@ -78,9 +77,7 @@ static thinker_status io_prepare(const thinker_model *m, thk_op *op, thk_tensor 
         THK_BAD("input must be int8/uint8/int16/int32");
     if (!thk_input_exponent(op, "scale_x", x, qx)) THK_BAD("an input has no scale");
     if (thk_attr_exponent(op, "scale_o", qo) != 1) THK_BAD("scale_o missing");
-    thk_attr_int(op, "o_bits", &bits); /* an int when present: attribute rules */
-    if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
-    if (out->dtype != dtype) THK_BAD("output dtype does not match o_bits");
+    THK_TRY(thk_o_bits(op, bits, out, &p->lo, &p->hi, msg));
     return THINKER_OK;
 }
 

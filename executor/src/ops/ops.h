@@ -92,7 +92,17 @@ int64_t thk_pwl(uint32_t family, uint32_t function, int64_t v);
  * when absent); 0 when the attribute is not a known mode */
 int thk_round_mode(const thinker_model *m, const thk_op *op, uint8_t *mode);
 
+/* the o_bits attribute (`bits` when absent) as the output range [lo, hi]; the output's dtype
+ * must be that width's (elementwise.c) */
+thinker_status thk_o_bits(const thk_op *op, int64_t bits, const thk_tensor *out, int64_t *lo, int64_t *hi,
+                          thinker_message *msg);
+
 /* shared error text */
 #define THK_BAD(what) return thk_bad(msg, op, what)
+#define THK_TRY(call)                           \
+    do {                                        \
+        thinker_status thk_s_ = (call);         \
+        if (thk_s_ != THINKER_OK) return thk_s_; \
+    } while (0)
 
 #endif

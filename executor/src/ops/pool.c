@@ -4,6 +4,7 @@
  * q_x) / d)) evaluated exactly; the divisor d follows PyTorch (count_include_pad, ceil-mode
  * windows clipped at the padded edge, divisor_override). MaxPool: padding never wins. */
 #include "ops.h"
+#include "../op_select.h"
 
 /* pool_out_len: in ceil mode the last window must start inside the input or its left pad. With
  * geometry values <= 65535 and sizes < 2**31 the numerator is below 2**32; a negative one
@@ -102,7 +103,7 @@ thinker_status thk_avgpool2d_prepare(const thinker_model *m, thk_op *op, thk_nee
     thk_tensor x, out;
     int32_t qx, qo;
     int64_t bits = 8, v;
-    uint32_t dtype, h, w, oh, ow, oy, ox;
+    uint32_t h, w, oh, ow, oy, ox;
     thinker_status s;
     (void)needs;
     s = pool_geometry(m, op, &x, &out, p, msg);
@@ -112,9 +113,7 @@ thinker_status thk_avgpool2d_prepare(const thinker_model *m, thk_op *op, thk_nee
     qo = qx;
     thk_attr_exponent(op, "scale_o", &qo); /* absent: the default; present: a power of two (rules) */
     thk_attr_int(op, "data_bits", &bits);
-    thk_attr_int(op, "o_bits", &bits);
-    if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
-    if (out.dtype != dtype) THK_BAD("output dtype does not match o_bits");
+    THK_TRY(thk_o_bits(op, bits, &out, &p->lo, &p->hi, msg));
     p->shift = qx - qo;
     thk_round_mode(m, op, &p->round_mode); /* a known mode: thk_check_op_rules */
     v = -1;
@@ -156,7 +155,9 @@ static thinker_status pool_run(thk_run_ctx *ctx, int is_max) {
         for (oy = 0; oy < oh; oy++)
             for (ox = 0; ox < ow; ox++, idx++) {
                 int64_t sum = 0, best = INT64_MIN, y;
+#if THINKER_OP_MaxPool
                 uint32_t fbest = 0xFF800000u; /* float32 bits; padding: -inf never wins */
+#endif
                 for (i = 0; i < kh; i++) {
                     int64_t iy = (int64_t)oy * sh + (int64_t)i * dh - pt;
                     if (iy < 0 || iy >= (int64_t)h) continue;
@@ -165,17 +166,21 @@ static thinker_status pool_run(thk_run_ctx *ctx, int is_max) {
                         uint32_t at;
                         if (ix < 0 || ix >= (int64_t)w) continue;
                         at = base + (uint32_t)iy * w + (uint32_t)ix;
+#if THINKER_OP_MaxPool /* MaxPool's branches: only in builds with it (op_select.h) */
                         if (x.dtype == THINKER_FLOAT32) { /* max only; on the bits: no soft-float */
                             uint32_t v = ((const uint32_t *)(const void *)x.data)[at];
                             if (THK_F32_NAN(v) || thk_f32_key(v) > thk_f32_key(fbest)) fbest = v;
                             if (THK_F32_NAN(fbest)) { i = kh; break; } /* NaN propagates like np.maximum */
-                        } else {
+                        } else
+#endif
+                        {
                             int64_t v = thk_load_int(x.data, x.dtype, at);
                             sum += v;
                             if (v > best) best = v;
                         }
                     }
                 }
+#if THINKER_OP_MaxPool
                 if (x.dtype == THINKER_FLOAT32) {
                     ((uint32_t *)(void *)out.data)[idx] = fbest;
                     continue;
@@ -188,7 +193,9 @@ static thinker_status pool_run(thk_run_ctx *ctx, int is_max) {
                         best = x.dtype == THINKER_UINT8 ? 0 : lo;
                     }
                     y = best;
-                } else if (p->pow2_bits >= 0) {
+                } else
+#endif
+                if (p->pow2_bits >= 0) {
                     y = thk_rescale_mode(sum, p->shift + p->pow2_bits - 1, p->round_mode, p->lo, p->hi);
                 } else {
                     /* qmath.rescale_div: the shift scales the divisor or the numerator */

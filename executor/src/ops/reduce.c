@@ -9,15 +9,12 @@ static thinker_status scales_prepare(const thinker_model *m, thk_op *op, thk_ten
                                      int32_t *qx, int32_t *qo, thinker_message *msg) {
     thk_reduce_params *p = &op->p.red;
     int64_t bits = 8;
-    uint32_t dtype;
     thk_op_input(m, op, 0, x); /* input 0: present (thk_check_op_rules) */
     thk_op_output(m, op, 0, out);
     if (!thk_is_int(x->dtype)) THK_BAD("input must be an integer tensor");
     if (!thk_input_exponent(op, "scale_x", x, qx)) THK_BAD("an input has no scale");
     if (thk_attr_exponent(op, "scale_o", qo) != 1) THK_BAD("scale_o missing");
-    thk_attr_int(op, "o_bits", &bits); /* an int when present: attribute rules */
-    if (!thk_bits_range(bits, &p->lo, &p->hi, &dtype)) THK_BAD("o_bits must be 4, 8, 16 or 32");
-    if (out->dtype != dtype) THK_BAD("output dtype does not match o_bits");
+    THK_TRY(thk_o_bits(op, bits, out, &p->lo, &p->hi, msg));
     return THINKER_OK;
 }
 

@@ -99,7 +99,7 @@ static int dims3(const thk_tensor *t, uint32_t d0, uint32_t d1, uint32_t h) {
 static int gap_ok(int32_t s) { return s >= -RNN_MAX_GAP && s <= RNN_MAX_GAP; }
 
 #define RNN_INPUTS "io count disagrees with has_hidden, has_cell"
-#define RNN_SHAPES "expects X int [., ., F], h0/c0 [1, B, H], W_ih [G*H, F], W_hh [G*H, H], b [G*H] (H: hidden_size)"
+#define RNN_SHAPES "expects X int [., ., F], h0, c0, W_ih, W_hh, b of hidden_size"
 #define RNN_FAIL(text) do { why = text; goto bad; } while (0)
 
 /* GRUInt and LSTMInt share both steps: the op's type tells them apart. */

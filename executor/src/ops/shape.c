@@ -3,6 +3,7 @@
  * memory plan, so they normally copy nothing. Constant operands (shape, axes, pads, starts,
  * ends, split sizes) come from constant inputs or, in older opsets, from attributes. */
 #include "ops.h"
+#include "../op_select.h"
 
 #define THK_MAX_OPERANDS 64
 
@@ -53,6 +54,7 @@ static int reshape_dims(const thinker_model *m, const thk_op *op, const thk_tens
     int64_t v[THK_MAX_OPERANDS], allowzero = 0;
     uint32_t r = x->ndim, d, k;
     int n;
+#if THINKER_OP_Flatten /* only the types of this build (op_select.h) */
     if (thk_streq(op->type, "Flatten")) { /* (prod(shape[:axis]), prod(shape[axis:])) */
         int64_t axis = 1, head = 1, tail = 1;
         thk_attr_int(op, "axis", &axis);
@@ -69,6 +71,8 @@ static int reshape_dims(const thinker_model *m, const thk_op *op, const thk_tens
         *ndim = 2;
         return 1;
     }
+#endif
+#if THINKER_OP_Squeeze /* only the types of this build (op_select.h) */
     if (thk_streq(op->type, "Squeeze")) { /* the given axes (size 1 each), else every 1 */
         uint32_t drop = 0;
         n = operand_ints(m, op, 1, "axes", v, THK_MAX_OPERANDS);
@@ -82,6 +86,8 @@ static int reshape_dims(const thinker_model *m, const thk_op *op, const thk_tens
             if (n >= 0 ? !((drop >> d) & 1u) : x->dims[d] != 1) dims[(*ndim)++] = x->dims[d];
         return 1;
     }
+#endif
+#if THINKER_OP_Unsqueeze /* only the types of this build (op_select.h) */
     if (thk_streq(op->type, "Unsqueeze")) { /* a 1 inserted at each axis, in sorted order */
         uint32_t rank, sorted[THK_MAX_OPERANDS], len = r;
         n = operand_ints(m, op, 1, "axes", v, THK_MAX_OPERANDS);
@@ -103,6 +109,7 @@ static int reshape_dims(const thinker_model *m, const thk_op *op, const thk_tens
         *ndim = rank;
         return 1;
     }
+#endif
     /* Reshape: 0 copies the input's dimension (unless allowzero), one -1 is inferred */
     n = operand_ints(m, op, 1, "shape", v, THK_MAX_OPERANDS);
     if (n < 0 || n > THINKER_MAX_DIMS) return 0;
