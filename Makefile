@@ -52,8 +52,9 @@ fuzz: $(STAMP)
 bench: $(STAMP) executor
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench_executor.py --data $(SHARED)
 	$(PY) benchmarks/bench_memory.py --data $(SHARED)
-	@if [ -f benchmarks/bench_c.py ]; then $(PY) benchmarks/bench_c.py --data $(SHARED); fi
-	@if [ -f benchmarks/bench_m4.py ]; then $(PY) benchmarks/bench_m4.py --data $(SHARED); fi
+	$(PY) benchmarks/bench_c.py --data $(SHARED)
+	$(PY) benchmarks/bench_m4.py --data $(SHARED)
+	$(PY) benchmarks/bench_stream.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
