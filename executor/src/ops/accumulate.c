@@ -100,11 +100,9 @@ thinker_status thk_outstage_prepare(const thinker_model *m, const thk_op *op, co
             bound = thk_add_sat(-st->shift > 62 ? (bound ? UINT64_MAX / 2 : 0)
                                                 : thk_mul_sat(bound, (uint64_t)1 << -st->shift), offset);
         }
-        if (thk_attr_ints(op, "fused_clip", clip, 2) == 2) {
+        if (thk_attr_ints(op, "fused_clip", clip, 2) == 2) { /* else absent: 2 ints (attribute rules) */
             if (clip[0] > st->lo) st->lo = clip[0];
             if (clip[1] < st->hi) st->hi = clip[1];
-        } else if (thk_attr_find(op, "fused_clip", &i, &dtype)) {
-            THK_BAD("fused_clip must be two integers");
         } else if (thk_attr_int(op, "act_type", &v) && v == 1) {
             if (st->lo < 0) st->lo = 0; /* ReLU: clamp (0, 2**31 - 1) */
         }

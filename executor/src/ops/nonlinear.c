@@ -48,11 +48,9 @@ typedef char thk_family_ids_match[(THK_NL_VENUS == THK_FAMILY_VENUS && THK_NL_VE
 thinker_status thk_nl_family(const thinker_model *m, const thk_op *op, uint8_t *family, thinker_message *msg) {
     const char *name;
     int f = THK_NL_DEFAULT;
-    if (thk_attr_has(op, "platform")) {
-        if (!thk_attr_string(op, m, "platform", &name) ||
-            (f = thk_nl_lookup(thk_nl_platforms, sizeof thk_nl_platforms / sizeof thk_nl_platforms[0],
-                               name, 1)) < 0)
-            THK_BAD("unknown platform");
+    if (thk_attr_string(op, m, "platform", &name)) { /* a string when present (attribute rules) */
+        f = thk_nl_lookup(thk_nl_platforms, sizeof thk_nl_platforms / sizeof thk_nl_platforms[0], name, 1);
+        if (f < 0) THK_BAD("unknown platform");
     } else if (thk_attr_string(op, m, "platform_quant", &name)) {
         f = thk_nl_lookup(thk_nl_platform_quants,
                           sizeof thk_nl_platform_quants / sizeof thk_nl_platform_quants[0], name, 0);

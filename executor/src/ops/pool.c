@@ -39,9 +39,9 @@ static thinker_status pool_geometry(const thinker_model *m, thk_op *op, thk_tens
     p->spatial = n;
     for (i = 0; i < n; i++) {
         int64_t o;
-        if (k[i] < 1 || s[i] < 1 || d[i] < 1 || pads[i] < 0 || pads[i + n] < 0 || k[i] > 65535 ||
-            s[i] > 65535 || d[i] > 65535 || pads[i] > 65535 || pads[i + n] > 65535)
-            THK_BAD("pool geometry out of range");
+        /* attributes: kernel, strides, dilations in 1..65535, pads in 0..65535 (thk_maxpool_rules);
+         * a kernel (and so strides) defaulting to the input's size is checked here */
+        if (k[i] < 1 || k[i] > 65535) THK_BAD("pool geometry out of range");
         o = pool_out_len(x->dims[2 + i], k[i], s[i], pads[i], pads[i + n], d[i], ceil != 0);
         if (o < 1) THK_BAD("pooled output would be empty");
         p->kernel[i] = (uint32_t)k[i];
@@ -221,8 +221,8 @@ thinker_status thk_maxpool_prepare(const thinker_model *m, thk_op *op, thk_needs
     const char *pad = "NOTSET";
     thinker_status s;
     (void)needs;
-    if (thk_attr_has(op, "auto_pad") && (!thk_attr_string(op, m, "auto_pad", &pad) || !thk_streq(pad, "NOTSET")))
-        THK_BAD("auto_pad is not supported");
+    thk_attr_string(op, m, "auto_pad", &pad); /* a string when present (attribute rules) */
+    if (!thk_streq(pad, "NOTSET")) THK_BAD("auto_pad is not supported");
     s = pool_geometry(m, op, &x, &out, p, msg);
     if (s != THINKER_OK) return s;
     if (x.dtype == THINKER_INT64 || x.dtype == THINKER_INT4) THK_BAD("unsupported input dtype");

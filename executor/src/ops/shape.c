@@ -574,12 +574,11 @@ thinker_status thk_resize_prepare(const thinker_model *m, thk_op *op, thk_needs 
         THK_BAD("expects 1 output");
     thk_op_output(m, op, 0, &out);
     if (!elem_size_ok(&x) || out.dtype != x.dtype || out.ndim != x.ndim) THK_BAD("output must match the input");
-    if ((thk_attr_has(op, "mode") && !thk_attr_string(op, m, "mode", &mode)) ||
-        (thk_attr_has(op, "coordinate_transformation_mode") &&
-         !thk_attr_string(op, m, "coordinate_transformation_mode", &coord)) ||
-        (thk_attr_has(op, "nearest_mode") && !thk_attr_string(op, m, "nearest_mode", &nearest)) ||
-        !thk_streq(mode, "nearest") || !exact_nearest(coord, nearest))
-        THK_BAD("only nearest Resize by integer factors");
+    /* strings when present (attribute rules); absent: the defaults above */
+    thk_attr_string(op, m, "mode", &mode);
+    thk_attr_string(op, m, "coordinate_transformation_mode", &coord);
+    thk_attr_string(op, m, "nearest_mode", &nearest);
+    if (!thk_streq(mode, "nearest") || !exact_nearest(coord, nearest)) THK_BAD("only nearest Resize by integer factors");
     /* X, scales (opset 10) or X, roi, scales, sizes; sizes win when both are given */
     sizes = op->n_in > 2 && resize_operand(m, op, 3, &t);
     if (!sizes && !resize_operand(m, op, op->n_in > 2 ? 2 : 1, &t)) THK_BAD("scales/sizes: one value per axis");
