@@ -187,11 +187,13 @@ static const int32_t thk_softmax_poly_q23[THK_SOFTMAX_POLY_TERMS] = {57364, 4461
 
 /* --- layernorm: normalising the denominator, then 1/sqrt in Q15 --- */
 /* the normalize steps i = 0 .. STEPS - 1 of tables.toml are computed by the kernel: the
- * first i with D & (3 << (58 - 2 i)), shift 50 - 2 i, q1 30 - i (proven equal by a test) */
+ * first i with D & (3 << (58 - 2 i)), shift 50 - 2 i, q1 30 - i (proven equal by a
+ * test) */
 #define THK_LN_STEPS 30
 
 /* normalised denominators t in [BASE, BASE + SIZE) index rsqrt_q15[t - BASE]; the
- * kernel computes the entry (min(32767, floor(2**19 / sqrt(t))), proven equal by a test) */
+ * kernel computes the entry (min(32767, floor(2**19 / sqrt(t))), proven equal by a
+ * test) */
 #define THK_LN_RSQRT_BASE 256
 #define THK_LN_RSQRT_SIZE 768
 

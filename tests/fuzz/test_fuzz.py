@@ -79,9 +79,9 @@ def test_the_c_rule_tables_are_the_python_rules():
              "KIND_NUMBER": {rules.INT, rules.FLOAT}}
     lists = {name: re.findall(r'"(\w+)"', keys)
              for name, keys in re.findall(r'char \*const (k_\w+_attrs)\[\] = \{([^}]*)\};', source)}
+    groups = re.findall(r'GROUP\((k_\w+_attrs), (KIND_\w+), (\d+)\)', source)
     c_attrs = {key: (kinds[kind], int(count) or None)
-               for name, kind, count in re.findall(r'GROUP\((k_\w+_attrs), (KIND_\w+), (\d+)\)', source)
-               for key in lists[name]}
+               for name, kind, count in groups for key in lists[name]}
     assert len(c_attrs) == sum(map(len, lists.values()))  # no key in two lists
     py_attrs = {key: (set(allowed), exact) for key, (allowed, exact) in rules.ATTR_TYPES.items()}
     assert c_attrs == py_attrs

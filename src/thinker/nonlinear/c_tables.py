@@ -161,19 +161,20 @@ def render() -> str:
             curve = (tuple(int(v) for v in t.bands), tuple(int(v) for v in t.slopes))
             if curve not in curves:
                 curves.append(curve)
-            sums = [int(p) + int(n) for p, n in zip(t.bias_pos, t.bias_neg)]
+            sums = [int(p) + int(n) for p, n in zip(t.bias_pos, t.bias_neg, strict=True)]
             bias_sum = max(sums)
             low = [bias_sum - v for v in sums]
             if any(v not in (0, 1) for v in low):
-                raise ValueError(f"tables.toml {where}: bias_pos + bias_neg is not one sum (or 1 less)")
+                raise ValueError(f"tables.toml {where}: bias_pos + bias_neg is not one sum "
+                                 "(or 1 less)")
             neg_low = sum(v << s for s, v in enumerate(low))
             ind = " " * 12
             pm = t.product_min
             head = _fit([t.input_q, t.output_q, t.bias_shift], "int8_t", f"{where} formats")
             rows.append(f"        {{ /* {function} */")
             rows.append(f"{ind}{_array(t.bias_pos, 'int32_t', where + '.bias_pos', ind)},")
-            rows.append(f"{ind}{_literal(_fit([bias_sum], 'uint32_t', where + ' bias sum')[0], 'uint32_t')}, "
-                        f"0x{neg_low:X}, {curves.index(curve)},")
+            total = _literal(_fit([bias_sum], "uint32_t", where + " bias sum")[0], "uint32_t")
+            rows.append(f"{ind}{total}, 0x{neg_low:X}, {curves.index(curve)},")
             rows.append(f"{ind}{_array(t.shifts, 'uint8_t', where + '.shifts', ind, 16)},")
             rows.append(f"{ind}{head[0]}, {head[1]}, {head[2]}, {0 if pm is None else 1}, "
                         f"{_literal(_fit([pm or 0], 'int32_t', where)[0], 'int32_t')},")
@@ -195,7 +196,8 @@ def render() -> str:
         low = 58 - 2 * i
         if (shift, q1) != (50 - 2 * i, 30 - i) or (mask >> low) & 3 != 3 or \
                 mask & ((1 << low) - 1) or mask >> 60:
-            raise ValueError(f"tables.toml layernorm.normalize step {i} is not the kernel's formula")
+            raise ValueError(f"tables.toml layernorm.normalize step {i} is not the kernel's "
+                             "formula")
     log = tables._data()["logarithm"]
     pairs = log["log2_pairs"]
     ln2 = _fit([log["ln2_q31"]], "int32_t", "logarithm.ln2_q31")[0]
@@ -204,9 +206,11 @@ def render() -> str:
     # the second value of pair k, log2(e) / x0 in Q30, is floor(C / (257 + 2 k)) for one
     # integer C (log2(e) in Q38): the kernel divides instead of storing 128 words
     divisors = [257 + 2 * k for k in range(128)]
-    log2e_q38 = max(v * d for v, d in zip(pairs[1::2], divisors))
-    if any(log2e_q38 // d != v for v, d in zip(pairs[1::2], divisors)) or log2e_q38 >> 40:
-        raise ValueError("tables.toml logarithm.log2_pairs: log2(e) / x0 is not floor(C / (257 + 2 k))")
+    log2e_q38 = max(v * d for v, d in zip(pairs[1::2], divisors, strict=True))
+    exact = all(log2e_q38 // d == v for v, d in zip(pairs[1::2], divisors, strict=True))
+    if not exact or log2e_q38 >> 40:
+        raise ValueError("tables.toml logarithm.log2_pairs: log2(e) / x0 is not "
+                         "floor(C / (257 + 2 k))")
     out += [
         "};",
         "",
@@ -219,11 +223,13 @@ def render() -> str:
         "",
         "/* --- layernorm: normalising the denominator, then 1/sqrt in Q15 --- */",
         "/* the normalize steps i = 0 .. STEPS - 1 of tables.toml are computed by the kernel: the",
-        " * first i with D & (3 << (58 - 2 i)), shift 50 - 2 i, q1 30 - i (proven equal by a test) */",
+        " * first i with D & (3 << (58 - 2 i)), shift 50 - 2 i, q1 30 - i (proven equal by a",
+        " * test) */",
         f"#define THK_LN_STEPS {len(normalize)}",
         "",
         "/* normalised denominators t in [BASE, BASE + SIZE) index rsqrt_q15[t - BASE]; the",
-        " * kernel computes the entry (min(32767, floor(2**19 / sqrt(t))), proven equal by a test) */",
+        " * kernel computes the entry (min(32767, floor(2**19 / sqrt(t))), proven equal by a",
+        " * test) */",
         "#define THK_LN_RSQRT_BASE 256",
         f"#define THK_LN_RSQRT_SIZE {len(rsqrt)}",
         "",
