@@ -32,7 +32,7 @@ import onnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import thinker
-from bench_memory import tflm_arena
+from bench_memory import c_forward_ms, tflm_arena
 from mlperf_models import twin_from_tflite
 from thinker.errors import ThinkerDeviceError
 from thinker.packer import Packer, PackOptions
@@ -90,17 +90,12 @@ def identical(a: list[dict], b: list[dict]) -> bool:
                for x, y in zip(a, b, strict=True))
 
 
-def c_ms(bin_path: str, feeds: dict, runs: int = 5) -> float:
+def c_ms(bin_path: str) -> float:
+    """Best C forward (batch 1) in ms, or NaN without the C executor."""
     try:
-        exe = thinker.load(bin_path, backend="c")
+        return c_forward_ms(thinker.load(bin_path, backend="c"))
     except thinker.ThinkerError:
         return float("nan")
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        exe.run(feeds)
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3
 
 
 def report(data: str, device: str) -> list[tuple[str, bool]]:
@@ -141,7 +136,7 @@ def report(data: str, device: str) -> list[tuple[str, bool]]:
                 extra = 100.0 * (p.macs - base.macs) / base.macs
                 share = f"{p.arena / head:.2f}x" if head else "-"
                 print(f"{label:30s} {mode:12s} {p.arena:>8,} {head or 0:>7,} {share:>6s} "
-                      f"{p.macs:>11,} {extra:>6.1f}% {c_ms(p.bin_path, feeds[0]):>6.2f} "
+                      f"{p.macs:>11,} {extra:>6.1f}% {c_ms(p.bin_path):>6.2f} "
                       f"{p.seconds:>6.1f} {'yes' if exact else 'NO':>5s}  {p.patch}")
                 if mode.startswith("auto") and goal:
                     goals.append((label, exact and p.arena <= head // 2))
