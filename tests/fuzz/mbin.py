@@ -208,7 +208,12 @@ def _i32(v: int) -> int:
 
 
 def f32_bits(x: float) -> int:
-    return struct.unpack("<I", struct.pack("<f", x))[0]
+    """The float32 bits of ``x``; beyond float32's range, those of the infinity of its sign
+    (a mutated integer attribute turned float can be 2**62)."""
+    try:
+        return struct.unpack("<I", struct.pack("<f", x))[0]
+    except OverflowError:
+        return 0x7F800000 if x > 0 else 0xFF800000
 
 
 def bits_f32(b: int) -> float:
