@@ -866,22 +866,37 @@ class Lowering:
         if clamp is not None:
             self.clip(target, rep.name, clamp, rep.bits, n.name + "_clamp")
 
+    def integer_output(self, n: FNode):
+        """(representation, integer clamp or None, tensor the op writes) of ``n``'s quantized
+        output, the QuantizeLinear and Relu/Clip it absorbs marked done; None (problem noted)
+        when the output is not quantized or cannot be represented."""
+        out_q, real_clamp, absorbed = self.quantized_target(n.outputs[0])
+        if out_q is None:
+            self.problem(f"{n.name}: the output of {n.op} is not quantized")
+            return None
+        rep = self.represent(out_q, n.name)
+        if rep is None:
+            return None
+        for a in absorbed:
+            self.done.add(id(a))
+        clamp = self.int_clamp(real_clamp, rep)
+        return rep, clamp, rep.name if clamp is None else self.fresh(rep.name)
+
+    def finish_output(self, n: FNode, rep, clamp, final: str) -> None:
+        """The absorbed clamp as a Clip into the representation's tensor; record the output."""
+        if clamp is not None:
+            self.clip(final, rep.name, clamp, rep.bits, n.name + "_clamp")
+        self.float_out[n.outputs[0]] = (rep.name, rep)
+
     def lower_binary(self, n: FNode) -> None:
         pairs = [self.int_input(t, n) for t in n.inputs[:2]]
         if any(p is None for p in pairs):
             return
         (a, ra), (b, rb) = pairs
-        out_q, real_clamp, absorbed = self.quantized_target(n.outputs[0])
-        if out_q is None:
-            self.problem(f"{n.name}: the output of {n.op} is not quantized")
+        target = self.integer_output(n)
+        if target is None:
             return
-        rep = self.represent(out_q, n.name)
-        if rep is None:
-            return
-        for x in absorbed:
-            self.done.add(id(x))
-        clamp = self.int_clamp(real_clamp, rep)
-        final = rep.name if clamp is None else self.fresh(rep.name)
+        rep, clamp, final = target
         scales = {"scale_x": _scale(ra.q), "scale_y": _scale(rb.q)}
         if n.op == "Mul":
             self.emit("iqMul", [a, b], [final], n.name, scale_o=_scale(rep.q), o_bits=rep.bits,
@@ -896,24 +911,17 @@ class Lowering:
         else:
             self.emit("iqAdd", [a, b], [final], n.name, scale_o=_scale(rep.q), o_bits=rep.bits,
                       **scales)
-        if clamp is not None:
-            self.clip(final, rep.name, clamp, rep.bits, n.name + "_clamp")
-        self.float_out[n.outputs[0]] = (rep.name, rep)
+        self.finish_output(n, rep, clamp, final)
 
     def lower_pool(self, n: FNode) -> None:
         pair = self.int_input(n.inputs[0], n)
         if pair is None:
             return
         x, rx = pair
-        out_q, real_clamp, absorbed = self.quantized_target(n.outputs[0])
-        if out_q is None:
-            self.problem(f"{n.name}: the output of {n.op} is not quantized")
+        target = self.integer_output(n)
+        if target is None:
             return
-        rep = self.represent(out_q, n.name)
-        if rep is None:
-            return
-        for a in absorbed:
-            self.done.add(id(a))
+        rep, clamp, final = target
         attrs = {}
         if n.op == "AveragePool":
             if n.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
@@ -922,37 +930,24 @@ class Lowering:
             attrs = {k: n.attrs[k] for k in ("kernel_shape", "strides", "pads", "ceil_mode")
                      if k in n.attrs}
             attrs["count_include_pad"] = int(n.attrs.get("count_include_pad", 0))
-        clamp = self.int_clamp(real_clamp, rep)
-        final = rep.name if clamp is None else self.fresh(rep.name)
         self.emit("AvgPool2dInt", [x], [final], n.name, scale_x=_scale(rx.q),
                   scale_o=_scale(rep.q), o_bits=rep.bits, data_bits=rx.bits, **attrs,
                   **self.round_mode())
-        if clamp is not None:
-            self.clip(final, rep.name, clamp, rep.bits, n.name + "_clamp")
-        self.float_out[n.outputs[0]] = (rep.name, rep)
+        self.finish_output(n, rep, clamp, final)
 
     def lower_concat(self, n: FNode) -> None:
         pairs = [self.int_input(t, n) for t in n.inputs]
         if any(p is None for p in pairs):
             return
-        out_q, real_clamp, absorbed = self.quantized_target(n.outputs[0])
-        if out_q is None:
-            self.problem(f"{n.name}: the output of Concat is not quantized")
+        target = self.integer_output(n)
+        if target is None:
             return
-        rep = self.represent(out_q, n.name)
-        if rep is None:
-            return
-        for a in absorbed:
-            self.done.add(id(a))
+        rep, clamp, final = target
         scales = {f"scale_x_{i}": _scale(r.q) for i, (_, r) in enumerate(pairs)}
-        clamp = self.int_clamp(real_clamp, rep)
-        final = rep.name if clamp is None else self.fresh(rep.name)
         self.emit("iqCat", [t for t, _ in pairs], [final], n.name, scale_o=_scale(rep.q),
                   o_bits=rep.bits, dim=int(n.attrs.get("axis", 1)), **scales,
                   **self.round_mode())
-        if clamp is not None:
-            self.clip(final, rep.name, clamp, rep.bits, n.name + "_clamp")
-        self.float_out[n.outputs[0]] = (rep.name, rep)
+        self.finish_output(n, rep, clamp, final)
 
     def lower_shape(self, n: FNode) -> None:
         pair = self.int_input(n.inputs[0], n)
