@@ -40,6 +40,18 @@ def pack(onnx_model, path: str, platform: str = "cortex-m", keep_quant: bool = F
     return path
 
 
+def pack_result(onnx_model, root: str, platform: str = "cortex-m"):
+    """tpacker's PackResult (graph, plan, bytes) for an ONNX model, packed under ``root``."""
+    import onnx
+
+    from thinker.packer import Packer, PackOptions
+
+    src = os.path.join(root, "model.onnx")
+    onnx.save(onnx_model, src)
+    return Packer(PackOptions(graph_path=src, platform=platform,
+                              workspace=os.path.join(root, "ws"))).run()
+
+
 def random_feeds(executor, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Full-range integers (so saturation happens), floats around the quantization range,
     valid indices for integer index inputs without exponent."""
@@ -121,3 +133,15 @@ def rewrite_attrs(result, op_type: str, change) -> bytes:
     change(node.attrs)
     return write_model(graph, PackInput(result.device.id, result.plan.placements,
                                         result.plan.arena_sizes(), scratch=result.plan.scratch))
+
+
+def assert_init_refuses(binary: str, result, op_type: str, change, message: str, workdir) -> None:
+    """The C executor (``binary``, test_thinker) refuses at init, with ERR_MODEL naming the op
+    and ``message``, the model.bin of ``result`` whose ``op_type`` attributes ``change`` altered."""
+    path = os.path.join(str(workdir), "bad.bin")
+    with open(path, "wb") as f:
+        f.write(rewrite_attrs(result, op_type, change))
+    r = subprocess.run([binary, "--zeros", path], capture_output=True, text=True, check=False,
+                       timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "ERR_MODEL" in r.stderr and op_type in r.stderr and message in r.stderr, r.stderr

@@ -12,7 +12,14 @@ import subprocess
 import numpy as np
 import pytest
 from c_arith_models import ARITH_MODELS, compact_model
-from c_harness import assert_c_equals_numpy, pack, random_feeds, rewrite_attrs
+from c_harness import (
+    assert_c_equals_numpy,
+    assert_init_refuses,
+    pack,
+    pack_result,
+    random_feeds,
+    rewrite_attrs,
+)
 
 import thinker
 from onnx_build import value_info
@@ -128,15 +135,7 @@ def test_log_of_a_dense_sweep_of_q15_probabilities(host_build, tmp_path):
 
 @pytest.fixture(scope="module")
 def packed_compact(tmp_path_factory):
-    import onnx
-
-    from thinker.packer import Packer, PackOptions
-
-    root = tmp_path_factory.mktemp("ar_bad")
-    src = str(root / "compact.onnx")
-    onnx.save(compact_model(), src)
-    return Packer(PackOptions(graph_path=src, platform="cortex-m",
-                              workspace=str(root / "ws"))).run()
+    return pack_result(compact_model(), str(tmp_path_factory.mktemp("ar_bad")))
 
 
 @pytest.mark.parametrize("op_type, change, message", [
@@ -165,12 +164,7 @@ def packed_compact(tmp_path_factory):
 ])
 def test_bad_attributes_are_named_at_init(packed_compact, sanitize_build, tmp_path, op_type,
                                           change, message):
-    path = tmp_path / "bad.bin"
-    path.write_bytes(rewrite_attrs(packed_compact, op_type, change))
-    r = subprocess.run([sanitize_build, "--zeros", str(path)], capture_output=True, text=True,
-                       check=False, timeout=60)
-    assert r.returncode == 1, r.stdout + r.stderr
-    assert "ERR_MODEL" in r.stderr and op_type in r.stderr and message in r.stderr, r.stderr
+    assert_init_refuses(sanitize_build, packed_compact, op_type, change, message, tmp_path)
 
 
 @pytest.mark.parametrize("factors, message", [

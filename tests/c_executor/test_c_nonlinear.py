@@ -15,7 +15,9 @@ import pytest
 from c_harness import (
     EXECUTOR,
     assert_c_equals_numpy,
+    assert_init_refuses,
     pack,
+    pack_result,
     random_feeds,
 )
 from c_harness import rewrite_attrs as rewrite
@@ -134,15 +136,7 @@ def test_eps_q_words_round_trip():
 def packed_compact(tmp_path_factory):
     from c_nonlinear_models import compact_model
 
-    from thinker.packer import Packer, PackOptions
-
-    root = tmp_path_factory.mktemp("nl_bad")
-    src = str(root / "compact.onnx")
-    import onnx
-
-    onnx.save(compact_model(), src)
-    return Packer(PackOptions(graph_path=src, platform="cortex-m",
-                              workspace=str(root / "ws"))).run()
+    return pack_result(compact_model(), str(tmp_path_factory.mktemp("nl_bad")))
 
 
 @pytest.mark.parametrize("op_type, change, message", [
@@ -161,12 +155,7 @@ def packed_compact(tmp_path_factory):
 ])
 def test_bad_attributes_are_named_at_init(packed_compact, sanitize_build, tmp_path, op_type,
                                           change, message):
-    path = tmp_path / "bad.bin"
-    path.write_bytes(rewrite(packed_compact, op_type, change))
-    r = subprocess.run([sanitize_build, "--zeros", str(path)], capture_output=True, text=True,
-                       check=False, timeout=60)
-    assert r.returncode == 1, r.stdout + r.stderr
-    assert "ERR_MODEL" in r.stderr and op_type in r.stderr and message in r.stderr, r.stderr
+    assert_init_refuses(sanitize_build, packed_compact, op_type, change, message, tmp_path)
 
 
 def test_a_model_bin_without_eps_q_is_refused_by_c(packed_compact, sanitize_build, tmp_path,

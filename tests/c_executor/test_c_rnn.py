@@ -6,11 +6,15 @@ as packed for each chip; cleanly under ASan + UBSan; bad attributes are named at
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import pytest
-from c_harness import assert_c_equals_numpy, pack, random_feeds, rewrite_attrs
+from c_harness import (
+    assert_c_equals_numpy,
+    assert_init_refuses,
+    pack,
+    pack_result,
+    random_feeds,
+)
 from c_rnn_models import RNN_MODELS, compact_model
 
 import thinker
@@ -101,15 +105,7 @@ def test_scratch_is_the_documented_size(tmp_path):
 
 @pytest.fixture(scope="module")
 def packed_compact(tmp_path_factory):
-    import onnx
-
-    from thinker.packer import Packer, PackOptions
-
-    root = tmp_path_factory.mktemp("rnn_bad")
-    src = str(root / "compact.onnx")
-    onnx.save(compact_model(), src)
-    return Packer(PackOptions(graph_path=src, platform="cortex-m",
-                              workspace=str(root / "ws"))).run()
+    return pack_result(compact_model(), str(tmp_path_factory.mktemp("rnn_bad")))
 
 
 @pytest.mark.parametrize("op_type, change, message", [
@@ -129,9 +125,4 @@ def packed_compact(tmp_path_factory):
 ])
 def test_bad_attributes_are_named_at_init(packed_compact, sanitize_build, tmp_path, op_type,
                                           change, message):
-    path = tmp_path / "bad.bin"
-    path.write_bytes(rewrite_attrs(packed_compact, op_type, change))
-    r = subprocess.run([sanitize_build, "--zeros", str(path)], capture_output=True, text=True,
-                       check=False, timeout=60)
-    assert r.returncode == 1, r.stdout + r.stderr
-    assert "ERR_MODEL" in r.stderr and op_type in r.stderr and message in r.stderr, r.stderr
+    assert_init_refuses(sanitize_build, packed_compact, op_type, change, message, tmp_path)
