@@ -71,9 +71,11 @@ def _thumb_count(code: bytes) -> int:
 
 
 def run(elf_path: str, model_bin: bytes, input_bytes: bytes, output_capacity: int = 1 << 16,
-        max_instructions: int = 2_000_000_000) -> tuple[bytes, list[int]]:
+        max_instructions: int = 2_000_000_000,
+        by_block: dict[int, int] | None = None) -> tuple[bytes, list[int]]:
     """(the outputs' bytes concatenated in order, instructions executed per op) of one forward
-    on the emulated core (input 0 fed)."""
+    on the emulated core (input 0 fed). ``by_block``, when given, receives the instructions
+    executed per block start address over the whole run (``functions`` names them)."""
     from unicorn import (
         UC_ARCH_ARM,
         UC_HOOK_BLOCK,
@@ -148,5 +150,29 @@ def run(elf_path: str, model_bin: bytes, input_bytes: bytes, output_capacity: in
             if key not in sizes:
                 sizes[key] = _thumb_count(bytes(uc.mem_read(*key)))
             total += sizes[key] * times
+            if by_block is not None:
+                by_block[key[0]] = by_block.get(key[0], 0) + sizes[key] * times
         per_op.append(total)
     return out, per_op
+
+
+def functions(elf_path: str, by_block: dict[int, int]) -> list[tuple[str, int]]:
+    """Instructions per function (from the ELF's symbols, via the cross toolchain's nm),
+    most first."""
+    import bisect
+    import subprocess
+
+    listing = subprocess.run(["arm-none-eabi-nm", "-n", "--defined-only", elf_path],
+                             capture_output=True, text=True, check=True).stdout
+    starts, names = [], []
+    for line in listing.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "tTwW":
+            starts.append(int(parts[0], 16) & ~1)
+            names.append(parts[2])
+    totals: dict[str, int] = {}
+    for address, n in by_block.items():
+        i = bisect.bisect_right(starts, address) - 1
+        name = names[i] if i >= 0 else "?"
+        totals[name] = totals.get(name, 0) + n
+    return sorted(totals.items(), key=lambda kv: -kv[1])

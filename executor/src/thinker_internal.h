@@ -61,6 +61,7 @@ typedef struct {
 typedef struct {
     thk_outstage st;
     uint32_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oph, opw, group;
+    uint32_t tile;  /* tiled GEMM rows per tile, from the planned region (thk_gemm_tile_in) */
     uint8_t fast;   /* int8 input and 8/4-bit weights with an int32 accumulator */
     uint8_t out32;  /* int8 output rounded in int32 arithmetic (ops/gemm_s8.c, thk_gemm_out32) */
     uint8_t lean;   /* planned without scratch (tpacker --scratch fit) on int8 x and int8 w with

@@ -146,6 +146,11 @@ static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs
         p->fast = p->out32 = 0;
         scratch = 0;
     }
+    p->tile = 0;
+    if (p->fast && !(cg == 1 && p->group == O)) { /* the tiled GEMM: as large a tile as planned */
+        p->tile = thk_gemm_tile_in(K, (uint32_t)(ho * wo), needs->budget);
+        scratch = thk_gemm_scratch_rows(K, p->tile);
+    }
     if (scratch > 0x7FFFFFF0u) THK_BAD("too large for the scratch buffer");
     needs->scratch = (uint32_t)scratch;
     return THINKER_OK;
@@ -464,23 +469,39 @@ static void conv_depthwise(const thk_conv_params *p, const conv_dims *d, const t
         }
 }
 
-/* The patch row of output pixel (oy, ox): cg channels x kh x kw input values (0 in the
- * padding; the driver zeroed the row). Windows inside the input copy rows without checks. */
+/* The patch row of output pixel (oy, ox): cg channels x kh x kw input values, 0 in the
+ * padding (every one of the K values written). Windows inside the input copy rows without
+ * checks; others copy the taps inside, row by row. */
 static void gather(int8_t *dst, const int8_t *x, const thk_conv_params *p, const conv_dims *d,
                    uint32_t oy, uint32_t ox) {
     int64_t iy0 = (int64_t)oy * p->sh - p->pt, ix0 = (int64_t)ox * p->sw - p->pl;
-    uint32_t c, i, j, plane = d->H * d->W, kw = p->kw, dw = p->dw;
+    uint32_t c, i, j, plane = d->H * d->W, kh = p->kh, kw = p->kw, dw = p->dw, i0, i1, j0, j1;
     if (ix0 >= 0 && ix0 + (int64_t)(kw - 1) * dw < (int64_t)d->W && iy0 >= 0 &&
-        iy0 + (int64_t)(p->kh - 1) * p->dh < (int64_t)d->H) {
+        iy0 + (int64_t)(kh - 1) * p->dh < (int64_t)d->H) {
         /* inside: 32-bit offsets (every one is below the tensor's size) */
         const int8_t *base = x + (uint32_t)iy0 * d->W + (uint32_t)ix0;
         uint32_t rstep = p->dh * d->W;
-        if (p->kh * kw == 1) {
+        if (kh * kw == 1) {
             for (c = 0; c < d->cg; c++, base += plane) *dst++ = *base;
             return;
         }
-        if (p->kh == 3 && kw == 3 && dw == 1) { /* the common 3x3: nine copies per channel */
-            for (c = 0; c < d->cg; c++, base += plane, dst += 9) {
+        if (kh == 3 && kw == 3 && dw == 1) { /* the common 3x3: nine copies per channel */
+#if THK_GEMM_DSP
+            /* a word per kernel row (unaligned LDR/STR), each store's 4th byte overwritten by
+             * the next; the last channel byte by byte (no read past the input, no write past K) */
+            for (c = 0; c + 1 < d->cg; c++, base += plane, dst += 9) {
+                uint32_t v0, v1, v2;
+                __builtin_memcpy(&v0, base, 4);
+                __builtin_memcpy(&v1, base + rstep, 4);
+                __builtin_memcpy(&v2, base + 2u * rstep, 4);
+                __builtin_memcpy(dst, &v0, 4);
+                __builtin_memcpy(dst + 3, &v1, 4);
+                __builtin_memcpy(dst + 6, &v2, 4);
+            }
+#else
+            c = 0;
+#endif
+            for (; c < d->cg; c++, base += plane, dst += 9) {
                 const int8_t *r1 = base + rstep, *r2 = r1 + rstep;
                 dst[0] = base[0]; dst[1] = base[1]; dst[2] = base[2];
                 dst[3] = r1[0]; dst[4] = r1[1]; dst[5] = r1[2];
@@ -490,7 +511,7 @@ static void gather(int8_t *dst, const int8_t *x, const thk_conv_params *p, const
         }
         for (c = 0; c < d->cg; c++, base += plane) {
             const int8_t *r = base;
-            for (i = 0; i < p->kh; i++, r += rstep, dst += kw) {
+            for (i = 0; i < kh; i++, r += rstep, dst += kw) {
                 if (kw == 3 && dw == 1) {
                     dst[0] = r[0]; dst[1] = r[1]; dst[2] = r[2];
                 } else {
@@ -500,16 +521,16 @@ static void gather(int8_t *dst, const int8_t *x, const thk_conv_params *p, const
         }
         return;
     }
-    for (c = 0; c < d->cg; c++, x += plane)
-        for (i = 0; i < p->kh; i++, dst += kw) {
-            int64_t iy = iy0 + (int64_t)i * p->dh;
-            const int8_t *r;
-            if (iy < 0 || iy >= (int64_t)d->H) continue;
-            r = x + iy * d->W;
-            for (j = 0; j < kw; j++) {
-                int64_t ix = ix0 + (int64_t)j * dw;
-                if (ix >= 0 && ix < (int64_t)d->W) dst[j] = r[ix];
-            }
+    /* the kernel rows [i0, i1) and columns [j0, j1) inside the input */
+    for (i0 = 0; i0 < kh && iy0 + (int64_t)i0 * p->dh < 0; i0++) {}
+    for (i1 = kh; i1 > i0 && iy0 + (int64_t)(i1 - 1) * p->dh >= (int64_t)d->H; i1--) {}
+    for (j0 = 0; j0 < kw && ix0 + (int64_t)j0 * dw < 0; j0++) {}
+    for (j1 = kw; j1 > j0 && ix0 + (int64_t)(j1 - 1) * dw >= (int64_t)d->W; j1--) {}
+    memset(dst, 0, (size_t)d->cg * kh * kw);
+    for (c = 0; c < d->cg; c++, x += plane, dst += kh * kw)
+        for (i = i0; i < i1; i++) {
+            const int8_t *r = x + (uint32_t)(iy0 + (int64_t)i * p->dh) * d->W;
+            for (j = j0; j < j1; j++) dst[i * kw + j] = r[(uint32_t)(ix0 + (int64_t)j * dw)];
         }
 }
 
@@ -541,6 +562,7 @@ static void conv_gemm(const thk_conv_params *p, const conv_dims *d, const thk_te
     conv_job c;
     c.job.K = d->K;
     c.job.rows = P;
+    c.job.tile = p->tile;
     c.job.outs = d->og;
     c.job.fill = conv_fill;
     c.job.weight = conv_weight;

@@ -34,13 +34,24 @@ int8_t *thk_tile_dest(thk_patch *tile, uint32_t r, uint32_t Kp, int8_t *rowbuf) 
     return rowbuf;
 }
 
+/* n >= 1 groups: per group one LDR, two SXTB16, one STRD (the next row pair's group is 16
+ * bytes on) */
+__attribute__((naked, noinline)) static void put_groups(uint32_t *dst, const int8_t *row, uint32_t n) {
+    __asm__ volatile(
+        "push {r4, r5}\n\t"
+        "1:\n\t"
+        "ldr r3, [r1], #4\n\t"
+        "sxtb16 r4, r3\n\t"
+        "sxtb16 r5, r3, ror #8\n\t"
+        "strd r4, r5, [r0], #16\n\t"
+        "subs r2, r2, #1\n\t"
+        "bne 1b\n\t"
+        "pop {r4, r5}\n\t"
+        "bx lr\n\t");
+}
+
 void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
-    uint32_t *dst = (uint32_t *)(void *)tile + (r >> 2) * 2u * Kp + 2u * (r & 3u), q;
-    for (q = 0; q < Kp; q += 4, dst += 8) {
-        uint32_t v = rd_w(row + q);
-        dst[0] = (uint32_t)__sxtb16(v);              /* (k0, k2) */
-        dst[1] = sxtb16_ror8(v);                     /* (k1, k3) */
-    }
+    put_groups((uint32_t *)(void *)tile + (r >> 1) * Kp + 2u * (r & 1u), row, Kp >> 2);
 }
 
 /* Two weight rows as int16 pairs for the kernel, interleaved per group of 4 values:
@@ -78,49 +89,112 @@ static void prep_weights(uint32_t *wq, const int8_t *w0, const int8_t *w1, uint3
     }
 }
 
-/* acc[0..3] = (row0, px0) (row0, px1) (row1, px0) (row1, px1) over nq >= 1 groups of 4 values:
- * per group one LDM of the weights, two LDRD of the patch pairs and eight SMLAD. */
-static void dot_2x2(const uint32_t *wq, const uint32_t *p, uint32_t nq, int32_t acc[4]) {
-    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-    /* LDM fills registers in ascending number order: pin the four weight words */
-    register uint32_t e0 __asm__("r2"), o0 __asm__("r3"), e1 __asm__("r4"), o1 __asm__("r5");
-    uint32_t t0, t1;
-    __asm__ volatile(
-        "1:\n\t"
-        "ldmia %[w]!, {%[e0], %[o0], %[e1], %[o1]}\n\t"
-        "ldrd %[t0], %[t1], [%[p]]\n\t"
-        "smlad %[a00], %[e0], %[t0], %[a00]\n\t"
-        "smlad %[a00], %[o0], %[t1], %[a00]\n\t"
-        "smlad %[a10], %[e1], %[t0], %[a10]\n\t"
-        "smlad %[a10], %[o1], %[t1], %[a10]\n\t"
-        "ldrd %[t0], %[t1], [%[p], #8]\n\t"
-        "smlad %[a01], %[e0], %[t0], %[a01]\n\t"
-        "smlad %[a01], %[o0], %[t1], %[a01]\n\t"
-        "smlad %[a11], %[e1], %[t0], %[a11]\n\t"
-        "smlad %[a11], %[o1], %[t1], %[a11]\n\t"
-        "adds %[p], %[p], #32\n\t"
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n\t"
-        : [w] "+r"(wq), [p] "+r"(p), [n] "+r"(nq), [a00] "+r"(a00), [a01] "+r"(a01),
-          [a10] "+r"(a10), [a11] "+r"(a11), [e0] "=&r"(e0), [o0] "=&r"(o0), [e1] "=&r"(e1),
-          [o1] "=&r"(o1), [t0] "=&r"(t0), [t1] "=&r"(t1)
-        :
-        : "cc", "memory");
-    acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
-}
+/* The DSP GEMM kernel: two weight rows (prepared, wq) x the tile's row pairs, from row pair
+ * `p` on, `pairs` of them. Per group of 4 values and row pair: one LDM of the weights, two LDRD
+ * of the patch pairs, eight SMLAD (16 MACs); the K loop runs two groups per turn. Each pair's
+ * four accumulators start at the biases (h0, h1: bias + half) and leave as int8 outputs
+ * (mode 0: >> shift then clamp to [lo, hi]; 2: >> shift, SSAT 8; 3: >> shift, USAT 7) or, mode
+ * 1, as raw int32 (row0 px0, px1, row1 px0, px1) at acc. One naked routine: the loop needs 13
+ * registers and the driver's state one more. */
+typedef struct {
+    const uint32_t *wq;     /* 0: prepared weights */
+    const uint32_t *p;      /* 4: first row pair */
+    uint32_t nq;            /* 8: groups of 4 values, >= 1 */
+    uint32_t pairs;         /* 12: row pairs, >= 1 */
+    int32_t h0, h1;         /* 16, 20: accumulator starts */
+    int32_t shift, lo, hi;  /* 24, 28, 32 */
+    int8_t *d0, *d1;        /* 36, 40: outputs of row 0 (mode 1: d0 = int32 acc) */
+    uint32_t rs;            /* 44: output step between rows */
+    uint32_t mode;          /* 48 */
+} thk_pairs;
 
-/* acc[i * 4 + j] for weight rows i < 2 and the 4 rows of the block at r0 (the kernel takes
- * them in pairs; the tile's rows past the last are zero) */
-static void dot_block(const uint32_t *wq, const thk_patch *tile, uint32_t r0, uint32_t n, uint32_t Kp,
-                      int32_t acc[8]) {
-    const uint32_t *p = (const uint32_t *)(const void *)tile + (r0 >> 2) * 2u * Kp;
-    int32_t pair[4];
-    dot_2x2(wq, p, Kp >> 2, pair);
-    acc[0] = pair[0]; acc[1] = pair[1]; acc[4] = pair[2]; acc[5] = pair[3];
-    if (n > 2) {
-        dot_2x2(wq, p + 4, Kp >> 2, pair);
-        acc[2] = pair[0]; acc[3] = pair[1]; acc[6] = pair[2]; acc[7] = pair[3];
-    }
+#define PAIR_GROUP                                                                          \
+    "ldmia r0!, {r2-r5}\n\t"                                                              \
+    "ldrd r6, r7, [r1], #8\n\t"                                                           \
+    "smlad r8, r2, r6, r8\n\t"                                                            \
+    "smlad r8, r3, r7, r8\n\t"                                                            \
+    "smlad r10, r4, r6, r10\n\t"                                                          \
+    "smlad r10, r5, r7, r10\n\t"                                                          \
+    "ldrd r6, r7, [r1], #8\n\t"                                                           \
+    "smlad r9, r2, r6, r9\n\t"                                                            \
+    "smlad r9, r3, r7, r9\n\t"                                                            \
+    "smlad r11, r4, r6, r11\n\t"                                                          \
+    "smlad r11, r5, r7, r11\n\t"
+
+/* rX >> shift, clamped, stored */
+#define PAIR_OUT(R, DST)                                                                    \
+    "asr " R ", " R ", r2\n\t"                                                            \
+    "cmp " R ", r3\n\t"                                                                   \
+    "it lt\n\t"                                                                           \
+    "movlt " R ", r3\n\t"                                                                 \
+    "cmp " R ", r4\n\t"                                                                   \
+    "it gt\n\t"                                                                           \
+    "movgt " R ", r4\n\t"                                                                 \
+    "strb " R ", " DST "\n\t"
+#define PAIR_SAT(OP, BITS, R, DST)                                                          \
+    "asr " R ", " R ", r2\n\t"                                                            \
+    OP " " R ", " BITS ", " R "\n\t"                                                      \
+    "strb " R ", " DST "\n\t"
+
+__attribute__((naked, noinline)) static void pairs_kernel(thk_pairs *job) {
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "mov lr, r0\n\t"
+        "ldr r1, [lr, #4]\n\t"
+        "10:\n\t"
+        "ldr r0, [lr]\n\t"
+        "ldrd r8, r10, [lr, #16]\n\t"
+        "mov r9, r8\n\t"
+        "mov r11, r10\n\t"
+        "ldr r12, [lr, #8]\n\t"
+        "adds r12, r12, #1\n\t"
+        "lsrs r12, r12, #1\n\t"      /* turns; carry: nq even */
+        "bcc 2f\n\t"
+        "1:\n\t"
+        PAIR_GROUP
+        "2:\n\t"
+        PAIR_GROUP
+        "subs r12, r12, #1\n\t"
+        "bne 1b\n\t"
+        "add r12, lr, #24\n\t"
+        "ldmia r12, {r2-r7}\n\t"     /* shift lo hi d0 d1 rs */
+        "ldr r0, [lr, #48]\n\t"
+        "cmp r0, #1\n\t"
+        "beq 5f\n\t"
+        "cmp r0, #2\n\t"
+        "beq 3f\n\t"
+        "cmp r0, #3\n\t"
+        "beq 4f\n\t"
+        PAIR_OUT("r8", "[r5]")
+        PAIR_OUT("r9", "[r5, r7]")
+        PAIR_OUT("r10", "[r6]")
+        PAIR_OUT("r11", "[r6, r7]")
+        "b 6f\n\t"
+        "3:\n\t"
+        PAIR_SAT("ssat", "#8", "r8", "[r5]")
+        PAIR_SAT("ssat", "#8", "r9", "[r5, r7]")
+        PAIR_SAT("ssat", "#8", "r10", "[r6]")
+        PAIR_SAT("ssat", "#8", "r11", "[r6, r7]")
+        "b 6f\n\t"
+        "4:\n\t"
+        PAIR_SAT("usat", "#7", "r8", "[r5]")
+        PAIR_SAT("usat", "#7", "r9", "[r5, r7]")
+        PAIR_SAT("usat", "#7", "r10", "[r6]")
+        PAIR_SAT("usat", "#7", "r11", "[r6, r7]")
+        "6:\n\t"
+        "add r5, r5, r7, lsl #1\n\t"
+        "add r6, r6, r7, lsl #1\n\t"
+        "strd r5, r6, [lr, #36]\n\t"
+        "b 7f\n\t"
+        "5:\n\t"
+        "stmia r5!, {r8-r11}\n\t"
+        "str r5, [lr, #36]\n\t"
+        "7:\n\t"
+        "ldr r0, [lr, #12]\n\t"
+        "subs r0, r0, #1\n\t"
+        "str r0, [lr, #12]\n\t"
+        "bne 10b\n\t"
+        "pop {r4-r11, pc}\n\t");
 }
 
 /* int8 output of the int32 stage: (acc >> shift) clamped to [lo, hi] (acc already holds
@@ -332,7 +406,7 @@ void thk_gemm_store(const thk_outstage *st, uint8_t out32, const thk_tensor *out
 /* ---- tiled GEMM driver ---- */
 
 void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
-    uint32_t K = job->K, Kp = thk_kpad(K), rows = thk_tile_rows(Kp, job->rows), q0, r, o;
+    uint32_t K = job->K, Kp = thk_kpad(K), rows = job->tile ? job->tile : thk_tile_rows(Kp, job->rows), q0, r, o;
     thk_patch *tile = (thk_patch *)(void *)scratch;
     int8_t *rowbuf = (int8_t *)scratch + thk_tile_bytes(Kp, rows), *wbuf = rowbuf + Kp;
 #if THK_GEMM_DSP
@@ -344,8 +418,12 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
         uint32_t np = job->rows - q0 < rows ? job->rows - q0 : rows, nr = (np + 3u) & ~3u;
         for (r = 0; r < nr; r++) {
             int8_t *dst = thk_tile_dest(tile, r, Kp, rowbuf);
-            memset(dst, 0, Kp);
-            if (r < np) job->fill(job, q0 + r, dst);
+            if (r < np) { /* fill writes K values; the padding to Kp is 0 */
+                job->fill(job, q0 + r, dst);
+                memset(dst + K, 0, Kp - K);
+            } else {
+                memset(dst, 0, Kp);
+            }
             thk_tile_put(tile, r, Kp, dst);
         }
         for (o = 0; o < job->outs; o += 2) {
@@ -354,34 +432,51 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
             int64_t b0 = thk_bias_at(job->bias, job->has_bias, job->bias0 + o);
             int64_t b1 = two ? thk_bias_at(job->bias, job->has_bias, job->bias0 + o + 1) : 0;
 #if THK_GEMM_DSP
-            prep_weights(wq, w0, w1, K);
-            if (job->out32) { /* pixel pairs straight into the int8 outputs */
-                int32_t sh = job->st->shift, lo = (int32_t)job->st->lo, hi = (int32_t)job->st->hi;
-                int32_t h0 = (int32_t)(b0 + ((int64_t)1 << (sh - 1))), h1 = (int32_t)(b1 + ((int64_t)1 << (sh - 1)));
+            {
+                const thk_outstage *st = job->st;
                 uint32_t rs = job->row_step;
-                int8_t *d0 = (int8_t *)job->out->data + at, *d1 = d0 + job->ch_step;
-                for (r = 0; r < np; r += 2) {
-                    dot_2x2(wq, (const uint32_t *)(const void *)tile + (r >> 2) * 2u * Kp + 2u * (r & 2u), Kp >> 2, acc);
-                    d0[r * rs] = (int8_t)out8(acc[0] + h0, sh, lo, hi);
-                    if (two) d1[r * rs] = (int8_t)out8(acc[2] + h1, sh, lo, hi);
-                    if (r + 1 < np) {
-                        d0[(r + 1) * rs] = (int8_t)out8(acc[1] + h0, sh, lo, hi);
-                        if (two) d1[(r + 1) * rs] = (int8_t)out8(acc[3] + h1, sh, lo, hi);
-                    }
+                int8_t *d0 = (int8_t *)job->out->data + at;
+                thk_pairs k;
+                prep_weights(wq, w0, w1, K);
+                k.wq = wq;
+                k.nq = Kp >> 2;
+                r = 0;
+                if (job->out32 && np > 1) { /* whole pixel pairs straight into the int8 outputs */
+                    int32_t half = (int32_t)1 << (st->shift - 1);
+                    k.p = (const uint32_t *)(const void *)tile;
+                    k.pairs = np >> 1;
+                    k.h0 = (int32_t)b0 + half;
+                    k.h1 = two ? (int32_t)b1 + half : k.h0; /* one row: its outputs twice */
+                    k.shift = st->shift;
+                    k.lo = (int32_t)st->lo;
+                    k.hi = (int32_t)st->hi;
+                    k.mode = k.lo <= -128 && k.hi == 127 ? 2u : k.lo == 0 && k.hi == 127 ? 3u : 0u;
+                    k.d0 = d0;
+                    k.d1 = two ? d0 + job->ch_step : d0;
+                    k.rs = rs;
+                    pairs_kernel(&k);
+                    r = np & ~1u;
                 }
-                continue;
+                for (; r < np; r += 2) { /* raw sums of one pair, then the output stage */
+                    uint32_t n = np - r < 2 ? np - r : 2, idx = at + r * rs;
+                    k.p = (const uint32_t *)(const void *)tile + (r >> 1) * Kp;
+                    k.pairs = 1;
+                    k.h0 = k.h1 = 0;
+                    k.d0 = (int8_t *)(void *)acc;
+                    k.mode = 1;
+                    pairs_kernel(&k);
+                    thk_gemm_store(st, job->out32, job->out, acc, n, idx, rs, b0);
+                    if (two) thk_gemm_store(st, job->out32, job->out, acc + 2, n, idx + job->ch_step, rs, b1);
+                }
             }
-#endif
+#else
             for (r = 0; r < np; r += 4) {
                 uint32_t n = np - r < 4 ? np - r : 4, idx = at + r * job->row_step;
-#if THK_GEMM_DSP
-                dot_block(wq, tile, r, n, Kp, acc);
-#else
                 thk_dot_2x4(w0, w1, tile, r, n, K, Kp, acc);
-#endif
                 thk_gemm_store(job->st, job->out32, job->out, acc, n, idx, job->row_step, b0);
                 if (two) thk_gemm_store(job->st, job->out32, job->out, acc + 4, n, idx + job->ch_step, job->row_step, b1);
             }
+#endif
         }
     }
 }

@@ -50,6 +50,24 @@ static inline uint64_t thk_gemm_scratch(uint32_t K, uint32_t rows) {
     return (uint64_t)thk_tile_bytes(kp, thk_tile_rows(kp, rows)) + 7u * (uint64_t)kp;
 }
 
+/* Tile rows of the tiled GEMM in a planned region of `budget` bytes: as many as fit (tpacker
+ * grows a region into arena space free at its op: thinker.memory.placement), at least
+ * thk_tile_rows and at most `rows` rounded up to 4; 0 when the region is below
+ * thk_gemm_scratch (the op's scratch-free path). */
+static inline uint32_t thk_gemm_tile_in(uint32_t K, uint32_t rows, uint32_t budget) {
+    uint32_t kp = thk_kpad(K), least = thk_tile_rows(kp, rows), most = (rows + 3u) & ~3u, fit;
+    if (budget < thk_gemm_scratch(K, rows)) return 0;
+    if (!kp) return least;
+    fit = ((budget - 7u * kp) / thk_tile_bytes(kp, 1)) & ~3u; /* 32-bit: no libgcc division */
+    return fit > most ? most : fit > least ? fit : least;
+}
+
+/* Scratch of a tiled GEMM with `tile` rows per tile */
+static inline uint64_t thk_gemm_scratch_rows(uint32_t K, uint32_t tile) {
+    uint32_t kp = thk_kpad(K);
+    return (uint64_t)thk_tile_bytes(kp, tile) + 7u * (uint64_t)kp;
+}
+
 /* Where to gather patch row `r` as natural int8 (Kp values, zero padded): straight into the
  * tile (portable) or into `rowbuf` then thk_tile_put (DSP). */
 int8_t *thk_tile_dest(thk_patch *tile, uint32_t r, uint32_t Kp, int8_t *rowbuf);
@@ -91,7 +109,8 @@ void thk_gemm_store(const thk_outstage *st, uint8_t out32, const thk_tensor *out
 typedef struct thk_gemm_job thk_gemm_job;
 struct thk_gemm_job {
     uint32_t K, rows, outs;
-    /* patch row r as natural int8 into dst (K values; the driver zero-pads to Kp) */
+    uint32_t tile;                  /* rows per tile (thk_gemm_tile_in; 0: thk_tile_rows) */
+    /* patch row r as natural int8 into dst: all K values (the driver zero-pads to Kp) */
     void (*fill)(const thk_gemm_job *job, uint32_t r, int8_t *dst);
     /* weight row o (K int8 values): in place, or written into buf */
     const int8_t *(*weight)(const thk_gemm_job *job, uint32_t o, int8_t *buf);

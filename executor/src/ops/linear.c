@@ -52,6 +52,11 @@ thinker_status thk_linear_prepare(const thinker_model *m, thk_op *op, thk_needs 
         p->fast = p->out32 = 0;
         scratch = 0;
     }
+    p->tile = 0;
+    if (p->fast) { /* as large a tile as planned */
+        p->tile = thk_gemm_tile_in(d.in_f, d.in_f ? x.count / d.in_f : 0, needs->budget);
+        scratch = thk_gemm_scratch_rows(d.in_f, p->tile);
+    }
     if (scratch > 0x7FFFFFF0u) THK_BAD("too large for the scratch buffer");
     needs->scratch = (uint32_t)scratch;
     return THINKER_OK;
@@ -98,6 +103,7 @@ thinker_status thk_linear_run(thk_run_ctx *ctx) {
         memset(&l, 0, sizeof l);
         l.job.K = K;
         l.job.rows = M;
+        l.job.tile = p->tile;
         l.job.outs = O;
         l.job.fill = linear_fill;
         l.job.weight = linear_weight;

@@ -24,7 +24,13 @@ from thinker.memory.lifetimes import (
     scratch_buffers,
 )
 from thinker.memory.planners import PLANNERS, arena_size
-from thinker.memory.scratch import SCRATCH_FREE_PATH
+from thinker.memory.scratch import (
+    GROWN_TILE_BYTES,
+    SCRATCH_FREE_PATH,
+    gemm_scratch,
+    gemm_shape,
+    gemm_tile_in,
+)
 from thinker.resource import format as fmt
 from thinker.resource.writer import Placement
 from thinker.resource.writer import _int4_weights as int4_weights
@@ -170,7 +176,8 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
         _verify(group, plan)
         for b in group:
             if b.scratch_op >= 0:
-                scratch[b.scratch_op] = Placement(kind, plan[b.id], b.nbytes)
+                scratch[b.scratch_op] = Placement(kind, plan[b.id],
+                                                  _grown(graph, group, plan, b, sizes[chosen]))
                 continue
             for t in b.tensors:
                 placements[t] = Placement(kind, plan[b.id], b.size)
@@ -181,6 +188,23 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
             max((b.size for b in group if b.scratch_op >= 0), default=0))
     return MemoryPlan(placements, arenas, alignment, life, flash_bytes, constant_kind, scratch,
                       scratch_policy, scratch_free)
+
+
+def _grown(graph: Graph, group: list[Buffer], plan: dict[int, int], b: Buffer,
+           arena: int) -> int:
+    """Bytes of scratch buffer ``b``'s region: a tiled GEMM's (conv / linear) grows into the
+    arena bytes after it that nothing else uses during its op, up to GROWN_TILE_BYTES of tile,
+    so its kernel prepares each weight row pair once per more patch rows; the arena does not
+    grow. Other kernels get exactly their need."""
+    shape = gemm_shape(graph, graph.nodes[b.scratch_op])
+    if shape is None:
+        return b.nbytes
+    start = plan[b.id]
+    limit = min([arena] + [plan[o.id] for o in group
+                           if o is not b and o.overlaps(b) and plan[o.id] >= start + b.size])
+    k, rows = shape
+    most = gemm_scratch(k, rows, gemm_tile_in(k, rows, max(b.nbytes, GROWN_TILE_BYTES)))
+    return gemm_scratch(k, rows, gemm_tile_in(k, rows, min(limit - start, most)))
 
 
 def role(b: Buffer) -> str:

@@ -49,14 +49,64 @@ def _kpad(k: int) -> int:
     return (k + 3) & ~3
 
 
-def gemm_scratch(k: int, rows: int) -> int:
-    """``thk_gemm_scratch`` (executor/src/ops/gemm_s8.h): a tile of patch rows (2 bytes per
-    value, about 4 KB, a multiple of 4 rows, at least 4, at most ``rows`` rounded up to 4), a
+def _least_tile(kp: int, rows: int) -> int:
+    """``thk_tile_rows``: about 4 KB of patch rows, a multiple of 4, at least 4, at most
+    ``rows`` rounded up to 4."""
+    return min(max((4096 // (2 * kp)) & ~3, 4), (rows + 3) & ~3)
+
+
+def gemm_scratch(k: int, rows: int, tile: int | None = None) -> int:
+    """``thk_gemm_scratch`` / ``thk_gemm_scratch_rows`` (executor/src/ops/gemm_s8.h): a tile of
+    patch rows (2 bytes per value; ``tile`` rows, by default the least, ``_least_tile``), a
     gather row, two unpacked weight rows and two weight rows as int16 pairs."""
     kp = _kpad(k)
-    tile = (4096 // (2 * kp)) & ~3
-    tile = min(max(tile, 4), (rows + 3) & ~3)
-    return 2 * kp * tile + 7 * kp
+    return 2 * kp * (_least_tile(kp, rows) if tile is None else tile) + 7 * kp
+
+
+def gemm_tile_in(k: int, rows: int, budget: int) -> int:
+    """``thk_gemm_tile_in``: the tile rows a region of ``budget`` bytes holds (as many as fit,
+    at least the least, at most ``rows`` rounded up to 4); 0 below ``gemm_scratch(k, rows)``."""
+    kp = _kpad(k)
+    if budget < gemm_scratch(k, rows):
+        return 0
+    least, most = _least_tile(kp, rows), (rows + 3) & ~3
+    if not kp:
+        return least
+    fit = ((budget - 7 * kp) // (2 * kp)) & ~3
+    return most if fit > most else max(fit, least)
+
+
+# a tiled GEMM's region is grown into arena bytes free at its op up to this size (larger tiles
+# prepare each weight row pair for more patch rows: docs/memory.md)
+GROWN_TILE_BYTES = 16384
+
+
+def gemm_shape(graph: Graph, node: Node) -> tuple[int, int] | None:
+    """(K, patch rows) of a conv / linear whose C kernel runs the tiled GEMM, else None."""
+    if node.op_type in ("Conv1dInt", "Conv2dInt"):
+        w = graph.tensors[node.inputs[1]]
+        out = graph.tensors[node.outputs[0]]
+        if w.data is None:
+            return None
+        O, K = int(w.shape[0]), int(np.prod(w.shape[1:]))
+        depthwise = int(w.shape[1]) == 1 and int(node.attrs.get("group") or 1) == O
+        if depthwise or not _fast(graph, node, np.asarray(w.data).reshape(O, K)):
+            return None
+        return K, int(np.prod(out.shape[2:]))
+    if node.op_type == "LinearInt":
+        w = graph.tensors[node.inputs[1]]
+        x = graph.tensors[node.inputs[0]]
+        if w.data is None or len(w.shape) != 2:
+            return None
+        tb = node.attrs.get("transB")
+        data = np.asarray(w.data)
+        rows = data if (1 if tb is None else int(tb)) else data.T  # [out_f, in_f]
+        in_f = int(rows.shape[1])
+        if not _fast(graph, node, rows):
+            return None
+        count = int(np.prod(x.shape)) if x.shape is not None else 0
+        return in_f, count // in_f if in_f else 0
+    return None
 
 
 def conv_scratch(graph: Graph, node: Node) -> int:
@@ -74,6 +124,9 @@ def conv_scratch(graph: Graph, node: Node) -> int:
     kh, kw = (1, int(w.shape[2])) if spatial == 1 else (int(w.shape[2]), int(w.shape[3]))
     ho, wo = (1, int(out.shape[2])) if spatial == 1 else (int(out.shape[2]), int(out.shape[3]))
     K = cg * kh * kw
+    shape = gemm_shape(graph, node)
+    if shape is not None:
+        return gemm_scratch(*shape)
     if not _fast(graph, node, np.asarray(w.data).reshape(O, K)):
         return 0
     if cg == 1 and int(node.attrs.get("group") or 1) == O:
@@ -85,7 +138,7 @@ def conv_scratch(graph: Graph, node: Node) -> int:
         row = ((wo + 1) * sw + (kw - 1) * dw + 1 + 3) & ~3  # dw_row_len
         rows = (ho - 1) * sh + (kh - 1) * dh + 1  # dw_rows
         return 4 * wo + 8 * kw + _kpad(kh * kw) + rows * row
-    return gemm_scratch(K, ho * wo)
+    return 0  # not reached: gemm_shape covers every other fast conv
 
 
 def conv_transpose_scratch(graph: Graph, node: Node) -> int:
@@ -97,19 +150,8 @@ def conv_transpose_scratch(graph: Graph, node: Node) -> int:
 def linear_scratch(graph: Graph, node: Node) -> int:
     """LinearInt: ``thk_linear_prepare`` in executor/src/ops/linear.c: the tiled GEMM's
     scratch over the input rows on the fast path, else nothing."""
-    w = graph.tensors[node.inputs[1]]
-    x = graph.tensors[node.inputs[0]]
-    if w.data is None or len(w.shape) != 2:
-        return 0
-    tb = node.attrs.get("transB")
-    trans_b = 1 if tb is None else int(tb)
-    data = np.asarray(w.data)
-    rows = data if trans_b else data.T  # [out_f, in_f]
-    in_f = int(rows.shape[1])
-    if not _fast(graph, node, rows):
-        return 0
-    count = int(np.prod(x.shape)) if x.shape is not None else 0
-    return gemm_scratch(in_f, count // in_f if in_f else 0)
+    shape = gemm_shape(graph, node)
+    return 0 if shape is None else gemm_scratch(*shape)
 
 
 def softmax_scratch(graph: Graph, node: Node) -> int:
@@ -162,6 +204,10 @@ def op_scratch(graph: Graph, node: Node, budget: int | None = None) -> int:
     needing 0, when its fast path needs more (the C prepare's ``needs->budget`` rule)."""
     fn = SCRATCH.get(node.op_type)
     need = fn(graph, node) if fn else 0
-    if budget is not None and need > budget and node.op_type in SCRATCH_FREE_PATH:
-        return 0
+    if budget is not None and node.op_type in SCRATCH_FREE_PATH:
+        if need > budget:
+            return 0
+        shape = gemm_shape(graph, node)
+        if shape is not None:  # the tiled GEMM takes as large a tile as the region holds
+            return gemm_scratch(shape[0], shape[1], gemm_tile_in(*shape, budget))
     return need
