@@ -325,12 +325,13 @@ static void conv_lean(const thk_conv_params *p, const conv_dims *d, const thk_te
 }
 
 /* A channel's input rows as the depthwise kernels read them: padded row k (dw_row_len bytes)
- * holds input row k - pt at column offset pl, zeros around (dw_rows of them). */
+ * holds input row k - pt at column offset pl, zeros around (dw_rows of them). Only the input
+ * bytes are written: the caller zeroes the buffer once per op, and every channel leaves the
+ * same borders untouched. */
 static void dw_pad(int8_t *pad, const int8_t *plane, const thk_conv_params *p, const conv_dims *d,
                    uint32_t L, uint32_t rows) {
     uint32_t copy = L > p->pl ? L - p->pl : 0, k;
     if (copy > d->W) copy = d->W;
-    memset(pad, 0, (size_t)rows * L);
     for (k = 0; k < rows; k++) {
         int64_t iy = (int64_t)k - p->pt;
         if (iy >= 0 && iy < (int64_t)d->H) {
@@ -351,6 +352,7 @@ static void dw3_dsp(const thk_conv_params *p, const conv_dims *d, const thk_tens
                     int8_t *pad) {
     uint32_t L = (uint32_t)dw_row_len(p, d->wo), rows = (uint32_t)dw_rows(p, d->ho), n, o;
     int32_t shift = p->st.shift;
+    memset(pad, 0, (size_t)rows * L); /* the borders: dw_pad never writes them */
     for (n = 0; n < d->N; n++)
         for (o = 0; o < d->O; o++) {
             const int8_t *plane = (const int8_t *)x->data + (size_t)(n * d->C + o) * d->H * d->W;
@@ -389,6 +391,7 @@ static void dw_host(const thk_conv_params *p, const conv_dims *d, const thk_tens
                     const thk_tensor *b, int has_bias, const thk_tensor *out, int8_t *wbuf, int8_t *pad) {
     uint32_t L = (uint32_t)dw_row_len(p, d->wo), rows = (uint32_t)dw_rows(p, d->ho), n, o, oy, ox;
     int32_t acc[THK_DW_LANES];
+    memset(pad, 0, (size_t)rows * L); /* the borders: dw_pad never writes them */
     for (n = 0; n < d->N; n++)
         for (o = 0; o < d->O; o++) {
             const int8_t *plane = (const int8_t *)x->data + (size_t)(n * d->C + o) * d->H * d->W;

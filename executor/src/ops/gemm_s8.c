@@ -218,17 +218,45 @@ void thk_copy_bytes(int8_t *dst, const int8_t *src, uint32_t n) {
     for (; k < n; k++) dst[k] = src[k];
 }
 
-/* One output row of a 3x3 stride-1 depthwise conv, accumulators only: acc[ox] for pixel pairs
- * up to wt[5] (the end of acc), from three padded rows `ts` bytes apart starting at `row`;
- * wt = {(w0, w2), (w3, w5), (w6, w8), (w1, w4), w7} as int16 pairs. Per pair 3 LDR, 6 SXTB16,
- * 12 multiply-adds (18 MACs) and one STM; every register used, hence plain assembly. */
-__attribute__((naked, noinline)) static void dw3_row_s1(int32_t *acc, const int8_t *row, uint32_t ts,
-                                                       const uint32_t *wt) {
+/* A 3x3 stride-1 depthwise output map, one naked routine (the pair loop needs every register;
+ * the job pointer waits on the stack). Per output row: pixel pairs into acc (per pair 3 LDR, 6
+ * SXTB16, 12 multiply-adds: 18 MACs, one STM), then acc + hb >> shift, clamped (mode 0), SSAT 8
+ * (2) or USAT 7 (3), stored; the weights reload with one LDM. */
+typedef struct {
+    uint32_t wt[5];         /* 0: (w0, w2) (w3, w5) (w6, w8) (w1, w4) (w7) as int16 pairs */
+    const int8_t *row;      /* 20: the padded input row of output row 0 */
+    uint32_t ts;            /* 24: bytes between kernel rows */
+    uint32_t rstep;         /* 28: bytes between output rows' input rows */
+    int32_t *acc;           /* 32 */
+    int32_t *acc_end;       /* 36: acc + 2 * ceil(wo / 2) */
+    int8_t *out;            /* 40 */
+    uint32_t wo;            /* 44 */
+    int32_t hb, shift, lo, hi; /* 48, 52, 56, 60 */
+    uint32_t mode;          /* 64 */
+    uint32_t rows;          /* 68: output rows, >= 1 */
+} thk_dw3_job;
+
+#define DW_OUT_LOOP(LABEL, SAT)                                                             \
+    LABEL ":\n\t"                                                                          \
+    "ldr r1, [r0], #4\n\t"                                                                 \
+    "add r1, r1, r6\n\t"                                                                   \
+    "asr r1, r1, r7\n\t"                                                                   \
+    SAT                                                                                    \
+    "strb r1, [r4], #1\n\t"                                                                \
+    "cmp r4, r11\n\t"                                                                      \
+    "bne " LABEL "b\n\t"                                                                   \
+    "b 9f\n\t"
+
+__attribute__((naked, noinline)) static void dw3_plane_s1(thk_dw3_job *job) {
     __asm__ volatile(
-        "push {r4-r11, lr}\n\t"
-        "ldmia r3, {r4-r9}\n\t"
-        "add r3, r2, r2\n\t"
+        "push {r0, r4-r11, lr}\n\t"
         "1:\n\t"
+        "ldr r12, [sp]\n\t"
+        "ldmia r12, {r4-r8}\n\t"
+        "ldrd r1, r2, [r12, #20]\n\t"  /* row, ts */
+        "add r3, r2, r2\n\t"
+        "ldrd r0, r9, [r12, #32]\n\t"  /* acc, acc_end */
+        "2:\n\t"
         "ldr lr, [r1]\n\t"
         "sxtb16 r12, lr\n\t"
         "sxtb16 lr, lr, ror #8\n\t"
@@ -253,31 +281,31 @@ __attribute__((naked, noinline)) static void dw3_row_s1(int32_t *acc, const int8
         "adds r1, #2\n\t"
         "stmia r0!, {r10, r11}\n\t"
         "cmp r0, r9\n\t"
+        "bne 2b\n\t"
+        /* the row's outputs */
+        "ldr r12, [sp]\n\t"
+        "add lr, r12, #40\n\t"
+        "ldmia lr, {r4-r10}\n\t"       /* out wo hb shift lo hi mode */
+        "ldr r0, [r12, #32]\n\t"
+        "add r11, r4, r5\n\t"
+        "cmp r10, #2\n\t"
+        "beq 4f\n\t"
+        "cmp r10, #3\n\t"
+        "beq 5f\n\t"
+        DW_OUT_LOOP("3", "cmp r1, r8\n\tit lt\n\tmovlt r1, r8\n\tcmp r1, r9\n\tit gt\n\tmovgt r1, r9\n\t")
+        DW_OUT_LOOP("4", "ssat r1, #8, r1\n\t")
+        DW_OUT_LOOP("5", "usat r1, #7, r1\n\t")
+        "9:\n\t"
+        "str r4, [r12, #40]\n\t"
+        "ldr r1, [r12, #20]\n\t"
+        "ldr r2, [r12, #28]\n\t"
+        "add r1, r1, r2\n\t"
+        "str r1, [r12, #20]\n\t"
+        "ldr r1, [r12, #68]\n\t"
+        "subs r1, r1, #1\n\t"
+        "str r1, [r12, #68]\n\t"
         "bne 1b\n\t"
-        "pop {r4-r11, pc}\n\t");
-}
-
-/* out[i] = clamp((acc[i] + q[0]) >> q[1], q[2], q[3]) for i < n (n >= 1; -128 <= q[2], q[3] <=
- * 127: thk_clamp's order, max then min) */
-__attribute__((naked, noinline)) static void out8_row(int8_t *out, const int32_t *acc, uint32_t n,
-                                                     const int32_t *q) {
-    __asm__ volatile(
-        "push {r4-r8, lr}\n\t"
-        "ldmia r3, {r4-r7}\n\t"
-        "1:\n\t"
-        "ldr r8, [r1], #4\n\t"
-        "add r8, r8, r4\n\t"
-        "asr r8, r8, r5\n\t"
-        "cmp r8, r6\n\t"
-        "it lt\n\t"
-        "movlt r8, r6\n\t"
-        "cmp r8, r7\n\t"
-        "it gt\n\t"
-        "movgt r8, r7\n\t"
-        "strb r8, [r0], #1\n\t"
-        "subs r2, #1\n\t"
-        "bne 1b\n\t"
-        "pop {r4-r8, pc}\n\t");
+        "pop {r0, r4-r11, pc}\n\t");
 }
 
 void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho, uint32_t wo,
@@ -291,15 +319,14 @@ void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho,
     int32_t a0, a1;
     if (lo < -128) lo = -128;
     if (sw == 1) {
-        uint32_t wt[6];
-        int32_t q[4];
-        wt[0] = p0; wt[1] = p1; wt[2] = p2; wt[3] = m0 | (m1 << 16); wt[4] = m2;
-        wt[5] = (uint32_t)(uintptr_t)(accrow + 2u * ((wo + 1u) >> 1));
-        q[0] = hb; q[1] = shift; q[2] = lo; q[3] = hi;
-        for (oy = 0; oy < ho; oy++, pad += row_step, out += wo) {
-            dw3_row_s1(accrow, pad, tap_step, wt);
-            out8_row(out, accrow, wo, q);
-        }
+        thk_dw3_job j;
+        j.wt[0] = p0; j.wt[1] = p1; j.wt[2] = p2; j.wt[3] = m0 | (m1 << 16); j.wt[4] = m2;
+        j.row = pad; j.ts = tap_step; j.rstep = row_step;
+        j.acc = accrow; j.acc_end = accrow + 2u * ((wo + 1u) >> 1);
+        j.out = out; j.wo = wo; j.hb = hb; j.shift = shift; j.lo = lo; j.hi = hi;
+        j.mode = lo == -128 && hi == 127 ? 2u : lo == 0 && hi == 127 ? 3u : 0u;
+        j.rows = ho;
+        dw3_plane_s1(&j);
         return;
     }
     for (oy = 0; oy < ho; oy++, pad += row_step) {
