@@ -31,7 +31,14 @@ from onnx_build import model as onnx_model  # noqa: E402
 from onnx_build import node, value_info  # noqa: E402
 from test_tpacker import pack  # noqa: E402
 from thinker.memory.report import packed_arena_usage, usage  # noqa: E402
-from thinker.memory.scratch import SCRATCH_FREE_PATH  # noqa: E402
+from thinker.memory.scratch import (  # noqa: E402
+    GROWN_TILE_BYTES,
+    SCRATCH_FREE_PATH,
+    gemm_scratch,
+    gemm_shape,
+    gemm_tile_in,
+    op_scratch,
+)
 from thinker.resource import format as fmt  # noqa: E402
 from thinker.resource.reader import parse_model  # noqa: E402
 from thinker.resource.writer import PackInput, Placement, write_model  # noqa: E402
@@ -144,6 +151,65 @@ def test_without_their_scratch_regions_convs_and_linears_run_scratch_free(name, 
     path.write_bytes(data)
     _assert_c_equals_numpy(str(path), np.random.default_rng(4))
     _run_with_canaries(data, np.random.default_rng(4))
+
+
+@pytest.mark.parametrize("name,grows", [("resnet8", True), ("ds_cnn", False),
+                                        ("mobilenet_v1_025", False)])
+def test_gemm_regions_grow_only_into_free_bytes(name, grows, zoo_packed):
+    """tpacker grows a tiled-GEMM region (conv / linear) past its least need into arena bytes
+    no buffer uses during its op, up to GROWN_TILE_BYTES, never beyond the arena; every other
+    region is exactly its need; both readers accept the plan. (ResNet-8's deep convs have free
+    bytes around them; DS-CNN's pointwise convs run at the arena's peak, both maps live.)"""
+    result, _ = zoo_packed[name]
+    graph, plan = result.graph, result.plan
+    grown = full = gemms = 0
+    for op, p in plan.scratch.items():
+        node_ = graph.nodes[op]
+        shape = gemm_shape(graph, node_)
+        least = op_scratch(graph, node_)
+        if shape is None:
+            assert p.size == least, node_.name
+            continue
+        assert least <= p.size <= max(least, GROWN_TILE_BYTES), node_.name
+        assert p.offset + p.size <= plan.arenas[p.kind].size
+        # the region holds whole tile rows: exactly what the C kernel takes from it
+        assert p.size == gemm_scratch(*shape, gemm_tile_in(*shape, p.size))
+        grown += p.size > least
+        full += gemm_tile_in(*shape, p.size) == (shape[1] + 3) & ~3
+        gemms += 1
+    assert (grown > 0) == grows and full < gemms
+    status, message, _ = c_memory_plan(result.model_bin)
+    assert status == 0, message
+    parse_model(result.model_bin, "model.bin")
+
+
+@pytest.mark.parametrize("name", ["resnet8", "ds_cnn"])
+def test_any_tile_size_gives_the_same_integers(name, zoo_packed, tmp_path):
+    """A tiled GEMM computes numpy's integers whatever rows its region holds: the least tile,
+    one block of 4 rows more, and every patch row at once (regions placed after the arena)."""
+    result, _ = zoo_packed[name]
+    graph = result.graph
+    ops = {op: gemm_shape(graph, graph.nodes[op]) for op in result.plan.scratch}
+    ops = {op: shape for op, shape in ops.items() if shape is not None}
+    assert ops
+    for extra_rows in (0, 4, None):
+        arenas = dict(result.plan.arena_sizes())
+        scratch = dict(result.plan.scratch)
+        for op, (k, rows) in ops.items():
+            kind = scratch[op].kind
+            least = gemm_scratch(k, rows)
+            tile = gemm_tile_in(k, rows, least)
+            tile = (rows + 3) & ~3 if extra_rows is None else min(tile + extra_rows,
+                                                                   (rows + 3) & ~3)
+            size = gemm_scratch(k, rows, tile)
+            end, align = arenas[kind]
+            scratch[op] = Placement(kind, end, size)
+            arenas[kind] = (end + -(-size // align) * align, align)
+        data = write_model(graph, PackInput(result.device.id, result.plan.placements, arenas,
+                                            scratch=scratch))
+        path = tmp_path / f"tiles_{extra_rows}.bin"
+        path.write_bytes(data)
+        _assert_c_equals_numpy(str(path), np.random.default_rng(7))
 
 
 def _assert_c_equals_numpy(bin_path: str, rng: np.random.Generator) -> None:

@@ -36,6 +36,7 @@ def conv_kernels_model():
         b.conv("x", 5, 9, 1, 4, 2, bias=False),                             # 1x1, K = 5
         b.conv("x", 5, 3, (2, 5), 4, 2, pads=[1, 2, 0, 2], dilations=[2, 1]),
         b.conv("x", 5, 4, 3, 4, 1, w_lo=-127, w_hi=128, pads=[1, 1, 1, 1]),  # saturates
+        b.conv("x", 5, 5, 3, 4, 3, pads=[1, 1, 1, 1], fused_clip=[-5, 70]),  # GEMM clamp
         b.conv("x", 5, 6, 3, 4, 4, parameter_bits=4, w_lo=-8, w_hi=8, pads=[1, 1, 1, 1],
                act_type=1),                                                 # int4 + relu
         b.conv("x", 5, 5, 3, 4, 3, group=5, pads=[1, 1, 1, 1]),             # depthwise s1

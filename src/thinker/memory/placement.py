@@ -176,8 +176,8 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
         _verify(group, plan)
         for b in group:
             if b.scratch_op >= 0:
-                scratch[b.scratch_op] = Placement(kind, plan[b.id],
-                                                  _grown(graph, group, plan, b, sizes[chosen]))
+                scratch[b.scratch_op] = Placement(kind, *_grown(graph, group, plan, b,
+                                                                sizes[chosen]))
                 continue
             for t in b.tensors:
                 placements[t] = Placement(kind, plan[b.id], b.size)
@@ -191,20 +191,21 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
 
 
 def _grown(graph: Graph, group: list[Buffer], plan: dict[int, int], b: Buffer,
-           arena: int) -> int:
-    """Bytes of scratch buffer ``b``'s region: a tiled GEMM's (conv / linear) grows into the
-    arena bytes after it that nothing else uses during its op, up to GROWN_TILE_BYTES of tile,
-    so its kernel prepares each weight row pair once per more patch rows; the arena does not
-    grow. Other kernels get exactly their need."""
+           arena: int) -> tuple[int, int]:
+    """(offset, bytes) of scratch buffer ``b``'s region: a tiled GEMM's (conv / linear) takes
+    the whole free run of arena bytes around its planned place (nothing else uses them during
+    its op), up to GROWN_TILE_BYTES of region, so its kernel prepares each weight row pair once
+    per more patch rows; the arena does not grow. Other kernels get exactly their need."""
+    start = plan[b.id]
     shape = gemm_shape(graph, graph.nodes[b.scratch_op])
     if shape is None:
-        return b.nbytes
-    start = plan[b.id]
-    limit = min([arena] + [plan[o.id] for o in group
-                           if o is not b and o.overlaps(b) and plan[o.id] >= start + b.size])
+        return start, b.nbytes
+    live = [o for o in group if o is not b and o.overlaps(b)]
+    low = max([0] + [plan[o.id] + o.size for o in live if plan[o.id] + o.size <= start])
+    high = min([arena] + [plan[o.id] for o in live if plan[o.id] >= start + b.size])
     k, rows = shape
     most = gemm_scratch(k, rows, gemm_tile_in(k, rows, max(b.nbytes, GROWN_TILE_BYTES)))
-    return gemm_scratch(k, rows, gemm_tile_in(k, rows, min(limit - start, most)))
+    return low, gemm_scratch(k, rows, gemm_tile_in(k, rows, min(high - low, most)))
 
 
 def role(b: Buffer) -> str:
