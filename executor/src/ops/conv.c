@@ -472,13 +472,57 @@ static void conv_depthwise(const thk_conv_params *p, const conv_dims *d, const t
         }
 }
 
+/* Channels [c0, cg) of the patch row of the window at (iy0, ix0): the taps inside the input
+ * (kernel rows [i0, i1), columns [j0, j1)), zeros elsewhere. */
+static void gather_edge(int8_t *dst, const int8_t *x, const thk_conv_params *p, const conv_dims *d,
+                        int64_t iy0, int64_t ix0, uint32_t c0) {
+    uint32_t c, i, j, kh = p->kh, kw = p->kw, dw = p->dw, i0, i1, j0, j1, plane = d->H * d->W;
+    for (i0 = 0; i0 < kh && iy0 + (int64_t)i0 * p->dh < 0; i0++) {}
+    for (i1 = kh; i1 > i0 && iy0 + (int64_t)(i1 - 1) * p->dh >= (int64_t)d->H; i1--) {}
+    for (j0 = 0; j0 < kw && ix0 + (int64_t)j0 * dw < 0; j0++) {}
+    for (j1 = kw; j1 > j0 && ix0 + (int64_t)(j1 - 1) * dw >= (int64_t)d->W; j1--) {}
+    dst += (size_t)c0 * kh * kw;
+    memset(dst, 0, (size_t)(d->cg - c0) * kh * kw);
+    for (c = c0, x += (size_t)c0 * plane; c < d->cg; c++, x += plane, dst += kh * kw)
+        for (i = i0; i < i1; i++) {
+            const int8_t *r = x + (uint32_t)(iy0 + (int64_t)i * p->dh) * d->W;
+            for (j = j0; j < j1; j++) dst[i * kw + j] = r[(uint32_t)(ix0 + (int64_t)j * dw)];
+        }
+}
+
 /* The patch row of output pixel (oy, ox): cg channels x kh x kw input values, 0 in the
  * padding (every one of the K values written). Windows inside the input copy rows without
- * checks; others copy the taps inside, row by row. */
-static void gather(int8_t *dst, const int8_t *x, const thk_conv_params *p, const conv_dims *d,
-                   uint32_t oy, uint32_t ox) {
+ * checks; others copy the taps inside (gather_edge). */
+static void gather(int8_t *dst, const int8_t *x, const int8_t *xend, const thk_conv_params *p,
+                   const conv_dims *d, uint32_t oy, uint32_t ox) {
     int64_t iy0 = (int64_t)oy * p->sh - p->pt, ix0 = (int64_t)ox * p->sw - p->pl;
-    uint32_t c, i, j, plane = d->H * d->W, kh = p->kh, kw = p->kw, dw = p->dw, i0, i1, j0, j1;
+    uint32_t c, i, j, plane = d->H * d->W, kh = p->kh, kw = p->kw, dw = p->dw;
+#if THK_GEMM_DSP
+    if (kh == 3 && kw == 3 && dw == 1) { /* a word per kernel row and channel (thk_patch3x3) */
+        thk_patch3 g;
+        int64_t lo = ix0 < 0 ? -ix0 : 0, hi = (int64_t)d->W - ix0; /* columns inside: [lo, hi) */
+        uint32_t cols, n = d->cg, last = 0;
+        if (hi > 3) hi = 3;
+        if (lo >= hi) { memset(dst, 0, (size_t)n * 9); return; }
+        cols = ((1u << (8u * (uint32_t)(hi - lo))) - 1u) << (8u * (uint32_t)lo);
+        g.lsh = 8u * (uint32_t)lo;
+        g.plane = plane;
+        for (i = 0; i < 3; i++) {
+            int64_t iy = iy0 + (int64_t)i * p->dh;
+            int inside = iy >= 0 && iy < (int64_t)d->H;
+            g.off[i] = inside ? (int32_t)(iy * d->W + ix0 + lo) : 0;
+            g.mask[i] = inside ? cols : 0u;
+            if ((uint32_t)g.off[i] > last) last = (uint32_t)g.off[i];
+        }
+        /* the last channel's word reads must end inside the input */
+        if ((uint64_t)(xend - x) < (uint64_t)(n - 1) * plane + last + 4u) n--;
+        if (n) thk_patch3x3(dst, x, n, &g);
+        if (n < d->cg) gather_edge(dst, x, p, d, iy0, ix0, n);
+        return;
+    }
+#else
+    (void)xend;
+#endif
     if (ix0 >= 0 && ix0 + (int64_t)(kw - 1) * dw < (int64_t)d->W && iy0 >= 0 &&
         iy0 + (int64_t)(kh - 1) * p->dh < (int64_t)d->H) {
         /* inside: 32-bit offsets (every one is below the tensor's size) */
@@ -488,23 +532,9 @@ static void gather(int8_t *dst, const int8_t *x, const thk_conv_params *p, const
             for (c = 0; c < d->cg; c++, base += plane) *dst++ = *base;
             return;
         }
+#if !THK_GEMM_DSP /* (DSP builds took thk_patch3x3 above) */
         if (kh == 3 && kw == 3 && dw == 1) { /* the common 3x3: nine copies per channel */
-#if THK_GEMM_DSP
-            /* a word per kernel row (unaligned LDR/STR), each store's 4th byte overwritten by
-             * the next; the last channel byte by byte (no read past the input, no write past K) */
-            for (c = 0; c + 1 < d->cg; c++, base += plane, dst += 9) {
-                uint32_t v0, v1, v2;
-                __builtin_memcpy(&v0, base, 4);
-                __builtin_memcpy(&v1, base + rstep, 4);
-                __builtin_memcpy(&v2, base + 2u * rstep, 4);
-                __builtin_memcpy(dst, &v0, 4);
-                __builtin_memcpy(dst + 3, &v1, 4);
-                __builtin_memcpy(dst + 6, &v2, 4);
-            }
-#else
-            c = 0;
-#endif
-            for (; c < d->cg; c++, base += plane, dst += 9) {
+            for (c = 0; c < d->cg; c++, base += plane, dst += 9) {
                 const int8_t *r1 = base + rstep, *r2 = r1 + rstep;
                 dst[0] = base[0]; dst[1] = base[1]; dst[2] = base[2];
                 dst[3] = r1[0]; dst[4] = r1[1]; dst[5] = r1[2];
@@ -512,6 +542,7 @@ static void gather(int8_t *dst, const int8_t *x, const thk_conv_params *p, const
             }
             return;
         }
+#endif
         for (c = 0; c < d->cg; c++, base += plane) {
             const int8_t *r = base;
             for (i = 0; i < kh; i++, r += rstep, dst += kw) {
@@ -524,17 +555,7 @@ static void gather(int8_t *dst, const int8_t *x, const thk_conv_params *p, const
         }
         return;
     }
-    /* the kernel rows [i0, i1) and columns [j0, j1) inside the input */
-    for (i0 = 0; i0 < kh && iy0 + (int64_t)i0 * p->dh < 0; i0++) {}
-    for (i1 = kh; i1 > i0 && iy0 + (int64_t)(i1 - 1) * p->dh >= (int64_t)d->H; i1--) {}
-    for (j0 = 0; j0 < kw && ix0 + (int64_t)j0 * dw < 0; j0++) {}
-    for (j1 = kw; j1 > j0 && ix0 + (int64_t)(j1 - 1) * dw >= (int64_t)d->W; j1--) {}
-    memset(dst, 0, (size_t)d->cg * kh * kw);
-    for (c = 0; c < d->cg; c++, x += plane, dst += kh * kw)
-        for (i = i0; i < i1; i++) {
-            const int8_t *r = x + (uint32_t)(iy0 + (int64_t)i * p->dh) * d->W;
-            for (j = j0; j < j1; j++) dst[i * kw + j] = r[(uint32_t)(ix0 + (int64_t)j * dw)];
-        }
+    gather_edge(dst, x, p, d, iy0, ix0, 0);
 }
 
 typedef struct {
@@ -542,14 +563,33 @@ typedef struct {
     const thk_conv_params *p;
     const conv_dims *d;
     const thk_tensor *w;
-    const int8_t *xg; /* the group's first input plane */
-    uint32_t o0;      /* the group's first output channel */
+    const int8_t *xg;   /* the group's first input plane */
+    const int8_t *xend; /* the input's end */
+    uint32_t o0;        /* the group's first output channel */
 } conv_job;
 
 static void conv_fill(const thk_gemm_job *job, uint32_t r, int8_t *dst) {
     const conv_job *c = (const conv_job *)job;
-    gather(dst, c->xg, c->p, c->d, r / c->d->wo, r % c->d->wo);
+    gather(dst, c->xg, c->xend, c->p, c->d, r / c->d->wo, r % c->d->wo);
 }
+
+#if THK_GEMM_DSP
+/* 1x1 convs without padding: the pixel's channels straight into the tile row as int16 pairs */
+static void conv_fill_1x1(const thk_gemm_job *job, uint32_t r, uint32_t *dst) {
+    const conv_job *c = (const conv_job *)job;
+    const conv_dims *d = c->d;
+    uint32_t oy = r / d->wo, plane = d->H * d->W, n = d->cg >> 2, t = d->cg & 3u, k;
+    const int8_t *src = c->xg + (oy * c->p->sh) * d->W + (r - oy * d->wo) * c->p->sw;
+    int32_t v[4] = {0, 0, 0, 0};
+    if (n) thk_tile_strided(dst, src, plane, n);
+    if (t) { /* the last channels, zero-padded to a group */
+        for (k = 0, src += (size_t)n * 4u * plane; k < t; k++, src += plane) v[k] = *src;
+        dst += 4u * n;
+        dst[0] = ((uint32_t)v[0] & 0xFFFFu) | ((uint32_t)v[2] << 16);
+        dst[1] = ((uint32_t)v[1] & 0xFFFFu) | ((uint32_t)v[3] << 16);
+    }
+}
+#endif
 
 static const int8_t *conv_weight(const thk_gemm_job *job, uint32_t o, int8_t *buf) {
     const conv_job *c = (const conv_job *)job;
@@ -568,6 +608,9 @@ static void conv_gemm(const thk_conv_params *p, const conv_dims *d, const thk_te
     c.job.tile = p->tile;
     c.job.outs = d->og;
     c.job.fill = conv_fill;
+#if THK_GEMM_DSP
+    c.job.fill_tile = p->kh * p->kw == 1 && !(p->pt | p->pl | p->pb | p->pr) ? conv_fill_1x1 : 0;
+#endif
     c.job.weight = conv_weight;
     c.job.st = &p->st;
     c.job.out = out;
@@ -584,6 +627,7 @@ static void conv_gemm(const thk_conv_params *p, const conv_dims *d, const thk_te
             c.o0 = c.job.bias0 = g * d->og;
             c.job.out0 = (n * d->O + c.o0) * P;
             c.xg = (const int8_t *)x->data + (size_t)(n * d->C + g * d->cg) * d->H * d->W;
+            c.xend = (const int8_t *)x->data + (size_t)d->N * d->C * d->H * d->W;
             thk_gemm_run(&c.job, scratch);
         }
 }

@@ -212,6 +212,52 @@ __attribute__((always_inline)) static inline int32_t out8(int32_t acc, int32_t s
     return v > hi ? hi : v;
 }
 
+__attribute__((naked, noinline)) void thk_patch3x3(int8_t *dst, const int8_t *base, uint32_t n,
+                                                  const thk_patch3 *g) {
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "ldmia r3, {r4-r11}\n\t"      /* off0 off1 off2 mask0 mask1 mask2 lsh plane */
+        "1:\n\t"
+        "ldr r3, [r1, r4]\n\t"
+        "ldr r12, [r1, r5]\n\t"
+        "ldr lr, [r1, r6]\n\t"
+        "lsl r3, r3, r10\n\t"
+        "lsl r12, r12, r10\n\t"
+        "lsl lr, lr, r10\n\t"
+        "and r3, r3, r7\n\t"
+        "and r12, r12, r8\n\t"
+        "and lr, lr, r9\n\t"
+        "str r3, [r0]\n\t"
+        "str r12, [r0, #3]\n\t"
+        "str lr, [r0, #6]\n\t"
+        "add r1, r1, r11\n\t"
+        "adds r0, #9\n\t"
+        "subs r2, #1\n\t"
+        "bne 1b\n\t"
+        "pop {r4-r11, pc}\n\t");
+}
+
+__attribute__((naked, noinline)) void thk_tile_strided(uint32_t *dst, const int8_t *src, uint32_t plane,
+                                                      uint32_t n) {
+    __asm__ volatile(
+        "push {r4-r8}\n\t"
+        "lsl r7, r2, #1\n\t"
+        "add r8, r7, r2\n\t"
+        "1:\n\t"
+        "ldrsb r4, [r1]\n\t"
+        "ldrsb r5, [r1, r2]\n\t"
+        "ldrsb r6, [r1, r7]\n\t"
+        "ldrsb r12, [r1, r8]\n\t"
+        "pkhbt r4, r4, r6, lsl #16\n\t"
+        "pkhbt r5, r5, r12, lsl #16\n\t"
+        "strd r4, r5, [r0], #16\n\t"
+        "add r1, r1, r2, lsl #2\n\t"
+        "subs r3, #1\n\t"
+        "bne 1b\n\t"
+        "pop {r4-r8}\n\t"
+        "bx lr\n\t");
+}
+
 void thk_copy_bytes(int8_t *dst, const int8_t *src, uint32_t n) {
     uint32_t k = 0;
     for (; k + 4 <= n; k += 4) __builtin_memcpy(dst + k, src + k, 4);
@@ -445,6 +491,12 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
         uint32_t np = job->rows - q0 < rows ? job->rows - q0 : rows, nr = (np + 3u) & ~3u;
         for (r = 0; r < nr; r++) {
             int8_t *dst = thk_tile_dest(tile, r, Kp, rowbuf);
+#if THK_GEMM_DSP
+            if (job->fill_tile && r < np) {
+                job->fill_tile(job, q0 + r, (uint32_t *)(void *)tile + (r >> 1) * Kp + 2u * (r & 1u));
+                continue;
+            }
+#endif
             if (r < np) { /* fill writes K values; the padding to Kp is 0 */
                 job->fill(job, q0 + r, dst);
                 memset(dst + K, 0, Kp - K);

@@ -90,6 +90,22 @@ void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho,
                    int32_t shift, int32_t lo, int32_t hi);
 /* n bytes, a word at a time (newlib-nano's memcpy goes byte by byte) */
 void thk_copy_bytes(int8_t *dst, const int8_t *src, uint32_t n);
+
+/* 3x3 patches (dilation 1 along the row) of n >= 1 channels `plane` bytes apart, 9 bytes each
+ * into dst: kernel row i is the word at base + off[i] shifted left by lsh bits and masked by
+ * mask[i] (a missing left column: lsh 8 or 16; a missing right column or row: the mask), stored
+ * as one unaligned word whose 4th byte the next store rewrites. Reads the 4 bytes at each
+ * base + off[i] (callers keep them inside the input) and writes dst[9 n]. */
+typedef struct {
+    int32_t off[3];
+    uint32_t mask[3];
+    uint32_t lsh, plane;
+} thk_patch3;
+void thk_patch3x3(int8_t *dst, const int8_t *base, uint32_t n, const thk_patch3 *g);
+
+/* n >= 1 groups of 4 values `plane` bytes apart (a 1x1 conv's channels) from src, as int16
+ * pairs (c0, c2) (c1, c3) into the tile at dst (one tile row: 16 bytes between groups) */
+void thk_tile_strided(uint32_t *dst, const int8_t *src, uint32_t plane, uint32_t n);
 #endif
 
 /* ---- the output stage of a block (conv, linear) ---- */
@@ -112,6 +128,11 @@ struct thk_gemm_job {
     uint32_t tile;                  /* rows per tile (thk_gemm_tile_in; 0: thk_tile_rows) */
     /* patch row r as natural int8 into dst: all K values (the driver zero-pads to Kp) */
     void (*fill)(const thk_gemm_job *job, uint32_t r, int8_t *dst);
+#if THK_GEMM_DSP
+    /* or, when set, patch row r straight into its tile row (words at dst, 16 bytes between
+     * groups of 4 values; all Kp / 4 groups) */
+    void (*fill_tile)(const thk_gemm_job *job, uint32_t r, uint32_t *dst);
+#endif
     /* weight row o (K int8 values): in place, or written into buf */
     const int8_t *(*weight)(const thk_gemm_job *job, uint32_t o, int8_t *buf);
     const thk_outstage *st;
