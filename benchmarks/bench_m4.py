@@ -2,11 +2,12 @@
 
 Builds the executor for Cortex-M4 (-Os -mthumb, the DSP extension's SMLAD kernels) with the
 bare-metal runner of executor/probe/m4_runner.c, runs the MLPerf Tiny twins (ResNet-8, DS-CNN,
-MobileNetV1-0.25; benchmarks/mlperf_models.py) in the unicorn engine (benchmarks/m4_emu.py),
-counts the instructions executed per op and prints instructions per MAC per op class next to
-the physical floor (one SMLAD = 2 MACs: 0.5 instruction per MAC). Goals: <= 1.0 on
-pointwise/standard convolutions and linear layers, <= 2.0 on depthwise convolutions. Checks that
-the emulated outputs equal the host executor's, and prints the Cortex-M4 text sizes.
+MobileNetV1-0.25, the FC autoencoder; benchmarks/mlperf_models.py) in the unicorn engine
+(benchmarks/m4_emu.py), counts the instructions executed per op and prints instructions per
+MAC per op class next to the physical floor (one SMLAD = 2 MACs: 0.5 instruction per MAC).
+Goals: <= 1.0 on pointwise/standard convolutions and linear layers, <= 2.0 on depthwise
+convolutions. Checks that the emulated outputs equal the host executor's, and prints the
+Cortex-M4 text sizes. ``--functions N``: the N functions that executed most, per model.
 
     python benchmarks/bench_m4.py [--data ../shared/data]
 """
@@ -30,6 +31,7 @@ MODELS = {
     "ResNet-8": "pretrainedResnet_quant.tflite",
     "DS-CNN": "kws_ref_model.tflite",
     "MobileNetV1-0.25": "vww_96_int8.tflite",
+    "FC autoencoder": "ad01_int8.tflite",
 }
 GOALS = {"conv (pointwise/standard)": 1.0, "depthwise conv": 2.0, "linear": 1.0}
 FLOOR = 0.5  # SMLAD: two 16-bit MACs per instruction
@@ -62,6 +64,8 @@ def op_classes(model_bin: str) -> list[tuple[str, int]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=default_data(), help="shared data folder")
+    parser.add_argument("--functions", type=int, default=0, metavar="N",
+                        help="also print the N functions that executed most, per model")
     args = parser.parse_args()
     why = m4_emu.available()
     if why:
@@ -78,14 +82,18 @@ def main() -> int:
         print("Cortex-M4 (emulated, unicorn): executed instructions per MAC by op class; "
               f"floor {FLOOR} (SMLAD = 2 MACs)")
         rows = [["model", "op class", "MACs", "instructions", "instr/MAC", "goal", "meets goal"]]
-        summary = []
+        summary, profiles = [], []
         for name, path in bins.items():
             exe = thinker.load(path, backend="c")
             spec = exe.inputs[0]
             x = np.random.default_rng(0).integers(-128, 128, spec.shape).astype(spec.dtype)
             host = next(iter(exe.run({spec.name: x}).values()))
+            by_block: dict[int, int] = {}
             with open(path, "rb") as f:
-                out, per_op = m4_emu.run(elf, f.read(), x.tobytes())
+                out, per_op = m4_emu.run(elf, f.read(), x.tobytes(), by_block=by_block)
+            if args.functions:
+                top = m4_emu.functions(elf, by_block)[:args.functions]
+                profiles.append(f"{name}: " + ", ".join(f"{fn} {n:,}" for fn, n in top))
             equal = out == np.ascontiguousarray(host).tobytes()
             totals: dict[str, list[int]] = {}
             other = 0
@@ -105,6 +113,8 @@ def main() -> int:
                            f"{'equals' if equal else 'DIFFERS FROM'} the host executor's")
         print(table(rows))
         print("\n".join(summary))
+        if profiles:
+            print("instructions by function (most first):\n" + "\n".join(profiles))
         print()
 
         print("Code size, Cortex-M4 (-Os -mthumb), executor + libc/libgcc helpers it links")

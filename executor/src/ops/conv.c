@@ -491,14 +491,15 @@ static void gather_edge(int8_t *dst, const int8_t *x, const thk_conv_params *p, 
 }
 
 /* The patch row of output pixel (oy, ox): cg channels x kh x kw input values, 0 in the
- * padding (every one of the K values written). Windows inside the input copy rows without
- * checks; others copy the taps inside (gather_edge). */
+ * padding (every one of the K values written). DSP builds: 3x3 windows a word per kernel row
+ * and channel (thk_patch3x3), others tap by tap (1x1 convs without padding fill the tile
+ * directly: conv_fill_1x1). Hosts: windows inside the input copy rows without checks. */
 static void gather(int8_t *dst, const int8_t *x, const int8_t *xend, const thk_conv_params *p,
                    const conv_dims *d, uint32_t oy, uint32_t ox) {
     int64_t iy0 = (int64_t)oy * p->sh - p->pt, ix0 = (int64_t)ox * p->sw - p->pl;
-    uint32_t c, i, j, plane = d->H * d->W, kh = p->kh, kw = p->kw, dw = p->dw;
+    uint32_t c, i, plane = d->H * d->W, kh = p->kh, kw = p->kw, dw = p->dw;
 #if THK_GEMM_DSP
-    if (kh == 3 && kw == 3 && dw == 1) { /* a word per kernel row and channel (thk_patch3x3) */
+    if (kh == 3 && kw == 3 && dw == 1) {
         thk_patch3 g;
         int64_t lo = ix0 < 0 ? -ix0 : 0, hi = (int64_t)d->W - ix0; /* columns inside: [lo, hi) */
         uint32_t cols, n = d->cg, last = 0;
@@ -520,19 +521,18 @@ static void gather(int8_t *dst, const int8_t *x, const int8_t *xend, const thk_c
         if (n < d->cg) gather_edge(dst, x, p, d, iy0, ix0, n);
         return;
     }
+    (void)c;
 #else
     (void)xend;
-#endif
     if (ix0 >= 0 && ix0 + (int64_t)(kw - 1) * dw < (int64_t)d->W && iy0 >= 0 &&
         iy0 + (int64_t)(kh - 1) * p->dh < (int64_t)d->H) {
         /* inside: 32-bit offsets (every one is below the tensor's size) */
         const int8_t *base = x + (uint32_t)iy0 * d->W + (uint32_t)ix0;
-        uint32_t rstep = p->dh * d->W;
+        uint32_t rstep = p->dh * d->W, j;
         if (kh * kw == 1) {
             for (c = 0; c < d->cg; c++, base += plane) *dst++ = *base;
             return;
         }
-#if !THK_GEMM_DSP /* (DSP builds took thk_patch3x3 above) */
         if (kh == 3 && kw == 3 && dw == 1) { /* the common 3x3: nine copies per channel */
             for (c = 0; c < d->cg; c++, base += plane, dst += 9) {
                 const int8_t *r1 = base + rstep, *r2 = r1 + rstep;
@@ -542,7 +542,6 @@ static void gather(int8_t *dst, const int8_t *x, const int8_t *xend, const thk_c
             }
             return;
         }
-#endif
         for (c = 0; c < d->cg; c++, base += plane) {
             const int8_t *r = base;
             for (i = 0; i < kh; i++, r += rstep, dst += kw) {
@@ -555,6 +554,7 @@ static void gather(int8_t *dst, const int8_t *x, const int8_t *xend, const thk_c
         }
         return;
     }
+#endif
     gather_edge(dst, x, p, d, iy0, ix0, 0);
 }
 

@@ -197,9 +197,60 @@ __attribute__((naked, noinline)) static void pairs_kernel(thk_pairs *job) {
         "pop {r4-r11, pc}\n\t");
 }
 
+/* One patch row (a linear layer on one input row) against two int8 weight rows read in place:
+ * acc[i] += w_i . x over n >= 1 groups of 4 values; x is the tile's row 0 (int16 pairs, 16
+ * bytes between groups). Per group two LDR (any alignment), one LDRD, four SXTB16 and four
+ * SMLAD: 8 MACs, no prepared weights (each is used once); two groups a turn. */
+#define VEC_GROUP                                                                           \
+    "ldr r4, [r1], #4\n\t"                                                                \
+    "ldr r5, [r2], #4\n\t"                                                                \
+    "ldrd r6, r7, [r3], #16\n\t"                                                          \
+    "sxtb16 r12, r4\n\t"                                                                  \
+    "sxtb16 r4, r4, ror #8\n\t"                                                           \
+    "smlad r8, r12, r6, r8\n\t"                                                           \
+    "smlad r8, r4, r7, r8\n\t"                                                            \
+    "sxtb16 r12, r5\n\t"                                                                  \
+    "sxtb16 r5, r5, ror #8\n\t"                                                           \
+    "smlad r9, r12, r6, r9\n\t"                                                           \
+    "smlad r9, r5, r7, r9\n\t"
+
+__attribute__((naked, noinline)) static void vec_groups(int32_t acc[2], const int8_t *w0, const int8_t *w1,
+                                                       const uint32_t *x, uint32_t n) {
+    __asm__ volatile(
+        "push {r4-r10, lr}\n\t"
+        "ldr r10, [sp, #32]\n\t"
+        "ldrd r8, r9, [r0]\n\t"
+        "adds r10, r10, #1\n\t"
+        "lsrs r10, r10, #1\n\t"      /* turns of two groups; carry: n even */
+        "bcc 2f\n\t"
+        "1:\n\t"
+        VEC_GROUP
+        "2:\n\t"
+        VEC_GROUP
+        "subs r10, r10, #1\n\t"
+        "bne 1b\n\t"
+        "strd r8, r9, [r0]\n\t"
+        "pop {r4-r10, pc}\n\t");
+}
+
+/* acc = (w0 . x, w1 . x) over K values (the last K & 3 read without going past the rows) */
+static void vec_dot2(const int8_t *w0, const int8_t *w1, const uint32_t *x, uint32_t K, int32_t acc[2]) {
+    uint32_t n = K >> 2, t = K & 3u;
+    acc[0] = acc[1] = 0;
+    if (n) vec_groups(acc, w0, w1, x, n);
+    if (t) {
+        uint32_t v0 = rd_tail(w0 + 4u * n, t), v1 = rd_tail(w1 + 4u * n, t);
+        x += 4u * n;
+        acc[0] = __smlad((int32_t)__sxtb16(v0), (int32_t)x[0], acc[0]);
+        acc[0] = __smlad((int32_t)sxtb16_ror8(v0), (int32_t)x[1], acc[0]);
+        acc[1] = __smlad((int32_t)__sxtb16(v1), (int32_t)x[0], acc[1]);
+        acc[1] = __smlad((int32_t)sxtb16_ror8(v1), (int32_t)x[1], acc[1]);
+    }
+}
+
 /* int8 output of the int32 stage: (acc >> shift) clamped to [lo, hi] (acc already holds
  * bias + half); SSAT/USAT when the range allows */
-__attribute__((always_inline)) static inline int32_t out8(int32_t acc, int32_t shift, int32_t lo, int32_t hi) {
+__attribute__((noinline)) static int32_t out8(int32_t acc, int32_t shift, int32_t lo, int32_t hi) {
     int32_t v = acc >> shift; /* arithmetic on every target with the DSP extension */
     /* lo >= -128 and hi <= 127 (an int8 output stage), so saturating to int8 first changes
      * nothing after the clamp */
@@ -511,6 +562,20 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
             int64_t b0 = thk_bias_at(job->bias, job->has_bias, job->bias0 + o);
             int64_t b1 = two ? thk_bias_at(job->bias, job->has_bias, job->bias0 + o + 1) : 0;
 #if THK_GEMM_DSP
+            if (np == 1) { /* a single patch row: weights straight from their rows */
+                const thk_outstage *st = job->st;
+                vec_dot2(w0, w1, (const uint32_t *)(const void *)tile, K, acc);
+                if (job->out32) {
+                    int8_t *d = (int8_t *)job->out->data + at;
+                    int32_t half = (int32_t)1 << (st->shift - 1), lo = (int32_t)st->lo, hi = (int32_t)st->hi;
+                    d[0] = (int8_t)out8(acc[0] + (int32_t)b0 + half, st->shift, lo, hi);
+                    if (two) d[job->ch_step] = (int8_t)out8(acc[1] + (int32_t)b1 + half, st->shift, lo, hi);
+                    continue;
+                }
+                thk_gemm_store(st, 0, job->out, acc, 1, at, job->row_step, b0);
+                if (two) thk_gemm_store(st, 0, job->out, acc + 1, 1, at + job->ch_step, job->row_step, b1);
+                continue;
+            }
             {
                 const thk_outstage *st = job->st;
                 uint32_t rs = job->row_step;
