@@ -90,36 +90,38 @@ static void prep_weights(uint32_t *wq, const int8_t *w0, const int8_t *w1, uint3
 }
 
 /* The DSP GEMM kernel: two weight rows (prepared, wq) x the tile's row pairs, from row pair
- * `p` on, `pairs` of them. Per group of 4 values and row pair: one LDM of the weights, two LDRD
- * of the patch pairs, eight SMLAD (16 MACs); the K loop runs two groups per turn. Each pair's
- * four accumulators start at the biases (h0, h1: bias + half) and leave as int8 outputs
- * (mode 0: >> shift then clamp to [lo, hi]; 2: >> shift, SSAT 8; 3: >> shift, USAT 7) or, mode
- * 1, as raw int32 (row0 px0, px1, row1 px0, px1) at acc. One naked routine: the loop needs 13
- * registers and the driver's state one more. */
+ * `p` on, `pairs` of them. Per group of 4 values and row pair: one LDM of the weights, one LDM
+ * of both rows' patch pairs, eight SMLAD (16 MACs); the K loop runs four groups a turn (entered
+ * part way for nq % 4) and ends when the weights do. Each pair's four accumulators start at the
+ * biases (h0, h1: bias + half) and leave as int8 outputs (mode 0: >> shift then clamp to
+ * [lo, hi]; 2: >> shift, SSAT 8; 3: >> shift, USAT 7) or, mode 1, as raw int32 (row0 px0, px1,
+ * row1 px0, px1) at acc. One naked routine: the loop needs all 14 registers; the job pointer,
+ * the weights' end and the loop entry and output stage chosen once per call (branched to by
+ * loading pc) wait on the stack. */
 typedef struct {
     const uint32_t *wq;     /* 0: prepared weights */
-    const uint32_t *p;      /* 4: first row pair */
-    uint32_t nq;            /* 8: groups of 4 values, >= 1 */
-    uint32_t pairs;         /* 12: row pairs, >= 1 */
-    int32_t h0, h1;         /* 16, 20: accumulator starts */
-    int32_t shift, lo, hi;  /* 24, 28, 32 */
-    int8_t *d0, *d1;        /* 36, 40: outputs of row 0 (mode 1: d0 = int32 acc) */
-    uint32_t rs;            /* 44: output step between rows */
-    uint32_t mode;          /* 48 */
+    const uint32_t *wq_end; /* 4: their end (4 words a group) */
+    const uint32_t *p;      /* 8: first row pair */
+    uint32_t lead;          /* 12: groups % 4 */
+    uint32_t pairs;         /* 16: row pairs, >= 1 */
+    int32_t h0, h1;         /* 20, 24: accumulator starts */
+    int32_t shift, lo, hi;  /* 28, 32, 36 */
+    int8_t *d0, *d1;        /* 40, 44: outputs of row 0 (mode 1: d0 = int32 acc) */
+    uint32_t rs;            /* 48: output step between rows */
+    uint32_t mode;          /* 52 */
 } thk_pairs;
 
 #define PAIR_GROUP                                                                          \
     "ldmia r0!, {r2-r5}\n\t"                                                              \
-    "ldrd r6, r7, [r1], #8\n\t"                                                           \
+    "ldmia r1!, {r6, r7, r12, lr}\n\t"                                                    \
     "smlad r8, r2, r6, r8\n\t"                                                            \
     "smlad r8, r3, r7, r8\n\t"                                                            \
     "smlad r10, r4, r6, r10\n\t"                                                          \
     "smlad r10, r5, r7, r10\n\t"                                                          \
-    "ldrd r6, r7, [r1], #8\n\t"                                                           \
-    "smlad r9, r2, r6, r9\n\t"                                                            \
-    "smlad r9, r3, r7, r9\n\t"                                                            \
-    "smlad r11, r4, r6, r11\n\t"                                                          \
-    "smlad r11, r5, r7, r11\n\t"
+    "smlad r9, r2, r12, r9\n\t"                                                           \
+    "smlad r9, r3, lr, r9\n\t"                                                            \
+    "smlad r11, r4, r12, r11\n\t"                                                         \
+    "smlad r11, r5, lr, r11\n\t"
 
 /* rX >> shift, clamped, stored */
 #define PAIR_OUT(R, DST)                                                                    \
@@ -139,32 +141,58 @@ typedef struct {
 __attribute__((naked, noinline)) static void pairs_kernel(thk_pairs *job) {
     __asm__ volatile(
         "push {r4-r11, lr}\n\t"
-        "mov lr, r0\n\t"
-        "ldr r1, [lr, #4]\n\t"
+        "sub sp, #16\n\t"            /* [sp] job, #4 weights' end, #8 K loop entry, #12 output */
+        "ldr r1, [r0, #4]\n\t"
+        "strd r0, r1, [sp]\n\t"
+        "ldr r2, [r0, #12]\n\t"      /* nq % 4: enter at group 4 - it of the turn */
+        "ldr r3, =1f\n\t"
+        "cmp r2, #1\n\t"
+        "it eq\n\t"
+        "ldreq r3, =14f\n\t"
+        "cmp r2, #2\n\t"
+        "it eq\n\t"
+        "ldreq r3, =13f\n\t"
+        "cmp r2, #3\n\t"
+        "it eq\n\t"
+        "ldreq r3, =12f\n\t"
+        "ldr r2, [r0, #52]\n\t"      /* the output stage of the mode */
+        "ldr r4, =20f\n\t"
+        "cmp r2, #1\n\t"
+        "it eq\n\t"
+        "ldreq r4, =5f\n\t"
+        "cmp r2, #2\n\t"
+        "it eq\n\t"
+        "ldreq r4, =3f\n\t"
+        "cmp r2, #3\n\t"
+        "it eq\n\t"
+        "ldreq r4, =4f\n\t"
+        "orr r3, r3, #1\n\t"         /* Thumb state for the loads into pc */
+        "orr r4, r4, #1\n\t"
+        "strd r3, r4, [sp, #8]\n\t"
+        "ldr r1, [r0, #8]\n\t"
         "10:\n\t"
+        "ldr lr, [sp]\n\t"
         "ldr r0, [lr]\n\t"
-        "ldrd r8, r10, [lr, #16]\n\t"
+        "ldrd r8, r10, [lr, #20]\n\t"
         "mov r9, r8\n\t"
         "mov r11, r10\n\t"
-        "ldr r12, [lr, #8]\n\t"
-        "adds r12, r12, #1\n\t"
-        "lsrs r12, r12, #1\n\t"      /* turns; carry: nq even */
-        "bcc 2f\n\t"
+        "ldr pc, [sp, #8]\n\t"
         "1:\n\t"
         PAIR_GROUP
-        "2:\n\t"
+        "12:\n\t"
         PAIR_GROUP
-        "subs r12, r12, #1\n\t"
+        "13:\n\t"
+        PAIR_GROUP
+        "14:\n\t"
+        PAIR_GROUP
+        "ldr r6, [sp, #4]\n\t"
+        "cmp r0, r6\n\t"
         "bne 1b\n\t"
-        "add r12, lr, #24\n\t"
+        "ldr lr, [sp]\n\t"
+        "add r12, lr, #28\n\t"
         "ldmia r12, {r2-r7}\n\t"     /* shift lo hi d0 d1 rs */
-        "ldr r0, [lr, #48]\n\t"
-        "cmp r0, #1\n\t"
-        "beq 5f\n\t"
-        "cmp r0, #2\n\t"
-        "beq 3f\n\t"
-        "cmp r0, #3\n\t"
-        "beq 4f\n\t"
+        "ldr pc, [sp, #12]\n\t"
+        "20:\n\t"
         PAIR_OUT("r8", "[r5]")
         PAIR_OUT("r9", "[r5, r7]")
         PAIR_OUT("r10", "[r6]")
@@ -184,17 +212,19 @@ __attribute__((naked, noinline)) static void pairs_kernel(thk_pairs *job) {
         "6:\n\t"
         "add r5, r5, r7, lsl #1\n\t"
         "add r6, r6, r7, lsl #1\n\t"
-        "strd r5, r6, [lr, #36]\n\t"
+        "strd r5, r6, [lr, #40]\n\t"
         "b 7f\n\t"
         "5:\n\t"
         "stmia r5!, {r8-r11}\n\t"
-        "str r5, [lr, #36]\n\t"
+        "str r5, [lr, #40]\n\t"
         "7:\n\t"
-        "ldr r0, [lr, #12]\n\t"
+        "ldr r0, [lr, #16]\n\t"
         "subs r0, r0, #1\n\t"
-        "str r0, [lr, #12]\n\t"
+        "str r0, [lr, #16]\n\t"
         "bne 10b\n\t"
-        "pop {r4-r11, pc}\n\t");
+        "add sp, #16\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".ltorg\n\t");
 }
 
 /* One patch row (a linear layer on one input row) against two int8 weight rows read in place:
@@ -583,7 +613,8 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
                 thk_pairs k;
                 prep_weights(wq, w0, w1, K);
                 k.wq = wq;
-                k.nq = Kp >> 2;
+                k.wq_end = wq + Kp; /* 4 words a group of 4 values */
+                k.lead = (Kp >> 2) & 3u;
                 r = 0;
                 if (job->out32 && np > 1) { /* whole pixel pairs straight into the int8 outputs */
                     int32_t half = (int32_t)1 << (st->shift - 1);
