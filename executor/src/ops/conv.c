@@ -473,21 +473,29 @@ static void conv_depthwise(const thk_conv_params *p, const conv_dims *d, const t
 }
 
 /* Channels [c0, cg) of the patch row of the window at (iy0, ix0): the taps inside the input
- * (kernel rows [i0, i1), columns [j0, j1)), zeros elsewhere. */
+ * (kernel rows [i0, i1), columns [j0, j1)), zeros elsewhere; 32-bit steps inside. */
 static void gather_edge(int8_t *dst, const int8_t *x, const thk_conv_params *p, const conv_dims *d,
                         int64_t iy0, int64_t ix0, uint32_t c0) {
-    uint32_t c, i, j, kh = p->kh, kw = p->kw, dw = p->dw, i0, i1, j0, j1, plane = d->H * d->W;
+    uint32_t c, i, j, kh = p->kh, kw = p->kw, dw = p->dw, i0, i1, j0, j1, K1 = kh * kw;
+    uint32_t plane = d->H * d->W, rstep = p->dh * d->W, first;
     for (i0 = 0; i0 < kh && iy0 + (int64_t)i0 * p->dh < 0; i0++) {}
     for (i1 = kh; i1 > i0 && iy0 + (int64_t)(i1 - 1) * p->dh >= (int64_t)d->H; i1--) {}
     for (j0 = 0; j0 < kw && ix0 + (int64_t)j0 * dw < 0; j0++) {}
     for (j1 = kw; j1 > j0 && ix0 + (int64_t)(j1 - 1) * dw >= (int64_t)d->W; j1--) {}
-    dst += (size_t)c0 * kh * kw;
-    memset(dst, 0, (size_t)(d->cg - c0) * kh * kw);
-    for (c = c0, x += (size_t)c0 * plane; c < d->cg; c++, x += plane, dst += kh * kw)
-        for (i = i0; i < i1; i++) {
-            const int8_t *r = x + (uint32_t)(iy0 + (int64_t)i * p->dh) * d->W;
-            for (j = j0; j < j1; j++) dst[i * kw + j] = r[(uint32_t)(ix0 + (int64_t)j * dw)];
+    dst += (size_t)c0 * K1;
+    memset(dst, 0, (size_t)(d->cg - c0) * K1);
+    if (i0 == i1 || j0 == j1) return;
+    /* the first tap inside: kernel row i0, column j0 */
+    first = (uint32_t)(iy0 + (int64_t)i0 * p->dh) * d->W + (uint32_t)(ix0 + (int64_t)j0 * dw);
+    for (c = c0, x += (size_t)c0 * plane + first, dst += i0 * kw + j0; c < d->cg;
+         c++, x += plane, dst += K1) {
+        const int8_t *r = x;
+        int8_t *o = dst;
+        for (i = i0; i < i1; i++, r += rstep, o += kw) {
+            const int8_t *q = r;
+            for (j = j0; j < j1; j++, q += dw) o[j - j0] = *q;
         }
+    }
 }
 
 /* The patch row of output pixel (oy, ox): cg channels x kh x kw input values, 0 in the

@@ -565,6 +565,18 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
     int8_t *rowbuf = (int8_t *)scratch + thk_tile_bytes(Kp, rows), *wbuf = rowbuf + Kp;
 #if THK_GEMM_DSP
     uint32_t *wq = (uint32_t *)(void *)(wbuf + 2u * Kp); /* 4-aligned: tile and Kp are */
+    const thk_outstage *st = job->st;
+    thk_pairs k, kraw; /* the kernel's jobs: the int8 output stage, raw sums (set once) */
+    k.wq = kraw.wq = wq;
+    k.wq_end = kraw.wq_end = wq + Kp; /* 4 words a group of 4 values */
+    k.lead = kraw.lead = (Kp >> 2) & 3u;
+    k.shift = st->shift;
+    k.lo = (int32_t)st->lo;
+    k.hi = (int32_t)st->hi;
+    k.mode = k.lo <= -128 && k.hi == 127 ? 2u : k.lo == 0 && k.hi == 127 ? 3u : 0u;
+    k.rs = job->row_step;
+    kraw.h0 = kraw.h1 = 0;
+    kraw.mode = 1;
 #endif
     int32_t acc[8];
     if (!K) return; /* no values: callers never build one (shapes are >= 1) */
@@ -593,56 +605,39 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
             int64_t b1 = two ? thk_bias_at(job->bias, job->has_bias, job->bias0 + o + 1) : 0;
 #if THK_GEMM_DSP
             if (np == 1) { /* a single patch row: weights straight from their rows */
-                const thk_outstage *st = job->st;
                 vec_dot2(w0, w1, (const uint32_t *)(const void *)tile, K, acc);
                 if (job->out32) {
                     int8_t *d = (int8_t *)job->out->data + at;
-                    int32_t half = (int32_t)1 << (st->shift - 1), lo = (int32_t)st->lo, hi = (int32_t)st->hi;
-                    d[0] = (int8_t)out8(acc[0] + (int32_t)b0 + half, st->shift, lo, hi);
-                    if (two) d[job->ch_step] = (int8_t)out8(acc[1] + (int32_t)b1 + half, st->shift, lo, hi);
+                    int32_t half = (int32_t)1 << (k.shift - 1);
+                    d[0] = (int8_t)out8(acc[0] + (int32_t)b0 + half, k.shift, k.lo, k.hi);
+                    if (two) d[job->ch_step] = (int8_t)out8(acc[1] + (int32_t)b1 + half, k.shift, k.lo, k.hi);
                     continue;
                 }
                 thk_gemm_store(st, 0, job->out, acc, 1, at, job->row_step, b0);
                 if (two) thk_gemm_store(st, 0, job->out, acc + 1, 1, at + job->ch_step, job->row_step, b1);
                 continue;
             }
-            {
-                const thk_outstage *st = job->st;
-                uint32_t rs = job->row_step;
-                int8_t *d0 = (int8_t *)job->out->data + at;
-                thk_pairs k;
-                prep_weights(wq, w0, w1, K);
-                k.wq = wq;
-                k.wq_end = wq + Kp; /* 4 words a group of 4 values */
-                k.lead = (Kp >> 2) & 3u;
-                r = 0;
-                if (job->out32 && np > 1) { /* whole pixel pairs straight into the int8 outputs */
-                    int32_t half = (int32_t)1 << (st->shift - 1);
-                    k.p = (const uint32_t *)(const void *)tile;
-                    k.pairs = np >> 1;
-                    k.h0 = (int32_t)b0 + half;
-                    k.h1 = two ? (int32_t)b1 + half : k.h0; /* one row: its outputs twice */
-                    k.shift = st->shift;
-                    k.lo = (int32_t)st->lo;
-                    k.hi = (int32_t)st->hi;
-                    k.mode = k.lo <= -128 && k.hi == 127 ? 2u : k.lo == 0 && k.hi == 127 ? 3u : 0u;
-                    k.d0 = d0;
-                    k.d1 = two ? d0 + job->ch_step : d0;
-                    k.rs = rs;
-                    pairs_kernel(&k);
-                    r = np & ~1u;
-                }
-                for (; r < np; r += 2) { /* raw sums of one pair, then the output stage */
-                    uint32_t n = np - r < 2 ? np - r : 2, idx = at + r * rs;
-                    k.p = (const uint32_t *)(const void *)tile + (r >> 1) * Kp;
-                    k.pairs = 1;
-                    k.h0 = k.h1 = 0;
-                    k.d0 = (int8_t *)(void *)acc;
-                    k.mode = 1;
-                    pairs_kernel(&k);
-                    thk_gemm_store(st, job->out32, job->out, acc, n, idx, rs, b0);
-                    if (two) thk_gemm_store(st, job->out32, job->out, acc + 2, n, idx + job->ch_step, rs, b1);
-                }
+            prep_weights(wq, w0, w1, K);
+            r = 0;
+            if (job->out32 && np > 1) { /* whole pixel pairs straight into the int8 outputs */
+                int32_t half = (int32_t)1 << (k.shift - 1);
+                k.p = (const uint32_t *)(const void *)tile;
+                k.pairs = np >> 1;
+                k.h0 = (int32_t)b0 + half;
+                k.h1 = two ? (int32_t)b1 + half : k.h0; /* one row: its outputs twice */
+                k.d0 = (int8_t *)job->out->data + at;
+                k.d1 = two ? k.d0 + job->ch_step : k.d0;
+                pairs_kernel(&k);
+                r = np & ~1u;
+            }
+            for (; r < np; r += 2) { /* raw sums of one pair, then the output stage */
+                uint32_t n = np - r < 2 ? np - r : 2, idx = at + r * job->row_step;
+                kraw.p = (const uint32_t *)(const void *)tile + (r >> 1) * Kp;
+                kraw.pairs = 1;
+                kraw.d0 = (int8_t *)(void *)acc;
+                pairs_kernel(&kraw);
+                thk_gemm_store(st, job->out32, job->out, acc, n, idx, job->row_step, b0);
+                if (two) thk_gemm_store(st, job->out32, job->out, acc + 2, n, idx + job->ch_step, job->row_step, b1);
             }
 #else
             for (r = 0; r < np; r += 4) {
