@@ -192,17 +192,24 @@ def plan_memory(graph: Graph, alignment: int, constants_default: int,
 
 def _grown(graph: Graph, group: list[Buffer], plan: dict[int, int], b: Buffer,
            arena: int) -> tuple[int, int]:
-    """(offset, bytes) of scratch buffer ``b``'s region: a tiled GEMM's (conv / linear) takes
-    the whole free run of arena bytes around its planned place (nothing else uses them during
-    its op), up to GROWN_TILE_BYTES of region, so its kernel prepares each weight row pair once
-    per more patch rows; the arena does not grow. Other kernels get exactly their need."""
+    """(offset, bytes) of scratch buffer ``b``'s region: a tiled GEMM's (conv / linear) moves to
+    the largest run of arena bytes that nothing else uses during its op (its planned place is
+    one) and takes up to GROWN_TILE_BYTES of it, so its kernel prepares each weight row pair
+    once per more patch rows; the arena does not grow. Other kernels get exactly their need."""
     start = plan[b.id]
     shape = gemm_shape(graph, graph.nodes[b.scratch_op])
     if shape is None:
         return start, b.nbytes
-    live = [o for o in group if o is not b and o.overlaps(b)]
-    low = max([0] + [plan[o.id] + o.size for o in live if plan[o.id] + o.size <= start])
-    high = min([arena] + [plan[o.id] for o in live if plan[o.id] >= start + b.size])
+    taken = sorted((plan[o.id], plan[o.id] + o.size) for o in group
+                   if o is not b and o.overlaps(b))
+    runs, at = [], 0  # free runs (start, end) at the op's step
+    for lo, hi in taken + [(arena, arena)]:
+        if lo > at:
+            runs.append((at, lo))
+        at = max(at, hi)
+    low, high = max(runs, key=lambda r: (r[1] - r[0], r[0] == start))
+    if high - low < b.size:  # (cannot happen: the planned place is free) keep it
+        low, high = start, start + b.size
     k, rows = shape
     most = gemm_scratch(k, rows, gemm_tile_in(k, rows, max(b.nbytes, GROWN_TILE_BYTES)))
     return low, gemm_scratch(k, rows, gemm_tile_in(k, rows, min(high - low, most)))

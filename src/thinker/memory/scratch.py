@@ -78,7 +78,7 @@ def gemm_tile_in(k: int, rows: int, budget: int) -> int:
 
 # a tiled GEMM's region is grown into arena bytes free at its op up to this size (larger tiles
 # prepare each weight row pair for more patch rows: docs/memory.md)
-GROWN_TILE_BYTES = 16384
+GROWN_TILE_BYTES = 65536
 
 
 def gemm_shape(graph: Graph, node: Node) -> tuple[int, int] | None:
