@@ -29,11 +29,6 @@ static uint32_t rd_tail(const int8_t *p, uint32_t n) {
     return v;
 }
 
-int8_t *thk_tile_dest(thk_patch *tile, uint32_t r, uint32_t Kp, int8_t *rowbuf) {
-    (void)tile; (void)r; (void)Kp;
-    return rowbuf;
-}
-
 /* n >= 1 groups: per group one LDR, two SXTB16, one STRD (the next row pair's group is 16
  * bytes on) */
 __attribute__((naked, noinline)) static void put_groups(uint32_t *dst, const int8_t *row, uint32_t n) {
@@ -479,31 +474,34 @@ void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho,
 
 #else /* portable C */
 
-int8_t *thk_tile_dest(thk_patch *tile, uint32_t r, uint32_t Kp, int8_t *rowbuf) {
-    (void)rowbuf;
-    return tile + (size_t)r * Kp;
-}
-
 void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
-    (void)tile; (void)r; (void)Kp; (void)row; /* gathered in place */
+    thk_patch *dst = tile + (size_t)r * Kp;
+    uint32_t k;
+    for (k = 0; k < Kp; k++) dst[k] = row[k];
 }
 
-void thk_dot_2x4(const int8_t *w0, const int8_t *w1, const thk_patch *tile, uint32_t r0, uint32_t n,
-                 uint32_t K, uint32_t Kp, int32_t acc[8]) {
-    const int8_t *p0 = tile + (size_t)r0 * Kp;
-    uint32_t k, j;
-    if (n == 4) {
-        const int8_t *p1 = p0 + Kp, *p2 = p1 + Kp, *p3 = p2 + Kp;
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-        for (k = 0; k < K; k++) {
-            int32_t x0 = w0[k], x1 = w1[k];
-            a0 += x0 * p0[k]; a1 += x0 * p1[k]; a2 += x0 * p2[k]; a3 += x0 * p3[k];
-            a4 += x1 * p0[k]; a5 += x1 * p1[k]; a6 += x1 * p2[k]; a7 += x1 * p3[k];
-        }
-        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
-        acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7;
-        return;
+/* acc[i * 4 + j] = w_i . patch(r0 + j) for i < 2, j < 4 over K values, all int16 (16-bit
+ * multiply-adds once vectorized); w0 and w1 may be the same row. */
+static void dot_2x4(const int16_t *w0, const int16_t *w1, const thk_patch *tile, uint32_t r0,
+                    uint32_t K, uint32_t Kp, int32_t acc[8]) {
+    const thk_patch *p0 = tile + (size_t)r0 * Kp, *p1 = p0 + Kp, *p2 = p1 + Kp, *p3 = p2 + Kp;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    uint32_t k;
+    for (k = 0; k < K; k++) {
+        int32_t x0 = w0[k], x1 = w1[k];
+        a0 += x0 * p0[k]; a1 += x0 * p1[k]; a2 += x0 * p2[k]; a3 += x0 * p3[k];
+        a4 += x1 * p0[k]; a5 += x1 * p1[k]; a6 += x1 * p2[k]; a7 += x1 * p3[k];
     }
+    acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+    acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7;
+}
+
+/* The same for j < n < 4 rows with the int8 weight rows read in place (a weight used by fewer
+ * than 4 rows is not worth widening first: linear layers on one input row) */
+static void dot_2xn(const int8_t *w0, const int8_t *w1, const thk_patch *tile, uint32_t r0, uint32_t n,
+                    uint32_t K, uint32_t Kp, int32_t acc[8]) {
+    const thk_patch *p0 = tile + (size_t)r0 * Kp;
+    uint32_t k, j;
     for (j = 0; j < n; j++, p0 += Kp) {
         int32_t a0 = 0, a4 = 0;
         for (k = 0; k < K; k++) {
@@ -545,6 +543,15 @@ void thk_gemm_store(const thk_outstage *st, uint8_t out32, const thk_tensor *out
 #if THK_GEMM_DSP
         for (j = 0; j < n; j++, dst += step) *dst = (int8_t)out8(acc[j] + hb, s, lo, hi);
 #else
+        if (step == 1) { /* contiguous: the same loop, which compilers vectorize */
+            for (j = 0; j < n; j++) {
+                int32_t v = acc[j] + hb;
+                v = v >= 0 ? v >> s : ~(~v >> s);
+                v = v < lo ? lo : v;
+                dst[j] = (int8_t)(v > hi ? hi : v);
+            }
+            return;
+        }
         for (j = 0; j < n; j++, dst += step) {
             int32_t v = acc[j] + hb;
             v = v >= 0 ? v >> s : ~(~v >> s);
@@ -563,7 +570,9 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
     uint32_t K = job->K, Kp = thk_kpad(K), rows = job->tile ? job->tile : thk_tile_rows(Kp, job->rows), q0, r, o;
     thk_patch *tile = (thk_patch *)(void *)scratch;
     int8_t *rowbuf = (int8_t *)scratch + thk_tile_bytes(Kp, rows), *wbuf = rowbuf + Kp;
-#if THK_GEMM_DSP
+#if !THK_GEMM_DSP
+    int16_t *wq = (int16_t *)(void *)(wbuf + 2u * Kp); /* two int16 weight rows: 4 Kp bytes */
+#else
     uint32_t *wq = (uint32_t *)(void *)(wbuf + 2u * Kp); /* 4-aligned: tile and Kp are */
     const thk_outstage *st = job->st;
     thk_pairs k, kraw; /* the kernel's jobs: the int8 output stage, raw sums (set once) */
@@ -583,7 +592,7 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
     for (q0 = 0; q0 < job->rows; q0 += rows) {
         uint32_t np = job->rows - q0 < rows ? job->rows - q0 : rows, nr = (np + 3u) & ~3u;
         for (r = 0; r < nr; r++) {
-            int8_t *dst = thk_tile_dest(tile, r, Kp, rowbuf);
+            int8_t *dst = rowbuf;
 #if THK_GEMM_DSP
             if (job->fill_tile && r < np) {
                 job->fill_tile(job, q0 + r, (uint32_t *)(void *)tile + (r >> 1) * Kp + 2u * (r & 1u));
@@ -640,9 +649,16 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
                 if (two) thk_gemm_store(st, job->out32, job->out, acc + 2, n, idx + job->ch_step, job->row_step, b1);
             }
 #else
+            for (r = 0; np >= 4 && r < K; r++) { /* the weight rows as int16 */
+                wq[r] = w0[r];
+                wq[Kp + r] = w1[r];
+            }
             for (r = 0; r < np; r += 4) {
                 uint32_t n = np - r < 4 ? np - r : 4, idx = at + r * job->row_step;
-                thk_dot_2x4(w0, w1, tile, r, n, K, Kp, acc);
+                if (n == 4)
+                    dot_2x4(wq, wq + Kp, tile, r, K, Kp, acc);
+                else
+                    dot_2xn(w0, w1, tile, r, n, K, Kp, acc);
                 thk_gemm_store(job->st, job->out32, job->out, acc, n, idx, job->row_step, b0);
                 if (two) thk_gemm_store(job->st, job->out32, job->out, acc + 4, n, idx + job->ch_step, job->row_step, b1);
             }

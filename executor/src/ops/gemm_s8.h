@@ -2,13 +2,14 @@
  *
  * The product is "weight rows x patch rows": a weight row is K int8 values in place (model.bin
  * layout, any alignment); a patch row is the K input values one output pixel (or one linear
- * row) reads. Patch rows live in a TILE of up to THK_TILE_BLOCK-row blocks, laid out for the
- * target:
- *   - portable C: row r at tile + r * Kp, int8, natural order (compilers vectorize the dot
- *     products along K);
- *   - Cortex-M with the DSP extension (__ARM_FEATURE_DSP): int16, blocks of 4 rows; inside a
- *     block, per group of 4 values (k0 k1 k2 k3) each row holds the pairs (k0, k2) (k1, k3),
- *     which is what SXTB16 / SXTB16 ROR 8 make of 4 weight bytes, so one SMLAD takes 2 MACs.
+ * row) reads. Patch rows live in a TILE of int16 values (gathered as int8 in a row buffer,
+ * then widened), laid out for the target:
+ *   - portable C: row r at tile + r * Kp, natural order; each channel pair's two weight rows
+ *     are widened to int16 too, so compilers make the dot products along K 16-bit
+ *     multiply-adds (x86 VPMADDWD / VPDPWSSD, NEON SMLAL);
+ *   - Cortex-M with the DSP extension (__ARM_FEATURE_DSP): blocks of 2 rows; inside a block,
+ *     per group of 4 values (k0 k1 k2 k3) each row holds the pairs (k0, k2) (k1, k3), which is
+ *     what SXTB16 / SXTB16 ROR 8 make of 4 weight bytes, so one SMLAD takes 2 MACs.
  * Kp = K rounded up to 4; padding values are 0. Both layouts give the same exact int32 sums
  * (callers prove |sum of |products|| < 2**31, so no partial sum can wrap in any order). */
 #ifndef THINKER_GEMM_S8_H
@@ -18,11 +19,10 @@
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(THINKER_NO_DSP)
 #define THK_GEMM_DSP 1
-typedef int16_t thk_patch;
 #else
 #define THK_GEMM_DSP 0
-typedef int8_t thk_patch;
 #endif
+typedef int16_t thk_patch;
 
 #define THK_TILE_BLOCK 4u
 
@@ -68,16 +68,8 @@ static inline uint64_t thk_gemm_scratch_rows(uint32_t K, uint32_t tile) {
     return (uint64_t)thk_tile_bytes(kp, tile) + 7u * (uint64_t)kp;
 }
 
-/* Where to gather patch row `r` as natural int8 (Kp values, zero padded): straight into the
- * tile (portable) or into `rowbuf` then thk_tile_put (DSP). */
-int8_t *thk_tile_dest(thk_patch *tile, uint32_t r, uint32_t Kp, int8_t *rowbuf);
+/* Patch row `r` (Kp natural int8 values, zero padded, gathered in a row buffer) into the tile */
 void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row);
-
-/* Portable builds: acc[i * 4 + j] = w_i . patch(r0 + j) for i < 2, j < n (1 <= n <= 4; r0 a
- * multiple of 4) over K values; w0 and w1 may be the same row. (DSP builds run an SMLAD kernel
- * on weights prepared per channel pair inside thk_gemm_run.) */
-void thk_dot_2x4(const int8_t *w0, const int8_t *w1, const thk_patch *tile, uint32_t r0, uint32_t n,
-                 uint32_t K, uint32_t Kp, int32_t acc[8]);
 
 #if THK_GEMM_DSP
 /* Depthwise 3x3, stride `sw` (1 or 2), DSP builds: one channel's int8 output map (ho x wo) from
