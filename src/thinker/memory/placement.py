@@ -203,7 +203,7 @@ def _grown(graph: Graph, group: list[Buffer], plan: dict[int, int], b: Buffer,
     taken = sorted((plan[o.id], plan[o.id] + o.size) for o in group
                    if o is not b and o.overlaps(b))
     runs, at = [], 0  # free runs (start, end) at the op's step
-    for lo, hi in taken + [(arena, arena)]:
+    for lo, hi in [*taken, (arena, arena)]:
         if lo > at:
             runs.append((at, lo))
         at = max(at, hi)
