@@ -133,6 +133,11 @@ typedef struct {
     OP " " R ", " BITS ", " R "\n\t"                                                      \
     "strb " R ", " DST "\n\t"
 
+/* the pair's four outputs: row 0 (px0, px1) to d0, row 1 to d1 */
+#define PAIR_SAT4(OP, BITS)                                                                 \
+    PAIR_SAT(OP, BITS, "r8", "[r5]") PAIR_SAT(OP, BITS, "r9", "[r5, r7]")                    \
+    PAIR_SAT(OP, BITS, "r10", "[r6]") PAIR_SAT(OP, BITS, "r11", "[r6, r7]")
+
 __attribute__((naked, noinline)) static void pairs_kernel(thk_pairs *job) {
     __asm__ volatile(
         "push {r4-r11, lr}\n\t"
@@ -194,16 +199,10 @@ __attribute__((naked, noinline)) static void pairs_kernel(thk_pairs *job) {
         PAIR_OUT("r11", "[r6, r7]")
         "b 6f\n\t"
         "3:\n\t"
-        PAIR_SAT("ssat", "#8", "r8", "[r5]")
-        PAIR_SAT("ssat", "#8", "r9", "[r5, r7]")
-        PAIR_SAT("ssat", "#8", "r10", "[r6]")
-        PAIR_SAT("ssat", "#8", "r11", "[r6, r7]")
+        PAIR_SAT4("ssat", "#8")
         "b 6f\n\t"
         "4:\n\t"
-        PAIR_SAT("usat", "#7", "r8", "[r5]")
-        PAIR_SAT("usat", "#7", "r9", "[r5, r7]")
-        PAIR_SAT("usat", "#7", "r10", "[r6]")
-        PAIR_SAT("usat", "#7", "r11", "[r6, r7]")
+        PAIR_SAT4("usat", "#7")
         "6:\n\t"
         "add r5, r5, r7, lsl #1\n\t"
         "add r6, r6, r7, lsl #1\n\t"
