@@ -330,17 +330,21 @@ static void conv_lean(const thk_conv_params *p, const conv_dims *d, const thk_te
  * same borders untouched. */
 static void dw_pad(int8_t *pad, const int8_t *plane, const thk_conv_params *p, const conv_dims *d,
                    uint32_t L, uint32_t rows) {
-    uint32_t copy = L > p->pl ? L - p->pl : 0, k;
+    uint32_t copy = L > p->pl ? L - p->pl : 0, k, end = (uint32_t)(p->pt + d->H < rows ? p->pt + d->H : rows);
+    const int8_t *src = plane;
+    int8_t *dst = pad + (size_t)p->pt * L + p->pl;
     if (copy > d->W) copy = d->W;
-    for (k = 0; k < rows; k++) {
-        int64_t iy = (int64_t)k - p->pt;
-        if (iy >= 0 && iy < (int64_t)d->H) {
-#if THK_GEMM_DSP
-            thk_copy_bytes(pad + (size_t)k * L + p->pl, plane + (size_t)iy * d->W, copy);
-#else
-            memcpy(pad + (size_t)k * L + p->pl, plane + (size_t)iy * d->W, copy);
-#endif
+    for (k = p->pt; k < end; k++, src += d->W, dst += L) { /* padded row k holds input row k - pt */
+#if THK_GEMM_DSP /* words inline (newlib-nano's memcpy goes byte by byte) */
+        uint32_t n = 0, v;
+        for (; n + 4 <= copy; n += 4) {
+            __builtin_memcpy(&v, src + n, 4);
+            __builtin_memcpy(dst + n, &v, 4);
         }
+        for (; n < copy; n++) dst[n] = src[n];
+#else
+        memcpy(dst, src, copy);
+#endif
     }
 }
 

@@ -333,12 +333,6 @@ __attribute__((naked, noinline)) void thk_tile_strided(uint32_t *dst, const int8
         "bx lr\n\t");
 }
 
-void thk_copy_bytes(int8_t *dst, const int8_t *src, uint32_t n) {
-    uint32_t k = 0;
-    for (; k + 4 <= n; k += 4) __builtin_memcpy(dst + k, src + k, 4);
-    for (; k < n; k++) dst[k] = src[k];
-}
-
 /* A 3x3 stride-1 depthwise output map, one naked routine (the pair loop needs every register;
  * the job pointer waits on the stack). Per output row: pixel pairs into acc (per pair 3 LDR, 6
  * SXTB16, 12 multiply-adds: 18 MACs, one STM), then acc + hb >> shift, clamped (mode 0), SSAT 8

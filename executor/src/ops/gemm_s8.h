@@ -80,9 +80,6 @@ void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row);
 void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho, uint32_t wo,
                    uint32_t row_step, uint32_t tap_step, const int8_t *w, uint32_t sw, int32_t hb,
                    int32_t shift, int32_t lo, int32_t hi);
-/* n bytes, a word at a time (newlib-nano's memcpy goes byte by byte) */
-void thk_copy_bytes(int8_t *dst, const int8_t *src, uint32_t n);
-
 /* 3x3 patches (dilation 1 along the row) of n >= 1 channels `plane` bytes apart, 9 bytes each
  * into dst: kernel row i is the word at base + off[i] shifted left by lsh bits and masked by
  * mask[i] (a missing left column: lsh 8 or 16; a missing right column or row: the mask), stored
