@@ -95,7 +95,22 @@ def int16_kernels_model():
                    [c, d, lin], {"x": 10, "v": 9})
 
 
-MODELS = {"conv": conv_kernels_model, "narrow": narrow_kernels_model,
+def add_kernels_model():
+    """Same-shape int8 iqAdd / iqSub (the DSP cores' SSAT path): right, zero and left input
+    shifts, a fused Relu, and a fused clip that is not one (the generic loop)."""
+    b = Builder()
+    c = b.conv("x", 5, 5, 1, 4, 2)  # exponent 2 next to x's 4
+
+    def add(op_type, scale_o, **attrs):
+        return b.op(op_type, ["x", c], scale_x=16.0, scale_y=4.0, scale_o=scale_o, o_bits=8,
+                    **attrs)
+
+    outs = [c, add("iqAdd", 4.0), add("iqAdd", 16.0), add("iqSub", 64.0), add("iqAdd", 1.0),
+            add("iqAdd", 8.0, fused_clip=[0, 127]), add("iqSub", 4.0, fused_clip=[-5, 70])]
+    return b.build([value_info("x", np.int8, [1, 5, 9, 30])], outs, {"x": 4})
+
+
+MODELS = {"conv": conv_kernels_model, "narrow": narrow_kernels_model, "add": add_kernels_model,
           "linear1": lambda: linear_kernels_model(1), "linear5": lambda: linear_kernels_model(5),
           "int16": int16_kernels_model}
 
@@ -144,7 +159,7 @@ def m4_runner(tmp_path_factory) -> str:
     return m4_emu.build_runner(str(tmp_path_factory.mktemp("m4")))
 
 
-@pytest.mark.parametrize("name", ["conv", "narrow", "linear1", "linear5"])
+@pytest.mark.parametrize("name", ["conv", "narrow", "linear1", "linear5", "add"])
 def test_cortex_m4_build_in_an_emulator_equals_the_host(name, kernel_bins, m4_runner):
     """The DSP kernels (SMLAD) on an emulated Cortex-M4 give the host executor's bytes for every
     output."""

@@ -5,6 +5,10 @@
  * dies here): element i is read before it is written. */
 #include "ops.h"
 #include "../op_select.h"
+#include "gemm_s8.h" /* THK_GEMM_DSP */
+#if THK_GEMM_DSP
+#include <arm_acle.h>
+#endif
 
 thinker_status thk_o_bits(const thk_op *op, int64_t bits, const thk_tensor *out, int64_t *lo, int64_t *hi,
                           thinker_message *msg) {
@@ -151,6 +155,21 @@ static thinker_status binary_run(thk_run_ctx *ctx, int kind, binary_fn fn) {
                 /* int8 add/sub, floor_add: combine's integers in int32 arithmetic (|v << 23| and
                  * v + 2**29 stay inside int32), inlined */
                 int32_t lo = (int32_t)r.lo, hi = (int32_t)r.hi, clo = (int32_t)p->clip_lo, chi = (int32_t)p->clip_hi;
+#if THK_GEMM_DSP
+                if (lo == -128 && hi == 127 && chi == 127 && (clo == 0 || clo == -128)) {
+                    /* int8 range, no clip or a ReLU: each input (x * m + half) >> s (m = 2**-s for a
+                     * left shift), SSAT 8; the sum SSAT 8 or USAT 7 (arithmetic >> on these cores) */
+                    int32_t mx = r.sx < 0 ? 1 << -r.sx : 1, hx = r.sx > 0 ? 1 << (r.sx - 1) : 0, sx = r.sx > 0 ? r.sx : 0;
+                    int32_t my = r.sy < 0 ? 1 << -r.sy : 1, hy = r.sy > 0 ? 1 << (r.sy - 1) : 0, sy = r.sy > 0 ? r.sy : 0;
+                    int32_t neg = kind == BIN_SUB ? -1 : 1;
+                    for (i = 0; i < out.count; i++) {
+                        int32_t u = __ssat((a[i] * mx + hx) >> sx, 8), v = __ssat((b[i] * my + hy) >> sy, 8);
+                        u += neg * v;
+                        o[i] = (int8_t)(clo == 0 ? __usat(u, 7) : __ssat(u, 8));
+                    }
+                    return THINKER_OK;
+                }
+#else /* (DSP builds: other ranges and clips take the generic loop below) */
                 for (i = 0; i < out.count; i++) {
                     int32_t u = a[i], v = b[i];
                     u = r.sx > 0 ? (u += 1 << (r.sx - 1), u >= 0 ? u >> r.sx : ~(~u >> r.sx)) : u * (1 << -r.sx);
@@ -163,6 +182,7 @@ static thinker_status binary_run(thk_run_ctx *ctx, int kind, binary_fn fn) {
                     o[i] = (int8_t)u;
                 }
                 return THINKER_OK;
+#endif
             }
             for (i = 0; i < out.count; i++) o[i] = (int8_t)thk_clamp(fn(&r, a[i], b[i]), p->clip_lo, p->clip_hi);
         } else {
