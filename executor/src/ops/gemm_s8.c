@@ -45,7 +45,8 @@ __attribute__((naked, noinline)) static void put_groups(uint32_t *dst, const int
         "bx lr\n\t");
 }
 
-void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
+/* patch row r (Kp natural int8 values in the row buffer) into the tile as int16 pairs */
+static void tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
     put_groups((uint32_t *)(void *)tile + (r >> 1) * Kp + 2u * (r & 1u), row, Kp >> 2);
 }
 
@@ -467,7 +468,8 @@ void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho,
 
 #else /* portable C */
 
-void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
+/* patch row r (Kp natural int8 values in the row buffer) into the tile, widened */
+static void tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
     thk_patch *dst = tile + (size_t)r * Kp;
     uint32_t k;
     for (k = 0; k < Kp; k++) dst[k] = row[k];
@@ -598,7 +600,7 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
             } else {
                 memset(dst, 0, Kp);
             }
-            thk_tile_put(tile, r, Kp, dst);
+            tile_put(tile, r, Kp, dst);
         }
         for (o = 0; o < job->outs; o += 2) {
             uint32_t two = o + 1 < job->outs, at = job->out0 + o * job->ch_step + q0 * job->row_step;

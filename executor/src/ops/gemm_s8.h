@@ -68,8 +68,6 @@ static inline uint64_t thk_gemm_scratch_rows(uint32_t K, uint32_t tile) {
     return (uint64_t)thk_tile_bytes(kp, tile) + 7u * (uint64_t)kp;
 }
 
-/* Patch row `r` (Kp natural int8 values, zero padded, gathered in a row buffer) into the tile */
-void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row);
 
 #if THK_GEMM_DSP
 /* Depthwise 3x3, stride `sw` (1 or 2), DSP builds: one channel's int8 output map (ho x wo) from

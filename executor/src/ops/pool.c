@@ -145,11 +145,14 @@ static thinker_status pool_run(thk_run_ctx *ctx, int is_max) {
     const thk_pool_params *p = &op->p.pool;
     thk_tensor x, out;
     uint32_t h, w, oh, ow, nc, oy, ox, i, j, idx = 0;
-    uint32_t kh, kw, sh, sw, dh, dw, pt, pl;
+    uint32_t kh, kw, sh, sw, dh, dw, pt, pl, global;
     thk_op_input(m, op, 0, &x);
     thk_op_output(m, op, 0, &out);
     spatial_sizes(&x, p, &h, &w, &oh, &ow);
     window_2d(p, &kh, &kw, &sh, &sw, &dh, &dw, &pt, &pl);
+    /* an average of whole int8 planes: a plain int32 sum (|sum| < 2**31 below 2**23 values) */
+    global = !is_max && x.dtype == THINKER_INT8 && oh == 1 && ow == 1 && kh == h && kw == w &&
+             !pt && !pl && dh == 1 && dw == 1 && h * w < (1u << 23);
     for (nc = 0; nc < x.dims[0] * x.dims[1]; nc++) {
         uint32_t base = nc * h * w;
         for (oy = 0; oy < oh; oy++)
@@ -158,6 +161,13 @@ static thinker_status pool_run(thk_run_ctx *ctx, int is_max) {
 #if THINKER_OP_MaxPool
                 uint32_t fbest = 0xFF800000u; /* float32 bits; padding: -inf never wins */
 #endif
+                if (global) {
+                    const int8_t *v = (const int8_t *)x.data + base;
+                    int32_t s = 0;
+                    for (i = 0; i < h * w; i++) s += v[i];
+                    sum = s;
+                    kh = 0; /* the window loop below adds nothing */
+                }
                 for (i = 0; i < kh; i++) {
                     int64_t iy = (int64_t)oy * sh + (int64_t)i * dh - pt;
                     if (iy < 0 || iy >= (int64_t)h) continue;
