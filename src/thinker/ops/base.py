@@ -160,3 +160,13 @@ class Scratch:
         buf = np.zeros(shape, dtype=dtype)
         buffers[key] = buf
         return buf, True
+
+    def derived(self, name: str, deps: tuple, make):
+        """An object built from this thread's buffers (views of them, say), kept under
+        ``name`` while ``deps`` (everything it depends on, e.g. shapes and the buffers' ids)
+        stay the same; other deps replace it (one kept per name, like the buffers)."""
+        kept = self._local.__dict__.setdefault("derived", {})
+        entry = kept.get(name)
+        if entry is None or entry[0] != deps:
+            entry = kept[name] = (deps, make())
+        return entry[1]

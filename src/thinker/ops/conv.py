@@ -102,12 +102,6 @@ def _padded_input(x: np.ndarray, g: Geometry2d, scratch: Scratch, dtype) -> np.n
     return xp
 
 
-def _window(xp: np.ndarray, i: int, j: int, g: Geometry2d, ho: int, wo: int) -> np.ndarray:
-    """The input values that kernel offset (i, j) multiplies, for every output pixel."""
-    (sh, sw), (dh, dw) = g.strides, g.dilations
-    return xp[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
-
-
 GEMM_BLOCK_FLOATS = 1 << 18  # im2col floats per blocked GEMM step (~1 MiB of float32)
 MAX_GRID_WASTE = 1.35  # largest grid / valid outputs ratio worth computing to get shifted im2col
 
@@ -238,10 +232,13 @@ def _columns(x: np.ndarray, g: Geometry2d, ho: int, wo: int, scratch: Scratch, d
     cols, new = scratch.zeros("cols", (k + 1, n * ho * wo), dtype)
     if new:
         cols[k] = 1
-    patches = cols[:k].reshape(c, kh, kw, n, ho, wo)
-    for i in range(kh):
-        for j in range(kw):
-            patches[:, i, j] = _window(xp, i, j, g, ho, wo)
+    # the input values every kernel offset multiplies, for every output pixel: one strided
+    # view of the padded input, one copy
+    (sh, sw), (dh, dw) = g.strides, g.dilations
+    s0, s1, s2, s3 = xp.strides
+    windows = np.lib.stride_tricks.as_strided(
+        xp, (c, kh, kw, n, ho, wo), (s0, dh * s2, dw * s3, s1, sh * s2, sw * s3), writeable=False)
+    cols[:k].reshape(c, kh, kw, n, ho, wo)[...] = windows
     return cols, (n, ho, wo)
 
 

@@ -103,7 +103,8 @@ def _depthwise(x: np.ndarray, band: np.ndarray, bands: DepthwiseBands, g: Geomet
         strips[..., -1] = 1
     acc, _ = scratch.zeros("band_acc", (chunk, *acc_shape), band.dtype)
     out = np.empty((c, n, ho, wo), dtype=stage.out_dtype)
-    full = _ChunkViews(strips, acc, b, g, x.shape, ho, wo)
+    full = scratch.derived("band_views", (x.shape, id(strips), id(acc)),
+                           lambda: _ChunkViews(strips, acc, b, g, x.shape, ho, wo))
     for c0 in range(0, c, chunk):
         k = min(chunk, c - c0)
         views = full if k == chunk else _ChunkViews(strips[:k], acc[:k], b, g, x.shape, ho, wo)
