@@ -676,10 +676,11 @@ static int direct_fits(const thk_conv_params *p, const conv_dims *d) {
         for (ck = 0, k = 0; ck < n; ck++, rows += L) {                                          \
             const int8_t *r = rows;                                                             \
             for (j = 0; j < kw; j++, k++, r += dw) {                                            \
-                int32_t e0 = w0[k], e1 = w1[k], e2 = w2[k], e3 = w3[k];                         \
-                for (t = 0; t < THK_SEG; t++) {                                                 \
-                    int32_t v = r[(size_t)t * (STEP)];                                          \
-                    a0[t] += e0 * v; a1[t] += e1 * v; a2[t] += e2 * v; a3[t] += e3 * v;         \
+                int16_t e0 = w0[k], e1 = w1[k], e2 = w2[k], e3 = w3[k];                         \
+                for (t = 0; t < THK_SEG; t++) { /* |w x| <= 2**14: 16-bit products */          \
+                    int16_t v = r[(size_t)t * (STEP)];                                          \
+                    a0[t] += (int16_t)(e0 * v); a1[t] += (int16_t)(e1 * v);                    \
+                    a2[t] += (int16_t)(e2 * v); a3[t] += (int16_t)(e3 * v);                    \
                 }                                                                               \
             }                                                                                   \
         }                                                                                       \
