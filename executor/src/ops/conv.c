@@ -438,7 +438,8 @@ static void conv_depthwise(const thk_conv_params *p, const conv_dims *d, const t
     uint32_t *xr = (uint32_t *)(acc + d->wo), K = p->kh * p->kw, n, o, oy, i, j, k;
     int8_t *buf = (int8_t *)(xr + 2 * p->kw);
 #if THK_GEMM_DSP
-    if (p->out32 && p->kh == 3 && p->kw == 3 && p->dw == 1 && (p->sw == 1 || p->sw == 2)) {
+    if (p->out32 && p->kh == 3 && p->kw == 3 && p->dw == 1 &&
+        (p->sw == 2 || (p->sw == 1 && p->st.hi == 127 && (p->st.lo == 0 || p->st.lo <= -128)))) {
         /* acc: wo + 1 int32 (the row of outputs and the unused column ranges after it) */
         dw3_dsp(p, d, x, w, b, has_bias, out, acc, buf, buf + thk_kpad(K));
         return;

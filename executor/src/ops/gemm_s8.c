@@ -89,9 +89,9 @@ static void prep_weights(uint32_t *wq, const int8_t *w0, const int8_t *w1, uint3
  * `p` on, `pairs` of them. Per group of 4 values and row pair: one LDM of the weights, one LDM
  * of both rows' patch pairs, eight SMLAD (16 MACs); the K loop runs four groups a turn (entered
  * part way for nq % 4) and ends when the weights do. Each pair's four accumulators start at the
- * biases (h0, h1: bias + half) and leave as int8 outputs (mode 0: >> shift then clamp to
- * [lo, hi]; 2: >> shift, SSAT 8; 3: >> shift, USAT 7) or, mode 1, as raw int32 (row0 px0, px1,
- * row1 px0, px1) at acc. One naked routine: the loop needs all 14 registers; the job pointer,
+ * biases (h0, h1: bias + half) and leave as int8 outputs (mode 2: >> shift, SSAT 8; 3: >> shift,
+ * USAT 7) or, any other mode, as raw int32 (row0 px0, px1, row1 px0, px1) at acc (other clamps
+ * go through the C output stage). One naked routine: the loop needs all 14 registers; the job pointer,
  * the weights' end and the loop entry and output stage chosen once per call (branched to by
  * loading pc) wait on the stack. */
 typedef struct {
@@ -119,16 +119,6 @@ typedef struct {
     "smlad r11, r4, r12, r11\n\t"                                                         \
     "smlad r11, r5, lr, r11\n\t"
 
-/* rX >> shift, clamped, stored */
-#define PAIR_OUT(R, DST)                                                                    \
-    "asr " R ", " R ", r2\n\t"                                                            \
-    "cmp " R ", r3\n\t"                                                                   \
-    "it lt\n\t"                                                                           \
-    "movlt " R ", r3\n\t"                                                                 \
-    "cmp " R ", r4\n\t"                                                                   \
-    "it gt\n\t"                                                                           \
-    "movgt " R ", r4\n\t"                                                                 \
-    "strb " R ", " DST "\n\t"
 #define PAIR_SAT(OP, BITS, R, DST)                                                          \
     "asr " R ", " R ", r2\n\t"                                                            \
     OP " " R ", " BITS ", " R "\n\t"                                                      \
@@ -157,10 +147,7 @@ __attribute__((naked, noinline)) static void pairs_kernel(thk_pairs *job) {
         "it eq\n\t"
         "ldreq r3, =12f\n\t"
         "ldr r2, [r0, #52]\n\t"      /* the output stage of the mode */
-        "ldr r4, =20f\n\t"
-        "cmp r2, #1\n\t"
-        "it eq\n\t"
-        "ldreq r4, =5f\n\t"
+        "ldr r4, =5f\n\t"
         "cmp r2, #2\n\t"
         "it eq\n\t"
         "ldreq r4, =3f\n\t"
@@ -193,12 +180,6 @@ __attribute__((naked, noinline)) static void pairs_kernel(thk_pairs *job) {
         "add r12, lr, #28\n\t"
         "ldmia r12, {r2-r7}\n\t"     /* shift lo hi d0 d1 rs */
         "ldr pc, [sp, #12]\n\t"
-        "20:\n\t"
-        PAIR_OUT("r8", "[r5]")
-        PAIR_OUT("r9", "[r5, r7]")
-        PAIR_OUT("r10", "[r6]")
-        PAIR_OUT("r11", "[r6, r7]")
-        "b 6f\n\t"
         "3:\n\t"
         PAIR_SAT4("ssat", "#8")
         "b 6f\n\t"
@@ -256,21 +237,6 @@ __attribute__((naked, noinline)) static void vec_groups(int32_t acc[2], const in
         "bne 1b\n\t"
         "strd r8, r9, [r0]\n\t"
         "pop {r4-r10, pc}\n\t");
-}
-
-/* acc = (w0 . x, w1 . x) over K values (the last K & 3 read without going past the rows) */
-static void vec_dot2(const int8_t *w0, const int8_t *w1, const uint32_t *x, uint32_t K, int32_t acc[2]) {
-    uint32_t n = K >> 2, t = K & 3u;
-    acc[0] = acc[1] = 0;
-    if (n) vec_groups(acc, w0, w1, x, n);
-    if (t) {
-        uint32_t v0 = rd_tail(w0 + 4u * n, t), v1 = rd_tail(w1 + 4u * n, t);
-        x += 4u * n;
-        acc[0] = __smlad((int32_t)__sxtb16(v0), (int32_t)x[0], acc[0]);
-        acc[0] = __smlad((int32_t)sxtb16_ror8(v0), (int32_t)x[1], acc[0]);
-        acc[1] = __smlad((int32_t)__sxtb16(v1), (int32_t)x[0], acc[1]);
-        acc[1] = __smlad((int32_t)sxtb16_ror8(v1), (int32_t)x[1], acc[1]);
-    }
 }
 
 /* int8 output of the int32 stage: (acc >> shift) clamped to [lo, hi] (acc already holds
@@ -334,34 +300,50 @@ __attribute__((naked, noinline)) void thk_tile_strided(uint32_t *dst, const int8
         "bx lr\n\t");
 }
 
-/* A 3x3 stride-1 depthwise output map, one naked routine (the pair loop needs every register;
- * the job pointer waits on the stack). Per output row: pixel pairs into acc (per pair 3 LDR, 6
- * SXTB16, 12 multiply-adds: 18 MACs, one STM), then acc + hb >> shift, clamped (mode 0), SSAT 8
- * (2) or USAT 7 (3), stored; the weights reload with one LDM. */
+/* A 3x3 stride-1 depthwise output map, one naked routine (every register in use; the job
+ * pointer waits on the stack). Per output pixel pair: 3 LDR, 6 SXTB16 and 12 multiply-adds
+ * (18 MACs) onto accumulators that start at hb = bias + half, then >> shift, SSAT 8 (or USAT 7
+ * for a ReLU) and two STRB: the output stage in the loop, 15 instructions a pixel. Row 2 is
+ * read at row + 2 ts (LDR's shifted register offset) and the shift sits in the bottom byte of
+ * the register whose top half is w7, so hb has a register. A row of odd width writes one
+ * byte past its end (the next row's first, written again later; callers give the last row a
+ * scratch destination). */
 typedef struct {
-    uint32_t wt[5];         /* 0: (w0, w2) (w3, w5) (w6, w8) (w1, w4) (w7) as int16 pairs */
-    const int8_t *row;      /* 20: the padded input row of output row 0 */
+    uint32_t wt[5];         /* 0: (w0, w2) (w3, w5) (w6, w8) (w1, w4) as int16 pairs, shift | w7 << 16 */
+    const int8_t *row;      /* 20: the padded input row of the first output row */
     uint32_t ts;            /* 24: bytes between kernel rows */
     uint32_t rstep;         /* 28: bytes between output rows' input rows */
-    int32_t *acc;           /* 32 */
-    int32_t *acc_end;       /* 36: acc + 2 * ceil(wo / 2) */
-    int8_t *out;            /* 40 */
-    uint32_t wo;            /* 44 */
-    int32_t hb, shift, lo, hi; /* 48, 52, 56, 60 */
-    uint32_t mode;          /* 64 */
-    uint32_t rows;          /* 68: output rows, >= 1 */
+    int8_t *out;            /* 32 */
+    uint32_t pairs;         /* 36: ceil(wo / 2) */
+    uint32_t rows;          /* 40: output rows, >= 1 */
+    int32_t hb;             /* 44 */
+    uint32_t relu;          /* 48: USAT 7 instead of SSAT 8 */
+    uint32_t wo;            /* 52 */
 } thk_dw3_job;
 
-#define DW_OUT_LOOP(LABEL, SAT)                                                             \
+#define DW_PAIR_ROW(W, WX, T0, T1, OFF, A0, A1)                                              \
+    "ldr lr, " OFF "\n\t"                                                                  \
+    "sxtb16 r12, lr\n\t"                                                                   \
+    "sxtb16 lr, lr, ror #8\n\t"                                                            \
+    "smlad r10, " W ", r12, " A0 "\n\t"                                                    \
+    T0 " r10, " WX ", lr, r10\n\t"                                                         \
+    "smlad r11, " W ", lr, " A1 "\n\t"                                                     \
+    T1 " r11, " WX ", r12, r11\n\t"
+
+/* pixel pairs of one row; row 0 starts both accumulators at hb (r3) */
+#define DW_PAIR_LOOP(LABEL, SAT)                                                            \
     LABEL ":\n\t"                                                                          \
-    "ldr r1, [r0], #4\n\t"                                                                 \
-    "add r1, r1, r6\n\t"                                                                   \
-    "asr r1, r1, r7\n\t"                                                                   \
+    DW_PAIR_ROW("r4", "r7", "smlabb", "smlabt", "[r1]", "r3", "r3")                        \
+    DW_PAIR_ROW("r5", "r7", "smlatb", "smlatt", "[r1, r2]", "r10", "r11")                  \
+    DW_PAIR_ROW("r6", "r8", "smlatb", "smlatt", "[r1, r2, lsl #1]", "r10", "r11")          \
+    "asr r10, r10, r8\n\t"                                                                 \
+    "asr r11, r11, r8\n\t"                                                                 \
     SAT                                                                                    \
-    "strb r1, [r4], #1\n\t"                                                                \
-    "cmp r4, r11\n\t"                                                                      \
-    "bne " LABEL "b\n\t"                                                                   \
-    "b 9f\n\t"
+    "strb r10, [r0], #1\n\t"                                                               \
+    "strb r11, [r0], #1\n\t"                                                               \
+    "adds r1, #2\n\t"                                                                      \
+    "cmp r0, r9\n\t"                                                                       \
+    "bne " LABEL "b\n\t"
 
 __attribute__((naked, noinline)) static void dw3_plane_s1(thk_dw3_job *job) {
     __asm__ volatile(
@@ -370,56 +352,29 @@ __attribute__((naked, noinline)) static void dw3_plane_s1(thk_dw3_job *job) {
         "ldr r12, [sp]\n\t"
         "ldmia r12, {r4-r8}\n\t"
         "ldrd r1, r2, [r12, #20]\n\t"  /* row, ts */
-        "add r3, r2, r2\n\t"
-        "ldrd r0, r9, [r12, #32]\n\t"  /* acc, acc_end */
-        "2:\n\t"
-        "ldr lr, [r1]\n\t"
-        "sxtb16 r12, lr\n\t"
-        "sxtb16 lr, lr, ror #8\n\t"
-        "smuad r10, r4, r12\n\t"
-        "smlabb r10, r7, lr, r10\n\t"
-        "smuad r11, r4, lr\n\t"
-        "smlabt r11, r7, r12, r11\n\t"
-        "ldr lr, [r1, r2]\n\t"
-        "sxtb16 r12, lr\n\t"
-        "sxtb16 lr, lr, ror #8\n\t"
-        "smlad r10, r5, r12, r10\n\t"
-        "smlatb r10, r7, lr, r10\n\t"
-        "smlad r11, r5, lr, r11\n\t"
-        "smlatt r11, r7, r12, r11\n\t"
-        "ldr lr, [r1, r3]\n\t"
-        "sxtb16 r12, lr\n\t"
-        "sxtb16 lr, lr, ror #8\n\t"
-        "smlad r10, r6, r12, r10\n\t"
-        "smlabb r10, r8, lr, r10\n\t"
-        "smlad r11, r6, lr, r11\n\t"
-        "smlabt r11, r8, r12, r11\n\t"
-        "adds r1, #2\n\t"
-        "stmia r0!, {r10, r11}\n\t"
-        "cmp r0, r9\n\t"
-        "bne 2b\n\t"
-        /* the row's outputs */
-        "ldr r12, [sp]\n\t"
-        "add lr, r12, #40\n\t"
-        "ldmia lr, {r4-r10}\n\t"       /* out wo hb shift lo hi mode */
         "ldr r0, [r12, #32]\n\t"
-        "add r11, r4, r5\n\t"
-        "cmp r10, #2\n\t"
-        "beq 4f\n\t"
-        "cmp r10, #3\n\t"
-        "beq 5f\n\t"
-        DW_OUT_LOOP("3", "cmp r1, r8\n\tit lt\n\tmovlt r1, r8\n\tcmp r1, r9\n\tit gt\n\tmovgt r1, r9\n\t")
-        DW_OUT_LOOP("4", "ssat r1, #8, r1\n\t")
-        DW_OUT_LOOP("5", "usat r1, #7, r1\n\t")
-        "9:\n\t"
-        "str r4, [r12, #40]\n\t"
+        "ldr r9, [r12, #36]\n\t"
+        "add r9, r0, r9, lsl #1\n\t"   /* out + 2 pairs */
+        "ldr r3, [r12, #44]\n\t"
+        "ldr lr, [r12, #48]\n\t"
+        "cmp lr, #0\n\t"
+        "bne 3f\n\t"
+        DW_PAIR_LOOP("2", "ssat r10, #8, r10\n\tssat r11, #8, r11\n\t")
+        "b 4f\n\t"
+        DW_PAIR_LOOP("3", "usat r10, #7, r10\n\tusat r11, #7, r11\n\t")
+        "4:\n\t"
+        "ldr r12, [sp]\n\t"
         "ldr r1, [r12, #20]\n\t"
         "ldr r2, [r12, #28]\n\t"
-        "add r1, r1, r2\n\t"
+        "add r1, r1, r2\n\t"           /* next row's input */
         "str r1, [r12, #20]\n\t"
-        "ldr r1, [r12, #68]\n\t"
+        "ldr r1, [r12, #32]\n\t"
+        "ldr r2, [r12, #52]\n\t"
+        "add r1, r1, r2\n\t"           /* next row's output */
+        "str r1, [r12, #32]\n\t"
+        "ldr r1, [r12, #40]\n\t"
         "subs r1, r1, #1\n\t"
-        "str r1, [r12, #68]\n\t"
+        "str r1, [r12, #40]\n\t"
         "bne 1b\n\t"
         "pop {r0, r4-r11, pc}\n\t");
 }
@@ -434,15 +389,22 @@ void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho,
     uint32_t oy, ox, v, e, o;
     int32_t a0, a1;
     if (lo < -128) lo = -128;
-    if (sw == 1) {
+    if (sw == 1) { /* callers: lo -128 or 0, hi 127 (SSAT 8 or USAT 7) */
         thk_dw3_job j;
-        j.wt[0] = p0; j.wt[1] = p1; j.wt[2] = p2; j.wt[3] = m0 | (m1 << 16); j.wt[4] = m2;
+        int8_t *last = (int8_t *)(void *)accrow; /* the last row: wo + 1 bytes of room */
+        j.wt[0] = p0; j.wt[1] = p1; j.wt[2] = p2; j.wt[3] = m0 | (m1 << 16);
+        j.wt[4] = (uint32_t)shift | (m2 << 16);
         j.row = pad; j.ts = tap_step; j.rstep = row_step;
-        j.acc = accrow; j.acc_end = accrow + 2u * ((wo + 1u) >> 1);
-        j.out = out; j.wo = wo; j.hb = hb; j.shift = shift; j.lo = lo; j.hi = hi;
-        j.mode = lo == -128 && hi == 127 ? 2u : lo == 0 && hi == 127 ? 3u : 0u;
-        j.rows = ho;
+        j.out = out; j.pairs = (wo + 1u) >> 1; j.hb = hb; j.relu = lo == 0; j.wo = wo;
+        if (ho > 1) {
+            j.rows = ho - 1u;
+            dw3_plane_s1(&j); /* leaves j.row and j.out at the last row */
+        }
+        j.rows = 1;
+        out = j.out;
+        j.out = last;
         dw3_plane_s1(&j);
+        for (ox = 0; ox < wo; ox++) out[ox] = last[ox];
         return;
     }
     for (oy = 0; oy < ho; oy++, pad += row_step) {
@@ -577,7 +539,7 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
     k.shift = st->shift;
     k.lo = (int32_t)st->lo;
     k.hi = (int32_t)st->hi;
-    k.mode = k.lo <= -128 && k.hi == 127 ? 2u : k.lo == 0 && k.hi == 127 ? 3u : 0u;
+    k.mode = k.lo <= -128 && k.hi == 127 ? 2u : k.lo == 0 && k.hi == 127 ? 3u : 0u; /* 0: raw sums */
     k.rs = job->row_step;
     kraw.h0 = kraw.h1 = 0;
     kraw.mode = 1;
@@ -608,8 +570,9 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
             int64_t b0 = thk_bias_at(job->bias, job->has_bias, job->bias0 + o);
             int64_t b1 = two ? thk_bias_at(job->bias, job->has_bias, job->bias0 + o + 1) : 0;
 #if THK_GEMM_DSP
-            if (np == 1) { /* a single patch row: weights straight from their rows */
-                vec_dot2(w0, w1, (const uint32_t *)(const void *)tile, K, acc);
+            if (np == 1 && !(K & 3u)) { /* a single patch row: weights straight from their rows */
+                acc[0] = acc[1] = 0;
+                vec_groups(acc, w0, w1, (const uint32_t *)(const void *)tile, K >> 2);
                 if (job->out32) {
                     int8_t *d = (int8_t *)job->out->data + at;
                     int32_t half = (int32_t)1 << (k.shift - 1);
@@ -623,7 +586,7 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
             }
             prep_weights(wq, w0, w1, K);
             r = 0;
-            if (job->out32 && np > 1) { /* whole pixel pairs straight into the int8 outputs */
+            if (job->out32 && np > 1 && k.mode) { /* whole pixel pairs straight into int8 outputs */
                 int32_t half = (int32_t)1 << (k.shift - 1);
                 k.p = (const uint32_t *)(const void *)tile;
                 k.pairs = np >> 1;
