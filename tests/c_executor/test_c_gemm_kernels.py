@@ -68,8 +68,8 @@ def narrow_kernels_model():
     return b.build([value_info("x", np.int8, [1, 13, 7, 5])], outs, {"x": 4})
 
 
-def linear_kernels_model(rows: int):
-    """LinearInt on `rows` rows, K = 37, transB 0, int4 weights, saturation, fused Relu."""
+def linear_kernels_model(rows: int, k: int = 37):
+    """LinearInt on `rows` rows, K = `k`, transB 0, int4 weights, saturation, fused Relu."""
     b = Builder()
 
     def linear(k, o, **attrs):
@@ -79,9 +79,9 @@ def linear_kernels_model(rows: int):
         return b.op("LinearInt", ["r", b.const(w), b.const(_ints(o, -900, 900, np.int32))],
                     scale_x=16.0, scale_w=128.0, **attrs)
 
-    outs = [linear(37, 9), linear(37, 6, transB=0), linear(37, 5, parameter_bits=4),
-            linear(37, 3, scale_o=256.0), linear(37, 4, act_type=1)]
-    return b.build([value_info("r", np.int8, [rows, 37])], outs, {"r": 4})
+    outs = [linear(k, 9), linear(k, 6, transB=0), linear(k, 5, parameter_bits=4),
+            linear(k, 3, scale_o=256.0), linear(k, 4, act_type=1)]
+    return b.build([value_info("r", np.int8, [rows, k])], outs, {"r": 4})
 
 
 def int16_kernels_model():
@@ -112,6 +112,8 @@ def add_kernels_model():
 
 MODELS = {"conv": conv_kernels_model, "narrow": narrow_kernels_model, "add": add_kernels_model,
           "linear1": lambda: linear_kernels_model(1), "linear5": lambda: linear_kernels_model(5),
+          # K a multiple of 4 on one row: the DSP single-row kernel (weights read in place)
+          "linear1_k40": lambda: linear_kernels_model(1, 40),
           "int16": int16_kernels_model}
 
 
@@ -159,7 +161,7 @@ def m4_runner(tmp_path_factory) -> str:
     return m4_emu.build_runner(str(tmp_path_factory.mktemp("m4")))
 
 
-@pytest.mark.parametrize("name", ["conv", "narrow", "linear1", "linear5", "add"])
+@pytest.mark.parametrize("name", ["conv", "narrow", "linear1", "linear5", "linear1_k40", "add"])
 def test_cortex_m4_build_in_an_emulator_equals_the_host(name, kernel_bins, m4_runner):
     """The DSP kernels (SMLAD) on an emulated Cortex-M4 give the host executor's bytes for every
     output."""

@@ -528,8 +528,9 @@ static void gather(int8_t *dst, const int8_t *x, const int8_t *xend, const thk_c
             g.mask[i] = inside ? cols : 0u;
             if ((uint32_t)g.off[i] > last) last = (uint32_t)g.off[i];
         }
-        /* the last channel's word reads must end inside the input */
-        if ((uint64_t)(xend - x) < (uint64_t)(n - 1) * plane + last + 4u) n--;
+        /* the word reads of the channels taken this way end inside the input (planes under 3
+         * bytes: more than the last channel go tap by tap) */
+        while (n && (uint64_t)(xend - x) < (uint64_t)(n - 1) * plane + last + 4u) n--;
         if (n) thk_patch3x3(dst, x, n, &g);
         if (n < d->cg) gather_edge(dst, x, p, d, iy0, ix0, n);
         return;

@@ -82,7 +82,9 @@ void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho,
  * into dst: kernel row i is the word at base + off[i] shifted left by lsh bits and masked by
  * mask[i] (a missing left column: lsh 8 or 16; a missing right column or row: the mask), stored
  * as one unaligned word whose 4th byte the next store rewrites. Reads the 4 bytes at each
- * base + off[i] (callers keep them inside the input) and writes dst[9 n]. */
+ * base + off[i] (callers keep them inside the input) and writes dst[9 n] too: the gather row's
+ * zero padding, or, when K is a multiple of 4, the first byte after the row (the unpacked
+ * weight row buffer, always rewritten before it is read). */
 typedef struct {
     int32_t off[3];
     uint32_t mask[3];
