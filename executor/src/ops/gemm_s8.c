@@ -558,7 +558,7 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
 #endif
             if (r < np) { /* fill writes K values; the padding to Kp is 0 */
                 job->fill(job, q0 + r, dst);
-                memset(dst + K, 0, Kp - K);
+                for (o = K; o < Kp; o++) dst[o] = 0; /* at most 3: no memset call */
             } else {
                 memset(dst, 0, Kp);
             }
