@@ -24,8 +24,6 @@
 #endif
 typedef int16_t thk_patch;
 
-#define THK_TILE_BLOCK 4u
-
 /* K rounded up to a multiple of 4 */
 static inline uint32_t thk_kpad(uint32_t K) { return (K + 3u) & ~3u; }
 
@@ -42,13 +40,17 @@ static inline uint32_t thk_tile_rows(uint32_t Kp, uint32_t rows) {
     return r > most ? most : r;
 }
 
-/* Scratch of a tiled GEMM over `rows` patch rows of K values: the tile, a gather row, two
- * unpacked weight rows and two weight rows as int16 pairs (the DSP kernel's; every build
- * plans them: thinker.memory.scratch twins this). */
-static inline uint64_t thk_gemm_scratch(uint32_t K, uint32_t rows) {
+/* Scratch of a tiled GEMM with `tile` rows per tile: the tile, a gather row, two unpacked
+ * weight rows and two weight rows as int16 pairs (every build plans them:
+ * thinker.memory.scratch twins this) */
+static inline uint64_t thk_gemm_scratch_rows(uint32_t K, uint32_t tile) {
     uint32_t kp = thk_kpad(K);
-    return (uint64_t)thk_tile_bytes(kp, thk_tile_rows(kp, rows)) + 7u * (uint64_t)kp;
+    return (uint64_t)thk_tile_bytes(kp, tile) + 7u * (uint64_t)kp;
 }
+
+/* ... with the least tile, over `rows` patch rows of K values (a macro: as an inline function
+ * the Cortex-M4 build grew 48 bytes; arguments without side effects) */
+#define thk_gemm_scratch(K, rows) thk_gemm_scratch_rows((K), thk_tile_rows(thk_kpad(K), (rows)))
 
 /* Tile rows of the tiled GEMM in a planned region of `budget` bytes: as many as fit (tpacker
  * grows a region into arena space free at its op: thinker.memory.placement), at least
@@ -60,12 +62,6 @@ static inline uint32_t thk_gemm_tile_in(uint32_t K, uint32_t rows, uint32_t budg
     if (!kp) return least;
     fit = ((budget - 7u * kp) / thk_tile_bytes(kp, 1)) & ~3u; /* 32-bit: no libgcc division */
     return fit > most ? most : fit > least ? fit : least;
-}
-
-/* Scratch of a tiled GEMM with `tile` rows per tile */
-static inline uint64_t thk_gemm_scratch_rows(uint32_t K, uint32_t tile) {
-    uint32_t kp = thk_kpad(K);
-    return (uint64_t)thk_tile_bytes(kp, tile) + 7u * (uint64_t)kp;
 }
 
 

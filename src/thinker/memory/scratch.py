@@ -123,13 +123,12 @@ def conv_scratch(graph: Graph, node: Node) -> int:
     O, cg = int(w.shape[0]), int(w.shape[1])
     kh, kw = (1, int(w.shape[2])) if spatial == 1 else (int(w.shape[2]), int(w.shape[3]))
     ho, wo = (1, int(out.shape[2])) if spatial == 1 else (int(out.shape[2]), int(out.shape[3]))
-    K = cg * kh * kw
     shape = gemm_shape(graph, node)
     if shape is not None:
         return gemm_scratch(*shape)
-    if not _fast(graph, node, np.asarray(w.data).reshape(O, K)):
-        return 0
-    if cg == 1 and int(node.attrs.get("group") or 1) == O:
+    depthwise = cg == 1 and int(node.attrs.get("group") or 1) == O
+    # gemm_shape answered for every other conv (no GEMM: the generic path, no scratch)
+    if depthwise and _fast(graph, node, np.asarray(w.data).reshape(O, kh * kw)):
         strides = node.attrs.get("strides") or [1] * spatial
         dilations = node.attrs.get("dilations") or [1] * spatial
         sw, dw = int(strides[-1]), int(dilations[-1])
@@ -138,7 +137,7 @@ def conv_scratch(graph: Graph, node: Node) -> int:
         row = ((wo + 1) * sw + (kw - 1) * dw + 1 + 3) & ~3  # dw_row_len
         rows = (ho - 1) * sh + (kh - 1) * dh + 1  # dw_rows
         return 4 * wo + 8 * kw + _kpad(kh * kw) + rows * row
-    return 0  # not reached: gemm_shape covers every other fast conv
+    return 0
 
 
 def conv_transpose_scratch(graph: Graph, node: Node) -> int:
