@@ -145,7 +145,7 @@ static thinker_status pool_run(thk_run_ctx *ctx, int is_max) {
     const thk_pool_params *p = &op->p.pool;
     thk_tensor x, out;
     uint32_t h, w, oh, ow, nc, oy, ox, i, j, idx = 0;
-    uint32_t kh, kw, sh, sw, dh, dw, pt, pl, global;
+    uint32_t kh, kw, sh, sw, dh, dw, pt, pl, global, rows;
     thk_op_input(m, op, 0, &x);
     thk_op_output(m, op, 0, &out);
     spatial_sizes(&x, p, &h, &w, &oh, &ow);
@@ -153,6 +153,7 @@ static thinker_status pool_run(thk_run_ctx *ctx, int is_max) {
     /* an average of whole int8 planes: a plain int32 sum (|sum| < 2**31 below 2**23 values) */
     global = !is_max && x.dtype == THINKER_INT8 && oh == 1 && ow == 1 && kh == h && kw == w &&
              !pt && !pl && dh == 1 && dw == 1 && h * w < (1u << 23);
+    rows = global ? 0 : kh; /* the window loop's kernel rows (a whole plane: summed at once) */
     for (nc = 0; nc < x.dims[0] * x.dims[1]; nc++) {
         uint32_t base = nc * h * w;
         for (oy = 0; oy < oh; oy++)
@@ -166,9 +167,8 @@ static thinker_status pool_run(thk_run_ctx *ctx, int is_max) {
                     int32_t s = 0;
                     for (i = 0; i < h * w; i++) s += v[i];
                     sum = s;
-                    kh = 0; /* the window loop below adds nothing */
                 }
-                for (i = 0; i < kh; i++) {
+                for (i = 0; i < rows; i++) {
                     int64_t iy = (int64_t)oy * sh + (int64_t)i * dh - pt;
                     if (iy < 0 || iy >= (int64_t)h) continue;
                     for (j = 0; j < kw; j++) {
@@ -180,7 +180,7 @@ static thinker_status pool_run(thk_run_ctx *ctx, int is_max) {
                         if (x.dtype == THINKER_FLOAT32) { /* max only; on the bits: no soft-float */
                             uint32_t v = ((const uint32_t *)(const void *)x.data)[at];
                             if (THK_F32_NAN(v) || thk_f32_key(v) > thk_f32_key(fbest)) fbest = v;
-                            if (THK_F32_NAN(fbest)) { i = kh; break; } /* NaN propagates like np.maximum */
+                            if (THK_F32_NAN(fbest)) { i = rows; break; } /* NaN propagates like np.maximum */
                         } else
 #endif
                         {
