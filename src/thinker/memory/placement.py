@@ -207,9 +207,8 @@ def _grown(graph: Graph, group: list[Buffer], plan: dict[int, int], b: Buffer,
         if lo > at:
             runs.append((at, lo))
         at = max(at, hi)
+    # the largest run (the planned place is free, so it holds at least b.size)
     low, high = max(runs, key=lambda r: (r[1] - r[0], r[0] == start))
-    if high - low < b.size:  # (cannot happen: the planned place is free) keep it
-        low, high = start, start + b.size
     k, rows = shape
     most = gemm_scratch(k, rows, gemm_tile_in(k, rows, max(b.nbytes, GROWN_TILE_BYTES)))
     return low, gemm_scratch(k, rows, gemm_tile_in(k, rows, min(high - low, most)))
