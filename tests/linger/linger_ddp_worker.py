@@ -41,6 +41,10 @@ def main(rank: int, world: int, port: int, method: str, out_dir: str) -> None:
         loss.backward()
         optimizer.step()
     torch.save(model.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+    # both ranks reach the teardown together: one fresh-clone run saw a rank abort at exit
+    # ("terminate called without an active exception", SIGABRT) while the other still had
+    # the group open
+    dist.barrier()
     dist.destroy_process_group()
 
 
