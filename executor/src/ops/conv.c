@@ -507,6 +507,9 @@ static void gather_edge(int8_t *dst, const int8_t *x, const thk_conv_params *p, 
  * padding (every one of the K values written). DSP builds: 3x3 windows a word per kernel row
  * and channel (thk_patch3x3), others tap by tap (1x1 convs without padding fill the tile
  * directly: conv_fill_1x1). Hosts: windows inside the input copy rows without checks. */
+#if THK_GEMM_DSP
+__attribute__((noinline)) /* kept out of conv_fill_tile's loop, which needs the registers */
+#endif
 static void gather(int8_t *dst, const int8_t *x, const int8_t *xend, const thk_conv_params *p,
                    const conv_dims *d, uint32_t oy, uint32_t ox) {
     int64_t iy0 = (int64_t)oy * p->sh - p->pt, ix0 = (int64_t)ox * p->sw - p->pl;
@@ -582,26 +585,68 @@ typedef struct {
     uint32_t o0;        /* the group's first output channel */
 } conv_job;
 
+#if THK_GEMM_DSP
+/* Patch rows r .. r + n - 1 into tile rows 0 .. n - 1, the pixels walked without a division:
+ * 1x1 convs without padding straight into the tile as int16 pairs (thk_tile_strided), 3x3
+ * windows inside the input with each row's word whole by their offsets alone (thk_patch3x3),
+ * others through gather; those two widened from `row` into the tile. */
+static void conv_fill_tile(const thk_gemm_job *job, uint32_t r, uint32_t n, thk_patch *tile, int8_t *row) {
+    const conv_job *c = (const conv_job *)job;
+    const thk_conv_params *p = c->p;
+    const conv_dims *d = c->d;
+    /* locals: the calls below would make the compiler reload every field */
+    const int8_t *xg = c->xg;
+    uint32_t W = d->W, H = d->H, wo = d->wo, K = d->K, Kp = thk_kpad(K), plane = H * W, cg = d->cg;
+    uint32_t sh = p->sh, sw = p->sw, pt = p->pt, pl = p->pl, rstep = p->dh * W, oy = r / wo, ox = r - oy * wo;
+    uint32_t groups = cg >> 2, t = cg & 3u, i, k;
+    uint32_t *dst = (uint32_t *)(void *)tile;
+    thk_patch3 g;
+    if (p->kh * p->kw == 1 && !(pt | pl | p->pb | p->pr)) { /* 1x1 without padding */
+        const int8_t *src = xg + oy * sh * W + ox * sw;
+        for (i = 0; i < n; i++, dst += (i & 1u) ? 2u : Kp - 2u) { /* row pairs: Kp words */
+            if (groups) thk_tile_strided(dst, src, plane, groups);
+            if (t) { /* the last channels, zero-padded to a group */
+                const int8_t *q = src + (size_t)groups * 4u * plane;
+                int32_t v[4];
+                v[1] = v[2] = v[3] = 0;
+                for (k = 0; k < t; k++, q += plane) v[k] = *q;
+                dst[4u * groups] = ((uint32_t)v[0] & 0xFFFFu) | ((uint32_t)v[2] << 16);
+                dst[4u * groups + 1u] = ((uint32_t)v[1] & 0xFFFFu) | ((uint32_t)v[3] << 16);
+            }
+            src += sw;
+            if (++ox == wo) {
+                ox = 0;
+                src += sh * W - wo * sw;
+            }
+        }
+        return;
+    }
+    g.mask[0] = g.mask[1] = g.mask[2] = 0xFFFFFFu;
+    g.lsh = 0;
+    g.plane = plane;
+    for (i = 0; i < n; i++, dst += (i & 1u) ? 2u : Kp - 2u) {
+        uint32_t iy = oy * sh, ix = ox * sw;
+        if (p->kh == 3 && p->kw == 3 && p->dw == 1 && iy >= pt && ix >= pl && ix - pl + 4u <= W &&
+            iy - pt + 2u * p->dh < H) { /* inside, each row's word whole: offsets alone */
+            g.off[0] = (int32_t)((iy - pt) * W + ix - pl);
+            g.off[1] = g.off[0] + (int32_t)rstep;
+            g.off[2] = g.off[1] + (int32_t)rstep;
+            thk_patch3x3(row, xg, cg, &g);
+        } else {
+            gather(row, xg, c->xend, p, d, oy, ox);
+        }
+        for (k = K; k < Kp; k++) row[k] = 0; /* at most 3: no memset call */
+        thk_put_groups(dst, row, Kp >> 2);
+        if (++ox == wo) {
+            ox = 0;
+            oy++;
+        }
+    }
+}
+#else
 static void conv_fill(const thk_gemm_job *job, uint32_t r, int8_t *dst) {
     const conv_job *c = (const conv_job *)job;
     gather(dst, c->xg, c->xend, c->p, c->d, r / c->d->wo, r % c->d->wo);
-}
-
-#if THK_GEMM_DSP
-/* 1x1 convs without padding: the pixel's channels straight into the tile row as int16 pairs */
-static void conv_fill_1x1(const thk_gemm_job *job, uint32_t r, uint32_t *dst) {
-    const conv_job *c = (const conv_job *)job;
-    const conv_dims *d = c->d;
-    uint32_t oy = r / d->wo, plane = d->H * d->W, n = d->cg >> 2, t = d->cg & 3u, k;
-    const int8_t *src = c->xg + (oy * c->p->sh) * d->W + (r - oy * d->wo) * c->p->sw;
-    int32_t v[4] = {0, 0, 0, 0};
-    if (n) thk_tile_strided(dst, src, plane, n);
-    if (t) { /* the last channels, zero-padded to a group */
-        for (k = 0, src += (size_t)n * 4u * plane; k < t; k++, src += plane) v[k] = *src;
-        dst += 4u * n;
-        dst[0] = ((uint32_t)v[0] & 0xFFFFu) | ((uint32_t)v[2] << 16);
-        dst[1] = ((uint32_t)v[1] & 0xFFFFu) | ((uint32_t)v[3] << 16);
-    }
 }
 #endif
 
@@ -621,9 +666,10 @@ static void conv_gemm(const thk_conv_params *p, const conv_dims *d, const thk_te
     c.job.rows = P;
     c.job.tile = p->tile;
     c.job.outs = d->og;
-    c.job.fill = conv_fill;
 #if THK_GEMM_DSP
-    c.job.fill_tile = p->kh * p->kw == 1 && !(p->pt | p->pl | p->pb | p->pr) ? conv_fill_1x1 : 0;
+    c.job.fill_tile = conv_fill_tile;
+#else
+    c.job.fill = conv_fill;
 #endif
     c.job.weight = conv_weight;
     c.job.st = &p->st;

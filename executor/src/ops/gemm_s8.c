@@ -31,7 +31,7 @@ static uint32_t rd_tail(const int8_t *p, uint32_t n) {
 
 /* n >= 1 groups: per group one LDR, two SXTB16, one STRD (the next row pair's group is 16
  * bytes on) */
-__attribute__((naked, noinline)) static void put_groups(uint32_t *dst, const int8_t *row, uint32_t n) {
+__attribute__((naked, noinline)) void thk_put_groups(uint32_t *dst, const int8_t *row, uint32_t n) {
     __asm__ volatile(
         "push {r4, r5}\n\t"
         "1:\n\t"
@@ -45,9 +45,8 @@ __attribute__((naked, noinline)) static void put_groups(uint32_t *dst, const int
         "bx lr\n\t");
 }
 
-/* patch row r (Kp natural int8 values in the row buffer) into the tile as int16 pairs */
-static void tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
-    put_groups((uint32_t *)(void *)tile + (r >> 1) * Kp + 2u * (r & 1u), row, Kp >> 2);
+void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
+    thk_put_groups((uint32_t *)(void *)tile + (r >> 1) * Kp + 2u * (r & 1u), row, Kp >> 2);
 }
 
 /* Two weight rows as int16 pairs for the kernel, interleaved per group of 4 values:
@@ -85,26 +84,30 @@ static void prep_weights(uint32_t *wq, const int8_t *w0, const int8_t *w1, uint3
     }
 }
 
-/* The DSP GEMM kernel: two weight rows (prepared, wq) x the tile's row pairs, from row pair
- * `p` on, `pairs` of them. Per group of 4 values and row pair: one LDM of the weights, one LDM
- * of both rows' patch pairs, eight SMLAD (16 MACs); the K loop runs four groups a turn (entered
- * part way for nq % 4) and ends when the weights do. Each pair's four accumulators start at the
- * biases (h0, h1: bias + half) and leave as int8 outputs (mode 2: >> shift, SSAT 8; 3: >> shift,
- * USAT 7) or, any other mode, as raw int32 (row0 px0, px1, row1 px0, px1) at acc (other clamps
- * go through the C output stage). One naked routine: the loop needs all 14 registers; the job pointer,
- * the weights' end and the loop entry and output stage chosen once per call (branched to by
- * loading pc) wait on the stack. */
+/* The DSP GEMM kernel: two weight rows (prepared, wq) x the tile's row pairs from p on, `pairs`
+ * of them. Per group of 4 values and row pair: one LDM of the weights, one LDM of both rows'
+ * patch pairs, eight SMLAD (16 MACs); the K loop runs four groups a turn (entered part way for
+ * nq % 4) and ends when the weights do. Each pair's four accumulators start at the biases (h0,
+ * h1: bias + half) and leave as int8 outputs (mode 2: >> shift, SSAT 8; 3: >> shift, USAT 7)
+ * or, mode 1 (one row pair only), as raw int32 (row0 px0, px1, row1 px0, px1) at d0 (other
+ * clamps go through the C output stage). One naked routine: the loop needs all 14 registers,
+ * so the job's first 11 words are copied to a stack frame in this order and the kernel fills
+ * in its slots (K loop entry, output stage, d0's end): one LDM starts a row pair, one LDM
+ * loads its output stage. */
 typedef struct {
     const uint32_t *wq;     /* 0: prepared weights */
-    const uint32_t *wq_end; /* 4: their end (4 words a group) */
-    const uint32_t *p;      /* 8: first row pair */
-    uint32_t lead;          /* 12: groups % 4 */
-    uint32_t pairs;         /* 16: row pairs, >= 1 */
-    int32_t h0, h1;         /* 20, 24: accumulator starts */
-    int32_t shift, lo, hi;  /* 28, 32, 36 */
-    int8_t *d0, *d1;        /* 40, 44: outputs of row 0 (mode 1: d0 = int32 acc) */
-    uint32_t rs;            /* 48: output step between rows */
+    int32_t h0, h1;         /* 4, 8: accumulator starts */
+    uint32_t k_entry;       /* 12: the kernel's */
+    const uint32_t *wq_end; /* 16: the weights' end (4 words a group) */
+    int32_t shift;          /* 20 */
+    int8_t *d0, *d1;        /* 24, 28: outputs of row 0, row 1 (mode 1: d0 = int32 acc) */
+    uint32_t rs;            /* 32: output step between rows */
+    uint32_t pairs;         /* 36: row pairs, >= 1 (the kernel's d0 end) */
+    uint32_t out_entry;     /* 40: the kernel's */
+    const uint32_t *p;      /* 44: first row pair */
+    uint32_t lead;          /* 48: groups % 4 */
     uint32_t mode;          /* 52 */
+    int32_t lo, hi;         /* C only */
 } thk_pairs;
 
 #define PAIR_GROUP                                                                          \
@@ -132,39 +135,38 @@ typedef struct {
 __attribute__((naked, noinline)) static void pairs_kernel(thk_pairs *job) {
     __asm__ volatile(
         "push {r4-r11, lr}\n\t"
-        "sub sp, #16\n\t"            /* [sp] job, #4 weights' end, #8 K loop entry, #12 output */
-        "ldr r1, [r0, #4]\n\t"
-        "strd r0, r1, [sp]\n\t"
-        "ldr r2, [r0, #12]\n\t"      /* nq % 4: enter at group 4 - it of the turn */
-        "ldr r3, =1f\n\t"
-        "cmp r2, #1\n\t"
+        "sub sp, #44\n\t"
+        "ldmia r0, {r1-r11}\n\t"     /* the frame's words */
+        "mul r10, r10, r9\n\t"
+        "add r10, r7, r10, lsl #1\n\t" /* d0's end: d0 + 2 rs pairs */
+        "ldr r12, [r0, #48]\n\t"     /* nq % 4: enter at group 4 - it of the turn */
+        "ldr r4, =1f\n\t"
+        "cmp r12, #1\n\t"
         "it eq\n\t"
-        "ldreq r3, =14f\n\t"
-        "cmp r2, #2\n\t"
+        "ldreq r4, =14f\n\t"
+        "cmp r12, #2\n\t"
         "it eq\n\t"
-        "ldreq r3, =13f\n\t"
-        "cmp r2, #3\n\t"
+        "ldreq r4, =13f\n\t"
+        "cmp r12, #3\n\t"
         "it eq\n\t"
-        "ldreq r3, =12f\n\t"
-        "ldr r2, [r0, #52]\n\t"      /* the output stage of the mode */
-        "ldr r4, =5f\n\t"
-        "cmp r2, #2\n\t"
+        "ldreq r4, =12f\n\t"
+        "ldr r12, [r0, #52]\n\t"     /* the output stage of the mode */
+        "ldr r11, =5f\n\t"
+        "cmp r12, #2\n\t"
         "it eq\n\t"
-        "ldreq r4, =3f\n\t"
-        "cmp r2, #3\n\t"
+        "ldreq r11, =3f\n\t"
+        "cmp r12, #3\n\t"
         "it eq\n\t"
-        "ldreq r4, =4f\n\t"
-        "orr r3, r3, #1\n\t"         /* Thumb state for the loads into pc */
-        "orr r4, r4, #1\n\t"
-        "strd r3, r4, [sp, #8]\n\t"
-        "ldr r1, [r0, #8]\n\t"
+        "ldreq r11, =4f\n\t"
+        "orr r4, r4, #1\n\t"         /* Thumb state for the loads into pc */
+        "orr r11, r11, #1\n\t"
+        "stmia sp, {r1-r11}\n\t"
+        "ldr r1, [r0, #44]\n\t"
         "10:\n\t"
-        "ldr lr, [sp]\n\t"
-        "ldr r0, [lr]\n\t"
-        "ldrd r8, r10, [lr, #20]\n\t"
+        "ldmia sp, {r0, r8, r10}\n\t" /* wq, h0, h1 */
         "mov r9, r8\n\t"
         "mov r11, r10\n\t"
-        "ldr pc, [sp, #8]\n\t"
+        "ldr pc, [sp, #12]\n\t"
         "1:\n\t"
         PAIR_GROUP
         "12:\n\t"
@@ -173,13 +175,12 @@ __attribute__((naked, noinline)) static void pairs_kernel(thk_pairs *job) {
         PAIR_GROUP
         "14:\n\t"
         PAIR_GROUP
-        "ldr r6, [sp, #4]\n\t"
+        "ldr r6, [sp, #16]\n\t"
         "cmp r0, r6\n\t"
         "bne 1b\n\t"
-        "ldr lr, [sp]\n\t"
-        "add r12, lr, #28\n\t"
-        "ldmia r12, {r2-r7}\n\t"     /* shift lo hi d0 d1 rs */
-        "ldr pc, [sp, #12]\n\t"
+        "add r12, sp, #20\n\t"
+        "ldmia r12, {r2, r5, r6, r7}\n\t" /* shift d0 d1 rs */
+        "ldr pc, [sp, #40]\n\t"
         "3:\n\t"
         PAIR_SAT4("ssat", "#8")
         "b 6f\n\t"
@@ -188,17 +189,15 @@ __attribute__((naked, noinline)) static void pairs_kernel(thk_pairs *job) {
         "6:\n\t"
         "add r5, r5, r7, lsl #1\n\t"
         "add r6, r6, r7, lsl #1\n\t"
-        "strd r5, r6, [lr, #40]\n\t"
+        "strd r5, r6, [sp, #24]\n\t"
+        "ldr r0, [sp, #36]\n\t"
+        "cmp r5, r0\n\t"
+        "bne 10b\n\t"
         "b 7f\n\t"
         "5:\n\t"
         "stmia r5!, {r8-r11}\n\t"
-        "str r5, [lr, #40]\n\t"
         "7:\n\t"
-        "ldr r0, [lr, #16]\n\t"
-        "subs r0, r0, #1\n\t"
-        "str r0, [lr, #16]\n\t"
-        "bne 10b\n\t"
-        "add sp, #16\n\t"
+        "add sp, #44\n\t"
         "pop {r4-r11, pc}\n\t"
         ".ltorg\n\t");
 }
@@ -430,8 +429,7 @@ void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho,
 
 #else /* portable C */
 
-/* patch row r (Kp natural int8 values in the row buffer) into the tile, widened */
-static void tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
+void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
     thk_patch *dst = tile + (size_t)r * Kp;
     uint32_t k;
     for (k = 0; k < Kp; k++) dst[k] = row[k];
@@ -548,21 +546,22 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
     if (!K) return; /* no values: callers never build one (shapes are >= 1) */
     for (q0 = 0; q0 < job->rows; q0 += rows) {
         uint32_t np = job->rows - q0 < rows ? job->rows - q0 : rows, nr = (np + 3u) & ~3u;
-        for (r = 0; r < nr; r++) {
-            int8_t *dst = rowbuf;
+        r = 0;
 #if THK_GEMM_DSP
-            if (job->fill_tile && r < np) {
-                job->fill_tile(job, q0 + r, (uint32_t *)(void *)tile + (r >> 1) * Kp + 2u * (r & 1u));
-                continue;
-            }
+        if (job->fill_tile) {
+            job->fill_tile(job, q0, np, tile, rowbuf);
+            r = np;
+        }
 #endif
+        for (; r < nr; r++) {
+            int8_t *dst = rowbuf;
             if (r < np) { /* fill writes K values; the padding to Kp is 0 */
                 job->fill(job, q0 + r, dst);
                 for (o = K; o < Kp; o++) dst[o] = 0; /* at most 3: no memset call */
             } else {
                 memset(dst, 0, Kp);
             }
-            tile_put(tile, r, Kp, dst);
+            thk_tile_put(tile, r, Kp, dst);
         }
         for (o = 0; o < job->outs; o += 2) {
             uint32_t two = o + 1 < job->outs, at = job->out0 + o * job->ch_step + q0 * job->row_step;

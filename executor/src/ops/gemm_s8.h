@@ -88,10 +88,17 @@ typedef struct {
 } thk_patch3;
 void thk_patch3x3(int8_t *dst, const int8_t *base, uint32_t n, const thk_patch3 *g);
 
+/* n >= 1 groups of 4 int8 values from row into a tile row at dst as int16 pairs (k0, k2)
+ * (k1, k3) (16 bytes between groups) */
+void thk_put_groups(uint32_t *dst, const int8_t *row, uint32_t n);
+
 /* n >= 1 groups of 4 values `plane` bytes apart (a 1x1 conv's channels) from src, as int16
  * pairs (c0, c2) (c1, c3) into the tile at dst (one tile row: 16 bytes between groups) */
 void thk_tile_strided(uint32_t *dst, const int8_t *src, uint32_t plane, uint32_t n);
 #endif
+
+/* patch row r of a tile from Kp natural int8 values (the row buffer), widened to the layout */
+void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row);
 
 /* ---- the output stage of a block (conv, linear) ---- */
 #include "ops.h"
@@ -114,9 +121,9 @@ struct thk_gemm_job {
     /* patch row r as natural int8 into dst: all K values (the driver zero-pads to Kp) */
     void (*fill)(const thk_gemm_job *job, uint32_t r, int8_t *dst);
 #if THK_GEMM_DSP
-    /* or, when set, patch row r straight into its tile row (words at dst, 16 bytes between
-     * groups of 4 values; all Kp / 4 groups) */
-    void (*fill_tile)(const thk_gemm_job *job, uint32_t r, uint32_t *dst);
+    /* or, when set, patch rows r .. r + n - 1 straight into tile rows 0 .. n - 1 (all Kp
+     * values; `row`: Kp bytes of workspace, e.g. for thk_tile_put) */
+    void (*fill_tile)(const thk_gemm_job *job, uint32_t r, uint32_t n, thk_patch *tile, int8_t *row);
 #endif
     /* weight row o (K int8 values): in place, or written into buf */
     const int8_t *(*weight)(const thk_gemm_job *job, uint32_t o, int8_t *buf);
