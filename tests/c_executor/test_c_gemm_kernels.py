@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from c_harness import assert_c_equals_numpy, pack, random_feeds
+from c_harness import assert_c_equals_numpy, pack, pack_result, random_feeds
 from c_models import Builder, _ints
 
 import thinker
@@ -68,6 +68,23 @@ def narrow_kernels_model():
     return b.build([value_info("x", np.int8, [1, 13, 7, 5])], outs, {"x": 4})
 
 
+def pointwise_kernels_model():
+    """The DSP tile filler's cases on a 14-channel 9x30 input: 1x1 convs reading 14 channels
+    (3 groups of 4 + 2), 7 per group (1 + 3), 2 per group (no whole group), stride 2 without
+    padding (rows skipped), a ReLU; 3x3 convs with 4 channels per group (K = 36 = Kp) and
+    dilated rows (dh 2) through the window copier and the edge path."""
+    b = Builder()
+    outs = [
+        b.conv("x", 14, 6, 1, 4, 3),
+        b.conv("x", 14, 6, 1, 4, 3, group=2, act_type=1),
+        b.conv("x", 14, 14, 1, 4, 3, group=7),
+        b.conv("x", 14, 5, 1, 4, 3, strides=[2, 2]),
+        b.conv("x", 14, 7, 3, 4, 3, group=7, pads=[1, 1, 1, 1]),
+        b.conv("x", 14, 6, 3, 4, 4, pads=[2, 1, 2, 1], dilations=[2, 1]),
+    ]
+    return b.build([value_info("x", np.int8, [1, 14, 9, 30])], outs, {"x": 4})
+
+
 def linear_kernels_model(rows: int, k: int = 37):
     """LinearInt on `rows` rows, K = `k`, transB 0, int4 weights, saturation, fused Relu."""
     b = Builder()
@@ -111,6 +128,7 @@ def add_kernels_model():
 
 
 MODELS = {"conv": conv_kernels_model, "narrow": narrow_kernels_model, "add": add_kernels_model,
+          "pointwise": pointwise_kernels_model,
           "linear1": lambda: linear_kernels_model(1), "linear5": lambda: linear_kernels_model(5),
           # K a multiple of 4 on one row: the DSP single-row kernel (weights read in place)
           "linear1_k40": lambda: linear_kernels_model(1, 40),
@@ -161,7 +179,8 @@ def m4_runner(tmp_path_factory) -> str:
     return m4_emu.build_runner(str(tmp_path_factory.mktemp("m4")))
 
 
-@pytest.mark.parametrize("name", ["conv", "narrow", "linear1", "linear5", "linear1_k40", "add"])
+@pytest.mark.parametrize("name", ["conv", "narrow", "pointwise", "linear1", "linear5",
+                                  "linear1_k40", "add"])
 def test_cortex_m4_build_in_an_emulator_equals_the_host(name, kernel_bins, m4_runner):
     """The DSP kernels (SMLAD) on an emulated Cortex-M4 give the host executor's bytes for every
     output."""
@@ -176,3 +195,37 @@ def test_cortex_m4_build_in_an_emulator_equals_the_host(name, kernel_bins, m4_ru
                                  np.ascontiguousarray(feeds[spec.name]).tobytes())
     assert out == b"".join(np.ascontiguousarray(host[o.name]).tobytes() for o in exe.outputs)
     assert sum(per_op) > 0
+
+
+@pytest.mark.parametrize("name", ["conv", "pointwise"])
+def test_cortex_m4_with_least_tiles_equals_the_host(name, m4_runner, tmp_path):
+    """With every tiled GEMM's region cut to its least tile (tiles then start part way along
+    an output row), the emulated Cortex-M4 still gives the host executor's bytes."""
+    import m4_emu
+    from thinker.memory.scratch import gemm_scratch, gemm_shape, gemm_tile_in
+    from thinker.resource.writer import PackInput, Placement, write_model
+
+    result = pack_result(MODELS[name](), str(tmp_path))
+    graph, plan = result.graph, result.plan
+    arenas, scratch, split = dict(plan.arena_sizes()), dict(plan.scratch), 0
+    for op, p in plan.scratch.items():
+        shape = gemm_shape(graph, graph.nodes[op])
+        if shape is None:
+            continue
+        size = gemm_scratch(*shape)
+        end, align = arenas[p.kind]
+        scratch[op] = Placement(p.kind, end, size)
+        arenas[p.kind] = (end + -(-size // align) * align, align)
+        tile, wo = gemm_tile_in(*shape, size), graph.tensors[graph.nodes[op].outputs[0]].shape[-1]
+        split += tile < shape[1] and tile % wo != 0
+    assert split  # some image is cut inside an output row
+    path = tmp_path / "least.bin"
+    path.write_bytes(write_model(graph, PackInput(result.device.id, plan.placements, arenas,
+                                                  scratch=scratch)))
+    exe = thinker.load(str(path), backend="c")
+    (spec,) = exe.inputs
+    feeds = extreme_feeds(exe, np.random.default_rng(11))
+    host = exe.run(feeds)
+    out, _ = m4_emu.run(m4_runner, path.read_bytes(),
+                        np.ascontiguousarray(feeds[spec.name]).tobytes())
+    assert out == b"".join(np.ascontiguousarray(host[o.name]).tobytes() for o in exe.outputs)

@@ -479,6 +479,9 @@ static void conv_depthwise(const thk_conv_params *p, const conv_dims *d, const t
 
 /* Channels [c0, cg) of the patch row of the window at (iy0, ix0): the taps inside the input
  * (kernel rows [i0, i1), columns [j0, j1)), zeros elsewhere; 32-bit steps inside. */
+#if THK_GEMM_DSP
+__attribute__((noinline)) /* kept out of conv_fill_tile's loop, which needs the registers */
+#endif
 static void gather_edge(int8_t *dst, const int8_t *x, const thk_conv_params *p, const conv_dims *d,
                         int64_t iy0, int64_t ix0, uint32_t c0) {
     uint32_t c, i, j, kh = p->kh, kw = p->kw, dw = p->dw, i0, i1, j0, j1, K1 = kh * kw;
@@ -503,44 +506,14 @@ static void gather_edge(int8_t *dst, const int8_t *x, const thk_conv_params *p, 
     }
 }
 
+#if !THK_GEMM_DSP
 /* The patch row of output pixel (oy, ox): cg channels x kh x kw input values, 0 in the
- * padding (every one of the K values written). DSP builds: 3x3 windows a word per kernel row
- * and channel (thk_patch3x3), others tap by tap (1x1 convs without padding fill the tile
- * directly: conv_fill_1x1). Hosts: windows inside the input copy rows without checks. */
-#if THK_GEMM_DSP
-__attribute__((noinline)) /* kept out of conv_fill_tile's loop, which needs the registers */
-#endif
-static void gather(int8_t *dst, const int8_t *x, const int8_t *xend, const thk_conv_params *p,
-                   const conv_dims *d, uint32_t oy, uint32_t ox) {
+ * padding (every one of the K values written); windows inside the input copy rows without
+ * checks. (DSP builds: conv_fill_tile.) */
+static void gather(int8_t *dst, const int8_t *x, const thk_conv_params *p, const conv_dims *d, uint32_t oy,
+                   uint32_t ox) {
     int64_t iy0 = (int64_t)oy * p->sh - p->pt, ix0 = (int64_t)ox * p->sw - p->pl;
     uint32_t c, i, plane = d->H * d->W, kh = p->kh, kw = p->kw, dw = p->dw;
-#if THK_GEMM_DSP
-    if (kh == 3 && kw == 3 && dw == 1) {
-        thk_patch3 g;
-        int64_t lo = ix0 < 0 ? -ix0 : 0, hi = (int64_t)d->W - ix0; /* columns inside: [lo, hi) */
-        uint32_t cols, n = d->cg, last = 0;
-        if (hi > 3) hi = 3;
-        if (lo >= hi) { memset(dst, 0, (size_t)n * 9); return; }
-        cols = ((1u << (8u * (uint32_t)(hi - lo))) - 1u) << (8u * (uint32_t)lo);
-        g.lsh = 8u * (uint32_t)lo;
-        g.plane = plane;
-        for (i = 0; i < 3; i++) {
-            int64_t iy = iy0 + (int64_t)i * p->dh;
-            int inside = iy >= 0 && iy < (int64_t)d->H;
-            g.off[i] = inside ? (int32_t)(iy * d->W + ix0 + lo) : 0;
-            g.mask[i] = inside ? cols : 0u;
-            if ((uint32_t)g.off[i] > last) last = (uint32_t)g.off[i];
-        }
-        /* the word reads of the channels taken this way end inside the input (planes under 3
-         * bytes: more than the last channel go tap by tap) */
-        while (n && (uint64_t)(xend - x) < (uint64_t)(n - 1) * plane + last + 4u) n--;
-        if (n) thk_patch3x3(dst, x, n, &g);
-        if (n < d->cg) gather_edge(dst, x, p, d, iy0, ix0, n);
-        return;
-    }
-    (void)c;
-#else
-    (void)xend;
     if (ix0 >= 0 && ix0 + (int64_t)(kw - 1) * dw < (int64_t)d->W && iy0 >= 0 &&
         iy0 + (int64_t)(kh - 1) * p->dh < (int64_t)d->H) {
         /* inside: 32-bit offsets (every one is below the tensor's size) */
@@ -571,9 +544,9 @@ static void gather(int8_t *dst, const int8_t *x, const int8_t *xend, const thk_c
         }
         return;
     }
-#endif
     gather_edge(dst, x, p, d, iy0, ix0, 0);
 }
+#endif
 
 typedef struct {
     thk_gemm_job job;
@@ -597,21 +570,18 @@ static void conv_fill_tile(const thk_gemm_job *job, uint32_t r, uint32_t n, thk_
     /* locals: the calls below would make the compiler reload every field */
     const int8_t *xg = c->xg;
     uint32_t W = d->W, H = d->H, wo = d->wo, K = d->K, Kp = thk_kpad(K), plane = H * W, cg = d->cg;
-    uint32_t sh = p->sh, sw = p->sw, pt = p->pt, pl = p->pl, rstep = p->dh * W, oy = r / wo, ox = r - oy * wo;
-    uint32_t groups = cg >> 2, t = cg & 3u, i, k;
+    uint32_t sh = p->sh, sw = p->sw, pt = p->pt, pl = p->pl, oy = r / wo, ox = r - oy * wo;
+    uint32_t groups = cg >> 2, t = cg & 3u, i = 0, k, end, steps[2];
     uint32_t *dst = (uint32_t *)(void *)tile;
-    thk_patch3 g;
     if (p->kh * p->kw == 1 && !(pt | pl | p->pb | p->pr)) { /* 1x1 without padding */
         const int8_t *src = xg + oy * sh * W + ox * sw;
-        for (i = 0; i < n; i++, dst += (i & 1u) ? 2u : Kp - 2u) { /* row pairs: Kp words */
+        for (; i < n; i++, dst += (i & 1u) ? 2u : Kp - 2u) { /* row pairs: Kp words */
             if (groups) thk_tile_strided(dst, src, plane, groups);
             if (t) { /* the last channels, zero-padded to a group */
-                const int8_t *q = src + (size_t)groups * 4u * plane;
-                int32_t v[4];
-                v[1] = v[2] = v[3] = 0;
-                for (k = 0; k < t; k++, q += plane) v[k] = *q;
-                dst[4u * groups] = ((uint32_t)v[0] & 0xFFFFu) | ((uint32_t)v[2] << 16);
-                dst[4u * groups + 1u] = ((uint32_t)v[1] & 0xFFFFu) | ((uint32_t)v[3] << 16);
+                const int8_t *q = src + groups * 4u * plane;
+                uint32_t v1 = t > 1 ? (uint16_t)q[plane] : 0u, v2 = t > 2 ? (uint32_t)q[2u * plane] << 16 : 0u;
+                dst[4u * groups] = (uint16_t)q[0] | v2;
+                dst[4u * groups + 1u] = v1;
             }
             src += sw;
             if (++ox == wo) {
@@ -621,23 +591,26 @@ static void conv_fill_tile(const thk_gemm_job *job, uint32_t r, uint32_t n, thk_
         }
         return;
     }
-    g.mask[0] = g.mask[1] = g.mask[2] = 0xFFFFFFu;
-    g.lsh = 0;
-    g.plane = plane;
-    for (i = 0; i < n; i++, dst += (i & 1u) ? 2u : Kp - 2u) {
-        uint32_t iy = oy * sh, ix = ox * sw;
-        if (p->kh == 3 && p->kw == 3 && p->dw == 1 && iy >= pt && ix >= pl && ix - pl + 4u <= W &&
-            iy - pt + 2u * p->dh < H) { /* inside, each row's word whole: offsets alone */
-            g.off[0] = (int32_t)((iy - pt) * W + ix - pl);
-            g.off[1] = g.off[0] + (int32_t)rstep;
-            g.off[2] = g.off[1] + (int32_t)rstep;
-            thk_patch3x3(row, xg, cg, &g);
-        } else {
-            gather(row, xg, c->xend, p, d, oy, ox);
+    steps[0] = p->dh * W;
+    steps[1] = plane;
+    for (k = K; k < Kp; k++) row[k] = 0; /* the padding (thk_patch3x3 rewrites only row[K]) */
+    while (i < n) { /* one output row's pixels at a time */
+        uint32_t iy = oy * sh, in = p->kh == 3 && p->kw == 3 && p->dw == 1 && iy >= pt && iy - pt + 2u * p->dh < H;
+        const int8_t *base = in ? xg + (iy - pt) * W - pl : xg; /* + ix: the window's first byte */
+        end = n - i < wo - ox ? n : i + wo - ox;
+        for (; i < end; i++, ox++, dst += (i & 1u) ? 2u : Kp - 2u) {
+            uint32_t ix = ox * sw;
+            /* a 3x3 window inside, by its offsets alone, when each row's word (one byte past the
+             * window) stays inside the input; edges tap by tap */
+            if (in && ix >= pl && ix - pl + 3u <= W &&
+                (ix - pl + 4u <= W || (uint32_t)(c->xend - (base + ix)) >= (cg - 1u) * plane + 2u * steps[0] + 4u))
+                thk_patch3x3(row, base + ix, cg, steps);
+            else
+                gather_edge(row, xg, p, d, (int64_t)iy - pt, (int64_t)ix - pl, 0);
+            row[K] = 0; /* or the byte after the row: the weight buffer, rewritten before use */
+            thk_put_groups(dst, row, Kp >> 2);
         }
-        for (k = K; k < Kp; k++) row[k] = 0; /* at most 3: no memset call */
-        thk_put_groups(dst, row, Kp >> 2);
-        if (++ox == wo) {
+        if (ox == wo) {
             ox = 0;
             oy++;
         }
@@ -646,7 +619,7 @@ static void conv_fill_tile(const thk_gemm_job *job, uint32_t r, uint32_t n, thk_
 #else
 static void conv_fill(const thk_gemm_job *job, uint32_t r, int8_t *dst) {
     const conv_job *c = (const conv_job *)job;
-    gather(dst, c->xg, c->xend, c->p, c->d, r / c->d->wo, r % c->d->wo);
+    gather(dst, c->xg, c->p, c->d, r / c->d->wo, r % c->d->wo);
 }
 #endif
 

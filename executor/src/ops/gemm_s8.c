@@ -253,29 +253,24 @@ __attribute__((noinline)) static int32_t out8(int32_t acc, int32_t shift, int32_
     return v > hi ? hi : v;
 }
 
-__attribute__((naked, noinline)) void thk_patch3x3(int8_t *dst, const int8_t *base, uint32_t n,
-                                                  const thk_patch3 *g) {
+__attribute__((naked, noinline)) void thk_patch3x3(int8_t *dst, const int8_t *src, uint32_t n,
+                                                  const uint32_t steps[2]) {
     __asm__ volatile(
-        "push {r4-r11, lr}\n\t"
-        "ldmia r3, {r4-r11}\n\t"      /* off0 off1 off2 mask0 mask1 mask2 lsh plane */
+        "push {r4-r6}\n\t"
+        "ldrd r4, r5, [r3]\n\t"       /* row step, plane */
         "1:\n\t"
-        "ldr r3, [r1, r4]\n\t"
-        "ldr r12, [r1, r5]\n\t"
-        "ldr lr, [r1, r6]\n\t"
-        "lsl r3, r3, r10\n\t"
-        "lsl r12, r12, r10\n\t"
-        "lsl lr, lr, r10\n\t"
-        "and r3, r3, r7\n\t"
-        "and r12, r12, r8\n\t"
-        "and lr, lr, r9\n\t"
+        "ldr r3, [r1]\n\t"
+        "ldr r12, [r1, r4]\n\t"
+        "ldr r6, [r1, r4, lsl #1]\n\t"
         "str r3, [r0]\n\t"
         "str r12, [r0, #3]\n\t"
-        "str lr, [r0, #6]\n\t"
-        "add r1, r1, r11\n\t"
+        "str r6, [r0, #6]\n\t"
+        "add r1, r1, r5\n\t"
         "adds r0, #9\n\t"
         "subs r2, #1\n\t"
         "bne 1b\n\t"
-        "pop {r4-r11, pc}\n\t");
+        "pop {r4-r6}\n\t"
+        "bx lr\n\t");
 }
 
 __attribute__((naked, noinline)) void thk_tile_strided(uint32_t *dst, const int8_t *src, uint32_t plane,

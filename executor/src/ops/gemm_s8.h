@@ -74,19 +74,13 @@ static inline uint32_t thk_gemm_tile_in(uint32_t K, uint32_t rows, uint32_t budg
 void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho, uint32_t wo,
                    uint32_t row_step, uint32_t tap_step, const int8_t *w, uint32_t sw, int32_t hb,
                    int32_t shift, int32_t lo, int32_t hi);
-/* 3x3 patches (dilation 1 along the row) of n >= 1 channels `plane` bytes apart, 9 bytes each
- * into dst: kernel row i is the word at base + off[i] shifted left by lsh bits and masked by
- * mask[i] (a missing left column: lsh 8 or 16; a missing right column or row: the mask), stored
- * as one unaligned word whose 4th byte the next store rewrites. Reads the 4 bytes at each
- * base + off[i] (callers keep them inside the input) and writes dst[9 n] too: the gather row's
- * zero padding, or, when K is a multiple of 4, the first byte after the row (the unpacked
- * weight row buffer, always rewritten before it is read). */
-typedef struct {
-    int32_t off[3];
-    uint32_t mask[3];
-    uint32_t lsh, plane;
-} thk_patch3;
-void thk_patch3x3(int8_t *dst, const int8_t *base, uint32_t n, const thk_patch3 *g);
+/* 3x3 windows inside the input (dilation 1 along the row) of n >= 1 channels steps[1] bytes
+ * apart, 9 bytes each into dst: kernel row i is the word at src + i * steps[0], stored as one
+ * unaligned word whose 4th byte the next store rewrites. Reads the 4 bytes at each row start
+ * (callers keep them inside the input) and writes dst[9 n] too: the gather row's zero
+ * padding, or, when K is a multiple of 4, the first byte after the row (the unpacked weight
+ * row buffer, always rewritten before it is read). */
+void thk_patch3x3(int8_t *dst, const int8_t *src, uint32_t n, const uint32_t steps[2]);
 
 /* n >= 1 groups of 4 int8 values from row into a tile row at dst as int16 pairs (k0, k2)
  * (k1, k3) (16 bytes between groups) */
