@@ -334,39 +334,60 @@ static void dw_pad(int8_t *pad, const int8_t *plane, const thk_conv_params *p, c
     const int8_t *src = plane;
     int8_t *dst = pad + (size_t)p->pt * L + p->pl;
     if (copy > d->W) copy = d->W;
-    for (k = p->pt; k < end; k++, src += d->W, dst += L) { /* padded row k holds input row k - pt */
-#if THK_GEMM_DSP /* words inline (newlib-nano's memcpy goes byte by byte) */
-        uint32_t n = 0, v;
-        for (; n + 4 <= copy; n += 4) {
-            __builtin_memcpy(&v, src + n, 4);
-            __builtin_memcpy(dst + n, &v, 4);
-        }
-        for (; n < copy; n++) dst[n] = src[n];
+#if THK_GEMM_DSP /* L - pl > W (dw_row_len): whole input rows, contiguous */
+    (void)k;
+    (void)src;
+    if (end > p->pt) thk_copy_rows(dst, plane, end - p->pt, copy, L - copy);
 #else
+    for (k = p->pt; k < end; k++, src += d->W, dst += L) /* padded row k holds input row k - pt */
         memcpy(dst, src, copy);
 #endif
-    }
 }
 
 #if THK_GEMM_DSP
 /* Depthwise 3x3 on DSP cores: each channel's input rows are copied once into a zero-padded
- * plane in scratch, then thk_dw3_plane makes the output map, two pixels per step, no checks. */
+ * plane in scratch, then thk_dw3_rows makes the output map, two pixels per step, no checks;
+ * only the weights, the bias and the output move between channels. */
 static void dw3_dsp(const thk_conv_params *p, const conv_dims *d, const thk_tensor *x, const thk_tensor *w,
-                    const thk_tensor *b, int has_bias, const thk_tensor *out, int32_t *accrow, int8_t *wbuf,
+                    const thk_tensor *b, int has_bias, const thk_tensor *out, int8_t *last, int8_t *wbuf,
                     int8_t *pad) {
-    uint32_t L = (uint32_t)dw_row_len(p, d->wo), rows = (uint32_t)dw_rows(p, d->ho), n, o;
-    int32_t shift = p->st.shift;
+    uint32_t L = (uint32_t)dw_row_len(p, d->wo), rows = (uint32_t)dw_rows(p, d->ho), n, o, pairs = (d->wo + 1u) >> 1;
+    uint32_t maps = d->N * d->O, m, map = d->ho * d->wo, room, first = p->sw == 2 ? 2u * p->dh * L : 0u;
+    int32_t half = (int32_t)1 << (p->st.shift - 1);
+    thk_dw3_job j;
+    j.ts = p->dh * L;
+    j.in_skip = (int32_t)(p->sh * L - 2u * pairs * p->sw);
+    j.out_skip = (int32_t)(d->wo - 2u * pairs);
+    j.pair_bytes = 2u * pairs;
+    j.variant = (p->st.lo == 0) | (p->sw == 2 ? 2u : 0u);
     memset(pad, 0, (size_t)rows * L); /* the borders: dw_pad never writes them */
-    for (n = 0; n < d->N; n++)
-        for (o = 0; o < d->O; o++) {
-            const int8_t *plane = (const int8_t *)x->data + (size_t)(n * d->C + o) * d->H * d->W;
-            const int8_t *wk = weight_row(w, o, 9, wbuf);
-            int32_t hb = (int32_t)(thk_bias_at(b, has_bias, o) + ((int64_t)1 << (shift - 1)));
-            int8_t *dst = (int8_t *)out->data + (size_t)(n * d->O + o) * d->ho * d->wo;
-            dw_pad(pad, plane, p, d, L, rows);
-            thk_dw3_plane(dst, accrow, pad, d->ho, d->wo, p->sh * L, p->dh * L, wk, p->sw, hb, shift,
-                          (int32_t)p->st.lo, (int32_t)p->st.hi);
+    for (m = 0; m < maps; m++) {
+        const int8_t *wk;
+        n = m / d->O;
+        o = m - n * d->O;
+        wk = weight_row(w, o, 9, wbuf);
+        j.wt[0] = (uint16_t)wk[0] | ((uint32_t)(uint16_t)wk[2] << 16);
+        j.wt[1] = (uint16_t)wk[3] | ((uint32_t)(uint16_t)wk[5] << 16);
+        j.wt[2] = (uint16_t)wk[6] | ((uint32_t)(uint16_t)wk[8] << 16);
+        j.wt[3] = (uint16_t)wk[1] | ((uint32_t)(uint16_t)wk[4] << 16);
+        j.wt[4] = (uint32_t)p->st.shift | ((uint32_t)(uint16_t)wk[7] << 16);
+        j.hb = (int32_t)thk_bias_at(b, has_bias, o) + half;
+        j.out = (int8_t *)out->data + (size_t)m * map;
+        j.row = pad + first;
+        dw_pad(pad, (const int8_t *)x->data + (size_t)(n * d->C + o) * d->H * d->W, p, d, L, rows);
+        /* an odd width writes a byte past the map: the next map's first, rewritten after it */
+        room = !(d->wo & 1u) || m + 1 < maps;
+        j.rows = d->ho - !room;
+        if (j.rows) thk_dw3_rows(&j);
+        if (!room) { /* the last row through `last` */
+            int8_t *dst = j.out + (size_t)(d->ho - 1u) * d->wo;
+            j.row = pad + first + (size_t)(d->ho - 1u) * p->sh * L;
+            j.out = last;
+            j.rows = 1;
+            thk_dw3_rows(&j);
+            memcpy(dst, last, d->wo);
         }
+    }
 }
 #else
 /* Depthwise on hosts: each channel's zero-padded rows (dw_pad), then every tap adds weight x a
@@ -438,10 +459,10 @@ static void conv_depthwise(const thk_conv_params *p, const conv_dims *d, const t
     uint32_t *xr = (uint32_t *)(acc + d->wo), K = p->kh * p->kw, n, o, oy, i, j, k;
     int8_t *buf = (int8_t *)(xr + 2 * p->kw);
 #if THK_GEMM_DSP
-    if (p->out32 && p->kh == 3 && p->kw == 3 && p->dw == 1 &&
-        (p->sw == 2 || (p->sw == 1 && p->st.hi == 127 && (p->st.lo == 0 || p->st.lo <= -128)))) {
+    if (p->out32 && p->kh == 3 && p->kw == 3 && p->dw == 1 && (p->sw == 1 || p->sw == 2) && p->st.hi == 127 &&
+        (p->st.lo == 0 || p->st.lo <= -128)) { /* SSAT 8 or, for a ReLU, USAT 7 */
         /* acc: wo + 1 int32 (the row of outputs and the unused column ranges after it) */
-        dw3_dsp(p, d, x, w, b, has_bias, out, acc, buf, buf + thk_kpad(K));
+        dw3_dsp(p, d, x, w, b, has_bias, out, (int8_t *)(void *)acc, buf, buf + thk_kpad(K));
         return;
     }
 #else

@@ -294,28 +294,20 @@ __attribute__((naked, noinline)) void thk_tile_strided(uint32_t *dst, const int8
         "bx lr\n\t");
 }
 
-/* A 3x3 stride-1 depthwise output map, one naked routine (every register in use; the job
- * pointer waits on the stack). Per output pixel pair: 3 LDR, 6 SXTB16 and 12 multiply-adds
- * (18 MACs) onto accumulators that start at hb = bias + half, then >> shift, SSAT 8 (or USAT 7
- * for a ReLU) and two STRB: the output stage in the loop, 15 instructions a pixel. Row 2 is
- * read at row + 2 ts (LDR's shifted register offset) and the shift sits in the bottom byte of
- * the register whose top half is w7, so hb has a register. A row of odd width writes one
- * byte past its end (the next row's first, written again later; callers give the last row a
- * scratch destination). */
-typedef struct {
-    uint32_t wt[5];         /* 0: (w0, w2) (w3, w5) (w6, w8) (w1, w4) as int16 pairs, shift | w7 << 16 */
-    const int8_t *row;      /* 20: the padded input row of the first output row */
-    uint32_t ts;            /* 24: bytes between kernel rows */
-    uint32_t rstep;         /* 28: bytes between output rows' input rows */
-    int8_t *out;            /* 32 */
-    uint32_t pairs;         /* 36: ceil(wo / 2) */
-    uint32_t rows;          /* 40: output rows, >= 1 */
-    int32_t hb;             /* 44 */
-    uint32_t relu;          /* 48: USAT 7 instead of SSAT 8 */
-    uint32_t wo;            /* 52 */
-} thk_dw3_job;
+/* A 3x3 depthwise output map, stride 1 or 2, one naked routine for every row (every register
+ * in use in the pixel loop; the job pointer and the loop's entry wait on the stack). Per output
+ * pixel pair and kernel row: one LDR of 4 input bytes, two SXTB16, four multiply-adds (stride
+ * 2: and one LDRSB of the fifth byte, a fifth multiply-add) onto accumulators that start at
+ * hb = bias + half; then >> shift, SSAT 8 (or USAT 7 for a ReLU) and two STRB: the output
+ * stage in the loop. Row 2 is read at row + 2 ts (LDR's shifted register offset; stride 2
+ * steps the row pointer instead: LDRSB has no such offset) and the shift sits in the bottom
+ * byte of the register whose top half is w7, so hb has a register. Between rows: one LDRD of
+ * the input and output skips, one of the pair bytes and the rows left. A row of odd width
+ * writes one byte past its end (the next row's first, written again after; callers give the
+ * plane's last row a scratch destination when nothing follows it). */
 
-#define DW_PAIR_ROW(W, WX, T0, T1, OFF, A0, A1)                                              \
+/* stride 1: x0..x3 of the row at OFF; out0 += w0 x0 + w2 x2 + w1 x1, out1 += w0 x1 + w2 x3 + w1 x2 */
+#define DW_S1_ROW(W, WX, T0, T1, OFF, A0, A1)                                               \
     "ldr lr, " OFF "\n\t"                                                                  \
     "sxtb16 r12, lr\n\t"                                                                   \
     "sxtb16 lr, lr, ror #8\n\t"                                                            \
@@ -324,102 +316,125 @@ typedef struct {
     "smlad r11, " W ", lr, " A1 "\n\t"                                                     \
     T1 " r11, " WX ", r12, r11\n\t"
 
-/* pixel pairs of one row; row 0 starts both accumulators at hb (r3) */
-#define DW_PAIR_LOOP(LABEL, SAT)                                                            \
-    LABEL ":\n\t"                                                                          \
-    DW_PAIR_ROW("r4", "r7", "smlabb", "smlabt", "[r1]", "r3", "r3")                        \
-    DW_PAIR_ROW("r5", "r7", "smlatb", "smlatt", "[r1, r2]", "r10", "r11")                  \
-    DW_PAIR_ROW("r6", "r8", "smlatb", "smlatt", "[r1, r2, lsl #1]", "r10", "r11")          \
+/* stride 2: x0..x4 of the row at r1 (the fifth byte's load may step r1: STEP5);
+ * out0 += w0 x0 + w2 x2 + w1 x1, out1 += w0 x2 + w1 x3 + w2 x4 */
+#define DW_S2_ROW(W, WX, T0, T1, A0, A1, STEP5)                                             \
+    "ldr lr, [r1]\n\t"                                                                     \
+    "sxtb16 r12, lr\n\t"                                                                   \
+    "sxtb16 lr, lr, ror #8\n\t"                                                            \
+    "smlad r10, " W ", r12, " A0 "\n\t"                                                    \
+    "smlatb r11, r12, " W ", " A1 "\n\t"                                                   \
+    T0 " r10, " WX ", lr, r10\n\t"                                                         \
+    T1 " r11, " WX ", lr, r11\n\t"                                                         \
+    "ldrsb r12, [r1, #4]" STEP5 "\n\t"                                                     \
+    "smlabt r11, r12, " W ", r11\n\t"
+
+#define DW_OUT(SAT)                                                                         \
     "asr r10, r10, r8\n\t"                                                                 \
     "asr r11, r11, r8\n\t"                                                                 \
     SAT                                                                                    \
     "strb r10, [r0], #1\n\t"                                                               \
-    "strb r11, [r0], #1\n\t"                                                               \
-    "adds r1, #2\n\t"                                                                      \
-    "cmp r0, r9\n\t"                                                                       \
-    "bne " LABEL "b\n\t"
+    "strb r11, [r0], #1\n\t"
 
-__attribute__((naked, noinline)) static void dw3_plane_s1(thk_dw3_job *job) {
+/* kernel rows 1, 2, then 0, whose load steps the row pointer to the next pair */
+#define DW_S1_LOOP(LABEL, SAT)                                                              \
+    LABEL ":\n\t"                                                                          \
+    DW_S1_ROW("r5", "r7", "smlatb", "smlatt", "[r1, r2]", "r3", "r3")                      \
+    DW_S1_ROW("r6", "r8", "smlatb", "smlatt", "[r1, r2, lsl #1]", "r10", "r11")            \
+    DW_S1_ROW("r4", "r7", "smlabb", "smlabt", "[r1], #2", "r10", "r11")                    \
+    DW_OUT(SAT)                                                                            \
+    "cmp r0, r9\n\t"                                                                       \
+    "bne " LABEL "b\n\t"                                                                   \
+    "b 9f\n\t"
+
+/* r1 at kernel row 2 (the kernel starts it there): rows 2, 1, then 0, whose fifth byte's
+ * load steps r1 to the next pair's row 0, and on to its row 2 */
+#define DW_S2_LOOP(LABEL, SAT)                                                              \
+    LABEL ":\n\t"                                                                          \
+    DW_S2_ROW("r6", "r8", "smlatb", "smlatt", "r3", "r3", "")                              \
+    "sub r1, r1, r2\n\t"                                                                   \
+    DW_S2_ROW("r5", "r7", "smlatb", "smlatt", "r10", "r11", "")                            \
+    "sub r1, r1, r2\n\t"                                                                   \
+    DW_S2_ROW("r4", "r7", "smlabb", "smlabt", "r10", "r11", "!")                           \
+    DW_OUT(SAT)                                                                            \
+    "add r1, r1, r2, lsl #1\n\t"                                                           \
+    "cmp r0, r9\n\t"                                                                       \
+    "bne " LABEL "b\n\t"                                                                   \
+    "b 9f\n\t"
+
+#define DW_SSAT "ssat r10, #8, r10\n\tssat r11, #8, r11\n\t"
+#define DW_USAT "usat r10, #7, r10\n\tusat r11, #7, r11\n\t"
+
+__attribute__((naked, noinline)) void thk_dw3_rows(thk_dw3_job *job) {
     __asm__ volatile(
         "push {r0, r4-r11, lr}\n\t"
-        "1:\n\t"
-        "ldr r12, [sp]\n\t"
-        "ldmia r12, {r4-r8}\n\t"
-        "ldrd r1, r2, [r12, #20]\n\t"  /* row, ts */
-        "ldr r0, [r12, #32]\n\t"
-        "ldr r9, [r12, #36]\n\t"
-        "add r9, r0, r9, lsl #1\n\t"   /* out + 2 pairs */
-        "ldr r3, [r12, #44]\n\t"
-        "ldr lr, [r12, #48]\n\t"
-        "cmp lr, #0\n\t"
-        "bne 3f\n\t"
-        DW_PAIR_LOOP("2", "ssat r10, #8, r10\n\tssat r11, #8, r11\n\t")
-        "b 4f\n\t"
-        DW_PAIR_LOOP("3", "usat r10, #7, r10\n\tusat r11, #7, r11\n\t")
-        "4:\n\t"
-        "ldr r12, [sp]\n\t"
-        "ldr r1, [r12, #20]\n\t"
-        "ldr r2, [r12, #28]\n\t"
-        "add r1, r1, r2\n\t"           /* next row's input */
-        "str r1, [r12, #20]\n\t"
-        "ldr r1, [r12, #32]\n\t"
-        "ldr r2, [r12, #52]\n\t"
-        "add r1, r1, r2\n\t"           /* next row's output */
-        "str r1, [r12, #32]\n\t"
-        "ldr r1, [r12, #40]\n\t"
-        "subs r1, r1, #1\n\t"
-        "str r1, [r12, #40]\n\t"
-        "bne 1b\n\t"
-        "pop {r0, r4-r11, pc}\n\t");
+        "sub sp, #4\n\t"               /* [sp] the pixel loop's entry, [sp, #4] job */
+        "ldr r1, [r0, #52]\n\t"
+        "ldr r2, =2f\n\t"
+        "cmp r1, #1\n\t"
+        "it eq\n\t"
+        "ldreq r2, =3f\n\t"
+        "cmp r1, #2\n\t"
+        "it eq\n\t"
+        "ldreq r2, =4f\n\t"
+        "cmp r1, #3\n\t"
+        "it eq\n\t"
+        "ldreq r2, =5f\n\t"
+        "orr r2, r2, #1\n\t"           /* Thumb state for the loads into pc */
+        "str r2, [sp]\n\t"
+        "ldmia r0, {r4-r8}\n\t"
+        "ldrd r1, r2, [r0, #20]\n\t"   /* row, ts */
+        "ldr r9, [r0, #36]\n\t"
+        "ldrd r0, r3, [r0, #44]\n\t"   /* out, hb */
+        "add r9, r0, r9\n\t"           /* the row's end: out + 2 pairs */
+        "ldr pc, [sp]\n\t"
+        DW_S1_LOOP("2", DW_SSAT)
+        DW_S1_LOOP("3", DW_USAT)
+        DW_S2_LOOP("4", DW_SSAT)
+        DW_S2_LOOP("5", DW_USAT)
+        "9:\n\t"
+        "ldr r12, [sp, #4]\n\t"
+        "ldrd r10, r11, [r12, #28]\n\t" /* in_skip, out_skip */
+        "add r1, r1, r10\n\t"
+        "add r0, r0, r11\n\t"
+        "ldrd r10, r11, [r12, #36]\n\t" /* pair bytes, rows */
+        "add r9, r0, r10\n\t"
+        "subs r11, r11, #1\n\t"
+        "str r11, [r12, #40]\n\t"
+        "it ne\n\t"
+        "ldrne pc, [sp]\n\t"
+        "add sp, #4\n\t"
+        "pop {r0, r4-r11, pc}\n\t"
+        ".ltorg\n\t");
 }
 
-void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho, uint32_t wo,
-                   uint32_t row_step, uint32_t tap_step, const int8_t *w, uint32_t sw, int32_t hb,
-                   int32_t shift, int32_t lo, int32_t hi) {
-    /* per kernel row: (w0, w2) as an int16 pair and w1 */
-    uint32_t p0 = (uint16_t)w[0] | ((uint32_t)(uint16_t)w[2] << 16), m0 = (uint16_t)w[1];
-    uint32_t p1 = (uint16_t)w[3] | ((uint32_t)(uint16_t)w[5] << 16), m1 = (uint16_t)w[4];
-    uint32_t p2 = (uint16_t)w[6] | ((uint32_t)(uint16_t)w[8] << 16), m2 = (uint16_t)w[7];
-    uint32_t oy, ox, v, e, o;
-    int32_t a0, a1;
-    if (lo < -128) lo = -128;
-    if (sw == 1) { /* callers: lo -128 or 0, hi 127 (SSAT 8 or USAT 7) */
-        thk_dw3_job j;
-        int8_t *last = (int8_t *)(void *)accrow; /* the last row: wo + 1 bytes of room */
-        j.wt[0] = p0; j.wt[1] = p1; j.wt[2] = p2; j.wt[3] = m0 | (m1 << 16);
-        j.wt[4] = (uint32_t)shift | (m2 << 16);
-        j.row = pad; j.ts = tap_step; j.rstep = row_step;
-        j.out = out; j.pairs = (wo + 1u) >> 1; j.hb = hb; j.relu = lo == 0; j.wo = wo;
-        if (ho > 1) {
-            j.rows = ho - 1u;
-            dw3_plane_s1(&j); /* leaves j.row and j.out at the last row */
-        }
-        j.rows = 1;
-        out = j.out;
-        j.out = last;
-        dw3_plane_s1(&j);
-        for (ox = 0; ox < wo; ox++) out[ox] = last[ox];
-        return;
-    }
-    for (oy = 0; oy < ho; oy++, pad += row_step) {
-        const int8_t *r0 = pad, *r1 = pad + tap_step, *r2 = pad + 2u * tap_step;
-        for (ox = 0; ox < wo; ox += 2, out += 2) {
-            /* stride 2: out0 = w0 x0 + w1 x1 + w2 x2, out1 = w0 x2 + w1 x3 + w2 x4 */
-            a0 = a1 = hb;
-#define DW_ROW2(R, P, M)                                                                     \
-            v = rd_w(R);                                                                    \
-            e = (uint32_t)__sxtb16(v); o = sxtb16_ror8(v);                                  \
-            a0 = __smlad((int32_t)P, (int32_t)e, a0); a0 = __smlabb((int32_t)M, (int32_t)o, a0); \
-            a1 = __smlabt((int32_t)P, (int32_t)e, a1); a1 = __smlabt((int32_t)M, (int32_t)o, a1); \
-            a1 = __smlatb((int32_t)P, (int32_t)R[4], a1); R += 4;
-            DW_ROW2(r0, p0, m0)
-            DW_ROW2(r1, p1, m1)
-            DW_ROW2(r2, p2, m2)
-            out[0] = (int8_t)out8(a0, shift, lo, hi);
-            if (ox + 1 < wo) out[1] = (int8_t)out8(a1, shift, lo, hi);
-        }
-        out -= (wo & 1u); /* an odd row wrote one past its end: step back */
-    }
+__attribute__((naked, noinline)) void thk_copy_rows(int8_t *dst, const int8_t *src, uint32_t rows,
+                                                   uint32_t n, uint32_t skip) {
+    __asm__ volatile(
+        "push {r4-r6}\n\t"
+        "ldr r4, [sp, #12]\n\t"      /* dst skip: L - n */
+        "1:\n\t"
+        "subs r5, r3, #4\n\t"
+        "blt 3f\n\t"
+        "2:\n\t"
+        "ldr r6, [r1], #4\n\t"
+        "str r6, [r0], #4\n\t"
+        "subs r5, #4\n\t"
+        "bge 2b\n\t"
+        "3:\n\t"
+        "adds r5, #4\n\t"
+        "beq 5f\n\t"
+        "4:\n\t"
+        "ldrb r6, [r1], #1\n\t"
+        "strb r6, [r0], #1\n\t"
+        "subs r5, #1\n\t"
+        "bne 4b\n\t"
+        "5:\n\t"
+        "add r0, r0, r4\n\t"
+        "subs r2, #1\n\t"
+        "bne 1b\n\t"
+        "pop {r4-r6}\n\t"
+        "bx lr\n\t");
 }
 
 #else /* portable C */

@@ -66,14 +66,28 @@ static inline uint32_t thk_gemm_tile_in(uint32_t K, uint32_t rows, uint32_t budg
 
 
 #if THK_GEMM_DSP
-/* Depthwise 3x3, stride `sw` (1 or 2), DSP builds: one channel's int8 output map (ho x wo) from
- * its zero-padded input rows: output (oy, ox) reads pad[oy * row_step + i * tap_step + ox * sw
- * + j] (rows readable to ((wo + 1) * sw + 3) bytes); out = clamp((acc + hb) >> shift, lo, hi)
- * with lo >= -128, hi <= 127 (hb = bias + 2**(shift-1), 0 < shift < 32: the out32 stage);
- * accrow: wo + 1 int32 of workspace. */
-void thk_dw3_plane(int8_t *out, int32_t *accrow, const int8_t *pad, uint32_t ho, uint32_t wo,
-                   uint32_t row_step, uint32_t tap_step, const int8_t *w, uint32_t sw, int32_t hb,
-                   int32_t shift, int32_t lo, int32_t hi);
+/* Depthwise 3x3, stride 1 or 2, DSP builds: `rows` output rows of one channel's int8 map from
+ * its zero-padded input rows (output (oy, ox) reads row[oy * row_step + i * ts + ox * sw + j];
+ * rows readable to ((wo + 1) * sw + 3) bytes). out = SSAT 8 of (acc + hb) >> shift, or USAT
+ * 7 for a ReLU (hb = bias + 2**(shift-1), 0 < shift < 32: the out32 stage). Pixels go in
+ * pairs: an odd width writes the byte after each row (the next row's first, written again
+ * after; the map's last row needs a byte of room). The kernel counts `rows` down. */
+typedef struct {
+    uint32_t wt[5];         /* 0: (w0, w2) (w3, w5) (w6, w8) (w1, w4) as int16 pairs, shift | w7 << 16 */
+    const int8_t *row;      /* 20: the first output row's padded input row (stride 2: + 2 ts) */
+    uint32_t ts;            /* 24: bytes between kernel rows */
+    int32_t in_skip;        /* 28: row_step - 2 pairs sw: from a row's last pair to the next row */
+    int32_t out_skip;       /* 32: wo - 2 pairs (0, or -1 for odd widths) */
+    uint32_t pair_bytes;    /* 36: 2 pairs */
+    uint32_t rows;          /* 40: output rows, >= 1 */
+    int8_t *out;            /* 44 */
+    int32_t hb;             /* 48 */
+    uint32_t variant;       /* 52: 1 for a ReLU (USAT 7), + 2 for stride 2 */
+} thk_dw3_job;
+void thk_dw3_rows(thk_dw3_job *job);
+/* rows >= 1 rows of n bytes, contiguous at src, into dst with `skip` bytes between them (a word
+ * at a time; newlib-nano's memcpy goes byte by byte) */
+void thk_copy_rows(int8_t *dst, const int8_t *src, uint32_t rows, uint32_t n, uint32_t skip);
 /* 3x3 windows inside the input (dilation 1 along the row) of n >= 1 channels steps[1] bytes
  * apart, 9 bytes each into dst: kernel row i is the word at src + i * steps[0], stored as one
  * unaligned word whose 4th byte the next store rewrites. Reads the 4 bytes at each row start
