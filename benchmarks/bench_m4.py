@@ -7,7 +7,8 @@ MobileNetV1-0.25, the FC autoencoder; benchmarks/mlperf_models.py) in the unicor
 MAC per op class next to the physical floor (one SMLAD = 2 MACs: 0.5 instruction per MAC).
 Goals: <= 1.0 on pointwise/standard convolutions and linear layers, <= 2.0 on depthwise
 convolutions. Checks that the emulated outputs equal the host executor's, and prints the
-Cortex-M4 text sizes. ``--functions N``: the N functions that executed most, per model.
+Cortex-M4 text sizes, and that no op changed arena bytes outside its outputs and its planned
+scratch. ``--functions N``: the N functions that executed most, per model.
 
     python benchmarks/bench_m4.py [--data ../shared/data]
 """
@@ -89,8 +90,11 @@ def main() -> int:
             x = np.random.default_rng(0).integers(-128, 128, spec.shape).astype(spec.dtype)
             host = next(iter(exe.run({spec.name: x}).values()))
             by_block: dict[int, int] = {}
+            stray: list[tuple[int, int, int, int]] = []
             with open(path, "rb") as f:
-                out, per_op = m4_emu.run(elf, f.read(), x.tobytes(), by_block=by_block)
+                data = f.read()
+            out, per_op = m4_emu.run(elf, data, x.tobytes(), by_block=by_block,
+                                     write_bounds=m4_emu.planned_writes(data), stray_writes=stray)
             if args.functions:
                 top = m4_emu.functions(elf, by_block)[:args.functions]
                 profiles.append(f"{name}: " + ", ".join(f"{fn} {n:,}" for fn, n in top))
@@ -110,7 +114,10 @@ def main() -> int:
                              "yes" if ratio <= GOALS[cls] else "NO"])
             rows.append([name, "other ops", "-", f"{other:,}", "-", "-", "-"])
             summary.append(f"{name}: {sum(per_op):,} instructions in all; emulated output "
-                           f"{'equals' if equal else 'DIFFERS FROM'} the host executor's")
+                           f"{'equals' if equal else 'DIFFERS FROM'} the host executor's; "
+                           + (f"{len(stray)} bytes WRITTEN OUTSIDE the plan, first (op, kind, "
+                              f"offset): {stray[0][:3]}" if stray else
+                              "every op wrote only its outputs and scratch"))
         print(table(rows))
         print("\n".join(summary))
         if profiles:

@@ -5,7 +5,9 @@
 runner's ELF segments, writes the model, the input and the runner's I/O block into emulator RAM,
 runs until the runner's final BKPT and returns the outputs' bytes with the instructions executed
 per op (the runner writes the running op's index to its I/O block; every executed basic block
-is attributed to it, counting Thumb-2 instructions by their encoded length).
+is attributed to it, counting Thumb-2 instructions by their encoded length). With
+``write_bounds`` it also checks that each op writes only where the plan lets it
+(``planned_writes``) and lists every other write into the arenas.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import shutil
 import struct
 import subprocess
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXECUTOR = os.path.join(ROOT, "executor")
 
@@ -23,6 +27,9 @@ RAM_SIZE = 8 << 20
 CODE_SIZE = 2 << 20
 IO_FIELDS = ("model", "model_size", "input", "input_size", "arena", "arena_size", "output",
              "output_size", "op", "status", "n_ops")
+MEM_AT = IO_ADDRESS + 4 * (len(IO_FIELDS) + 1)  # io->mem: (kind, base, size) per request
+MAX_MEMORY = 4  # THINKER_MAX_MEMORY
+ARENA_KINDS = (2, 3)  # THINKER_MEM_PSRAM, THINKER_MEM_SHARE
 
 
 def available() -> str | None:
@@ -70,12 +77,33 @@ def _thumb_count(code: bytes) -> int:
     return n
 
 
+def planned_writes(model_bin: bytes) -> dict[int, list[tuple[int, int, int]]]:
+    """Per op index, the (memory kind, arena offset, bytes) it may write: its outputs and its
+    planned scratch region (model.bin sections 2 and 9). Not for streaming models, whose ops
+    also write their state tensors."""
+    from thinker.resource.reader import parse_model
+
+    model = parse_model(model_bin, "model.bin")
+    allowed: dict[int, list[tuple[int, int, int]]] = {}
+    for i, op in enumerate(model.ops):
+        allowed[i] = [(model.tensors[t].memory, model.tensors[t].offset, model.tensors[t].nbytes)
+                      for t in op.outputs if t < len(model.tensors)]
+    for op, kind, offset, size in model.scratch:
+        allowed.setdefault(op, []).append((kind, offset, size))
+    return allowed
+
+
 def run(elf_path: str, model_bin: bytes, input_bytes: bytes, output_capacity: int = 1 << 16,
         max_instructions: int = 2_000_000_000,
-        by_block: dict[int, int] | None = None) -> tuple[bytes, list[int]]:
+        by_block: dict[int, int] | None = None,
+        write_bounds: dict[int, list[tuple[int, int, int]]] | None = None,
+        stray_writes: list[tuple[int, int, int, int]] | None = None) -> tuple[bytes, list[int]]:
     """(the outputs' bytes concatenated in order, instructions executed per op) of one forward
     on the emulated core (input 0 fed). ``by_block``, when given, receives the instructions
-    executed per block start address over the whole run (``functions`` names them)."""
+    executed per block start address over the whole run (``functions`` names them). With
+    ``write_bounds`` (``planned_writes``), every arena byte (PSRAM, share-memory) an op changes
+    outside its allowed ranges is appended to ``stray_writes`` as (op, memory kind, arena
+    offset, 1) (a write of the byte's old value goes unseen)."""
     from unicorn import (
         UC_ARCH_ARM,
         UC_HOOK_BLOCK,
@@ -126,12 +154,39 @@ def run(elf_path: str, model_bin: bytes, input_bytes: bytes, output_capacity: in
         key = (address, size)
         seen[key] = seen.get(key, 0) + 1
 
-    def on_op(_emu, _access, _address, _size, value, _user):
+    # write bounds: the arenas are read at every op boundary and each finished op's changes
+    # outside its allowed ranges recorded (no write hook on the arenas: unicorn 2.1's slow
+    # memory path, taken once one is set, computed a DSP kernel's last outputs differently)
+    arenas: list[tuple[int, int, int]] = []  # (kind, base, size), read at the first op
+    snapshot: list[bytes] = []
+
+    def check_op(emu, op):
+        if not arenas:
+            words = struct.unpack(f"<{1 + 3 * MAX_MEMORY}I",
+                                  bytes(emu.mem_read(MEM_AT - 4, 4 * (1 + 3 * MAX_MEMORY))))
+            arenas.extend((k, b, n) for k, b, n in zip(*[iter(words[1:1 + 3 * words[0]])] * 3,
+                                                        strict=True) if k in ARENA_KINDS)
+        now = [bytes(emu.mem_read(b, n)) for _, b, n in arenas]
+        if snapshot and op != 0xFFFFFFFF:
+            for (kind, _, _n), before, after in zip(arenas, snapshot, now, strict=True):
+                changed = np.flatnonzero(np.frombuffer(before, np.uint8) !=
+                                         np.frombuffer(after, np.uint8))
+                for offset in changed.tolist():
+                    if not any(k == kind and o <= offset < o + m
+                               for k, o, m in write_bounds.get(op, ())):
+                        stray_writes.append((op, kind, offset, 1))
+        snapshot[:] = now
+
+    def on_op(emu, _access, _address, _size, value, _user):
+        if write_bounds is not None:
+            check_op(emu, current[0])
         current[0] = value & 0xFFFFFFFF
 
     def on_interrupt(emu, _number, _user):  # the runner's BKPT: done
         emu.emu_stop()
 
+    if write_bounds is not None and stray_writes is None:
+        raise ValueError("write_bounds needs a stray_writes list")
     uc.hook_add(UC_HOOK_BLOCK, on_block)
     uc.hook_add(UC_HOOK_MEM_WRITE, on_op, begin=op_field, end=op_field + 3)
     uc.hook_add(UC_HOOK_INTR, on_interrupt)

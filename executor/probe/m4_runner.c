@@ -11,6 +11,10 @@
  *                               emulator attributes executed instructions by it), then
  *                               0xFFFFFFFF
  *   io->status                  THINKER_OK, or the failing call's status
+ *   io->n_ops                   the model's op count
+ *   io->mem                     the memory the runner gave the executor: (kind, base, size)
+ *                               per plan request, io->mem_count of them (written before
+ *                               the first op: the emulator checks each op's writes)
  *
  * No startup code: the emulator loads the ELF's segments (zeroing .bss) and sets the stack. */
 #include <string.h>
@@ -31,6 +35,8 @@ typedef struct {
     volatile uint32_t op;
     volatile uint32_t status;
     uint32_t n_ops;
+    uint32_t mem_count;
+    uint32_t mem[THINKER_MAX_MEMORY][3];
 } runner_io;
 
 void runner_main(void);
@@ -63,7 +69,11 @@ void runner_main(void) {
         mem[i].size = plan.request[i].size;
         at += plan.request[i].size;
         if (at > end) finish(io, THINKER_ERR_MEMORY);
+        io->mem[i][0] = mem[i].kind;
+        io->mem[i][1] = (uint32_t)(uintptr_t)mem[i].base;
+        io->mem[i][2] = (uint32_t)mem[i].size;
     }
+    io->mem_count = plan.count;
     if ((s = thinker_model_init(&model, io->model, io->model_size, mem, plan.count, &msg)) != THINKER_OK)
         finish(io, s);
     if ((s = thinker_executor_create(&exe, model)) != THINKER_OK) finish(io, s);

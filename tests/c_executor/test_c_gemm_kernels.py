@@ -72,7 +72,9 @@ def pointwise_kernels_model():
     """The DSP tile filler's cases on a 14-channel 9x30 input: 1x1 convs reading 14 channels
     (3 groups of 4 + 2), 7 per group (1 + 3), 2 per group (no whole group), stride 2 without
     padding (rows skipped), a ReLU; 3x3 convs with 4 channels per group (K = 36 = Kp) and
-    dilated rows (dh 2) through the window copier and the edge path."""
+    dilated rows (dh 2) through the window copier and the edge path. And the DSP depthwise
+    kernel's variants: stride 2 with a ReLU (odd width 15), dilated rows with a ReLU, stride 2
+    rows only."""
     b = Builder()
     outs = [
         b.conv("x", 14, 6, 1, 4, 3),
@@ -81,6 +83,9 @@ def pointwise_kernels_model():
         b.conv("x", 14, 5, 1, 4, 3, strides=[2, 2]),
         b.conv("x", 14, 7, 3, 4, 3, group=7, pads=[1, 1, 1, 1]),
         b.conv("x", 14, 6, 3, 4, 4, pads=[2, 1, 2, 1], dilations=[2, 1]),
+        b.conv("x", 14, 14, 3, 4, 3, group=14, strides=[2, 2], pads=[1, 1, 1, 1], act_type=1),
+        b.conv("x", 14, 14, 3, 4, 3, group=14, pads=[2, 1, 2, 1], dilations=[2, 1], act_type=1),
+        b.conv("x", 14, 14, 3, 4, 3, group=14, strides=[2, 1], pads=[0, 1, 0, 1]),
     ]
     return b.build([value_info("x", np.int8, [1, 14, 9, 30])], outs, {"x": 4})
 
@@ -183,25 +188,32 @@ def m4_runner(tmp_path_factory) -> str:
                                   "linear1_k40", "add"])
 def test_cortex_m4_build_in_an_emulator_equals_the_host(name, kernel_bins, m4_runner):
     """The DSP kernels (SMLAD) on an emulated Cortex-M4 give the host executor's bytes for every
-    output."""
-    import m4_emu
-
+    output, and no op writes into the arenas outside its outputs and its scratch region."""
     exe = thinker.load(kernel_bins[name], backend="c")
     (spec,) = exe.inputs
     feeds = extreme_feeds(exe, np.random.default_rng(5))
     host = exe.run(feeds)
     with open(kernel_bins[name], "rb") as f:
-        out, per_op = m4_emu.run(m4_runner, f.read(),
-                                 np.ascontiguousarray(feeds[spec.name]).tobytes())
+        out, per_op = run_checked(m4_runner, f.read(), feeds[spec.name])
     assert out == b"".join(np.ascontiguousarray(host[o.name]).tobytes() for o in exe.outputs)
     assert sum(per_op) > 0
+
+
+def run_checked(runner: str, model_bin: bytes, x: np.ndarray) -> tuple[bytes, list[int]]:
+    """m4_emu.run, failing on any write outside the running op's planned outputs and scratch."""
+    import m4_emu
+
+    stray: list[tuple[int, int, int, int]] = []
+    out, per_op = m4_emu.run(runner, model_bin, np.ascontiguousarray(x).tobytes(),
+                             write_bounds=m4_emu.planned_writes(model_bin), stray_writes=stray)
+    assert not stray, f"writes outside the plan (op, kind, offset, bytes): {stray[:8]}"
+    return out, per_op
 
 
 @pytest.mark.parametrize("name", ["conv", "pointwise"])
 def test_cortex_m4_with_least_tiles_equals_the_host(name, m4_runner, tmp_path):
     """With every tiled GEMM's region cut to its least tile (tiles then start part way along
     an output row), the emulated Cortex-M4 still gives the host executor's bytes."""
-    import m4_emu
     from thinker.memory.scratch import gemm_scratch, gemm_shape, gemm_tile_in
     from thinker.resource.writer import PackInput, Placement, write_model
 
@@ -226,6 +238,5 @@ def test_cortex_m4_with_least_tiles_equals_the_host(name, m4_runner, tmp_path):
     (spec,) = exe.inputs
     feeds = extreme_feeds(exe, np.random.default_rng(11))
     host = exe.run(feeds)
-    out, _ = m4_emu.run(m4_runner, path.read_bytes(),
-                        np.ascontiguousarray(feeds[spec.name]).tobytes())
+    out, _ = run_checked(m4_runner, path.read_bytes(), feeds[spec.name])
     assert out == b"".join(np.ascontiguousarray(host[o.name]).tobytes() for o in exe.outputs)
