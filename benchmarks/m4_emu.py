@@ -137,6 +137,10 @@ def run(elf_path: str, model_bin: bytes, input_bytes: bytes, output_capacity: in
     arena_size = stack_top - (64 << 10) - arena_at
     if arena_size <= 0:
         raise ValueError("model too large for the emulator's RAM")
+    # arena bytes start as noise (fixed seed): a kernel reading bytes nobody wrote, or writing
+    # a stray byte that happens to equal its old value, shows instead of hiding in zeros
+    uc.mem_write(arena_at, np.random.default_rng(20261127).integers(
+        0, 256, stack_top - (64 << 10) - arena_at, dtype=np.uint8).tobytes())
     uc.mem_write(model_at, model_bin)
     uc.mem_write(input_at, input_bytes)
     io = [model_at, len(model_bin), input_at, len(input_bytes), arena_at, arena_size, output_at,
