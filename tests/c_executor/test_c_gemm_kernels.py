@@ -69,18 +69,21 @@ def narrow_kernels_model():
 
 
 def pointwise_kernels_model():
-    """The DSP tile filler's cases on a 14-channel 9x30 input: 1x1 convs reading 14 channels
-    (3 groups of 4 + 2), 7 per group (1 + 3), 2 per group (no whole group), stride 2 without
-    padding (rows skipped), a ReLU; 3x3 convs with 4 channels per group (K = 36 = Kp) and
-    dilated rows (dh 2) through the window copier and the edge path. And the DSP depthwise
-    kernel's variants: stride 2 with a ReLU (odd width 15), dilated rows with a ReLU, stride 2
-    rows only."""
+    """The DSP tile filler's cases on a 14-channel 9x30 input: 1x1 convs reading 14, 7 and 2
+    channels per group (not whole groups of 4: the edge gatherer), and, on a 16-channel map,
+    16 and 8 (straight into the tile), stride 2 without padding (rows skipped), a ReLU; 3x3
+    convs with 4 channels per group (K = 36 = Kp) and dilated rows (dh 2) through the window
+    copier and the edge path. And the DSP depthwise kernel's variants: stride 2 with a ReLU
+    (odd width 15), dilated rows with a ReLU, stride 2 rows only."""
     b = Builder()
+    y = b.conv("x", 14, 16, 1, 4, 3)
     outs = [
-        b.conv("x", 14, 6, 1, 4, 3),
+        y,
         b.conv("x", 14, 6, 1, 4, 3, group=2, act_type=1),
         b.conv("x", 14, 14, 1, 4, 3, group=7),
-        b.conv("x", 14, 5, 1, 4, 3, strides=[2, 2]),
+        b.conv(y, 16, 6, 1, 3, 3),
+        b.conv(y, 16, 6, 1, 3, 3, group=2, act_type=1),
+        b.conv(y, 16, 5, 1, 3, 3, strides=[2, 2]),
         b.conv("x", 14, 7, 3, 4, 3, group=7, pads=[1, 1, 1, 1]),
         b.conv("x", 14, 6, 3, 4, 4, pads=[2, 1, 2, 1], dilations=[2, 1]),
         b.conv("x", 14, 14, 3, 4, 3, group=14, strides=[2, 2], pads=[1, 1, 1, 1], act_type=1),

@@ -498,26 +498,43 @@ static void conv_depthwise(const thk_conv_params *p, const conv_dims *d, const t
         }
 }
 
-/* Channels [c0, cg) of the patch row of the window at (iy0, ix0): the taps inside the input
- * (kernel rows [i0, i1), columns [j0, j1)), zeros elsewhere; 32-bit steps inside. */
+/* The patch row (cg channels x kh x kw) of the window at (iy0, ix0): the taps inside the input
+ * (kernel rows [i0, i1), columns [j0, j1)), zeros elsewhere; 32-bit steps inside. Writes the
+ * byte after the row too when 3-wide rows go a word at a time (callers' rows have one more). */
 #if THK_GEMM_DSP
 __attribute__((noinline)) /* kept out of conv_fill_tile's loop, which needs the registers */
 #endif
 static void gather_edge(int8_t *dst, const int8_t *x, const thk_conv_params *p, const conv_dims *d,
-                        int64_t iy0, int64_t ix0, uint32_t c0) {
+                        int64_t iy0, int64_t ix0) {
     uint32_t c, i, j, kh = p->kh, kw = p->kw, dw = p->dw, i0, i1, j0, j1, K1 = kh * kw;
-    uint32_t plane = d->H * d->W, rstep = p->dh * d->W, first;
+    uint32_t plane = d->H * d->W, rstep = p->dh * d->W, first, words;
     for (i0 = 0; i0 < kh && iy0 + (int64_t)i0 * p->dh < 0; i0++) {}
     for (i1 = kh; i1 > i0 && iy0 + (int64_t)(i1 - 1) * p->dh >= (int64_t)d->H; i1--) {}
     for (j0 = 0; j0 < kw && ix0 + (int64_t)j0 * dw < 0; j0++) {}
     for (j1 = kw; j1 > j0 && ix0 + (int64_t)(j1 - 1) * dw >= (int64_t)d->W; j1--) {}
-    dst += (size_t)c0 * K1;
-    memset(dst, 0, (size_t)(d->cg - c0) * K1);
+    words = kw == 3 && dw == 1 && d->W >= 4 && j0 < j1;
+    if (!words || i1 - i0 < kh) memset(dst, 0, (size_t)d->cg * K1); /* else every byte is stored */
     if (i0 == i1 || j0 == j1) return;
     /* the first tap inside: kernel row i0, column j0 */
     first = (uint32_t)(iy0 + (int64_t)i0 * p->dh) * d->W + (uint32_t)(ix0 + (int64_t)j0 * dw);
-    for (c = c0, x += (size_t)c0 * plane + first, dst += i0 * kw + j0; c < d->cg;
-         c++, x += plane, dst += K1) {
+    x += first;
+    dst += i0 * kw;
+    if (words) { /* each kernel row inside: one word read inside its input row (from its first
+                  * column inside, or ending at the row's end), shifted to its columns with zeros
+                  * around and stored whole; its 4th byte (0) lands on the next row's first */
+        uint32_t n = j1 - j0, back = (uint32_t)(ix0 + j0) + 4u > d->W ? 4u - n : 0u, v;
+        uint32_t keep = (1u << (8u * n)) - 1u;
+        for (c = 0, x -= back; c < d->cg; c++, x += plane, dst += K1) {
+            const int8_t *r = x;
+            for (i = i0; i < i1; i++, r += rstep) {
+                __builtin_memcpy(&v, r, 4); /* one LDR / STR (freestanding: memcpy is a call) */
+                v = ((v >> (8u * back)) & keep) << (8u * j0);
+                __builtin_memcpy(dst + (i - i0) * 3u, &v, 4);
+            }
+        }
+        return;
+    }
+    for (c = 0, dst += j0; c < d->cg; c++, x += plane, dst += K1) {
         const int8_t *r = x;
         int8_t *o = dst;
         for (i = i0; i < i1; i++, r += rstep, o += kw) {
@@ -565,7 +582,7 @@ static void gather(int8_t *dst, const int8_t *x, const thk_conv_params *p, const
         }
         return;
     }
-    gather_edge(dst, x, p, d, iy0, ix0, 0);
+    gather_edge(dst, x, p, d, iy0, ix0);
 }
 #endif
 
@@ -575,15 +592,14 @@ typedef struct {
     const conv_dims *d;
     const thk_tensor *w;
     const int8_t *xg;   /* the group's first input plane */
-    const int8_t *xend; /* the input's end */
     uint32_t o0;        /* the group's first output channel */
 } conv_job;
 
 #if THK_GEMM_DSP
 /* Patch rows r .. r + n - 1 into tile rows 0 .. n - 1, the pixels walked without a division:
- * 1x1 convs without padding straight into the tile as int16 pairs (thk_tile_strided), 3x3
- * windows inside the input with each row's word whole by their offsets alone (thk_patch3x3),
- * others through gather; those two widened from `row` into the tile. */
+ * 1x1 convs without padding (channels a multiple of 4) straight into the tile as int16 pairs
+ * (thk_tile_strided), 3x3 windows inside the input with each row's word whole by their offsets
+ * alone (thk_patch3x3), others through gather_edge; those two widened from `row` into the tile. */
 static void conv_fill_tile(const thk_gemm_job *job, uint32_t r, uint32_t n, thk_patch *tile, int8_t *row) {
     const conv_job *c = (const conv_job *)job;
     const thk_conv_params *p = c->p;
@@ -592,18 +608,13 @@ static void conv_fill_tile(const thk_gemm_job *job, uint32_t r, uint32_t n, thk_
     const int8_t *xg = c->xg;
     uint32_t W = d->W, H = d->H, wo = d->wo, K = d->K, Kp = thk_kpad(K), plane = H * W, cg = d->cg;
     uint32_t sh = p->sh, sw = p->sw, pt = p->pt, pl = p->pl, oy = r / wo, ox = r - oy * wo;
-    uint32_t groups = cg >> 2, t = cg & 3u, i = 0, k, end, steps[2];
+    uint32_t i = 0, k, end, steps[2];
     uint32_t *dst = (uint32_t *)(void *)tile;
-    if (p->kh * p->kw == 1 && !(pt | pl | p->pb | p->pr)) { /* 1x1 without padding */
+    if (p->kh * p->kw == 1 && !(pt | pl | p->pb | p->pr) && !(cg & 3u)) {
+        /* 1x1 without padding, whole groups of 4 channels (others: gather_edge) */
         const int8_t *src = xg + oy * sh * W + ox * sw;
         for (; i < n; i++, dst += (i & 1u) ? 2u : Kp - 2u) { /* row pairs: Kp words */
-            if (groups) thk_tile_strided(dst, src, plane, groups);
-            if (t) { /* the last channels, zero-padded to a group */
-                const int8_t *q = src + groups * 4u * plane;
-                uint32_t v1 = t > 1 ? (uint16_t)q[plane] : 0u, v2 = t > 2 ? (uint32_t)q[2u * plane] << 16 : 0u;
-                dst[4u * groups] = (uint16_t)q[0] | v2;
-                dst[4u * groups + 1u] = v1;
-            }
+            thk_tile_strided(dst, src, plane, cg >> 2);
             src += sw;
             if (++ox == wo) {
                 ox = 0;
@@ -622,12 +633,11 @@ static void conv_fill_tile(const thk_gemm_job *job, uint32_t r, uint32_t n, thk_
         for (; i < end; i++, ox++, dst += (i & 1u) ? 2u : Kp - 2u) {
             uint32_t ix = ox * sw;
             /* a 3x3 window inside, by its offsets alone, when each row's word (one byte past the
-             * window) stays inside the input; edges tap by tap */
-            if (in && ix >= pl && ix - pl + 3u <= W &&
-                (ix - pl + 4u <= W || (uint32_t)(c->xend - (base + ix)) >= (cg - 1u) * plane + 2u * steps[0] + 4u))
+             * window) stays inside its input row; edges (and the last column) by gather_edge */
+            if (in && ix >= pl && ix - pl + 4u <= W)
                 thk_patch3x3(row, base + ix, cg, steps);
             else
-                gather_edge(row, xg, p, d, (int64_t)iy - pt, (int64_t)ix - pl, 0);
+                gather_edge(row, xg, p, d, (int64_t)iy - pt, (int64_t)ix - pl);
             row[K] = 0; /* or the byte after the row: the weight buffer, rewritten before use */
             thk_put_groups(dst, row, Kp >> 2);
         }
@@ -681,7 +691,6 @@ static void conv_gemm(const thk_conv_params *p, const conv_dims *d, const thk_te
             c.o0 = c.job.bias0 = g * d->og;
             c.job.out0 = (n * d->O + c.o0) * P;
             c.xg = (const int8_t *)x->data + (size_t)(n * d->C + g * d->cg) * d->H * d->W;
-            c.xend = (const int8_t *)x->data + (size_t)d->N * d->C * d->H * d->W;
             thk_gemm_run(&c.job, scratch);
         }
 }

@@ -45,7 +45,8 @@ __attribute__((naked, noinline)) void thk_put_groups(uint32_t *dst, const int8_t
         "bx lr\n\t");
 }
 
-void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
+/* patch row r of the tile from Kp natural int8 values (the row buffer), widened */
+static void tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
     thk_put_groups((uint32_t *)(void *)tile + (r >> 1) * Kp + 2u * (r & 1u), row, Kp >> 2);
 }
 
@@ -107,7 +108,6 @@ typedef struct {
     const uint32_t *p;      /* 44: first row pair */
     uint32_t lead;          /* 48: groups % 4 */
     uint32_t mode;          /* 52 */
-    int32_t lo, hi;         /* C only */
 } thk_pairs;
 
 #define PAIR_GROUP                                                                          \
@@ -439,7 +439,8 @@ __attribute__((naked, noinline)) void thk_copy_rows(int8_t *dst, const int8_t *s
 
 #else /* portable C */
 
-void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
+/* patch row r of the tile from Kp natural int8 values (the row buffer), widened */
+static void tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row) {
     thk_patch *dst = tile + (size_t)r * Kp;
     uint32_t k;
     for (k = 0; k < Kp; k++) dst[k] = row[k];
@@ -503,7 +504,7 @@ void thk_gemm_store(const thk_outstage *st, uint8_t out32, const thk_tensor *out
     uint32_t j;
     if (out32) { /* rshift_round with the half folded into the bias, all in int32 */
         int8_t *dst = (int8_t *)out->data + index;
-        int32_t hb = (int32_t)(bias + ((int64_t)1 << (st->shift - 1))), s = st->shift;
+        int32_t s = st->shift, hb = (int32_t)bias + (int32_t)(1u << (s - 1)); /* 0 < s < 32, int32 bias */
         int32_t lo = (int32_t)st->lo, hi = (int32_t)st->hi;
 #if THK_GEMM_DSP
         for (j = 0; j < n; j++, dst += step) *dst = (int8_t)out8(acc[j] + hb, s, lo, hi);
@@ -545,9 +546,7 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
     k.wq_end = kraw.wq_end = wq + Kp; /* 4 words a group of 4 values */
     k.lead = kraw.lead = (Kp >> 2) & 3u;
     k.shift = st->shift;
-    k.lo = (int32_t)st->lo;
-    k.hi = (int32_t)st->hi;
-    k.mode = k.lo <= -128 && k.hi == 127 ? 2u : k.lo == 0 && k.hi == 127 ? 3u : 0u; /* 0: raw sums */
+    k.mode = st->lo <= -128 && st->hi == 127 ? 2u : st->lo == 0 && st->hi == 127 ? 3u : 0u; /* 0: raw sums */
     k.rs = job->row_step;
     kraw.h0 = kraw.h1 = 0;
     kraw.mode = 1;
@@ -571,7 +570,7 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
             } else {
                 memset(dst, 0, Kp);
             }
-            thk_tile_put(tile, r, Kp, dst);
+            tile_put(tile, r, Kp, dst);
         }
         for (o = 0; o < job->outs; o += 2) {
             uint32_t two = o + 1 < job->outs, at = job->out0 + o * job->ch_step + q0 * job->row_step;
@@ -580,13 +579,14 @@ void thk_gemm_run(const thk_gemm_job *job, uint8_t *scratch) {
             int64_t b1 = two ? thk_bias_at(job->bias, job->has_bias, job->bias0 + o + 1) : 0;
 #if THK_GEMM_DSP
             if (np == 1 && !(K & 3u)) { /* a single patch row: weights straight from their rows */
-                acc[0] = acc[1] = 0;
+                int32_t h = job->out32 ? (int32_t)(1u << (st->shift - 1)) : 0; /* out32: bias + half */
+                acc[0] = h ? (int32_t)b0 + h : 0;
+                acc[1] = h ? (int32_t)b1 + h : 0;
                 vec_groups(acc, w0, w1, (const uint32_t *)(const void *)tile, K >> 2);
-                if (job->out32) {
+                if (h) {
                     int8_t *d = (int8_t *)job->out->data + at;
-                    int32_t half = (int32_t)1 << (k.shift - 1);
-                    d[0] = (int8_t)out8(acc[0] + (int32_t)b0 + half, k.shift, k.lo, k.hi);
-                    if (two) d[job->ch_step] = (int8_t)out8(acc[1] + (int32_t)b1 + half, k.shift, k.lo, k.hi);
+                    d[0] = (int8_t)out8(acc[0], st->shift, (int32_t)st->lo, (int32_t)st->hi);
+                    if (two) d[job->ch_step] = (int8_t)out8(acc[1], st->shift, (int32_t)st->lo, (int32_t)st->hi);
                     continue;
                 }
                 thk_gemm_store(st, 0, job->out, acc, 1, at, job->row_step, b0);

@@ -105,9 +105,6 @@ void thk_put_groups(uint32_t *dst, const int8_t *row, uint32_t n);
 void thk_tile_strided(uint32_t *dst, const int8_t *src, uint32_t plane, uint32_t n);
 #endif
 
-/* patch row r of a tile from Kp natural int8 values (the row buffer), widened to the layout */
-void thk_tile_put(thk_patch *tile, uint32_t r, uint32_t Kp, const int8_t *row);
-
 /* ---- the output stage of a block (conv, linear) ---- */
 #include "ops.h"
 
@@ -130,7 +127,7 @@ struct thk_gemm_job {
     void (*fill)(const thk_gemm_job *job, uint32_t r, int8_t *dst);
 #if THK_GEMM_DSP
     /* or, when set, patch rows r .. r + n - 1 straight into tile rows 0 .. n - 1 (all Kp
-     * values; `row`: Kp bytes of workspace, e.g. for thk_tile_put) */
+     * values; `row`: Kp + 1 bytes of workspace) */
     void (*fill_tile)(const thk_gemm_job *job, uint32_t r, uint32_t n, thk_patch *tile, int8_t *row);
 #endif
     /* weight row o (K int8 values): in place, or written into buf */
