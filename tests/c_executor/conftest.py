@@ -1,5 +1,6 @@
-"""Fixtures for the C executor tests: the host and sanitizer builds of executor/ (built once per
-session with make; skipped with a reason where no C compiler exists)."""
+"""Fixtures for the C executor tests: the host and sanitizer builds of executor/ and the Cortex-M4
+emulator runner (built once per session with make; skipped with a reason where no C compiler,
+cross compiler or unicorn exists)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "benchmarks"))
 
 from c_harness import EXECUTOR, make
 
@@ -23,3 +26,14 @@ def host_build() -> str:
 def sanitize_build() -> str:
     make("sanitize")
     return os.path.join(EXECUTOR, "build", "sanitize", "test_thinker")
+
+
+@pytest.fixture(scope="session")
+def m4_runner(tmp_path_factory) -> str:
+    """m4_runner.elf: the Cortex-M4 build of the library driven by probe/m4_runner.c."""
+    import m4_emu
+
+    why = m4_emu.available()
+    if why:
+        pytest.skip(why)
+    return m4_emu.build_runner(str(tmp_path_factory.mktemp("m4")))

@@ -177,16 +177,6 @@ def test_kernels_clean_under_asan_and_ubsan(name, kernel_bins, sanitize_build, t
                           extreme_feeds(exe, np.random.default_rng(7)), tmp_path)
 
 
-@pytest.fixture(scope="module")
-def m4_runner(tmp_path_factory) -> str:
-    import m4_emu
-
-    why = m4_emu.available()
-    if why:
-        pytest.skip(why)
-    return m4_emu.build_runner(str(tmp_path_factory.mktemp("m4")))
-
-
 @pytest.mark.parametrize("name", ["conv", "narrow", "pointwise", "linear1", "linear5",
                                   "linear1_k40", "add"])
 def test_cortex_m4_build_in_an_emulator_equals_the_host(name, kernel_bins, m4_runner):
