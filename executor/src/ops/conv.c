@@ -330,17 +330,18 @@ static void conv_lean(const thk_conv_params *p, const conv_dims *d, const thk_te
  * same borders untouched. */
 static void dw_pad(int8_t *pad, const int8_t *plane, const thk_conv_params *p, const conv_dims *d,
                    uint32_t L, uint32_t rows) {
-    uint32_t copy = L > p->pl ? L - p->pl : 0, k, end = (uint32_t)(p->pt + d->H < rows ? p->pt + d->H : rows);
-    const int8_t *src = plane;
+    uint32_t copy = L > p->pl ? L - p->pl : 0, end = (uint32_t)(p->pt + d->H < rows ? p->pt + d->H : rows);
     int8_t *dst = pad + (size_t)p->pt * L + p->pl;
     if (copy > d->W) copy = d->W;
 #if THK_GEMM_DSP /* L - pl > W (dw_row_len): whole input rows, contiguous */
-    (void)k;
-    (void)src;
     if (end > p->pt) thk_copy_rows(dst, plane, end - p->pt, copy, L - copy);
 #else
-    for (k = p->pt; k < end; k++, src += d->W, dst += L) /* padded row k holds input row k - pt */
-        memcpy(dst, src, copy);
+    {
+        const int8_t *src = plane;
+        uint32_t k;
+        for (k = p->pt; k < end; k++, src += d->W, dst += L) /* padded row k holds input row k - pt */
+            memcpy(dst, src, copy);
+    }
 #endif
 }
 
@@ -360,6 +361,7 @@ static void dw3_dsp(const thk_conv_params *p, const conv_dims *d, const thk_tens
     j.out_skip = (int32_t)(d->wo - 2u * pairs);
     j.pair_bytes = 2u * pairs;
     j.variant = (p->st.lo == 0) | (p->sw == 2 ? 2u : 0u);
+    j.row = pad + first; /* the kernel does not move it */
     memset(pad, 0, (size_t)rows * L); /* the borders: dw_pad never writes them */
     for (m = 0; m < maps; m++) {
         const int8_t *wk;
@@ -373,13 +375,12 @@ static void dw3_dsp(const thk_conv_params *p, const conv_dims *d, const thk_tens
         j.wt[4] = (uint32_t)p->st.shift | ((uint32_t)(uint16_t)wk[7] << 16);
         j.hb = (int32_t)thk_bias_at(b, has_bias, o) + half;
         j.out = (int8_t *)out->data + (size_t)m * map;
-        j.row = pad + first;
         dw_pad(pad, (const int8_t *)x->data + (size_t)(n * d->C + o) * d->H * d->W, p, d, L, rows);
         /* an odd width writes a byte past the map: the next map's first, rewritten after it */
         room = !(d->wo & 1u) || m + 1 < maps;
         j.rows = d->ho - !room;
         if (j.rows) thk_dw3_rows(&j);
-        if (!room) { /* the last row through `last` */
+        if (!room) { /* the last map's last row through `last` */
             int8_t *dst = j.out + (size_t)(d->ho - 1u) * d->wo;
             j.row = pad + first + (size_t)(d->ho - 1u) * p->sh * L;
             j.out = last;
