@@ -90,7 +90,7 @@ def main() -> int:
             x = np.random.default_rng(0).integers(-128, 128, spec.shape).astype(spec.dtype)
             host = next(iter(exe.run({spec.name: x}).values()))
             by_block: dict[int, int] = {}
-            stray: list[tuple[int, int, int, int]] = []
+            stray: list[tuple[int, int, int]] = []
             with open(path, "rb") as f:
                 data = f.read()
             out, per_op = m4_emu.run(elf, data, x.tobytes(), by_block=by_block,
@@ -116,7 +116,7 @@ def main() -> int:
             summary.append(f"{name}: {sum(per_op):,} instructions in all; emulated output "
                            f"{'equals' if equal else 'DIFFERS FROM'} the host executor's; "
                            + (f"{len(stray)} bytes WRITTEN OUTSIDE the plan, first (op, kind, "
-                              f"offset): {stray[0][:3]}" if stray else
+                              f"offset): {stray[0]}" if stray else
                               "every op wrote only its outputs and scratch"))
         print(table(rows))
         print("\n".join(summary))

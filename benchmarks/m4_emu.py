@@ -97,13 +97,13 @@ def run(elf_path: str, model_bin: bytes, input_bytes: bytes, output_capacity: in
         max_instructions: int = 2_000_000_000,
         by_block: dict[int, int] | None = None,
         write_bounds: dict[int, list[tuple[int, int, int]]] | None = None,
-        stray_writes: list[tuple[int, int, int, int]] | None = None) -> tuple[bytes, list[int]]:
+        stray_writes: list[tuple[int, int, int]] | None = None) -> tuple[bytes, list[int]]:
     """(the outputs' bytes concatenated in order, instructions executed per op) of one forward
     on the emulated core (input 0 fed). ``by_block``, when given, receives the instructions
     executed per block start address over the whole run (``functions`` names them). With
     ``write_bounds`` (``planned_writes``), every arena byte (PSRAM, share-memory) an op changes
     outside its allowed ranges is appended to ``stray_writes`` as (op, memory kind, arena
-    offset, 1) (a write of the byte's old value goes unseen)."""
+    offset) (a write of the byte's old value goes unseen)."""
     from unicorn import (
         UC_ARCH_ARM,
         UC_HOOK_BLOCK,
@@ -140,7 +140,7 @@ def run(elf_path: str, model_bin: bytes, input_bytes: bytes, output_capacity: in
     # arena bytes start as noise (fixed seed): a kernel reading bytes nobody wrote, or writing
     # a stray byte that happens to equal its old value, shows instead of hiding in zeros
     uc.mem_write(arena_at, np.random.default_rng(20261127).integers(
-        0, 256, stack_top - (64 << 10) - arena_at, dtype=np.uint8).tobytes())
+        0, 256, arena_size, dtype=np.uint8).tobytes())
     uc.mem_write(model_at, model_bin)
     uc.mem_write(input_at, input_bytes)
     io = [model_at, len(model_bin), input_at, len(input_bytes), arena_at, arena_size, output_at,
@@ -170,15 +170,15 @@ def run(elf_path: str, model_bin: bytes, input_bytes: bytes, output_capacity: in
                                   bytes(emu.mem_read(MEM_AT - 4, 4 * (1 + 3 * MAX_MEMORY))))
             arenas.extend((k, b, n) for k, b, n in zip(*[iter(words[1:1 + 3 * words[0]])] * 3,
                                                         strict=True) if k in ARENA_KINDS)
-        now = [bytes(emu.mem_read(b, n)) for _, b, n in arenas]
+        now = [np.frombuffer(bytes(emu.mem_read(b, n)), np.uint8) for _, b, n in arenas]
         if snapshot and op != 0xFFFFFFFF:
-            for (kind, _, _n), before, after in zip(arenas, snapshot, now, strict=True):
-                changed = np.flatnonzero(np.frombuffer(before, np.uint8) !=
-                                         np.frombuffer(after, np.uint8))
-                for offset in changed.tolist():
-                    if not any(k == kind and o <= offset < o + m
-                               for k, o, m in write_bounds.get(op, ())):
-                        stray_writes.append((op, kind, offset, 1))
+            for (kind, _, n), before, after in zip(arenas, snapshot, now, strict=True):
+                allowed = np.zeros(n, bool)
+                for k, o, m in write_bounds.get(op, ()):
+                    if k == kind:
+                        allowed[o:o + m] = True
+                stray_writes.extend((op, kind, offset) for offset in
+                                    np.flatnonzero((before != after) & ~allowed).tolist())
         snapshot[:] = now
 
     def on_op(emu, _access, _address, _size, value, _user):
@@ -219,7 +219,6 @@ def functions(elf_path: str, by_block: dict[int, int]) -> list[tuple[str, int]]:
     """Instructions per function (from the ELF's symbols, via the cross toolchain's nm),
     most first."""
     import bisect
-    import subprocess
 
     listing = subprocess.run(["arm-none-eabi-nm", "-n", "--defined-only", elf_path],
                              capture_output=True, text=True, check=True).stdout
