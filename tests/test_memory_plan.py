@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(HERE, "c_executor"))
 
 pytest.importorskip("torch")
 
-from c_harness import EXECUTOR, make, numpy_reference, run_test_thinker  # noqa: E402
+from c_harness import EXECUTOR, make, numpy_reference, run_test_thinker, with_gemm_tiles  # noqa: E402
 from linger_flow import run_zoo_flow  # noqa: E402
 
 import thinker  # noqa: E402
@@ -189,25 +189,13 @@ def test_any_tile_size_gives_the_same_integers(name, zoo_packed, tmp_path):
     """A tiled GEMM computes numpy's integers whatever rows its region holds: the least tile,
     one block of 4 rows more, and every patch row at once (regions placed after the arena)."""
     result, _ = zoo_packed[name]
-    graph = result.graph
-    ops = {op: gemm_shape(graph, graph.nodes[op]) for op in result.plan.scratch}
-    ops = {op: shape for op, shape in ops.items() if shape is not None}
-    assert ops
     for extra_rows in (0, 4, None):
-        arenas = dict(result.plan.arena_sizes())
-        scratch = dict(result.plan.scratch)
-        for op, (k, rows) in ops.items():
-            kind = scratch[op].kind
-            least = gemm_scratch(k, rows)
-            tile = gemm_tile_in(k, rows, least)
-            tile = (rows + 3) & ~3 if extra_rows is None else min(tile + extra_rows,
-                                                                   (rows + 3) & ~3)
-            size = gemm_scratch(k, rows, tile)
-            end, align = arenas[kind]
-            scratch[op] = Placement(kind, end, size)
-            arenas[kind] = (end + -(-size // align) * align, align)
-        data = write_model(graph, PackInput(result.device.id, result.plan.placements, arenas,
-                                            scratch=scratch))
+        def tile_rows(k: int, rows: int, least: int, extra: int | None = extra_rows) -> int:
+            full = (rows + 3) & ~3
+            return full if extra is None else min(least + extra, full)
+
+        data, tiles = with_gemm_tiles(result, tile_rows)
+        assert tiles
         path = tmp_path / f"tiles_{extra_rows}.bin"
         path.write_bytes(data)
         _assert_c_equals_numpy(str(path), np.random.default_rng(7))

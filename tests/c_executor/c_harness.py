@@ -52,6 +52,45 @@ def pack_result(onnx_model, root: str, platform: str = "cortex-m"):
                               workspace=os.path.join(root, "ws"))).run()
 
 
+def with_gemm_tiles(result, tile_rows) -> tuple[bytes, dict[int, tuple[int, int, int]]]:
+    """A PackResult's model.bin with every tiled-GEMM scratch region (conv / linear) replaced by
+    one holding ``tile_rows(k, rows, least)`` patch rows (``least``: the least tile), placed
+    after its arena; and, per such op, (K, patch rows, tile rows)."""
+    from thinker.memory.scratch import gemm_scratch, gemm_shape, gemm_tile_in
+    from thinker.resource.writer import PackInput, Placement, write_model
+
+    graph, plan = result.graph, result.plan
+    arenas, scratch, tiles = dict(plan.arena_sizes()), dict(plan.scratch), {}
+    for op, p in plan.scratch.items():
+        shape = gemm_shape(graph, graph.nodes[op])
+        if shape is None:
+            continue
+        k, rows = shape
+        tile = tile_rows(k, rows, gemm_tile_in(k, rows, gemm_scratch(k, rows)))
+        size = gemm_scratch(k, rows, tile)
+        end, align = arenas[p.kind]
+        scratch[op] = Placement(p.kind, end, size)
+        arenas[p.kind] = (end + -(-size // align) * align, align)
+        tiles[op] = (k, rows, tile)
+    return write_model(graph, PackInput(result.device.id, plan.placements, arenas,
+                                        scratch=scratch)), tiles
+
+
+def assert_m4_equals_host(runner: str, model_bin: bytes, exe, feeds) -> None:
+    """The emulated Cortex-M4 build (m4_emu) gives the host executor ``exe``'s bytes for every
+    output, and no op writes outside its planned outputs and scratch region."""
+    import m4_emu
+
+    (spec,) = exe.inputs
+    host = exe.run(feeds)
+    stray: list[tuple[int, int, int]] = []
+    out, per_op = m4_emu.run(runner, model_bin, np.ascontiguousarray(feeds[spec.name]).tobytes(),
+                             write_bounds=m4_emu.planned_writes(model_bin), stray_writes=stray)
+    assert not stray, f"writes outside the plan (op, kind, offset): {stray[:8]}"
+    assert sum(per_op) > 0
+    assert out == b"".join(np.ascontiguousarray(host[o.name]).tobytes() for o in exe.outputs)
+
+
 def random_feeds(executor, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Full-range integers (so saturation happens), floats around the quantization range,
     valid indices for integer index inputs without exponent."""

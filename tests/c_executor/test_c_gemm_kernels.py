@@ -17,7 +17,14 @@ import sys
 
 import numpy as np
 import pytest
-from c_harness import assert_c_equals_numpy, pack, pack_result, random_feeds
+from c_harness import (
+    assert_c_equals_numpy,
+    assert_m4_equals_host,
+    pack,
+    pack_result,
+    random_feeds,
+    with_gemm_tiles,
+)
 from c_models import Builder, _ints
 
 import thinker
@@ -183,53 +190,22 @@ def test_cortex_m4_build_in_an_emulator_equals_the_host(name, kernel_bins, m4_ru
     """The DSP kernels (SMLAD) on an emulated Cortex-M4 give the host executor's bytes for every
     output, and no op writes into the arenas outside its outputs and its scratch region."""
     exe = thinker.load(kernel_bins[name], backend="c")
-    (spec,) = exe.inputs
     feeds = extreme_feeds(exe, np.random.default_rng(5))
-    host = exe.run(feeds)
     with open(kernel_bins[name], "rb") as f:
-        out, per_op = run_checked(m4_runner, f.read(), feeds[spec.name])
-    assert out == b"".join(np.ascontiguousarray(host[o.name]).tobytes() for o in exe.outputs)
-    assert sum(per_op) > 0
-
-
-def run_checked(runner: str, model_bin: bytes, x: np.ndarray) -> tuple[bytes, list[int]]:
-    """m4_emu.run, failing on any write outside the running op's planned outputs and scratch."""
-    import m4_emu
-
-    stray: list[tuple[int, int, int, int]] = []
-    out, per_op = m4_emu.run(runner, model_bin, np.ascontiguousarray(x).tobytes(),
-                             write_bounds=m4_emu.planned_writes(model_bin), stray_writes=stray)
-    assert not stray, f"writes outside the plan (op, kind, offset, bytes): {stray[:8]}"
-    return out, per_op
+        assert_m4_equals_host(m4_runner, f.read(), exe, feeds)
 
 
 @pytest.mark.parametrize("name", ["conv", "pointwise"])
 def test_cortex_m4_with_least_tiles_equals_the_host(name, m4_runner, tmp_path):
     """With every tiled GEMM's region cut to its least tile (tiles then start part way along
     an output row), the emulated Cortex-M4 still gives the host executor's bytes."""
-    from thinker.memory.scratch import gemm_scratch, gemm_shape, gemm_tile_in
-    from thinker.resource.writer import PackInput, Placement, write_model
-
     result = pack_result(MODELS[name](), str(tmp_path))
-    graph, plan = result.graph, result.plan
-    arenas, scratch, split = dict(plan.arena_sizes()), dict(plan.scratch), 0
-    for op, p in plan.scratch.items():
-        shape = gemm_shape(graph, graph.nodes[op])
-        if shape is None:
-            continue
-        size = gemm_scratch(*shape)
-        end, align = arenas[p.kind]
-        scratch[op] = Placement(p.kind, end, size)
-        arenas[p.kind] = (end + -(-size // align) * align, align)
-        tile, wo = gemm_tile_in(*shape, size), graph.tensors[graph.nodes[op].outputs[0]].shape[-1]
-        split += tile < shape[1] and tile % wo != 0
-    assert split  # some image is cut inside an output row
+    data, tiles = with_gemm_tiles(result, lambda k, rows, least: least)
+    graph = result.graph
+    # some image is cut inside an output row
+    assert any(tile < rows and tile % graph.tensors[graph.nodes[op].outputs[0]].shape[-1]
+               for op, (_, rows, tile) in tiles.items())
     path = tmp_path / "least.bin"
-    path.write_bytes(write_model(graph, PackInput(result.device.id, plan.placements, arenas,
-                                                  scratch=scratch)))
+    path.write_bytes(data)
     exe = thinker.load(str(path), backend="c")
-    (spec,) = exe.inputs
-    feeds = extreme_feeds(exe, np.random.default_rng(11))
-    host = exe.run(feeds)
-    out, _ = run_checked(m4_runner, path.read_bytes(), feeds[spec.name])
-    assert out == b"".join(np.ascontiguousarray(host[o.name]).tobytes() for o in exe.outputs)
+    assert_m4_equals_host(m4_runner, data, exe, extreme_feeds(exe, np.random.default_rng(11)))

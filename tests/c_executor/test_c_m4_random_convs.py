@@ -15,9 +15,9 @@ import os
 
 import numpy as np
 import pytest
-from c_harness import pack_result
+from c_harness import assert_m4_equals_host, pack_result, with_gemm_tiles
 from c_models import Builder
-from test_c_gemm_kernels import extreme_feeds, run_checked
+from test_c_gemm_kernels import extreme_feeds
 
 import thinker
 from onnx_build import value_info
@@ -75,36 +75,17 @@ def random_model(seed: int):
     return b.build([value_info("x", np.int8, [n, c, h, w])], outs, {"x": 4})
 
 
-def least_tiles(result) -> bytes:
-    """The packed model with every tiled-GEMM region cut to its least tile (placed after the
-    arena, as thinker.memory would place a region that does not grow)."""
-    from thinker.memory.scratch import gemm_scratch, gemm_shape
-    from thinker.resource.writer import PackInput, Placement, write_model
-
-    graph, plan = result.graph, result.plan
-    arenas, scratch = dict(plan.arena_sizes()), dict(plan.scratch)
-    for op, p in plan.scratch.items():
-        shape = gemm_shape(graph, graph.nodes[op])
-        if shape is not None:
-            size = gemm_scratch(*shape)
-            end, align = arenas[p.kind]
-            scratch[op] = Placement(p.kind, end, size)
-            arenas[p.kind] = (end + -(-size // align) * align, align)
-    return write_model(graph, PackInput(result.device.id, plan.placements, arenas,
-                                        scratch=scratch))
-
-
 @pytest.mark.parametrize("seed", range(MODELS))
 def test_random_convs_agree_on_numpy_host_and_emulated_cortex_m4(seed, m4_runner, tmp_path):
     result = pack_result(random_model(seed), str(tmp_path))
-    data = least_tiles(result) if seed % 2 else result.model_bin
+    # odd seeds: every GEMM with its least tile, placed after the arena
+    data = with_gemm_tiles(result, lambda k, rows, least: least)[0] if seed % 2 else \
+        result.model_bin
     path = tmp_path / "model.bin"
     path.write_bytes(data)
     exe, ref = thinker.load(str(path), backend="c"), thinker.load(str(path))
-    (spec,) = exe.inputs
     feeds = extreme_feeds(exe, np.random.default_rng(seed))
     host, expected = exe.run(feeds), ref.run(feeds)
     for o in exe.outputs:
         assert np.array_equal(host[o.name], expected[o.name]), o.name
-    out, _ = run_checked(m4_runner, data, feeds[spec.name])
-    assert out == b"".join(np.ascontiguousarray(host[o.name]).tobytes() for o in exe.outputs)
+    assert_m4_equals_host(m4_runner, data, exe, feeds)
