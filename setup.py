@@ -34,14 +34,15 @@ class BuildCLibrary(build_ext):
 
 def c_sources() -> list[str]:
     files = glob.glob("executor/src/*.c", root_dir=HERE) + \
-        glob.glob("executor/src/ops/*.c", root_dir=HERE)
+        glob.glob("executor/src/ops/*.c", root_dir=HERE) + \
+        glob.glob("executor/host/*.c", root_dir=HERE)
     return sorted(f.replace(os.sep, "/") for f in files)
 
 
 sources = c_sources()
 setup(
     ext_modules=[Extension("thinker.runtime._libthinker", sources=sources,
-                           include_dirs=["executor/include", "executor/src"],
+                           include_dirs=["executor/include", "executor/src", "executor/host"],
                            optional=True)] if sources else [],
     cmdclass={"build_ext": BuildCLibrary},
 )

@@ -72,12 +72,16 @@ class OutputStage:
         bias_max = 0 if bias is None else int(np.abs(bias).max(initial=0))
         bound = magnitude_bound(x.dtype) * int(weight_abs_sum) + bias_max
         self.ties_to_even = False
+        self.bias = bias
+        self.shift: int | None = None  # rshift_round's shift, set when the default mode applies
         if self.bits is None:  # float output: acc / 2**qin
             self.scale, half, self.offset = qmath.scale_of_exponent(-qin), 0.0, 0.0
         else:
             shift = qin - exponent(node, "scale_o")
             self.scale, half, self.offset = qmath.folded_requant_factors(shift, self.bits)
             mode = node_round_mode(node)
+            if mode == qmath.DEFAULT_ROUND_MODE:
+                self.shift = shift
             if mode == qmath.DEFAULT_ROUND_MODE:
                 bound = qmath.folded_bound(bound, shift, self.bits)
             else:  # another rounding mode: its half, and round's tie fix in finish_folded
@@ -87,10 +91,9 @@ class OutputStage:
         self.float_dtype = qmath.float_dtype_for_bound(bound)
         self._bias = np.zeros(1) if bias is None else bias.astype(np.float64)
         self._half = half
-        if self.bits is not None:  # qmath.saturate_folded's constants, computed once
-            lo, hi = qmath.int_range(self.bits)
-            if self.clamp is not None:
-                lo, hi = max(lo, self.clamp[0]), min(hi, self.clamp[1])
+        limits = self.integer_limits()
+        if limits is not None:  # qmath.saturate_folded's constants, computed once
+            lo, hi = limits
             offset = 1 << (self.bits - 1)
             self._unsigned = qmath.storage_dtype(self.bits, signed=False)
             self._signed = qmath.storage_dtype(self.bits)
@@ -99,6 +102,16 @@ class OutputStage:
             # remove the offset; at the full width the subtraction wraps (-2**(bits-1))
             self._back = self._signed.type(offset if self.bits < self._signed.itemsize * 8
                                            else -offset)
+
+    def integer_limits(self) -> tuple[int, int] | None:
+        """(lo, hi) the rounded accumulator is clamped to (saturation and fused activation), for
+        integer kernels; None with a float output."""
+        if self.bits is None:
+            return None
+        lo, hi = qmath.int_range(self.bits)
+        if self.clamp is not None:
+            lo, hi = max(lo, self.clamp[0]), min(hi, self.clamp[1])
+        return lo, hi
 
     def fold_weights(self, w: np.ndarray) -> np.ndarray:
         """Integer weights -> float weights with the requantization scale folded in."""

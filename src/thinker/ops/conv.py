@@ -23,6 +23,7 @@ from thinker.graph.ir import Node, Tensor
 from thinker.ops.accumulate import OutputStage, accumulator_output_spec
 from thinker.ops.base import REQUIRED, Op, Scratch, const_input, register
 from thinker.ops.depthwise import BandedDepthwise
+from thinker.ops.host_conv import host_conv
 
 CONV_ATTRS = {
     "scale_x": REQUIRED, "scale_w": REQUIRED, "scale_o": None, "o_bits": None,
@@ -344,11 +345,15 @@ class _Conv(_ConvBase):
              fbias.reshape(groups, o // groups, 1)], axis=2)
         scratch = Scratch()
         spatial2 = self.spatial == 2
+        compiled = None if depthwise else host_conv(w, stage, x.dtype, groups, g)
 
         def run(xv, *_):
             x4 = xv if spatial2 else xv[:, :, None, :]
             h, wd = x4.shape[2:]
             ho, wo = g.conv_out(h, wd)
+            if compiled is not None:
+                out = compiled(x4)
+                return (out if spatial2 else out[:, :, 0, :],)
             if depthwise:
                 out = depthwise_conv(x4).transpose(1, 0, 2, 3)
                 return (out if spatial2 else out[:, :, 0, :],)

@@ -8,6 +8,7 @@ import numpy as np
 from thinker.errors import ThinkerModelError
 from thinker.ops.accumulate import OutputStage, accumulator_output_spec
 from thinker.ops.base import REQUIRED, Op, Scratch, const_input, register
+from thinker.ops.host_conv import host_linear
 
 
 @register
@@ -53,8 +54,11 @@ class LinearInt(Op):
         wt = np.ascontiguousarray(np.concatenate(
             [stage.fold_weights(w.T), stage.folded_bias(out_f)[None]]))
         scratch = Scratch()
+        compiled = host_linear(w, stage, ins[0].dtype)
 
         def run(x, *_):
+            if compiled is not None:
+                return (compiled(x),)
             lead = x.shape[:-1]
             rows = x.reshape(-1, in_f)
             xf, new = scratch.zeros("x", (rows.shape[0], in_f + 1), stage.float_dtype)

@@ -127,7 +127,7 @@ def _stale(path: str) -> bool:
     if not os.path.exists(path):
         return True
     built = os.path.getmtime(path)
-    for folder in ("src", "include"):
+    for folder in ("src", "include", "host"):
         for base, _, files in os.walk(os.path.join(EXECUTOR_DIR, folder)):
             if any(os.path.getmtime(os.path.join(base, f)) > built for f in files):
                 return True
@@ -147,6 +147,27 @@ def _library() -> ctypes.CDLL:
         _declare(lib)
         _LIBS[path] = lib
         return lib
+
+
+_HOST: list = []  # [library or None], decided once per process
+
+
+def host_library() -> ctypes.CDLL | None:
+    """The library for the numpy executor's compiled kernels (executor/host), or None where
+    it cannot be had (no compiler, a wheel built without it) or ``THINKER_HOST_KERNELS=0``:
+    the numpy kernels then run, with the same integers."""
+    if os.environ.get("THINKER_HOST_KERNELS", "1") == "0":
+        return None
+    if not _HOST:
+        try:
+            lib = _library()
+            lib.thinker_host_features.restype = ctypes.c_int
+            lib.thinker_host_conv_s8.argtypes = [ctypes.c_void_p]
+            lib.thinker_host_conv_s8.restype = ctypes.c_int
+        except (ThinkerError, OSError, AttributeError):
+            lib = None
+        _HOST.append(lib)
+    return _HOST[0]
 
 
 def _declare(lib: ctypes.CDLL) -> None:

@@ -1,0 +1,276 @@
+/* Host-only int8 convolution for the numpy executor (thinker.runtime.host_kernels), on x86
+ * cores with AVX-512 VNNI. It is not device code: host builds of libthinker carry it, device
+ * builds do not, and the C executor never calls it.
+ *
+ * The numpy executor computes integer GEMMs in float BLAS, which caps it at the float
+ * rate; VPDPBUSD does 64 exact int8 MACs per instruction. It multiplies unsigned by signed
+ * bytes, so the input is stored as x + 128 and the weights stay signed:
+ *   sum((x + 128) * w) = sum(x * w) + 128 * sum(w),
+ * and the per-channel constant bias + half - 128 * sum(w) (``corr``, from Python) restores
+ * acc + bias + half. Padding holds 128 (the value 0), so the constant holds at the borders.
+ * Python checks that every partial sum fits int32 before it calls this.
+ *
+ * Layout. A chunk of samples is copied into ``work`` as [C/4][sh][sw][n][hq][wq] pixels of
+ * 4 bytes: four channels interleaved per pixel (VPDPBUSD's groups of 4 bytes), the padded
+ * input split into sh*sw stride phases (as thinker.ops.conv._phase_planes does), so that a
+ * stride-s conv is a stride-1 conv over the phases and 16 neighbouring outputs read 64
+ * contiguous bytes at every kernel offset. Lanes are output positions, one accumulator per
+ * output channel of a block of 16; a weight group (4 channels of one output) is broadcast from
+ * memory. Positions run either along each output row (``rows``: 16-pixel blocks, the planes
+ * widened to whole blocks) or over the chunk's whole phase grid (``flat``: blocks cross rows
+ * and samples, the outputs falling on padding are computed and dropped), whichever computes
+ * fewer blocks: small maps waste most of a row block, wide ones a little of the grid.
+ * Weights come packed as [ceil(O/16)][kh*kw][C/4][16][4] (zeros past O and C). */
+#include <stdint.h>
+#include <string.h>
+
+#include "thinker_host.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HOST_VNNI 1
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#endif
+
+#define BLOCK 16   /* output positions per block (lanes) and output channels per block */
+#define CHUNK_BYTES (1 << 19) /* work planes per chunk of samples: about L2 */
+
+typedef struct {
+    int64_t hq, wq;       /* rows and columns of one phase plane of one sample */
+    int64_t cb_pixels;    /* pixels per channel block: sh*sw planes of nc samples */
+    int32_t nc;           /* samples per chunk */
+    int32_t flat;         /* blocks over the whole phase grid (else along output rows) */
+} layout;
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static layout plan(const thinker_host_conv *j)
+{
+    layout l;
+    const int64_t reach = (int64_t)(j->kw - 1) * j->dw / j->sw; /* widest tap column offset */
+    const int64_t wq = ceil_div((int64_t)j->w_in + j->pl + j->pr, j->sw);
+    const int64_t row_blocks = ceil_div(j->wo, BLOCK) * j->ho;
+    l.hq = ceil_div((int64_t)j->h + j->pt + j->pb, j->sh);
+    l.flat = l.hq * wq < row_blocks * BLOCK; /* positions computed per sample */
+    l.wq = l.flat ? wq : (wq > ceil_div(j->wo, BLOCK) * BLOCK + reach ?
+                          wq : ceil_div(j->wo, BLOCK) * BLOCK + reach);
+    const int64_t sample = ceil_div(j->c, 4) * j->sh * j->sw * l.hq * l.wq * 4;
+    l.nc = (int32_t)(sample * j->n <= CHUNK_BYTES ? j->n : (CHUNK_BYTES / sample > 0 ?
+                                                          CHUNK_BYTES / sample : 1));
+    if (!l.flat)
+        l.nc = 1;
+    l.cb_pixels = (int64_t)j->sh * j->sw * l.nc * l.hq * l.wq;
+    return l;
+}
+
+/* the planes, a tail the flat grid's last block may read, then one interleaved input row */
+static int64_t planes_bytes(const thinker_host_conv *j, const layout *l)
+{
+    const int64_t tail = BLOCK + (int64_t)(j->kw - 1) * j->dw / j->sw;
+    return (ceil_div(j->c, 4) * l->cb_pixels + tail) * 4;
+}
+
+int64_t thinker_host_conv_work_bytes(const thinker_host_conv *j)
+{
+    const layout l = plan(j);
+    return planes_bytes(j, &l) + ceil_div(j->w_in, 64) * 64 * 4;
+}
+
+int thinker_host_features(void)
+{
+#ifdef HOST_VNNI
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+        return THINKER_HOST_VNNI;
+#endif
+    return 0;
+}
+
+#ifdef HOST_VNNI
+
+/* 64 pixels of four channel rows -> 64 interleaved 4-byte pixels, each byte + 128. */
+VNNI_TARGET static void interleave64(const int8_t *const src[4], int32_t col, uint32_t *dst)
+{
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i v[4];
+    for (int k = 0; k < 4; k++)
+        v[k] = _mm512_xor_si512(_mm512_loadu_si512(src[k] + col), flip);
+    /* per 128-bit lane: byte pairs, then quads (pixels 0-3, 4-7, 8-11, 12-15 of the lane) */
+    const __m512i ab_lo = _mm512_unpacklo_epi8(v[0], v[1]);
+    const __m512i ab_hi = _mm512_unpackhi_epi8(v[0], v[1]);
+    const __m512i cd_lo = _mm512_unpacklo_epi8(v[2], v[3]);
+    const __m512i cd_hi = _mm512_unpackhi_epi8(v[2], v[3]);
+    const __m512i q0 = _mm512_unpacklo_epi16(ab_lo, cd_lo);
+    const __m512i q1 = _mm512_unpackhi_epi16(ab_lo, cd_lo);
+    const __m512i q2 = _mm512_unpacklo_epi16(ab_hi, cd_hi);
+    const __m512i q3 = _mm512_unpackhi_epi16(ab_hi, cd_hi);
+    /* transpose the 4x4 grid of 128-bit lanes: output block L = lane L of q0..q3 */
+    const __m512i t0 = _mm512_shuffle_i32x4(q0, q1, 0x44), t1 = _mm512_shuffle_i32x4(q2, q3, 0x44);
+    const __m512i t2 = _mm512_shuffle_i32x4(q0, q1, 0xEE), t3 = _mm512_shuffle_i32x4(q2, q3, 0xEE);
+    _mm512_storeu_si512(dst, _mm512_shuffle_i32x4(t0, t1, 0x88));
+    _mm512_storeu_si512(dst + 16, _mm512_shuffle_i32x4(t0, t1, 0xDD));
+    _mm512_storeu_si512(dst + 32, _mm512_shuffle_i32x4(t2, t3, 0x88));
+    _mm512_storeu_si512(dst + 48, _mm512_shuffle_i32x4(t2, t3, 0xDD));
+}
+
+/* A chunk's input into work (its padding already holds 128): x + 128, four channels per
+ * pixel, split into stride phases. A row is interleaved into ``line`` (the work's tail) and
+ * copied to its column phases. Channels past c repeat channel cb*4: their weights are zero. */
+VNNI_TARGET static void fill_work(const thinker_host_conv *j, const layout *l, const int8_t *x,
+                                  int32_t samples, uint8_t *work)
+{
+    const int32_t c = j->c, h = j->h, w = j->w_in, sh = j->sh, sw = j->sw;
+    const int64_t plane = l->nc * l->hq * l->wq;
+    uint32_t *line = (uint32_t *)(work + planes_bytes(j, l));
+    for (int32_t s = 0; s < samples; s++) {
+        for (int32_t cb = 0; cb < (c + 3) / 4; cb++) {
+            const int32_t lanes = c - cb * 4 < 4 ? c - cb * 4 : 4;
+            for (int32_t r = 0; r < h; r++) {
+                const int8_t *src[4];
+                for (int32_t k = 0; k < 4; k++)
+                    src[k] = x + (((int64_t)s * c + cb * 4 + (k < lanes ? k : 0)) * h + r) * w;
+                int32_t col = 0;
+                for (; col + 64 <= w; col += 64)
+                    interleave64(src, col, line + col);
+                for (; col < w; col++) {
+                    uint32_t v = 0x80808080u;
+                    for (int32_t k = 0; k < 4; k++)
+                        v ^= (uint32_t)(uint8_t)src[k][col] << (8 * k);
+                    line[col] = v;
+                }
+                const int32_t pr = r + j->pt; /* padded row: phase pr % sh, plane row pr / sh */
+                uint32_t *row = (uint32_t *)work + cb * l->cb_pixels +
+                                (int64_t)(pr % sh) * sw * plane +
+                                ((int64_t)s * l->hq + pr / sh) * l->wq;
+                if (sw == 1) {
+                    memcpy(row + j->pl, line, (size_t)w * 4);
+                    continue;
+                }
+                for (int32_t b = 0; b < sw; b++) {
+                    /* padded column q*sw + b holds input column q*sw + b - pl */
+                    int32_t q = (int32_t)ceil_div(j->pl - b > 0 ? j->pl - b : 0, sw);
+                    for (int32_t in = q * sw + b - j->pl; in < w; in += sw, q++)
+                        row[b * plane + q] = line[in];
+                }
+            }
+        }
+    }
+}
+
+/* acc[k] = the 16 positions from ``at`` (a pixel index into each channel block's phases) times
+ * output channel k of weight block ``wt``. */
+#define ACCUMULATE(acc, at)                                                                   \
+    do {                                                                                      \
+        for (int k = 0; k < BLOCK; k++)                                                       \
+            acc[k] = _mm512_setzero_si512();                                                  \
+        const int32_t *wt = wblock;                                                           \
+        for (int32_t t = 0; t < taps; t++) {                                                  \
+            const uint32_t *px = work + (at) + tap[t];                                        \
+            for (int32_t cb = 0; cb < cblocks; cb++, px += l->cb_pixels, wt += BLOCK) {       \
+                const __m512i xin = _mm512_loadu_si512(px);                                   \
+                for (int k = 0; k < BLOCK; k++)                                               \
+                    acc[k] = _mm512_dpbusd_epi32(acc[k], xin, _mm512_set1_epi32(wt[k]));      \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
+/* acc + corr, rounded right shift, clamp: the output stage on 16 positions */
+VNNI_TARGET static inline __m512i finish(const thinker_host_conv *j, __m512i acc, int32_t oc)
+{
+    const __m512i v = _mm512_sra_epi32(_mm512_add_epi32(acc, _mm512_set1_epi32(j->corr[oc])),
+                                       _mm_cvtsi32_si128(j->shift));
+    return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(j->lo)),
+                            _mm512_set1_epi32(j->hi));
+}
+
+VNNI_TARGET static inline void store(const thinker_host_conv *j, int64_t at, __mmask16 mask,
+                                     __m512i v)
+{
+    if (j->out_bytes == 1)
+        _mm512_mask_cvtepi32_storeu_epi8((int8_t *)j->out + at, mask, v);
+    else
+        _mm512_mask_cvtepi32_storeu_epi16((int16_t *)j->out + at, mask, v);
+}
+
+/* The chunk's outputs; ``first`` is its first sample. */
+VNNI_TARGET static void conv_chunk(const thinker_host_conv *j, const layout *l,
+                                   const uint32_t *work, int32_t first, int32_t samples)
+{
+    const int32_t cblocks = (j->c + 3) / 4, taps = j->kh * j->kw;
+    const int64_t plane = l->nc * l->hq * l->wq, map = (int64_t)j->ho * j->wo;
+    int64_t tap[256];
+    for (int32_t i = 0, t = 0; i < j->kh; i++)
+        for (int32_t k = 0; k < j->kw; k++, t++)
+            tap[t] = ((int64_t)(i * j->dh % j->sh) * j->sw + k * j->dw % j->sw) * plane +
+                     (int64_t)(i * j->dh / j->sh) * l->wq + k * j->dw / j->sw;
+    for (int32_t ob = 0; ob * BLOCK < j->o; ob++) {
+        const int32_t outs = j->o - ob * BLOCK < BLOCK ? j->o - ob * BLOCK : BLOCK;
+        const int32_t *wblock = (const int32_t *)j->w + (int64_t)ob * taps * cblocks * BLOCK;
+        __m512i acc[BLOCK];
+        if (!l->flat) {
+            for (int32_t y = 0; y < j->ho; y++)
+                for (int32_t x = 0; x < j->wo; x += BLOCK) {
+                    ACCUMULATE(acc, y * l->wq + x);
+                    const int32_t count = j->wo - x < BLOCK ? j->wo - x : BLOCK;
+                    const __mmask16 mask = (__mmask16)((1u << count) - 1u);
+                    for (int k = 0; k < outs; k++)
+                        store(j, ((int64_t)first * j->o + ob * BLOCK + k) * map + y * j->wo + x,
+                              mask, finish(j, acc[k], ob * BLOCK + k));
+                }
+            continue;
+        }
+        const int64_t positions = (int64_t)samples * l->hq * l->wq;
+        for (int64_t p = 0; p < positions; p += BLOCK) {
+            /* the block's runs of valid outputs: one per (sample, row) it crosses */
+            __mmask16 masks[BLOCK];
+            int64_t dest[BLOCK];
+            int runs = 0;
+            for (int64_t q = p; q < p + BLOCK && q < positions;) {
+                const int64_t s = q / (l->hq * l->wq), y = q / l->wq % l->hq, x = q % l->wq;
+                const int64_t row_end = q - x + l->wq;
+                if (y < j->ho && x < j->wo) {
+                    const int64_t end = q - x + j->wo < p + BLOCK ? q - x + j->wo : p + BLOCK;
+                    masks[runs] = (__mmask16)(((1u << (end - q)) - 1u) << (q - p));
+                    dest[runs++] = ((int64_t)(first + s) * j->o + ob * BLOCK) * map +
+                                   y * j->wo + x;
+                }
+                q = row_end;
+            }
+            if (!runs)
+                continue;
+            ACCUMULATE(acc, p);
+            for (int k = 0; k < outs; k++) {
+                const __m512i v = finish(j, acc[k], ob * BLOCK + k);
+                for (int r = 0; r < runs; r++)
+                    store(j, dest[r] + k * map, (__mmask16)((1u << _mm_popcnt_u32(masks[r])) - 1u),
+                          _mm512_maskz_compress_epi32(masks[r], v));
+            }
+        }
+    }
+}
+
+#endif
+
+int thinker_host_conv_s8(const thinker_host_conv *j)
+{
+#ifdef HOST_VNNI
+    if (!(thinker_host_features() & THINKER_HOST_VNNI) || j->work_bytes <
+        thinker_host_conv_work_bytes(j) || (j->out_bytes != 1 && j->out_bytes != 2) ||
+        j->shift < 0 || j->shift > 31 || j->kh * j->kw > 256)
+        return 1;
+    const layout l = plan(j);
+    const int64_t sample = (int64_t)j->c * j->h * j->w_in;
+    /* every chunk writes the same interior, so the padding is set once */
+    memset(j->work, 0x80, (size_t)planes_bytes(j, &l));
+    for (int32_t n = 0; n < j->n; n += l.nc) {
+        const int32_t samples = j->n - n < l.nc ? j->n - n : l.nc;
+        fill_work(j, &l, j->x + n * sample, samples, j->work);
+        conv_chunk(j, &l, (const uint32_t *)j->work, n, samples);
+    }
+    return 0;
+#else
+    (void)j;
+    return 1;
+#endif
+}

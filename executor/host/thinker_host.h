@@ -1,0 +1,30 @@
+/* Host-only kernels the numpy executor calls through ctypes (thinker.runtime.host_kernels
+ * mirrors this struct). Not part of the device API (include/thinker.h). */
+#ifndef THINKER_HOST_H
+#define THINKER_HOST_H
+
+#include <stdint.h>
+
+#define THINKER_HOST_VNNI 1 /* thinker_host_features(): AVX-512 VNNI int8 convolution */
+
+/* An int8 convolution (group 1) with the output stage: out = clamp((acc + corr) >> shift). */
+typedef struct {
+    const int8_t *x;      /* input, [n][c][h][w_in] */
+    const int8_t *w;      /* packed weights, see conv_vnni.c */
+    const int32_t *corr;  /* per output channel: bias + half - 128 * sum(weights) */
+    void *out;            /* output, [n][o][ho][wo], int8 or int16 (out_bytes) */
+    uint8_t *work;        /* one sample's padded input, thinker_host_conv_work_bytes() */
+    int64_t work_bytes;
+    int32_t n, c, h, w_in;
+    int32_t o, kh, kw, sh, sw, dh, dw;
+    int32_t pt, pl, pb, pr;
+    int32_t ho, wo;
+    int32_t shift, lo, hi, out_bytes;
+} thinker_host_conv;
+
+int thinker_host_features(void);
+int64_t thinker_host_conv_work_bytes(const thinker_host_conv *job);
+/* 0 when done; 1 when this CPU or these parameters are not supported (nothing written) */
+int thinker_host_conv_s8(const thinker_host_conv *job);
+
+#endif

@@ -1,0 +1,123 @@
+"""The numpy executor's compiled int8 convolution (executor/host/conv_vnni.c), where the CPU
+has AVX-512 VNNI: exact int8 products summed in int32, 64 per instruction, instead of float
+BLAS. Same integers as the numpy kernels (tests compare the two on every path); a conv it
+cannot take (a float or 32-bit output, a rounding mode other than the default, a left shift,
+an accumulator that could leave int32, inputs wider than 8 bits, groups) stays on numpy, as
+does everything when ``THINKER_HOST_KERNELS=0`` or the library is missing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from thinker.ops.accumulate import OutputStage
+from thinker.ops.base import Scratch
+
+BLOCK = 16  # output channels per weight block (conv_vnni.c)
+INT32_LIMIT = 1 << 31
+
+
+class _Job(ctypes.Structure):  # thinker_host_conv (executor/host/thinker_host.h)
+    _fields_ = [("x", ctypes.c_void_p), ("w", ctypes.c_void_p), ("corr", ctypes.c_void_p),
+                ("out", ctypes.c_void_p), ("work", ctypes.c_void_p),
+                ("work_bytes", ctypes.c_int64)] + \
+               [(name, ctypes.c_int32) for name in (
+                   "n", "c", "h", "w_in", "o", "kh", "kw", "sh", "sw", "dh", "dw",
+                   "pt", "pl", "pb", "pr", "ho", "wo", "shift", "lo", "hi", "out_bytes")]
+
+
+def _library():
+    from thinker.runtime.c_backend import host_library  # runtime imports ops: load lazily
+
+    lib = host_library()
+    return lib if lib is not None and lib.thinker_host_features() & 1 else None
+
+
+def pack_weights(w: np.ndarray) -> np.ndarray:
+    """[O, C, kh, kw] int -> int8 [ceil(O/16), kh*kw, ceil(C/4), 16, 4], zeros past O and C."""
+    o, c, kh, kw = w.shape
+    ob, cb = -(-o // BLOCK), -(-c // 4)
+    padded = np.zeros((ob * BLOCK, cb * 4, kh, kw), np.int8)
+    padded[:o, :c] = w
+    blocks = padded.reshape(ob, BLOCK, cb, 4, kh * kw)
+    return np.ascontiguousarray(blocks.transpose(0, 4, 2, 1, 3))
+
+
+class HostConv:
+    """One conv node prepared for the compiled kernel; ``__call__(x)`` maps NCHW int8 to the
+    NCHW output. Build with ``host_conv`` (None where the kernel does not apply)."""
+
+    def __init__(self, lib, w: np.ndarray, stage: OutputStage, limits: tuple[int, int],
+                 geometry) -> None:
+        o = w.shape[0]
+        self._lib, self._stage, self._g = lib, stage, geometry
+        self._w = pack_weights(w)
+        bias = np.zeros(o, np.int64) if stage.bias is None else \
+            np.broadcast_to(stage.bias, (o,)).astype(np.int64)
+        half = (1 << (stage.shift - 1)) if stage.shift > 0 else 0
+        corr = bias + half - 128 * w.reshape(o, -1).sum(axis=1)
+        padded = np.zeros(-(-o // BLOCK) * BLOCK, np.int64)
+        padded[:o] = corr
+        # the kernel sums modulo 2**32; the true sums fit int32 (host_conv checked), so do its
+        self._corr = padded.astype(np.uint32).view(np.int32)
+        self._shape = w.shape
+        self._limits = limits
+        self._scratch = Scratch()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        g = self._g
+        x = np.ascontiguousarray(x)
+        n, c, h, wd = x.shape
+        o, _, kh, kw = self._shape
+        ho, wo = g.conv_out(h, wd)
+        out = np.empty((n, o, ho, wo), self._stage.out_dtype)
+        job = _Job(x=x.ctypes.data, w=self._w.ctypes.data, corr=self._corr.ctypes.data,
+                   out=out.ctypes.data, n=n, c=c, h=h, w_in=wd, o=o, kh=kh, kw=kw,
+                   sh=g.strides[0], sw=g.strides[1], dh=g.dilations[0], dw=g.dilations[1],
+                   pt=g.pads[0], pl=g.pads[1], pb=g.pads[2], pr=g.pads[3], ho=ho, wo=wo,
+                   shift=self._stage.shift, lo=self._limits[0], hi=self._limits[1],
+                   out_bytes=out.itemsize)
+        size = int(self._lib.thinker_host_conv_work_bytes(ctypes.byref(job)))
+        work, _ = self._scratch.zeros("work", (size + 64,), np.uint8)
+        job.work, job.work_bytes = work.ctypes.data, size
+        if self._lib.thinker_host_conv_s8(ctypes.byref(job)) != 0:
+            raise RuntimeError("thinker_host_conv_s8 refused a conv host_conv accepted")
+        return out
+
+
+def host_linear(w: np.ndarray, stage: OutputStage, x_dtype):
+    """The compiled kernel for a LinearInt with weight [O, K] (a 1x1 conv whose samples are the
+    input's rows: the kernel's blocks run across them), or None; the callable maps [..., K] to
+    [..., O]."""
+    from thinker.ops.conv import Geometry2d
+
+    o, k = w.shape
+    conv = host_conv(w.reshape(o, k, 1, 1), stage, x_dtype, 1,
+                     Geometry2d((1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1))
+    if conv is None:
+        return None
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return conv(x.reshape(-1, k, 1, 1)).reshape(*x.shape[:-1], o)
+
+    return run
+
+
+def host_conv(w: np.ndarray, stage: OutputStage, x_dtype, groups: int,
+              geometry) -> HostConv | None:
+    """The compiled kernel for this conv, or None where it does not apply (module doc)."""
+    limits = stage.integer_limits()
+    if groups != 1 or np.dtype(x_dtype) != np.int8 or limits is None or stage.shift is None \
+            or not 0 <= stage.shift <= 31 or np.dtype(stage.out_dtype).itemsize > 2 \
+            or w.size == 0 or w.min() < -128 or w.max() > 127:
+        return None
+    o = w.shape[0]
+    bias = 0 if stage.bias is None else int(np.abs(stage.bias).max(initial=0))
+    half = (1 << (stage.shift - 1)) if stage.shift > 0 else 0
+    bound = 128 * int(np.abs(w.reshape(o, -1)).sum(axis=1).max()) + bias + half
+    if bound >= INT32_LIMIT:
+        return None
+    lib = _library()
+    return None if lib is None else HostConv(lib, w, stage, limits, geometry)

@@ -1,0 +1,134 @@
+"""The numpy executor's compiled int8 conv/linear kernel (executor/host/conv_vnni.c) against
+the numpy kernels it replaces (``THINKER_HOST_KERNELS=0``), which the golden, onnxruntime and
+C-executor tests check independently: equal integers on every tensor, on seeded random convs
+and linears that cover what the kernel special-cases (row blocks and the flat grid across
+samples, 64-pixel interleaving and its tail, strides 1-3 and their phases, dilation,
+asymmetric pads, channel and output-block tails, 4/8/16-bit outputs, shift 0, clamps, and
+accumulators at the int32 bound), and on the inputs that saturate. Skipped where the CPU has no
+AVX-512 VNNI (the kernel then never runs)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from c_models import Builder
+from test_c_gemm_kernels import extreme_feeds
+
+import thinker
+from onnx_build import value_info
+from thinker.graph.onnx_import import import_model
+from thinker.ops import host_conv
+from thinker.runtime.hooks import DumpHook
+
+MODELS = int(os.environ.get("THINKER_HOST_RANDOM_MODELS", "40"))
+
+pytestmark = pytest.mark.skipif(host_conv._library() is None,
+                                reason="no AVX-512 VNNI on this CPU (or no C compiler)")
+
+
+def _numpy_executor(model):
+    os.environ["THINKER_HOST_KERNELS"] = "0"
+    try:
+        return thinker.load(import_model(model))
+    finally:
+        del os.environ["THINKER_HOST_KERNELS"]
+
+
+def assert_same_tensors(model, feeds, monkeypatch) -> int:
+    """Every tensor equal; returns how many ops ran on the compiled kernel."""
+    calls = []
+    original = host_conv.HostConv.__call__
+    monkeypatch.setattr(host_conv.HostConv, "__call__",
+                        lambda self, x: calls.append(1) or original(self, x))
+    fast, slow = thinker.load(import_model(model)), _numpy_executor(model)
+    a, b = DumpHook(), DumpHook()
+    fast.run(feeds, hooks=[a])
+    compiled = len(calls)
+    slow.run(feeds, hooks=[b])
+    assert len(calls) == compiled  # the numpy executor's kernels ran there
+    assert a.lines == b.lines
+    return compiled
+
+
+def random_conv(rng: np.random.Generator, b: Builder, x: str, c: int, h: int, w: int,
+                q_in: int) -> str | None:
+    kh, kw = [(1, 1), (3, 3), (3, 3), (1, 5), (5, 3), (7, 7)][rng.integers(6)]
+    strides = [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+    dil = [int(rng.integers(1, 4)) if kh > 1 and rng.random() < 0.3 else 1,
+           int(rng.integers(1, 4)) if kw > 1 and rng.random() < 0.3 else 1]
+    pads = [int(rng.integers(0, 4)) for _ in range(4)]
+    ho = (h + pads[0] + pads[2] - (kh - 1) * dil[0] - 1) // strides[0] + 1
+    wo = (w + pads[1] + pads[3] - (kw - 1) * dil[1] - 1) // strides[1] + 1
+    if min(ho, wo) < 1:
+        return None
+    attrs: dict = {"strides": strides, "pads": pads, "dilations": dil}
+    act = rng.random()
+    if act < 0.3:
+        attrs["act_type"] = 1
+    elif act < 0.45:
+        lo = int(rng.integers(-128, 1))
+        attrs["fused_clip"] = [lo, int(rng.integers(lo + 1, 128))]
+    bits = rng.random()
+    if bits < 0.15:
+        attrs["o_bits"] = 16
+    elif bits < 0.25:
+        attrs["o_bits"] = 4
+    if rng.random() < 0.15:
+        attrs.update(parameter_bits=4, w_lo=-8, w_hi=8)
+    else:
+        attrs.update(w_lo=-128, w_hi=128)
+    # (a 1 -> 1 conv is depthwise: the numpy executor's banded kernel takes it)
+    cout = int(rng.choice([1, 3, 8, 16, 17, 24, 33] if c > 1 else [3, 8, 16, 17, 24, 33]))
+    # q_out = q_in + 7 - shift: shifts 0 (no rounding) up to 12
+    q_out = q_in + 7 - int(rng.integers(0, 13))
+    return b.conv(x, c, cout, (kh, kw), q_in, q_out, bias=rng.random() < 0.8, **attrs)
+
+
+def random_model(seed: int):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 6))
+    c = int(rng.choice([1, 2, 3, 4, 5, 8, 13, 16, 30]))
+    h, w = int(rng.integers(1, 12)), int(rng.choice([1, 2, 5, 8, 16, 31, 64, 70, 130]))
+    b = Builder()
+    outs = [o for o in (random_conv(rng, b, "x", c, h, w, 4) for _ in range(3)) if o is not None]
+    return b.build([value_info("x", np.int8, [n, c, h, w])], outs or ["x"], {"x": 4})
+
+
+@pytest.mark.parametrize("seed", range(MODELS))
+def test_random_convs_equal_the_numpy_kernels(seed, monkeypatch):
+    model = random_model(seed)
+    exe = thinker.load(import_model(model))
+    feeds = extreme_feeds(exe, np.random.default_rng(seed))
+    assert assert_same_tensors(model, feeds, monkeypatch) == len(model.graph.node)
+
+
+def test_int32_bound_and_saturation(monkeypatch):
+    """Weights of +-127 over K = 3*3*64 with inputs at -128 put |acc| near 128 * 73,152 plus a
+    bias at the int32 limit's edge: accepted only while it fits, and exact."""
+    b = Builder()
+    y1 = b.conv("x", 64, 16, 3, 0, 0, w_lo=127, w_hi=128, pads=[1, 1, 1, 1])
+    y2 = b.conv("x", 64, 16, 3, 0, 7, w_lo=-128, w_hi=-127, o_bits=16)
+    model = b.build([value_info("x", np.int8, [2, 64, 5, 19])], [y1, y2], {"x": 0})
+    exe = thinker.load(import_model(model))
+    for fill in (-128, 127):
+        feeds = {"x": np.full(exe.inputs[0].shape, fill, np.int8)}
+        assert assert_same_tensors(model, feeds, monkeypatch) == 2
+    assert assert_same_tensors(model, extreme_feeds(exe, np.random.default_rng(3)),
+                               monkeypatch) == 2
+
+
+@pytest.mark.parametrize("rows", [1, 5, 16, 17, 64])
+def test_linear_rows_equal_the_numpy_kernels(rows, monkeypatch):
+    b = Builder()
+    y = b.op("LinearInt", ["x", b.const(np.random.default_rng(rows).integers(
+        -128, 128, (37, 70), dtype=np.int8)), b.const(np.arange(37, dtype=np.int32) * 999)],
+        scale_x=2.0**4, scale_w=2.0**7, scale_o=2.0**5, o_bits=8, act_type=1)
+    y = b.op("LinearInt", [y, b.const(np.random.default_rng(rows + 1).integers(
+        -128, 128, (5, 37), dtype=np.int8))], scale_x=2.0**5, scale_w=2.0**7, scale_o=2.0**2,
+        o_bits=16)
+    model = b.build([value_info("x", np.int8, [rows, 70])], [y], {"x": 4})
+    exe = thinker.load(import_model(model))
+    assert assert_same_tensors(model, extreme_feeds(exe, np.random.default_rng(rows)),
+                               monkeypatch) == 2
