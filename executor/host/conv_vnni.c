@@ -90,7 +90,7 @@ int thinker_host_features(void)
 #ifdef HOST_VNNI
 
 /* 64 pixels of four channel rows -> 64 interleaved 4-byte pixels, each byte + 128. */
-VNNI_TARGET static void interleave64(const int8_t *const src[4], int32_t col, uint32_t *dst)
+VNNI_TARGET static void interleave64(const int8_t *const src[4], int64_t col, uint32_t *dst)
 {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     __m512i v[4];
@@ -114,6 +114,20 @@ VNNI_TARGET static void interleave64(const int8_t *const src[4], int32_t col, ui
     _mm512_storeu_si512(dst + 48, _mm512_shuffle_i32x4(t2, t3, 0xDD));
 }
 
+/* ``count`` pixels of four channel rows, interleaved into dst */
+VNNI_TARGET static void interleave(const int8_t *const src[4], int64_t count, uint32_t *dst)
+{
+    int64_t col = 0;
+    for (; col + 64 <= count; col += 64)
+        interleave64(src, col, dst + col);
+    for (; col < count; col++) {
+        uint32_t v = 0x80808080u;
+        for (int32_t k = 0; k < 4; k++)
+            v ^= (uint32_t)(uint8_t)src[k][col] << (8 * k);
+        dst[col] = v;
+    }
+}
+
 /* A chunk's input into work (its padding already holds 128): x + 128, four channels per
  * pixel, split into stride phases. A row is interleaved into ``line`` (the work's tail) and
  * copied to its column phases. Channels past c repeat channel cb*4: their weights are zero. */
@@ -123,22 +137,36 @@ VNNI_TARGET static void fill_work(const thinker_host_conv *j, const layout *l, c
     const int32_t c = j->c, h = j->h, w = j->w_in, sh = j->sh, sw = j->sw;
     const int64_t plane = l->nc * l->hq * l->wq;
     uint32_t *line = (uint32_t *)(work + planes_bytes(j, l));
+    /* unpadded columns, stride 1: a channel block's rows are one run in the planes too */
+    const int32_t whole = sw == 1 && sh == 1 && l->wq == w;
+    /* a linear's rows (1x1 maps, no padding): [samples][c/4] words -> [c/4][samples] */
+    if (h * w == 1 && c % 4 == 0 && !(j->pt | j->pl | j->pb | j->pr)) {
+        for (int32_t cb = 0; cb < c / 4; cb++) {
+            uint32_t *dst = (uint32_t *)work + cb * l->cb_pixels;
+            for (int32_t s = 0; s < samples; s++) {
+                uint32_t v;
+                memcpy(&v, x + (int64_t)s * c + cb * 4, 4);
+                dst[s] = v ^ 0x80808080u;
+            }
+        }
+        return;
+    }
     for (int32_t s = 0; s < samples; s++) {
         for (int32_t cb = 0; cb < (c + 3) / 4; cb++) {
             const int32_t lanes = c - cb * 4 < 4 ? c - cb * 4 : 4;
+            if (whole) {
+                const int8_t *src[4];
+                for (int32_t k = 0; k < 4; k++)
+                    src[k] = x + ((int64_t)s * c + cb * 4 + (k < lanes ? k : 0)) * h * w;
+                interleave(src, h * w, (uint32_t *)work + cb * l->cb_pixels +
+                           ((int64_t)s * l->hq + j->pt) * l->wq);
+                continue;
+            }
             for (int32_t r = 0; r < h; r++) {
                 const int8_t *src[4];
                 for (int32_t k = 0; k < 4; k++)
                     src[k] = x + (((int64_t)s * c + cb * 4 + (k < lanes ? k : 0)) * h + r) * w;
-                int32_t col = 0;
-                for (; col + 64 <= w; col += 64)
-                    interleave64(src, col, line + col);
-                for (; col < w; col++) {
-                    uint32_t v = 0x80808080u;
-                    for (int32_t k = 0; k < 4; k++)
-                        v ^= (uint32_t)(uint8_t)src[k][col] << (8 * k);
-                    line[col] = v;
-                }
+                interleave(src, w, line);
                 const int32_t pr = r + j->pt; /* padded row: phase pr % sh, plane row pr / sh */
                 uint32_t *row = (uint32_t *)work + cb * l->cb_pixels +
                                 (int64_t)(pr % sh) * sw * plane +
@@ -231,9 +259,17 @@ VNNI_TARGET static void conv_chunk(const thinker_host_conv *j, const layout *l,
                 const int64_t row_end = q - x + l->wq;
                 if (y < j->ho && x < j->wo) {
                     const int64_t end = q - x + j->wo < p + BLOCK ? q - x + j->wo : p + BLOCK;
-                    masks[runs] = (__mmask16)(((1u << (end - q)) - 1u) << (q - p));
-                    dest[runs++] = ((int64_t)(first + s) * j->o + ob * BLOCK) * map +
-                                   y * j->wo + x;
+                    const __mmask16 bits = (__mmask16)(((1u << (end - q)) - 1u) << (q - p));
+                    const int64_t at = ((int64_t)(first + s) * j->o + ob * BLOCK) * map +
+                                       y * j->wo + x;
+                    /* outputs continuing the previous run (no padding between) join it */
+                    if (runs && dest[runs - 1] + _mm_popcnt_u32(masks[runs - 1]) == at &&
+                        (masks[runs - 1] >> (q - p - 1) & 1u))
+                        masks[runs - 1] |= bits;
+                    else {
+                        masks[runs] = bits;
+                        dest[runs++] = at;
+                    }
                 }
                 q = row_end;
             }

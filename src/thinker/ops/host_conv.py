@@ -66,22 +66,28 @@ class HostConv:
         self._limits = limits
         self._scratch = Scratch()
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        g = self._g
-        x = np.ascontiguousarray(x)
-        n, c, h, wd = x.shape
-        o, _, kh, kw = self._shape
+    def _job(self, shape: tuple[int, ...]) -> tuple[_Job, tuple[int, ...], np.ndarray]:
+        """The kernel's job for this input shape, with this thread's work buffer (built once
+        per shape: filling a ctypes struct costs microseconds, a call's whole budget)."""
+        g, (o, _, kh, kw) = self._g, self._shape
+        n, c, h, wd = shape
         ho, wo = g.conv_out(h, wd)
-        out = np.empty((n, o, ho, wo), self._stage.out_dtype)
-        job = _Job(x=x.ctypes.data, w=self._w.ctypes.data, corr=self._corr.ctypes.data,
-                   out=out.ctypes.data, n=n, c=c, h=h, w_in=wd, o=o, kh=kh, kw=kw,
-                   sh=g.strides[0], sw=g.strides[1], dh=g.dilations[0], dw=g.dilations[1],
-                   pt=g.pads[0], pl=g.pads[1], pb=g.pads[2], pr=g.pads[3], ho=ho, wo=wo,
-                   shift=self._stage.shift, lo=self._limits[0], hi=self._limits[1],
-                   out_bytes=out.itemsize)
+        job = _Job(w=self._w.ctypes.data, corr=self._corr.ctypes.data, n=n, c=c, h=h,
+                   w_in=wd, o=o, kh=kh, kw=kw, sh=g.strides[0], sw=g.strides[1],
+                   dh=g.dilations[0], dw=g.dilations[1], pt=g.pads[0], pl=g.pads[1],
+                   pb=g.pads[2], pr=g.pads[3], ho=ho, wo=wo, shift=self._stage.shift,
+                   lo=self._limits[0], hi=self._limits[1],
+                   out_bytes=np.dtype(self._stage.out_dtype).itemsize)
         size = int(self._lib.thinker_host_conv_work_bytes(ctypes.byref(job)))
-        work, _ = self._scratch.zeros("work", (size + 64,), np.uint8)
+        work = np.empty(size, np.uint8)
         job.work, job.work_bytes = work.ctypes.data, size
+        return job, (n, o, ho, wo), work
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x)
+        job, shape, _ = self._scratch.derived("job", x.shape, lambda: self._job(x.shape))
+        out = np.empty(shape, self._stage.out_dtype)
+        job.x, job.out = x.ctypes.data, out.ctypes.data
         if self._lib.thinker_host_conv_s8(ctypes.byref(job)) != 0:
             raise RuntimeError("thinker_host_conv_s8 refused a conv host_conv accepted")
         return out
