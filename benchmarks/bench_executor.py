@@ -16,8 +16,11 @@ and at batch 1 (nothing to split) BLAS with T threads. Every configuration is ti
 that alternate the two peers, so both see the same machine noise; each prints the minimum and
 the median over the rounds, and the ratios (onnxruntime time / thinker time: above 1 thinker
 is faster), and both peers' GMAC/s. The ratios are read against numpy's own single-thread
-sgemm rate, measured first: thinker's kernels compute in BLAS, so onnxruntime's time over
-"every MAC at the sgemm rate" bounds the ratio any such kernel can reach on this machine.
+sgemm rate, measured first: onnxruntime's time over "every MAC at the sgemm rate" bounds the
+ratio a float-BLAS kernel can reach on this machine. Where the CPU has AVX-512 VNNI, dense
+convs and linears run on the compiled int8 kernel instead (docs/ops.md; the line after the
+machine says which), which that bound does not limit; THINKER_HOST_KERNELS=0 measures the
+numpy kernels alone.
 Last, the peak RSS of a fresh process running ResNet-18 at batch 64.
 """
 
@@ -43,6 +46,7 @@ import thinker  # noqa: E402
 from float_twin import build_float_twin  # noqa: E402
 from mlperf_models import twin_from_tflite  # noqa: E402
 from thinker.graph import load_onnx  # noqa: E402
+from thinker.ops import host_conv  # noqa: E402
 from thinker.passes import GRAPH_PASSES, run_pass  # noqa: E402
 
 MODELS = [
@@ -177,6 +181,11 @@ def main() -> int:
     thread_counts = [int(t) for t in args.threads.split(",")]
 
     print(machine_line())
+    print("thinker conv/linear kernels: " + (
+        "compiled int8 (AVX-512 VNNI, executor/host/conv_vnni.c) where they apply, numpy + "
+        "BLAS elsewhere" if host_conv._library() is not None else
+        "numpy + BLAS (no compiled int8 kernel: no AVX-512 VNNI, no C compiler, or "
+        "THINKER_HOST_KERNELS=0)"))
     rate = sgemm_rate()
     print(f"numpy sgemm, 1 thread: {rate / 1e9:.1f} GMAC/s (the GEMM ceiling: 'sgemm bound' "
           "below is the ratio a kernel running every MAC at that rate would reach)")
