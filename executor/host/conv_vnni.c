@@ -21,18 +21,9 @@
  * and samples, the outputs falling on padding are computed and dropped), whichever computes
  * fewer blocks: small maps waste most of a row block, wide ones a little of the grid.
  * Weights come packed as [ceil(O/16)][kh*kw][C/4][16][4] (zeros past O and C). */
-#include <stdint.h>
-#include <string.h>
+#include "vnni.h"
 
-#include "thinker_host.h"
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define HOST_VNNI 1
-#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-#endif
-
-#define BLOCK 16   /* output positions per block (lanes) and output channels per block */
+#define OBLOCK 16 /* output channels per weight block */
 #define CHUNK_BYTES (1 << 19) /* work planes per chunk of samples: about L2 */
 
 typedef struct {
@@ -41,8 +32,6 @@ typedef struct {
     int32_t nc;           /* samples per chunk */
     int32_t flat;         /* blocks over the whole phase grid (else along output rows) */
 } layout;
-
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static layout plan(const thinker_host_conv *j)
 {
@@ -82,7 +71,9 @@ int thinker_host_features(void)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-        return THINKER_HOST_VNNI;
+        return THINKER_HOST_VNNI | (__builtin_cpu_supports("avx512vbmi") &&
+                                    __builtin_cpu_supports("avx512vbmi2") ?
+                                    THINKER_HOST_DEPTHWISE : 0);
 #endif
     return 0;
 }
@@ -190,36 +181,18 @@ VNNI_TARGET static void fill_work(const thinker_host_conv *j, const layout *l, c
  * output channel k of weight block ``wt``. */
 #define ACCUMULATE(acc, at)                                                                   \
     do {                                                                                      \
-        for (int k = 0; k < BLOCK; k++)                                                       \
+        for (int k = 0; k < OBLOCK; k++)                                                       \
             acc[k] = _mm512_setzero_si512();                                                  \
         const int32_t *wt = wblock;                                                           \
         for (int32_t t = 0; t < taps; t++) {                                                  \
             const uint32_t *px = work + (at) + tap[t];                                        \
-            for (int32_t cb = 0; cb < cblocks; cb++, px += l->cb_pixels, wt += BLOCK) {       \
+            for (int32_t cb = 0; cb < cblocks; cb++, px += l->cb_pixels, wt += OBLOCK) {       \
                 const __m512i xin = _mm512_loadu_si512(px);                                   \
-                for (int k = 0; k < BLOCK; k++)                                               \
+                for (int k = 0; k < OBLOCK; k++)                                               \
                     acc[k] = _mm512_dpbusd_epi32(acc[k], xin, _mm512_set1_epi32(wt[k]));      \
             }                                                                                 \
         }                                                                                     \
     } while (0)
-
-/* acc + corr, rounded right shift, clamp: the output stage on 16 positions */
-VNNI_TARGET static inline __m512i finish(const thinker_host_conv *j, __m512i acc, int32_t oc)
-{
-    const __m512i v = _mm512_sra_epi32(_mm512_add_epi32(acc, _mm512_set1_epi32(j->corr[oc])),
-                                       _mm_cvtsi32_si128(j->shift));
-    return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(j->lo)),
-                            _mm512_set1_epi32(j->hi));
-}
-
-VNNI_TARGET static inline void store(const thinker_host_conv *j, int64_t at, __mmask16 mask,
-                                     __m512i v)
-{
-    if (j->out_bytes == 1)
-        _mm512_mask_cvtepi32_storeu_epi8((int8_t *)j->out + at, mask, v);
-    else
-        _mm512_mask_cvtepi32_storeu_epi16((int16_t *)j->out + at, mask, v);
-}
 
 /* The chunk's outputs; ``first`` is its first sample. */
 VNNI_TARGET static void conv_chunk(const thinker_host_conv *j, const layout *l,
@@ -232,10 +205,10 @@ VNNI_TARGET static void conv_chunk(const thinker_host_conv *j, const layout *l,
         for (int32_t k = 0; k < j->kw; k++, t++)
             tap[t] = ((int64_t)(i * j->dh % j->sh) * j->sw + k * j->dw % j->sw) * plane +
                      (int64_t)(i * j->dh / j->sh) * l->wq + k * j->dw / j->sw;
-    for (int32_t ob = 0; ob * BLOCK < j->o; ob++) {
-        const int32_t outs = j->o - ob * BLOCK < BLOCK ? j->o - ob * BLOCK : BLOCK;
-        const int32_t *wblock = (const int32_t *)j->w + (int64_t)ob * taps * cblocks * BLOCK;
-        __m512i acc[BLOCK];
+    for (int32_t ob = 0; ob * OBLOCK < j->o; ob++) {
+        const int32_t outs = j->o - ob * OBLOCK < OBLOCK ? j->o - ob * OBLOCK : OBLOCK;
+        const int32_t *wblock = (const int32_t *)j->w + (int64_t)ob * taps * cblocks * OBLOCK;
+        __m512i acc[OBLOCK];
         if (!l->flat) {
             for (int32_t y = 0; y < j->ho; y++)
                 for (int32_t x = 0; x < j->wo; x += BLOCK) {
@@ -243,45 +216,22 @@ VNNI_TARGET static void conv_chunk(const thinker_host_conv *j, const layout *l,
                     const int32_t count = j->wo - x < BLOCK ? j->wo - x : BLOCK;
                     const __mmask16 mask = (__mmask16)((1u << count) - 1u);
                     for (int k = 0; k < outs; k++)
-                        store(j, ((int64_t)first * j->o + ob * BLOCK + k) * map + y * j->wo + x,
-                              mask, finish(j, acc[k], ob * BLOCK + k));
+                        store(j, ((int64_t)first * j->o + ob * OBLOCK + k) * map + y * j->wo + x,
+                              mask, finish(j, acc[k], ob * OBLOCK + k));
                 }
             continue;
         }
         const int64_t positions = (int64_t)samples * l->hq * l->wq;
         for (int64_t p = 0; p < positions; p += BLOCK) {
-            /* the block's runs of valid outputs: one per (sample, row) it crosses */
             __mmask16 masks[BLOCK];
-            int64_t dest[BLOCK];
-            int runs = 0;
-            for (int64_t q = p; q < p + BLOCK && q < positions;) {
-                const int64_t s = q / (l->hq * l->wq), y = q / l->wq % l->hq, x = q % l->wq;
-                const int64_t row_end = q - x + l->wq;
-                if (y < j->ho && x < j->wo) {
-                    const int64_t end = q - x + j->wo < p + BLOCK ? q - x + j->wo : p + BLOCK;
-                    const __mmask16 bits = (__mmask16)(((1u << (end - q)) - 1u) << (q - p));
-                    const int64_t at = ((int64_t)(first + s) * j->o + ob * BLOCK) * map +
-                                       y * j->wo + x;
-                    /* outputs continuing the previous run (no padding between) join it */
-                    if (runs && dest[runs - 1] + _mm_popcnt_u32(masks[runs - 1]) == at &&
-                        (masks[runs - 1] >> (q - p - 1) & 1u))
-                        masks[runs - 1] |= bits;
-                    else {
-                        masks[runs] = bits;
-                        dest[runs++] = at;
-                    }
-                }
-                q = row_end;
-            }
+            int64_t at[BLOCK];
+            const int runs = grid_runs(j, p, positions, l->hq, l->wq, j->o * map, masks, at);
             if (!runs)
                 continue;
             ACCUMULATE(acc, p);
-            for (int k = 0; k < outs; k++) {
-                const __m512i v = finish(j, acc[k], ob * BLOCK + k);
-                for (int r = 0; r < runs; r++)
-                    store(j, dest[r] + k * map, (__mmask16)((1u << _mm_popcnt_u32(masks[r])) - 1u),
-                          _mm512_maskz_compress_epi32(masks[r], v));
-            }
+            for (int k = 0; k < outs; k++)
+                store_runs(j, ((int64_t)first * j->o + ob * OBLOCK + k) * map,
+                           finish(j, acc[k], ob * OBLOCK + k), runs, masks, at);
         }
     }
 }

@@ -5,12 +5,15 @@
 
 #include <stdint.h>
 
-#define THINKER_HOST_VNNI 1 /* thinker_host_features(): AVX-512 VNNI int8 convolution */
+/* thinker_host_features() bits */
+#define THINKER_HOST_VNNI 1      /* AVX-512 VNNI: thinker_host_conv_s8 */
+#define THINKER_HOST_DEPTHWISE 2 /* and AVX-512 VBMI + VBMI2: thinker_host_depthwise_s8 */
 
-/* An int8 convolution (group 1) with the output stage: out = clamp((acc + corr) >> shift). */
+/* An int8 convolution (group 1, or depthwise: o == c) with the output stage:
+ * out = clamp((acc + corr) >> shift). */
 typedef struct {
     const int8_t *x;      /* input, [n][c][h][w_in] */
-    const int8_t *w;      /* packed weights, see conv_vnni.c */
+    const int8_t *w;      /* weights: packed (conv_vnni.c), or [c][kh*kw] (depthwise) */
     const int32_t *corr;  /* per output channel: bias + half - 128 * sum(weights) */
     void *out;            /* output, [n][o][ho][wo], int8 or int16 (out_bytes) */
     uint8_t *work;        /* one sample's padded input, thinker_host_conv_work_bytes() */
@@ -26,5 +29,7 @@ int thinker_host_features(void);
 int64_t thinker_host_conv_work_bytes(const thinker_host_conv *job);
 /* 0 when done; 1 when this CPU or these parameters are not supported (nothing written) */
 int thinker_host_conv_s8(const thinker_host_conv *job);
+int64_t thinker_host_depthwise_work_bytes(const thinker_host_conv *job);
+int thinker_host_depthwise_s8(const thinker_host_conv *job);
 
 #endif

@@ -26,8 +26,19 @@ MODELS = int(os.environ.get("THINKER_M4_RANDOM_MODELS", "16"))
 KERNELS = [(1, 1), (3, 3), (3, 3), (3, 3), (2, 5), (5, 5)]
 
 
-def _out_len(size: int, p0: int, p1: int, k: int, s: int, d: int) -> int:
+def out_len(size: int, p0: int, p1: int, k: int, s: int, d: int) -> int:
     return (size + p0 + p1 - (k - 1) * d - 1) // s + 1
+
+
+def random_activation(rng: np.random.Generator) -> dict:
+    """A fused activation for a conv's attributes: ReLU (30%), a random clip (15%) or none."""
+    act = rng.random()
+    if act < 0.3:
+        return {"act_type": 1}
+    if act < 0.45:
+        lo = int(rng.integers(-128, 1))
+        return {"fused_clip": [lo, int(rng.integers(lo + 1, 128))]}
+    return {}
 
 
 def random_conv(rng: np.random.Generator, b: Builder, c: int, h: int, w: int) -> str | None:
@@ -38,8 +49,8 @@ def random_conv(rng: np.random.Generator, b: Builder, c: int, h: int, w: int) ->
     dil = [2 if kh > 1 and rng.random() < 0.2 else 1, 2 if kw > 1 and rng.random() < 0.2 else 1]
     span = [(kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1]
     pads = [int(rng.integers(0, min(2, span[i % 2] - 1) + 1)) for i in range(4)]  # t l b r
-    if min(_out_len(h, pads[0], pads[2], kh, strides[0], dil[0]),
-           _out_len(w, pads[1], pads[3], kw, strides[1], dil[1])) < 1:
+    if min(out_len(h, pads[0], pads[2], kh, strides[0], dil[0]),
+           out_len(w, pads[1], pads[3], kw, strides[1], dil[1])) < 1:
         return None
     kind = rng.random()
     if kind < 0.35:
@@ -52,12 +63,7 @@ def random_conv(rng: np.random.Generator, b: Builder, c: int, h: int, w: int) ->
     else:
         group, cout = 1, int(rng.integers(1, 10))
     attrs: dict = {"group": group, "strides": strides, "pads": pads, "dilations": dil}
-    act = rng.random()
-    if act < 0.3:
-        attrs["act_type"] = 1
-    elif act < 0.45:
-        lo = int(rng.integers(-128, 1))
-        attrs["fused_clip"] = [lo, int(rng.integers(lo + 1, 128))]
+    attrs.update(random_activation(rng))
     if rng.random() < 0.15:
         attrs.update(parameter_bits=4, w_lo=-8, w_hi=8)
     return b.conv("x", c, cout, (kh, kw), 4, int(rng.integers(2, 6)), bias=rng.random() < 0.8,

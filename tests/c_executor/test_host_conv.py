@@ -1,10 +1,11 @@
-"""The numpy executor's compiled int8 conv/linear kernel (executor/host/conv_vnni.c) against
+"""The numpy executor's compiled int8 conv/linear/depthwise kernels (executor/host/) against
 the numpy kernels it replaces (``THINKER_HOST_KERNELS=0``), which the golden, onnxruntime and
 C-executor tests check independently: equal integers on every tensor, on seeded random convs
 and linears that cover what the kernel special-cases (row blocks and the flat grid across
 samples, 64-pixel interleaving and its tail, strides 1-3 and their phases, dilation,
-asymmetric pads, channel and output-block tails, 4/8/16-bit outputs, shift 0, clamps, and
-accumulators at the int32 bound), and on the inputs that saturate. Skipped where the CPU has no
+asymmetric pads (beyond the kernel's span too), channel and output-block tails, depthwise tap
+groups, 4/8/16-bit outputs, shift 0, clamps, and accumulators at the int32 bound), and on the
+inputs that saturate. Skipped where the CPU has no
 AVX-512 VNNI (the kernel then never runs)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from c_models import Builder
 from test_c_gemm_kernels import extreme_feeds
+from test_c_m4_random_convs import out_len, random_activation
 
 import thinker
 from onnx_build import value_info
@@ -59,31 +61,28 @@ def random_conv(rng: np.random.Generator, b: Builder, x: str, c: int, h: int, w:
     dil = [int(rng.integers(1, 4)) if kh > 1 and rng.random() < 0.3 else 1,
            int(rng.integers(1, 4)) if kw > 1 and rng.random() < 0.3 else 1]
     pads = [int(rng.integers(0, 4)) for _ in range(4)]
-    ho = (h + pads[0] + pads[2] - (kh - 1) * dil[0] - 1) // strides[0] + 1
-    wo = (w + pads[1] + pads[3] - (kw - 1) * dil[1] - 1) // strides[1] + 1
-    if min(ho, wo) < 1:
+    if min(out_len(h, pads[0], pads[2], kh, strides[0], dil[0]),
+           out_len(w, pads[1], pads[3], kw, strides[1], dil[1])) < 1:
         return None
-    attrs: dict = {"strides": strides, "pads": pads, "dilations": dil}
-    act = rng.random()
-    if act < 0.3:
-        attrs["act_type"] = 1
-    elif act < 0.45:
-        lo = int(rng.integers(-128, 1))
-        attrs["fused_clip"] = [lo, int(rng.integers(lo + 1, 128))]
+    attrs: dict = {"strides": strides, "pads": pads, "dilations": dil, **random_activation(rng)}
     bits = rng.random()
     if bits < 0.15:
         attrs["o_bits"] = 16
     elif bits < 0.25:
         attrs["o_bits"] = 4
+        attrs.pop("fused_clip", None)  # a random clip may miss the 4-bit range (a model error)
     if rng.random() < 0.15:
         attrs.update(parameter_bits=4, w_lo=-8, w_hi=8)
     else:
         attrs.update(w_lo=-128, w_hi=128)
-    # (a 1 -> 1 conv is depthwise: the numpy executor's banded kernel takes it)
-    cout = int(rng.choice([1, 3, 8, 16, 17, 24, 33] if c > 1 else [3, 8, 16, 17, 24, 33]))
+    if rng.random() < 0.4:
+        group = cout = c  # depthwise
+    else:
+        group, cout = 1, int(rng.choice([1, 3, 8, 16, 17, 24, 33]))
     # q_out = q_in + 7 - shift: shifts 0 (no rounding) up to 12
     q_out = q_in + 7 - int(rng.integers(0, 13))
-    return b.conv(x, c, cout, (kh, kw), q_in, q_out, bias=rng.random() < 0.8, **attrs)
+    return b.conv(x, c, cout, (kh, kw), q_in, q_out, group=group, bias=rng.random() < 0.8,
+                  **attrs)
 
 
 def random_model(seed: int):
@@ -101,7 +100,14 @@ def test_random_convs_equal_the_numpy_kernels(seed, monkeypatch):
     model = random_model(seed)
     exe = thinker.load(import_model(model))
     feeds = extreme_feeds(exe, np.random.default_rng(seed))
-    assert assert_same_tensors(model, feeds, monkeypatch) == len(model.graph.node)
+    assert assert_same_tensors(model, feeds, monkeypatch) == expected_compiled(model)
+
+
+def expected_compiled(model) -> int:
+    """Every conv here qualifies; depthwise ones need the CPU's VBMI too."""
+    depthwise = host_conv._library().thinker_host_features() & host_conv.DEPTHWISE_FEATURE
+    return sum(1 for n in model.graph.node
+               if depthwise or next(a.i for a in n.attribute if a.name == "group") == 1)
 
 
 def test_int32_bound_and_saturation(monkeypatch):

@@ -345,7 +345,7 @@ class _Conv(_ConvBase):
              fbias.reshape(groups, o // groups, 1)], axis=2)
         scratch = Scratch()
         spatial2 = self.spatial == 2
-        compiled = None if depthwise else host_conv(w, stage, x.dtype, groups, g)
+        compiled = host_conv(w, stage, x.dtype, groups, g)
 
         def run(xv, *_):
             x4 = xv if spatial2 else xv[:, :, None, :]

@@ -16,6 +16,7 @@ from thinker.ops.accumulate import OutputStage
 from thinker.ops.base import Scratch
 
 BLOCK = 16  # output channels per weight block (conv_vnni.c)
+DEPTHWISE_FEATURE = 2  # thinker_host_features(): AVX-512 VBMI/VBMI2 too (depthwise_vnni.c)
 INT32_LIMIT = 1 << 31
 
 
@@ -65,6 +66,7 @@ class HostConv:
         self._shape = w.shape
         self._limits = limits
         self._scratch = Scratch()
+        self._work_bytes, self._run = lib.thinker_host_conv_work_bytes, lib.thinker_host_conv_s8
 
     def _job(self, shape: tuple[int, ...]) -> tuple[_Job, tuple[int, ...], np.ndarray]:
         """The kernel's job for this input shape, with this thread's work buffer (built once
@@ -78,7 +80,7 @@ class HostConv:
                    pb=g.pads[2], pr=g.pads[3], ho=ho, wo=wo, shift=self._stage.shift,
                    lo=self._limits[0], hi=self._limits[1],
                    out_bytes=np.dtype(self._stage.out_dtype).itemsize)
-        size = int(self._lib.thinker_host_conv_work_bytes(ctypes.byref(job)))
+        size = int(self._work_bytes(ctypes.byref(job)))
         work = np.empty(size, np.uint8)
         job.work, job.work_bytes = work.ctypes.data, size
         return job, (n, o, ho, wo), work
@@ -88,9 +90,20 @@ class HostConv:
         job, shape, _ = self._scratch.derived("job", x.shape, lambda: self._job(x.shape))
         out = np.empty(shape, self._stage.out_dtype)
         job.x, job.out = x.ctypes.data, out.ctypes.data
-        if self._lib.thinker_host_conv_s8(ctypes.byref(job)) != 0:
-            raise RuntimeError("thinker_host_conv_s8 refused a conv host_conv accepted")
+        if self._run(ctypes.byref(job)) != 0:
+            raise RuntimeError(f"{self._run.__name__} refused a conv host_conv accepted")
         return out
+
+
+class HostDepthwise(HostConv):
+    """A depthwise conv (one input channel per output channel) on the compiled kernel."""
+
+    def __init__(self, lib, w: np.ndarray, stage: OutputStage, limits: tuple[int, int],
+                 geometry) -> None:
+        super().__init__(lib, w, stage, limits, geometry)
+        self._w = np.ascontiguousarray(w.reshape(w.shape[0], -1).astype(np.int8))
+        self._work_bytes, self._run = lib.thinker_host_depthwise_work_bytes, \
+            lib.thinker_host_depthwise_s8
 
 
 def host_linear(w: np.ndarray, stage: OutputStage, x_dtype):
@@ -113,9 +126,11 @@ def host_linear(w: np.ndarray, stage: OutputStage, x_dtype):
 
 def host_conv(w: np.ndarray, stage: OutputStage, x_dtype, groups: int,
               geometry) -> HostConv | None:
-    """The compiled kernel for this conv, or None where it does not apply (module doc)."""
+    """The compiled kernel for this conv (group 1, or depthwise: weight [C, 1, kh, kw] with C
+    groups), or None where it does not apply (module doc)."""
     limits = stage.integer_limits()
-    if groups != 1 or np.dtype(x_dtype) != np.int8 or limits is None or stage.shift is None \
+    depthwise = groups == w.shape[0] and w.shape[1] == 1
+    if (groups != 1 and not depthwise) or np.dtype(x_dtype) != np.int8 or limits is None or stage.shift is None \
             or not 0 <= stage.shift <= 31 or np.dtype(stage.out_dtype).itemsize > 2 \
             or w.size == 0 or w.min() < -128 or w.max() > 127:
         return None
@@ -126,4 +141,10 @@ def host_conv(w: np.ndarray, stage: OutputStage, x_dtype, groups: int,
     if bound >= INT32_LIMIT:
         return None
     lib = _library()
-    return None if lib is None else HostConv(lib, w, stage, limits, geometry)
+    if lib is None:
+        return None
+    if depthwise and groups > 1:
+        if not lib.thinker_host_features() & DEPTHWISE_FEATURE:
+            return None
+        return HostDepthwise(lib, w, stage, limits, geometry)
+    return HostConv(lib, w, stage, limits, geometry)

@@ -162,8 +162,11 @@ def host_library() -> ctypes.CDLL | None:
         try:
             lib = _library()
             lib.thinker_host_features.restype = ctypes.c_int
-            lib.thinker_host_conv_s8.argtypes = [ctypes.c_void_p]
-            lib.thinker_host_conv_s8.restype = ctypes.c_int
+            for name in ("thinker_host_conv_s8", "thinker_host_depthwise_s8",
+                         "thinker_host_conv_work_bytes", "thinker_host_depthwise_work_bytes"):
+                fn = getattr(lib, name)
+                fn.argtypes = [ctypes.c_void_p]
+                fn.restype = ctypes.c_int64 if name.endswith("_bytes") else ctypes.c_int
         except (ThinkerError, OSError, AttributeError):
             lib = None
         _HOST.append(lib)

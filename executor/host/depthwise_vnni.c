@@ -1,0 +1,263 @@
+/* Host-only int8 depthwise convolution (one input channel per output channel) for the numpy
+ * executor, on x86 cores with AVX-512 VNNI and VBMI/VBMI2: same arithmetic as conv_vnni.c
+ * (x + 128 times signed weights, ``corr`` per channel restoring acc + bias + half).
+ *
+ * Layout: a chunk of samples is copied into ``work`` as [C][sh][sw][n][hq][wq] bytes, each
+ * channel's padded map split into stride phases. Lanes are 16 neighbouring positions of the
+ * chunk's flat phase grid (outputs falling on padding are computed and dropped, as in
+ * conv_vnni.c's flat mode). A "tap group" is up to 4 taps of one kernel row that read the same
+ * phase plane: one 64-byte load from the group's first tap, one VPERMB that gives each lane
+ * its 4 taps' bytes, one VPDPBUSD with the channel's 4 weights (zeros for missing taps).
+ * A 3x3 stride-1 conv is three groups: 144 MACs in 9 instructions. Weights come as
+ * [C][kh*kw] int8; the groups and their weight words are built per call, in the work's tail.
+ */
+#include "vnni.h"
+
+#define CHUNK_BYTES (1 << 19) /* work planes per chunk of samples: about L2 */
+#define MAX_GROUPS 64
+
+typedef struct {
+    int64_t offset; /* bytes from a channel's planes to the group's first tap at position 0 */
+    int8_t taps[4]; /* kernel offsets i*kw + j of the group's taps, -1 where none */
+    uint8_t index[64];
+} tap_group;
+
+typedef struct {
+    int64_t hq, wq, plane; /* phase plane rows and columns; one phase plane of nc samples */
+    int64_t channel;       /* bytes per channel: sh*sw planes */
+    int32_t nc, groups;
+    int64_t planes, slack; /* bytes of all channels' planes; reads past them */
+} dw_layout;
+
+static dw_layout dw_plan(const thinker_host_conv *j)
+{
+    dw_layout l;
+    l.hq = ceil_div((int64_t)j->h + j->pt + j->pb, j->sh);
+    l.wq = ceil_div((int64_t)j->w_in + j->pl + j->pr, j->sw);
+    const int64_t sample = (int64_t)j->c * j->sh * j->sw * l.hq * l.wq;
+    l.nc = (int32_t)(sample * j->n <= CHUNK_BYTES ? j->n :
+                     (CHUNK_BYTES / sample > 0 ? CHUNK_BYTES / sample : 1));
+    l.plane = l.nc * l.hq * l.wq;
+    l.channel = (int64_t)j->sh * j->sw * l.plane;
+    l.planes = j->c * l.channel;
+    /* a load reads 64 bytes from a position up to the grid's end plus a tap's offset */
+    l.slack = 64 + BLOCK + ((int64_t)(j->kh - 1) * j->dh / j->sh + 1) * l.wq +
+              (int64_t)(j->kw - 1) * j->dw / j->sw;
+    l.groups = 0;
+    for (int32_t i = 0; i < j->kh; i++)
+        for (int32_t b = 0; b < j->sw; b++) {
+            int32_t in_group = 0;
+            for (int32_t t = 0; t < j->kw; t++)
+                if (t * j->dw % j->sw == b && in_group++ % 4 == 0)
+                    l.groups++;
+        }
+    return l;
+}
+
+static int64_t dw_work_bytes(const thinker_host_conv *j, const dw_layout *l)
+{
+    return l->planes + l->slack + (int64_t)l->groups * (int64_t)sizeof(tap_group) + 64 +
+           (int64_t)j->c * l->groups * 4 + ceil_div((int64_t)j->h * l->wq, 64) * 8;
+}
+
+int64_t thinker_host_depthwise_work_bytes(const thinker_host_conv *j)
+{
+    const dw_layout l = dw_plan(j);
+    return dw_work_bytes(j, &l);
+}
+
+#ifdef HOST_VNNI
+
+/* the groups of the kernel; false when a group's taps span more than a load can permute */
+static int build_groups(const thinker_host_conv *j, const dw_layout *l, tap_group *g)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < j->kh; i++) {
+        const int64_t row = (int64_t)(i * j->dh % j->sh) * j->sw * l->plane +
+                            (int64_t)(i * j->dh / j->sh) * l->wq;
+        for (int32_t b = 0; b < j->sw; b++) {
+            int32_t count = 0, first = 0;
+            for (int32_t t = 0; t < j->kw; t++) {
+                if (t * j->dw % j->sw != b)
+                    continue;
+                const int32_t col = t * j->dw / j->sw;
+                if (count % 4 == 0) {
+                    first = col;
+                    g[n].offset = row + (int64_t)b * l->plane + col;
+                    memset(g[n].taps, -1, 4);
+                    n++;
+                }
+                if (col - first > 64 - BLOCK)
+                    return 0;
+                tap_group *cur = &g[n - 1];
+                const int32_t k = count++ % 4;
+                cur->taps[k] = (int8_t)(i * j->kw + t);
+                for (int32_t lane = 0; lane < BLOCK; lane++)
+                    cur->index[lane * 4 + k] = (uint8_t)(lane + col - first);
+            }
+        }
+    }
+    for (int32_t k = 0; k < n; k++) /* missing taps read the lane's first byte (weight 0) */
+        for (int32_t t = 0; t < 4; t++)
+            if (g[k].taps[t] < 0)
+                for (int32_t lane = 0; lane < BLOCK; lane++)
+                    g[k].index[lane * 4 + t] = (uint8_t)lane;
+    return 1;
+}
+
+/* dst[0..count) = src + 128, at 64 bytes a step */
+VBMI_TARGET static void copy_flipped(uint8_t *dst, const int8_t *src, int64_t count)
+{
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int64_t k = 0; k < count; k += 64) {
+        const __mmask64 m = count - k >= 64 ? ~0ull : (1ull << (count - k)) - 1ull;
+        _mm512_mask_storeu_epi8(dst + k, m,
+                                _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, src + k), flip));
+    }
+}
+
+/* One channel map of one sample into its phase planes (padding already 128). Stride 1: the
+ * interior rows expanded into the padded rows with VPEXPANDB along precomputed masks (short
+ * rows would otherwise cost a loop each); stride 2 across: even and odd columns split by one
+ * VPERMB per 64 bytes; other strides byte by byte. */
+VBMI_TARGET static void fill_map(const thinker_host_conv *j, const dw_layout *l,
+                                 const int8_t *src, uint8_t *planes, const uint64_t *masks)
+{
+    const int32_t h = j->h, w = j->w_in, sh = j->sh, sw = j->sw;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    if (sh == 1 && sw == 1) {
+        uint8_t *dst = planes + (int64_t)j->pt * l->wq;
+        const int64_t span = (int64_t)h * l->wq;
+        for (int64_t k = 0; k < span; k += 64) {
+            const __mmask64 m = masks[k / 64];
+            const __m512i v = _mm512_xor_si512(_mm512_maskz_expandloadu_epi8(m, src), flip);
+            const __mmask64 keep = span - k >= 64 ? ~0ull : (1ull << (span - k)) - 1ull;
+            _mm512_mask_storeu_epi8(dst + k, keep, v);
+            src += __builtin_popcountll(m);
+        }
+        return;
+    }
+    __m512i split = _mm512_setzero_si512(); /* bytes 0, 2, ..., 62, then 1, 3, ..., 63 */
+    if (sw == 2) {
+        uint8_t order[64];
+        for (int k = 0; k < 32; k++)
+            order[k] = (uint8_t)(2 * k), order[32 + k] = (uint8_t)(2 * k + 1);
+        split = _mm512_loadu_si512(order);
+    }
+    for (int32_t r = 0; r < h; r++) {
+        const int32_t pr = r + j->pt;
+        uint8_t *row = planes + (int64_t)(pr % sh) * sw * l->plane + (int64_t)(pr / sh) * l->wq;
+        const int8_t *in = src + (int64_t)r * w;
+        if (sw == 1) {
+            copy_flipped(row + j->pl, in, w);
+            continue;
+        }
+        if (sw == 2) {
+            /* input column c sits at padded column c + pl: phase (c + pl) % 2, (c + pl) / 2 */
+            uint8_t *even = row + (int64_t)(j->pl % 2) * l->plane + j->pl / 2;
+            uint8_t *odd = row + (int64_t)((j->pl + 1) % 2) * l->plane + (j->pl + 1) / 2;
+            for (int32_t c = 0; c < w; c += 64) {
+                const int32_t left = w - c < 64 ? w - c : 64;
+                const __mmask64 m = left == 64 ? ~0ull : (1ull << left) - 1ull;
+                const __m512i v = _mm512_permutexvar_epi8(
+                    split, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, in + c), flip));
+                const int32_t ne = (left + 1) / 2, no = left / 2;
+                _mm256_mask_storeu_epi8(even + c / 2, (__mmask32)((1ull << ne) - 1ull),
+                                        _mm512_castsi512_si256(v));
+                _mm256_mask_storeu_epi8(odd + c / 2, (__mmask32)((1ull << no) - 1ull),
+                                        _mm512_extracti64x4_epi64(v, 1));
+            }
+            continue;
+        }
+        for (int32_t c = 0; c < w; c++) {
+            const int32_t pc = c + j->pl;
+            row[(int64_t)(pc % sw) * l->plane + pc / sw] = (uint8_t)(in[c] ^ 0x80);
+        }
+    }
+}
+
+VBMI_TARGET static void dw_chunk(const thinker_host_conv *j, const dw_layout *l,
+                                 const uint8_t *planes, const tap_group *g, const int32_t *words,
+                                 int32_t first, int32_t samples)
+{
+    const int64_t map = (int64_t)j->ho * j->wo, positions = (int64_t)samples * l->hq * l->wq;
+    __m512i index[MAX_GROUPS];
+    for (int32_t k = 0; k < l->groups; k++)
+        index[k] = _mm512_loadu_si512(g[k].index);
+    for (int64_t p = 0; p < positions; p += BLOCK) {
+        __mmask16 masks[BLOCK];
+        int64_t at[BLOCK];
+        const int runs = grid_runs(j, p, positions, l->hq, l->wq, j->c * map, masks, at);
+        if (!runs)
+            continue;
+        const uint8_t *base = planes + p;
+        const int32_t *wc = words;
+        for (int32_t c = 0; c < j->c; c++, base += l->channel, wc += l->groups) {
+            __m512i acc = _mm512_setzero_si512();
+            for (int32_t k = 0; k < l->groups; k++) {
+                const __m512i v = _mm512_permutexvar_epi8(
+                    index[k], _mm512_loadu_si512(base + g[k].offset));
+                acc = _mm512_dpbusd_epi32(acc, v, _mm512_set1_epi32(wc[k]));
+            }
+            store_runs(j, ((int64_t)first * j->c + c) * map, finish(j, acc, c), runs, masks,
+                       at);
+        }
+    }
+}
+
+#endif
+
+int thinker_host_depthwise_s8(const thinker_host_conv *j)
+{
+#ifdef HOST_VNNI
+    if (!(thinker_host_features() & THINKER_HOST_DEPTHWISE) || j->o != j->c ||
+        (j->out_bytes != 1 && j->out_bytes != 2) || j->shift < 0 || j->shift > 31 ||
+        j->kh * j->kw > 127)
+        return 1;
+    const dw_layout l = dw_plan(j);
+    if (l.groups > MAX_GROUPS || j->work_bytes < dw_work_bytes(j, &l))
+        return 1;
+    uint8_t *planes = j->work;
+    tap_group *groups =
+        (tap_group *)(((uintptr_t)(planes + l.planes + l.slack) + 63) & ~(uintptr_t)63);
+    int32_t *words = (int32_t *)(groups + l.groups);
+    uint64_t *masks = (uint64_t *)(words + (int64_t)j->c * l.groups);
+    if (!build_groups(j, &l, groups))
+        return 1;
+    const int32_t taps = j->kh * j->kw;
+    for (int32_t c = 0; c < j->c; c++)
+        for (int32_t k = 0; k < l.groups; k++) {
+            uint32_t word = 0;
+            for (int32_t t = 0; t < 4; t++)
+                if (groups[k].taps[t] >= 0)
+                    word |= (uint32_t)(uint8_t)j->w[(int64_t)c * taps + groups[k].taps[t]]
+                            << (8 * t);
+            words[(int64_t)c * l.groups + k] = (int32_t)word;
+        }
+    /* stride 1: which bytes of the padded rows hold input (the rest is padding) */
+    for (int64_t k = 0; k < ceil_div((int64_t)j->h * l.wq, 64); k++) {
+        uint64_t m = 0;
+        for (int64_t b = 0; b < 64; b++) {
+            const int64_t at = k * 64 + b, col = at % l.wq;
+            if (at < (int64_t)j->h * l.wq && col >= j->pl && col < j->pl + j->w_in)
+                m |= 1ull << b;
+        }
+        masks[k] = m;
+    }
+    /* every chunk writes the same interior, so the padding is set once */
+    memset(planes, 0x80, (size_t)(l.planes + l.slack));
+    const int64_t map_in = (int64_t)j->h * j->w_in;
+    for (int32_t n = 0; n < j->n; n += l.nc) {
+        const int32_t samples = j->n - n < l.nc ? j->n - n : l.nc;
+        for (int32_t s = 0; s < samples; s++)
+            for (int32_t c = 0; c < j->c; c++)
+                fill_map(j, &l, j->x + ((int64_t)(n + s) * j->c + c) * map_in,
+                         planes + c * l.channel + (int64_t)s * l.hq * l.wq, masks);
+        dw_chunk(j, &l, planes, groups, words, n, samples);
+    }
+    return 0;
+#else
+    (void)j;
+    return 1;
+#endif
+}

@@ -1,0 +1,80 @@
+/* What the host int8 kernels (conv_vnni.c, depthwise_vnni.c) share: the target attributes,
+ * the output stage on 16 lanes, and the runs of valid outputs in a block of the flat grid. */
+#ifndef THINKER_HOST_VNNI_H
+#define THINKER_HOST_VNNI_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "thinker_host.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HOST_VNNI 1
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define VBMI_TARGET \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512vbmi2")))
+#endif
+
+#define BLOCK 16 /* output positions per block (lanes) */
+
+static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+#ifdef HOST_VNNI
+
+/* acc + corr, rounded right shift, clamp: the output stage on 16 positions */
+VNNI_TARGET static inline __m512i finish(const thinker_host_conv *j, __m512i acc, int32_t oc)
+{
+    const __m512i v = _mm512_sra_epi32(_mm512_add_epi32(acc, _mm512_set1_epi32(j->corr[oc])),
+                                       _mm_cvtsi32_si128(j->shift));
+    return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(j->lo)),
+                            _mm512_set1_epi32(j->hi));
+}
+
+VNNI_TARGET static inline void store(const thinker_host_conv *j, int64_t at, __mmask16 mask,
+                                     __m512i v)
+{
+    if (j->out_bytes == 1)
+        _mm512_mask_cvtepi32_storeu_epi8((int8_t *)j->out + at, mask, v);
+    else
+        _mm512_mask_cvtepi32_storeu_epi16((int16_t *)j->out + at, mask, v);
+}
+
+/* The valid outputs among flat positions [p, p + 16) of a grid of samples x hq x wq whose
+ * valid corner is ho x wo: runs of lanes (masks) and where each run's first output goes
+ * (sample * per_sample + y * wo + x). Runs that continue in memory are joined. */
+static inline int grid_runs(const thinker_host_conv *j, int64_t p, int64_t positions,
+                            int64_t hq, int64_t wq, int64_t per_sample, __mmask16 masks[BLOCK],
+                            int64_t at[BLOCK])
+{
+    int runs = 0;
+    for (int64_t q = p; q < p + BLOCK && q < positions;) {
+        const int64_t s = q / (hq * wq), y = q / wq % hq, x = q % wq;
+        if (y < j->ho && x < j->wo) {
+            const int64_t end = q - x + j->wo < p + BLOCK ? q - x + j->wo : p + BLOCK;
+            const __mmask16 bits = (__mmask16)(((1u << (end - q)) - 1u) << (q - p));
+            const int64_t to = s * per_sample + y * j->wo + x;
+            if (runs && at[runs - 1] + __builtin_popcount(masks[runs - 1]) == to &&
+                (masks[runs - 1] >> (q - p - 1) & 1u))
+                masks[runs - 1] |= bits;
+            else {
+                masks[runs] = bits;
+                at[runs++] = to;
+            }
+        }
+        q += wq - x;
+    }
+    return runs;
+}
+
+/* the 16 lanes' outputs of one channel into its runs (``base`` + at[r]) */
+VNNI_TARGET static inline void store_runs(const thinker_host_conv *j, int64_t base, __m512i v,
+                                          int runs, const __mmask16 *masks, const int64_t *at)
+{
+    for (int r = 0; r < runs; r++)
+        store(j, base + at[r], (__mmask16)((1u << __builtin_popcount(masks[r])) - 1u),
+              _mm512_maskz_compress_epi32(masks[r], v));
+}
+
+#endif
+#endif
