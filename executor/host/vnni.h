@@ -34,15 +34,25 @@ VNNI_TARGET static inline __m512i finish(const thinker_host_conv *j, __m512i acc
 VNNI_TARGET static inline void store(const thinker_host_conv *j, int64_t at, __mmask16 mask,
                                      __m512i v)
 {
-    if (j->out_bytes == 1)
-        _mm512_mask_cvtepi32_storeu_epi8((int8_t *)j->out + at, mask, v);
-    else
-        _mm512_mask_cvtepi32_storeu_epi16((int16_t *)j->out + at, mask, v);
+    /* narrowed in registers, then a masked store: VPMOVDB straight to memory is microcoded
+     * on some cores (measured: most of a depthwise conv's time on this machine's Zen) */
+    if (j->out_bytes == 1) {
+        __m128i b = _mm512_cvtepi32_epi8(v);
+        __asm__("" : "+v"(b)); /* keeps the compiler from fusing them back into VPMOVDB */
+        _mm_mask_storeu_epi8((int8_t *)j->out + at, mask, b);
+    } else {
+        __m256i h = _mm512_cvtepi32_epi16(v);
+        __asm__("" : "+v"(h));
+        _mm256_mask_storeu_epi16((int16_t *)j->out + at, mask, h);
+    }
 }
 
 /* The valid outputs among flat positions [p, p + 16) of a grid of samples x hq x wq whose
- * valid corner is ho x wo: runs of lanes (masks) and where each run's first output goes
- * (sample * per_sample + y * wo + x). Runs that continue in memory are joined. */
+ * valid corner is ho x wo, as runs of lanes: masks[r] marks a run's lanes and at[r] is where
+ * its lane 0 would go (sample * per_sample + y * wo + x - lane), so that a masked store of the
+ * whole vector at ``at`` puts each run in place with no lane shuffling. ``at`` may lie up to 15
+ * elements before the output (callers give the output a margin in front); masked-off lanes
+ * are never accessed. Runs continuing in memory share an ``at`` and are joined. */
 static inline int grid_runs(const thinker_host_conv *j, int64_t p, int64_t positions,
                             int64_t hq, int64_t wq, int64_t per_sample, __mmask16 masks[BLOCK],
                             int64_t at[BLOCK])
@@ -53,13 +63,12 @@ static inline int grid_runs(const thinker_host_conv *j, int64_t p, int64_t posit
         if (y < j->ho && x < j->wo) {
             const int64_t end = q - x + j->wo < p + BLOCK ? q - x + j->wo : p + BLOCK;
             const __mmask16 bits = (__mmask16)(((1u << (end - q)) - 1u) << (q - p));
-            const int64_t to = s * per_sample + y * j->wo + x;
-            if (runs && at[runs - 1] + __builtin_popcount(masks[runs - 1]) == to &&
-                (masks[runs - 1] >> (q - p - 1) & 1u))
+            const int64_t lane0 = s * per_sample + y * j->wo + x - (q - p);
+            if (runs && at[runs - 1] == lane0)
                 masks[runs - 1] |= bits;
             else {
                 masks[runs] = bits;
-                at[runs++] = to;
+                at[runs++] = lane0;
             }
         }
         q += wq - x;
@@ -72,8 +81,7 @@ VNNI_TARGET static inline void store_runs(const thinker_host_conv *j, int64_t ba
                                           int runs, const __mmask16 *masks, const int64_t *at)
 {
     for (int r = 0; r < runs; r++)
-        store(j, base + at[r], (__mmask16)((1u << __builtin_popcount(masks[r])) - 1u),
-              _mm512_maskz_compress_epi32(masks[r], v));
+        store(j, base + at[r], masks[r], v);
 }
 
 #endif

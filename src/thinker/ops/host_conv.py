@@ -9,6 +9,7 @@ does everything when ``THINKER_HOST_KERNELS=0`` or the library is missing.
 from __future__ import annotations
 
 import ctypes
+import math
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from thinker.ops.accumulate import OutputStage
 from thinker.ops.base import Scratch
 
 BLOCK = 16  # output channels per weight block (conv_vnni.c)
+OUT_MARGIN = 16  # elements before each output (vnni.h grid_runs)
 DEPTHWISE_FEATURE = 2  # thinker_host_features(): AVX-512 VBMI/VBMI2 too (depthwise_vnni.c)
 INT32_LIMIT = 1 << 31
 
@@ -88,7 +90,9 @@ class HostConv:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x)
         job, shape, _ = self._scratch.derived("job", x.shape, lambda: self._job(x.shape))
-        out = np.empty(shape, self._stage.out_dtype)
+        # the kernels' masked stores may address up to 15 elements before the output
+        out = np.empty(math.prod(shape) + OUT_MARGIN, self._stage.out_dtype)[OUT_MARGIN:]
+        out = out.reshape(shape)
         job.x, job.out = x.ctypes.data, out.ctypes.data
         if self._run(ctypes.byref(job)) != 0:
             raise RuntimeError(f"{self._run.__name__} refused a conv host_conv accepted")
@@ -104,6 +108,34 @@ class HostDepthwise(HostConv):
         self._w = np.ascontiguousarray(w.reshape(w.shape[0], -1).astype(np.int8))
         self._work_bytes, self._run = lib.thinker_host_depthwise_work_bytes, \
             lib.thinker_host_depthwise_s8
+
+
+class HostColumnConv(HostConv):
+    """A conv with one input channel: its kernel's columns become channels (input copies
+    shifted by one column each, padding included), so the kernel's 4-channel groups fill up;
+    otherwise 3 of every 4 products would multiply padding channels."""
+
+    def __init__(self, lib, w: np.ndarray, stage: OutputStage, limits: tuple[int, int],
+                 geometry) -> None:
+        from thinker.ops.conv import Geometry2d
+
+        g = geometry
+        self._columns = g
+        columns = Geometry2d((g.kernel[0], 1), g.strides, (g.dilations[0], 1),
+                             (g.pads[0], 0, g.pads[2], 0), 1)
+        super().__init__(lib, np.ascontiguousarray(w.transpose(0, 3, 2, 1)), stage, limits,
+                         columns)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        g = self._columns
+        n, _, h, wd = x.shape
+        kw, (_, sw), dw, (_, pl, _, pr) = g.kernel[1], g.strides, g.dilations[1], g.pads
+        wo = g.conv_out(h, wd)[1]
+        width = (wo - 1) * sw + 1  # the columns the strided kernel's first tap reads
+        padded = np.zeros((n, h, wd + pl + pr), np.int8)
+        padded[:, :, pl:pl + wd] = x[:, 0]
+        shifted = np.stack([padded[:, :, t * dw:t * dw + width] for t in range(kw)], axis=1)
+        return super().__call__(shifted)
 
 
 def host_linear(w: np.ndarray, stage: OutputStage, x_dtype):
@@ -147,4 +179,6 @@ def host_conv(w: np.ndarray, stage: OutputStage, x_dtype, groups: int,
         if not lib.thinker_host_features() & DEPTHWISE_FEATURE:
             return None
         return HostDepthwise(lib, w, stage, limits, geometry)
+    if w.shape[1] == 1 and w.shape[3] > 1:
+        return HostColumnConv(lib, w, stage, limits, geometry)
     return HostConv(lib, w, stage, limits, geometry)
