@@ -184,10 +184,12 @@ VBMI_TARGET static void dw_chunk(const thinker_host_conv *j, const dw_layout *l,
     __m512i index[MAX_GROUPS];
     for (int32_t k = 0; k < l->groups; k++)
         index[k] = _mm512_loadu_si512(g[k].index);
+    grid_cursor cursor = {0, 0, 0};
     for (int64_t p = 0; p < positions; p += BLOCK) {
         __mmask16 masks[BLOCK];
         int64_t at[BLOCK];
-        const int runs = grid_runs(j, p, positions, l->hq, l->wq, j->c * map, masks, at);
+        const int runs = grid_runs(j, &cursor, p, positions, l->hq, l->wq, j->c * map, masks,
+                                   at);
         if (!runs)
             continue;
         const uint8_t *base = planes + p;

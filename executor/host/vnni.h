@@ -47,31 +47,49 @@ VNNI_TARGET static inline void store(const thinker_host_conv *j, int64_t at, __m
     }
 }
 
-/* The valid outputs among flat positions [p, p + 16) of a grid of samples x hq x wq whose
- * valid corner is ho x wo, as runs of lanes: masks[r] marks a run's lanes and at[r] is where
- * its lane 0 would go (sample * per_sample + y * wo + x - lane), so that a masked store of the
- * whole vector at ``at`` puts each run in place with no lane shuffling. ``at`` may lie up to 15
- * elements before the output (callers give the output a margin in front); masked-off lanes
- * are never accessed. Runs continuing in memory share an ``at`` and are joined. */
-static inline int grid_runs(const thinker_host_conv *j, int64_t p, int64_t positions,
-                            int64_t hq, int64_t wq, int64_t per_sample, __mmask16 masks[BLOCK],
-                            int64_t at[BLOCK])
+/* A walk over the flat grid of samples x hq x wq positions, a block of 16 at a time: the
+ * row holding the next block's first position (no divisions per block). */
+typedef struct {
+    int64_t row; /* its first position */
+    int64_t s, y;
+} grid_cursor;
+
+/* The valid outputs among flat positions [p, p + 16) (the cursor's block; it moves on to the
+ * next) of a grid whose valid corner is ho x wo, as runs of lanes: masks[r] marks a run's
+ * lanes and at[r] is where its lane 0 would go (sample * per_sample + y * wo + x - lane), so
+ * that a masked store of the whole vector at ``at`` puts each run in place with no lane
+ * shuffling. ``at`` may lie up to 15 elements before the output (callers give the output a
+ * margin in front); masked-off lanes are never accessed. Runs continuing in memory share an
+ * ``at`` and are joined. */
+static inline int grid_runs(const thinker_host_conv *j, grid_cursor *cur, int64_t p,
+                            int64_t positions, int64_t hq, int64_t wq, int64_t per_sample,
+                            __mmask16 masks[BLOCK], int64_t at[BLOCK])
 {
+    const int64_t end = p + BLOCK < positions ? p + BLOCK : positions;
     int runs = 0;
-    for (int64_t q = p; q < p + BLOCK && q < positions;) {
-        const int64_t s = q / (hq * wq), y = q / wq % hq, x = q % wq;
-        if (y < j->ho && x < j->wo) {
-            const int64_t end = q - x + j->wo < p + BLOCK ? q - x + j->wo : p + BLOCK;
-            const __mmask16 bits = (__mmask16)(((1u << (end - q)) - 1u) << (q - p));
-            const int64_t lane0 = s * per_sample + y * j->wo + x - (q - p);
-            if (runs && at[runs - 1] == lane0)
-                masks[runs - 1] |= bits;
-            else {
-                masks[runs] = bits;
-                at[runs++] = lane0;
+    while (cur->row < end) {
+        if (cur->y < j->ho) { /* valid: columns [0, wo) of the row, inside the block */
+            const int64_t a = cur->row > p ? cur->row : p;
+            const int64_t b = cur->row + j->wo < end ? cur->row + j->wo : end;
+            if (a < b) {
+                const __mmask16 bits = (__mmask16)(((1u << (b - a)) - 1u) << (a - p));
+                const int64_t lane0 = cur->s * per_sample + cur->y * j->wo + (a - cur->row) -
+                                      (a - p);
+                if (runs && at[runs - 1] == lane0)
+                    masks[runs - 1] |= bits;
+                else {
+                    masks[runs] = bits;
+                    at[runs++] = lane0;
+                }
             }
         }
-        q += wq - x;
+        if (cur->row + wq > p + BLOCK)
+            break; /* the row goes on into the next block */
+        cur->row += wq;
+        if (++cur->y == hq) {
+            cur->y = 0;
+            cur->s++;
+        }
     }
     return runs;
 }

@@ -110,6 +110,30 @@ class HostDepthwise(HostConv):
             lib.thinker_host_depthwise_s8
 
 
+class ColumnDepthwise:
+    """A depthwise kernel of one column (a 1-D conv along H, as streaming models have): on
+    maps one pixel wide it runs transposed, as one row along W (the same memory), where the
+    kernel gathers 4 taps of a row per instruction instead of 1 of a column."""
+
+    def __init__(self, lib, w: np.ndarray, stage: OutputStage, limits: tuple[int, int],
+                 geometry) -> None:
+        from thinker.ops.conv import Geometry2d
+
+        g = geometry
+        self._maps = HostDepthwise(lib, w, stage, limits, g)
+        self._row = HostDepthwise(lib, np.ascontiguousarray(w.transpose(0, 1, 3, 2)), stage,
+                                  limits, Geometry2d(g.kernel[::-1], g.strides[::-1],
+                                                     g.dilations[::-1], (0, g.pads[0], 0,
+                                                                         g.pads[2]), g.group))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        n, c, h, w = x.shape
+        if w != 1:
+            return self._maps(x)
+        out = self._row(x.reshape(n, c, 1, h))
+        return out.reshape(n, c, out.shape[3], 1)
+
+
 class HostColumnConv(HostConv):
     """A conv with one input channel: its kernel's columns become channels (input copies
     shifted by one column each, padding included), so the kernel's 4-channel groups fill up;
@@ -157,7 +181,7 @@ def host_linear(w: np.ndarray, stage: OutputStage, x_dtype):
 
 
 def host_conv(w: np.ndarray, stage: OutputStage, x_dtype, groups: int,
-              geometry) -> HostConv | None:
+              geometry) -> HostConv | ColumnDepthwise | None:
     """The compiled kernel for this conv (group 1, or depthwise: weight [C, 1, kh, kw] with C
     groups), or None where it does not apply (module doc)."""
     limits = stage.integer_limits()
@@ -178,6 +202,8 @@ def host_conv(w: np.ndarray, stage: OutputStage, x_dtype, groups: int,
     if depthwise and groups > 1:
         if not lib.thinker_host_features() & DEPTHWISE_FEATURE:
             return None
+        if w.shape[3] == 1 and w.shape[2] > 1 and geometry.pads[1] == geometry.pads[3] == 0:
+            return ColumnDepthwise(lib, w, stage, limits, geometry)
         return HostDepthwise(lib, w, stage, limits, geometry)
     if w.shape[1] == 1 and w.shape[3] > 1:
         return HostColumnConv(lib, w, stage, limits, geometry)
