@@ -55,6 +55,7 @@ static layout plan(const thinker_host_conv *j)
 /* the planes, a tail the flat grid's last block may read, then one interleaved input row */
 static int64_t planes_bytes(const thinker_host_conv *j, const layout *l)
 {
+    /* (the linear path reads up to ROWS - 1 words past the last row: less than BLOCK) */
     const int64_t tail = BLOCK + (int64_t)(j->kw - 1) * j->dw / j->sw;
     return (ceil_div(j->c, 4) * l->cb_pixels + tail) * 4;
 }
@@ -238,47 +239,39 @@ VNNI_TARGET static void conv_chunk(const thinker_host_conv *j, const layout *l,
     }
 }
 
-/* A linear's rows when there are fewer than a block of them (1x1 conv on a 1x1 map): lanes
- * are 16 output channels instead of 16 positions, each row's input broadcast 4 bytes at a
- * time against the packed weights, so every VPDPBUSD does 64 MACs where the position lanes
- * would do 4 per row. */
-VNNI_TARGET static void linear_rows(const thinker_host_conv *j)
+#define ROWS 4 /* rows sharing each weight load: four independent VPDPBUSD chains */
+
+/* A linear (1x1 conv on 1x1 maps; fill_work put its rows' input words in ``work`` as
+ * [C/4][rows]): lanes are 16 output channels instead of 16 positions, so outputs are stored
+ * contiguously; each row's word is broadcast against the packed weights (64 MACs per
+ * VPDPBUSD), four rows per weight load. */
+VNNI_TARGET static void linear_rows(const thinker_host_conv *j, const layout *l,
+                                    const uint32_t *work, int32_t first, int32_t samples)
 {
-    const int32_t cblocks = (j->c + 3) / 4, whole = j->c / 4;
+    const int32_t cblocks = (j->c + 3) / 4;
     const __m512i lo = _mm512_set1_epi32(j->lo), hi = _mm512_set1_epi32(j->hi);
     const __m128i shift = _mm_cvtsi32_si128(j->shift);
-    for (int32_t s = 0; s < j->n; s++) {
-        const int8_t *x = j->x + (int64_t)s * j->c;
-        uint32_t tail = 0x80808080u; /* the last partial group; its missing weights are 0 */
-        for (int32_t k = 0; k < j->c - whole * 4; k++)
-            tail ^= (uint32_t)(uint8_t)x[whole * 4 + k] << (8 * k);
+    /* rows past the chunk's last read the planes' tail (never stored) */
+    for (int32_t s = 0; s < samples; s += ROWS) {
         for (int32_t ob = 0; ob * OBLOCK < j->o; ob++) {
             const int8_t *wt = j->w + (int64_t)ob * cblocks * 64;
-            __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
-            int32_t cb = 0;
-            for (; cb + 2 <= whole; cb += 2) { /* two chains: VPDPBUSD's latency */
-                uint32_t a, b;
-                memcpy(&a, x + cb * 4, 4);
-                memcpy(&b, x + cb * 4 + 4, 4);
-                acc0 = _mm512_dpbusd_epi32(acc0, _mm512_set1_epi32((int32_t)(a ^ 0x80808080u)),
-                                           _mm512_loadu_si512(wt + cb * 64));
-                acc1 = _mm512_dpbusd_epi32(acc1, _mm512_set1_epi32((int32_t)(b ^ 0x80808080u)),
-                                           _mm512_loadu_si512(wt + cb * 64 + 64));
+            const uint32_t *in = work + s;
+            __m512i acc[ROWS];
+            for (int32_t r = 0; r < ROWS; r++)
+                acc[r] = _mm512_setzero_si512();
+            for (int32_t cb = 0; cb < cblocks; cb++, in += l->cb_pixels) {
+                const __m512i w = _mm512_loadu_si512(wt + cb * 64);
+                for (int32_t r = 0; r < ROWS; r++)
+                    acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32((int32_t)in[r]), w);
             }
-            for (; cb < cblocks; cb++) {
-                uint32_t a = tail;
-                if (cb < whole) {
-                    memcpy(&a, x + cb * 4, 4);
-                    a ^= 0x80808080u;
-                }
-                acc0 = _mm512_dpbusd_epi32(acc0, _mm512_set1_epi32((int32_t)a),
-                                           _mm512_loadu_si512(wt + cb * 64));
-            }
-            __m512i v = _mm512_add_epi32(_mm512_add_epi32(acc0, acc1),
-                                         _mm512_loadu_si512(j->corr + ob * OBLOCK));
-            v = _mm512_min_epi32(_mm512_max_epi32(_mm512_sra_epi32(v, shift), lo), hi);
+            const __m512i corr = _mm512_loadu_si512(j->corr + ob * OBLOCK);
             const int32_t outs = j->o - ob * OBLOCK < OBLOCK ? j->o - ob * OBLOCK : OBLOCK;
-            store(j, (int64_t)s * j->o + ob * OBLOCK, (__mmask16)((1u << outs) - 1u), v);
+            for (int32_t r = 0; r < ROWS && s + r < samples; r++) {
+                const __m512i v = _mm512_sra_epi32(_mm512_add_epi32(acc[r], corr), shift);
+                store(j, (int64_t)(first + s + r) * j->o + ob * OBLOCK,
+                      (__mmask16)((1u << outs) - 1u),
+                      _mm512_min_epi32(_mm512_max_epi32(v, lo), hi));
+            }
         }
     }
 }
@@ -292,11 +285,8 @@ int thinker_host_conv_s8(const thinker_host_conv *j)
         thinker_host_conv_work_bytes(j) || (j->out_bytes != 1 && j->out_bytes != 2) ||
         j->shift < 0 || j->shift > 31 || j->kh * j->kw > 256)
         return 1;
-    if (j->h == 1 && j->w_in == 1 && j->kh == 1 && j->kw == 1 && j->n < BLOCK &&
-        !(j->pt | j->pl | j->pb | j->pr)) {
-        linear_rows(j);
-        return 0;
-    }
+    const int32_t linear = j->h == 1 && j->w_in == 1 && j->kh == 1 && j->kw == 1 &&
+                           !(j->pt | j->pl | j->pb | j->pr);
     const layout l = plan(j);
     const int64_t sample = (int64_t)j->c * j->h * j->w_in;
     /* every chunk writes the same interior, so the padding is set once */
@@ -304,7 +294,10 @@ int thinker_host_conv_s8(const thinker_host_conv *j)
     for (int32_t n = 0; n < j->n; n += l.nc) {
         const int32_t samples = j->n - n < l.nc ? j->n - n : l.nc;
         fill_work(j, &l, j->x + n * sample, samples, j->work);
-        conv_chunk(j, &l, (const uint32_t *)j->work, n, samples);
+        if (linear)
+            linear_rows(j, &l, (const uint32_t *)j->work, n, samples);
+        else
+            conv_chunk(j, &l, (const uint32_t *)j->work, n, samples);
     }
     return 0;
 #else

@@ -176,6 +176,26 @@ VBMI_TARGET static void fill_map(const thinker_host_conv *j, const dw_layout *l,
     }
 }
 
+/* Every channel's 16 outputs at one block. ``groups`` is a constant where it is inlined from
+ * dw_chunk's switch, so the loop unrolls and keeps the group indices in registers. */
+VBMI_TARGET static inline __attribute__((always_inline)) void dw_block(
+    const thinker_host_conv *j, const dw_layout *l, const uint8_t *base, const tap_group *g,
+    const __m512i *index, const int32_t *words, int32_t groups, int64_t out, int64_t map,
+    int runs, const __mmask16 *masks, const int64_t *at)
+{
+    const __m512i lo = _mm512_set1_epi32(j->lo), hi = _mm512_set1_epi32(j->hi);
+    const __m128i shift = _mm_cvtsi32_si128(j->shift);
+    for (int32_t c = 0; c < j->c; c++, base += l->channel, words += groups, out += map) {
+        __m512i acc = _mm512_setzero_si512();
+        for (int32_t k = 0; k < groups; k++)
+            acc = _mm512_dpbusd_epi32(
+                acc, _mm512_permutexvar_epi8(index[k], _mm512_loadu_si512(base + g[k].offset)),
+                _mm512_set1_epi32(words[k]));
+        acc = _mm512_sra_epi32(_mm512_add_epi32(acc, _mm512_set1_epi32(j->corr[c])), shift);
+        store_runs(j, out, _mm512_min_epi32(_mm512_max_epi32(acc, lo), hi), runs, masks, at);
+    }
+}
+
 VBMI_TARGET static void dw_chunk(const thinker_host_conv *j, const dw_layout *l,
                                  const uint8_t *planes, const tap_group *g, const int32_t *words,
                                  int32_t first, int32_t samples)
@@ -192,17 +212,14 @@ VBMI_TARGET static void dw_chunk(const thinker_host_conv *j, const dw_layout *l,
                                    at);
         if (!runs)
             continue;
-        const uint8_t *base = planes + p;
-        const int32_t *wc = words;
-        for (int32_t c = 0; c < j->c; c++, base += l->channel, wc += l->groups) {
-            __m512i acc = _mm512_setzero_si512();
-            for (int32_t k = 0; k < l->groups; k++) {
-                const __m512i v = _mm512_permutexvar_epi8(
-                    index[k], _mm512_loadu_si512(base + g[k].offset));
-                acc = _mm512_dpbusd_epi32(acc, v, _mm512_set1_epi32(wc[k]));
-            }
-            store_runs(j, ((int64_t)first * j->c + c) * map, finish(j, acc, c), runs, masks,
-                       at);
+        const int64_t out = (int64_t)first * j->c * map;
+        switch (l->groups) { /* the common kernels: 3x3 stride 1 (3), 1-D (1, 2), stride 2 (6) */
+        case 1: dw_block(j, l, planes + p, g, index, words, 1, out, map, runs, masks, at); break;
+        case 2: dw_block(j, l, planes + p, g, index, words, 2, out, map, runs, masks, at); break;
+        case 3: dw_block(j, l, planes + p, g, index, words, 3, out, map, runs, masks, at); break;
+        case 6: dw_block(j, l, planes + p, g, index, words, 6, out, map, runs, masks, at); break;
+        default:
+            dw_block(j, l, planes + p, g, index, words, l->groups, out, map, runs, masks, at);
         }
     }
 }
