@@ -25,7 +25,17 @@ typedef struct {
     int32_t shift, lo, hi, out_bytes;
 } thinker_host_conv;
 
+/* Global average pooling: per row of ``length`` int8 values, saturate(round_half_up(sum *
+ * 2**-shift / den')) to [lo, hi], where den' = den (already times 2**shift when shift > 0). */
+typedef struct {
+    const int8_t *x;
+    void *out; /* int8 or int16 (out_bytes), one value per row */
+    int64_t rows, length, den;
+    int32_t shift, lo, hi, out_bytes;
+} thinker_host_mean;
+
 int thinker_host_features(void);
+int thinker_host_mean_rows(const thinker_host_mean *mean);
 int64_t thinker_host_conv_work_bytes(const thinker_host_conv *job);
 /* 0 when done; 1 when this CPU or these parameters are not supported (nothing written) */
 int thinker_host_conv_s8(const thinker_host_conv *job);

@@ -23,7 +23,7 @@ from thinker.graph.ir import Node, Tensor
 from thinker.ops.accumulate import OutputStage, accumulator_output_spec
 from thinker.ops.base import REQUIRED, Op, Scratch, const_input, register
 from thinker.ops.depthwise import BandedDepthwise
-from thinker.ops.host_conv import host_conv
+from thinker.ops.host_kernels import host_conv
 
 CONV_ATTRS = {
     "scale_x": REQUIRED, "scale_w": REQUIRED, "scale_o": None, "o_bits": None,

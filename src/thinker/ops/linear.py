@@ -8,7 +8,7 @@ import numpy as np
 from thinker.errors import ThinkerModelError
 from thinker.ops.accumulate import OutputStage, accumulator_output_spec
 from thinker.ops.base import REQUIRED, Op, Scratch, const_input, register
-from thinker.ops.host_conv import host_linear
+from thinker.ops.host_kernels import host_linear
 
 
 @register

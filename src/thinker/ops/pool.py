@@ -14,6 +14,7 @@ from thinker import qmath
 from thinker.errors import ThinkerModelError
 from thinker.graph.ir import Node, Tensor
 from thinker.ops.base import Op, exponent, int_dtype, magnitude_bound, register, spec
+from thinker.ops.host_kernels import host_mean
 from thinker.ops.rounding import node_round_mode
 
 POOL_ATTRS = {
@@ -150,8 +151,12 @@ class AvgPool2dInt(Op):
         float_sum = global_pool and np.issubdtype(x.dtype, np.integer) and \
             magnitude_bound(x.dtype) * spatial < 1 << 24
         ones = np.ones(spatial, np.float32)
+        compiled = host_mean(x.dtype, spatial, uniform, shift, bits, dtype) \
+            if global_pool and uniform is not None and mode == qmath.DEFAULT_ROUND_MODE else None
 
         def run(xv, *_):
+            if compiled is not None:
+                return (compiled(xv),)
             if float_sum:  # one GEMV over (rows, pixels) in the input's memory order: numpy's
                 # integer reductions over short rows cost ~20 ns a row (3-6x slower)
                 lead = xv.shape[:2]

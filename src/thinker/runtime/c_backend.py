@@ -163,6 +163,7 @@ def host_library() -> ctypes.CDLL | None:
             lib = _library()
             lib.thinker_host_features.restype = ctypes.c_int
             for name in ("thinker_host_conv_s8", "thinker_host_depthwise_s8",
+                         "thinker_host_mean_rows",
                          "thinker_host_conv_work_bytes", "thinker_host_depthwise_work_bytes"):
                 fn = getattr(lib, name)
                 fn.argtypes = [ctypes.c_void_p]

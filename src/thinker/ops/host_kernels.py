@@ -1,9 +1,10 @@
-"""The numpy executor's compiled int8 convolution (executor/host/conv_vnni.c), where the CPU
-has AVX-512 VNNI: exact int8 products summed in int32, 64 per instruction, instead of float
-BLAS. Same integers as the numpy kernels (tests compare the two on every path); a conv it
-cannot take (a float or 32-bit output, a rounding mode other than the default, a left shift,
-an accumulator that could leave int32, inputs wider than 8 bits, groups) stays on numpy, as
-does everything when ``THINKER_HOST_KERNELS=0`` or the library is missing.
+"""The numpy executor's compiled kernels (executor/host/): int8 convolution, depthwise
+convolution and linear where the CPU has AVX-512 VNNI (exact int8 products summed in int32,
+64 per instruction, instead of float BLAS), and global average pooling. Same integers as the
+numpy kernels (tests compare the two on every path); an op they cannot take (a float or
+32-bit output, a rounding mode other than the default, a left shift, an accumulator that
+could leave int32, inputs wider than 8 bits, groups) stays on numpy, as does everything when
+``THINKER_HOST_KERNELS=0`` or the library is missing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 
 import numpy as np
 
+from thinker import qmath
 from thinker.ops.accumulate import OutputStage
 from thinker.ops.base import Scratch
 
@@ -31,11 +33,47 @@ class _Job(ctypes.Structure):  # thinker_host_conv (executor/host/thinker_host.h
                    "pt", "pl", "pb", "pr", "ho", "wo", "shift", "lo", "hi", "out_bytes")]
 
 
-def _library():
+def _any_library():
     from thinker.runtime.c_backend import host_library  # runtime imports ops: load lazily
 
-    lib = host_library()
+    return host_library()
+
+
+def _library():
+    """The library when the CPU runs its VNNI kernels, else None."""
+    lib = _any_library()
     return lib if lib is not None and lib.thinker_host_features() & 1 else None
+
+
+class _Mean(ctypes.Structure):  # thinker_host_mean (executor/host/thinker_host.h)
+    _fields_ = [("x", ctypes.c_void_p), ("out", ctypes.c_void_p), ("rows", ctypes.c_int64),
+                ("length", ctypes.c_int64), ("den", ctypes.c_int64)] + \
+               [(name, ctypes.c_int32) for name in ("shift", "lo", "hi", "out_bytes")]
+
+
+def host_mean(x_dtype, length: int, divisor: int, shift: int, bits: int, out_dtype):
+    """Global average pooling of int8 rows of ``length`` values on the compiled kernel
+    (``saturate(round_half_up(sum * 2**-shift / divisor))``, thinker.qmath.rescale_div), or
+    None where it does not apply. The callable maps [N, C, ...] to [N, C, 1, ...]."""
+    lib = _any_library()
+    den = divisor << max(shift, 0)
+    if lib is None or np.dtype(x_dtype) != np.int8 or np.dtype(out_dtype).itemsize > 2 or \
+            divisor <= 0 or den >= 1 << 61 or (128 * length) << max(-shift, 0) >= 1 << 61:
+        return None
+    lo, hi = qmath.int_range(bits)
+    template = dict(den=den, shift=shift, lo=lo, hi=hi, out_bytes=np.dtype(out_dtype).itemsize,
+                    length=length)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x)
+        out = np.empty((*x.shape[:2], *(1,) * (x.ndim - 2)), out_dtype)
+        job = _Mean(x=x.ctypes.data, out=out.ctypes.data, rows=x.shape[0] * x.shape[1],
+                    **template)
+        if lib.thinker_host_mean_rows(ctypes.byref(job)) != 0:
+            raise RuntimeError("thinker_host_mean_rows refused a pool host_mean accepted")
+        return out
+
+    return run
 
 
 def pack_weights(w: np.ndarray) -> np.ndarray:
@@ -186,8 +224,9 @@ def host_conv(w: np.ndarray, stage: OutputStage, x_dtype, groups: int,
     groups), or None where it does not apply (module doc)."""
     limits = stage.integer_limits()
     depthwise = groups == w.shape[0] and w.shape[1] == 1
-    if (groups != 1 and not depthwise) or np.dtype(x_dtype) != np.int8 or limits is None or stage.shift is None \
-            or not 0 <= stage.shift <= 31 or np.dtype(stage.out_dtype).itemsize > 2 \
+    if (groups != 1 and not depthwise) or np.dtype(x_dtype) != np.int8 or limits is None \
+            or stage.shift is None or not 0 <= stage.shift <= 31 \
+            or np.dtype(stage.out_dtype).itemsize > 2 \
             or w.size == 0 or w.min() < -128 or w.max() > 127:
         return None
     o = w.shape[0]

@@ -21,12 +21,12 @@ from test_c_m4_random_convs import out_len, random_activation
 import thinker
 from onnx_build import value_info
 from thinker.graph.onnx_import import import_model
-from thinker.ops import host_conv
+from thinker.ops import host_kernels
 from thinker.runtime.hooks import DumpHook
 
 MODELS = int(os.environ.get("THINKER_HOST_RANDOM_MODELS", "40"))
 
-pytestmark = pytest.mark.skipif(host_conv._library() is None,
+pytestmark = pytest.mark.skipif(host_kernels._library() is None,
                                 reason="no AVX-512 VNNI on this CPU (or no C compiler)")
 
 
@@ -41,8 +41,8 @@ def _numpy_executor(model):
 def assert_same_tensors(model, feeds, monkeypatch) -> int:
     """Every tensor equal; returns how many ops ran on the compiled kernel."""
     calls = []
-    original = host_conv.HostConv.__call__
-    monkeypatch.setattr(host_conv.HostConv, "__call__",
+    original = host_kernels.HostConv.__call__
+    monkeypatch.setattr(host_kernels.HostConv, "__call__",
                         lambda self, x: calls.append(1) or original(self, x))
     fast, slow = thinker.load(import_model(model)), _numpy_executor(model)
     a, b = DumpHook(), DumpHook()
@@ -105,7 +105,7 @@ def test_random_convs_equal_the_numpy_kernels(seed, monkeypatch):
 
 def expected_compiled(model) -> int:
     """Every conv here qualifies; depthwise ones need the CPU's VBMI too."""
-    depthwise = host_conv._library().thinker_host_features() & host_conv.DEPTHWISE_FEATURE
+    depthwise = host_kernels._library().thinker_host_features() & host_kernels.DEPTHWISE_FEATURE
     return sum(1 for n in model.graph.node
                if depthwise or next(a.i for a in n.attribute if a.name == "group") == 1)
 
@@ -138,3 +138,23 @@ def test_linear_rows_equal_the_numpy_kernels(rows, monkeypatch):
     exe = thinker.load(import_model(model))
     assert assert_same_tensors(model, extreme_feeds(exe, np.random.default_rng(rows)),
                                monkeypatch) == 2
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_global_average_pool_equals_the_numpy_kernel(seed):
+    """Global average pools (the compiled row sums + exact rounding division): divisors that
+    are and are not powers of two, shifts both ways, 4/8/16-bit outputs, saturating inputs."""
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(1, 5)), int(rng.integers(1, 40))
+    h, w = [(5, 5), (25, 5), (8, 8), (1, 7), (3, 1), (70, 70)][seed % 6]
+    bits = [4, 8, 16][seed % 3]
+    q_in, q_out = 4, 4 + int(rng.integers(-3, 4))
+    b = Builder()
+    y = b.op("AvgPool2dInt", ["x"], kernel_shape=[h, w], strides=[h, w], scale_x=2.0**q_in,
+             scale_o=2.0**q_out, o_bits=bits)
+    model = b.build([value_info("x", np.int8, [n, c, h, w])], [y], {"x": q_in})
+    exe = thinker.load(import_model(model))
+    for feeds in (extreme_feeds(exe, rng), {"x": np.full((n, c, h, w), -128, np.int8)},
+                  {"x": np.full((n, c, h, w), 127, np.int8)}):
+        fast, slow = exe.run(feeds), _numpy_executor(model).run(feeds)
+        assert all(np.array_equal(fast[k], slow[k]) for k in fast)
