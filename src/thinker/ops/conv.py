@@ -349,11 +349,11 @@ class _Conv(_ConvBase):
 
         def run(xv, *_):
             x4 = xv if spatial2 else xv[:, :, None, :]
-            h, wd = x4.shape[2:]
-            ho, wo = g.conv_out(h, wd)
             if compiled is not None:
                 out = compiled(x4)
                 return (out if spatial2 else out[:, :, 0, :],)
+            h, wd = x4.shape[2:]
+            ho, wo = g.conv_out(h, wd)
             if depthwise:
                 out = depthwise_conv(x4).transpose(1, 0, 2, 3)
                 return (out if spatial2 else out[:, :, 0, :],)

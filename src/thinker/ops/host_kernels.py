@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import ctypes
 import math
+import threading
 
 import numpy as np
 
 from thinker import qmath
 from thinker.ops.accumulate import OutputStage
-from thinker.ops.base import Scratch
 
 BLOCK = 16  # output channels per weight block (conv_vnni.c)
 OUT_MARGIN = 16  # elements before each output (vnni.h grid_runs)
@@ -105,10 +105,11 @@ class HostConv:
         self._corr = padded.astype(np.uint32).view(np.int32)
         self._shape = w.shape
         self._limits = limits
-        self._scratch = Scratch()
+        self._local = threading.local()
+        self._dtype = np.dtype(stage.out_dtype)
         self._work_bytes, self._run = lib.thinker_host_conv_work_bytes, lib.thinker_host_conv_s8
 
-    def _job(self, shape: tuple[int, ...]) -> tuple[_Job, tuple[int, ...], np.ndarray]:
+    def _job(self, shape: tuple[int, ...]) -> tuple[_Job, tuple[int, ...], int, np.ndarray]:
         """The kernel's job for this input shape, with this thread's work buffer (built once
         per shape: filling a ctypes struct costs microseconds, a call's whole budget)."""
         g, (o, _, kh, kw) = self._g, self._shape
@@ -123,14 +124,20 @@ class HostConv:
         size = int(self._work_bytes(ctypes.byref(job)))
         work = np.empty(size, np.uint8)
         job.work, job.work_bytes = work.ctypes.data, size
-        return job, (n, o, ho, wo), work
+        # the kernels' masked stores may address up to 15 elements before the output
+        return job, (n, o, ho, wo), math.prod((n, o, ho, wo)) + OUT_MARGIN, work
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x)
-        job, shape, _ = self._scratch.derived("job", x.shape, lambda: self._job(x.shape))
-        # the kernels' masked stores may address up to 15 elements before the output
-        out = np.empty(math.prod(shape) + OUT_MARGIN, self._stage.out_dtype)[OUT_MARGIN:]
-        out = out.reshape(shape)
+        # this thread's job for this shape (a plain dict: a call's Python work is a large part
+        # of a batch-1 conv's time)
+        jobs = self._local.__dict__.setdefault("jobs", {})
+        entry = jobs.get(x.shape)
+        if entry is None:
+            entry = jobs[x.shape] = self._job(x.shape)
+        job, shape, size, _ = entry
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        out = np.empty(size, self._dtype)[OUT_MARGIN:].reshape(shape)
         job.x, job.out = x.ctypes.data, out.ctypes.data
         if self._run(ctypes.byref(job)) != 0:
             raise RuntimeError(f"{self._run.__name__} refused a conv host_conv accepted")
