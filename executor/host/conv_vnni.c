@@ -81,13 +81,16 @@ int thinker_host_features(void)
 
 #ifdef HOST_VNNI
 
-/* 64 pixels of four channel rows -> 64 interleaved 4-byte pixels, each byte + 128. */
-VNNI_TARGET static void interleave64(const int8_t *const src[4], int64_t col, uint32_t *dst)
+/* ``count`` (<= 64) pixels of four channel rows -> interleaved 4-byte pixels, each byte
+ * + 128; nothing read or written past ``count``. */
+VNNI_TARGET static void interleave64(const int8_t *const src[4], int64_t col, uint32_t *dst,
+                                     int64_t count)
 {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __mmask64 m = count >= 64 ? ~0ull : (1ull << count) - 1ull;
     __m512i v[4];
     for (int k = 0; k < 4; k++)
-        v[k] = _mm512_xor_si512(_mm512_loadu_si512(src[k] + col), flip);
+        v[k] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, src[k] + col), flip);
     /* per 128-bit lane: byte pairs, then quads (pixels 0-3, 4-7, 8-11, 12-15 of the lane) */
     const __m512i ab_lo = _mm512_unpacklo_epi8(v[0], v[1]);
     const __m512i ab_hi = _mm512_unpackhi_epi8(v[0], v[1]);
@@ -100,24 +103,20 @@ VNNI_TARGET static void interleave64(const int8_t *const src[4], int64_t col, ui
     /* transpose the 4x4 grid of 128-bit lanes: output block L = lane L of q0..q3 */
     const __m512i t0 = _mm512_shuffle_i32x4(q0, q1, 0x44), t1 = _mm512_shuffle_i32x4(q2, q3, 0x44);
     const __m512i t2 = _mm512_shuffle_i32x4(q0, q1, 0xEE), t3 = _mm512_shuffle_i32x4(q2, q3, 0xEE);
-    _mm512_storeu_si512(dst, _mm512_shuffle_i32x4(t0, t1, 0x88));
-    _mm512_storeu_si512(dst + 16, _mm512_shuffle_i32x4(t0, t1, 0xDD));
-    _mm512_storeu_si512(dst + 32, _mm512_shuffle_i32x4(t2, t3, 0x88));
-    _mm512_storeu_si512(dst + 48, _mm512_shuffle_i32x4(t2, t3, 0xDD));
+    const __m512i out[4] = {_mm512_shuffle_i32x4(t0, t1, 0x88), _mm512_shuffle_i32x4(t0, t1, 0xDD),
+                            _mm512_shuffle_i32x4(t2, t3, 0x88), _mm512_shuffle_i32x4(t2, t3, 0xDD)};
+    for (int64_t k = 0; k < 4 && k * 16 < count; k++) {
+        const int64_t left = count - k * 16;
+        _mm512_mask_storeu_epi32(dst + col + k * 16,
+                                 (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1u), out[k]);
+    }
 }
 
 /* ``count`` pixels of four channel rows, interleaved into dst */
 VNNI_TARGET static void interleave(const int8_t *const src[4], int64_t count, uint32_t *dst)
 {
-    int64_t col = 0;
-    for (; col + 64 <= count; col += 64)
-        interleave64(src, col, dst + col);
-    for (; col < count; col++) {
-        uint32_t v = 0x80808080u;
-        for (int32_t k = 0; k < 4; k++)
-            v ^= (uint32_t)(uint8_t)src[k][col] << (8 * k);
-        dst[col] = v;
-    }
+    for (int64_t col = 0; col < count; col += 64)
+        interleave64(src, col, dst, count - col);
 }
 
 /* A chunk's input into work (its padding already holds 128): x + 128, four channels per
@@ -129,6 +128,8 @@ VNNI_TARGET static void fill_work(const thinker_host_conv *j, const layout *l, c
     const int32_t c = j->c, h = j->h, w = j->w_in, sh = j->sh, sw = j->sw;
     const int64_t plane = l->nc * l->hq * l->wq;
     uint32_t *line = (uint32_t *)(work + planes_bytes(j, l));
+    const __m512i even_words = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8,
+                                                6, 4, 2, 0);
     /* unpadded columns, stride 1: a channel block's rows are one run in the planes too */
     const int32_t whole = sw == 1 && sh == 1 && l->wq == w;
     /* a linear's rows (1x1 maps, no padding): [samples][c/4] words -> [c/4][samples] */
@@ -143,6 +144,12 @@ VNNI_TARGET static void fill_work(const thinker_host_conv *j, const layout *l, c
         }
         return;
     }
+    /* the stride phases some kernel tap reads (a 1x1 stride-2 conv reads one of four) */
+    uint32_t rows_read = 0, cols_read = 0;
+    for (int32_t i = 0; i < j->kh; i++)
+        rows_read |= 1u << (i * j->dh % sh);
+    for (int32_t t = 0; t < j->kw; t++)
+        cols_read |= 1u << (t * j->dw % sw);
     for (int32_t s = 0; s < samples; s++) {
         for (int32_t cb = 0; cb < (c + 3) / 4; cb++) {
             const int32_t lanes = c - cb * 4 < 4 ? c - cb * 4 : 4;
@@ -155,23 +162,34 @@ VNNI_TARGET static void fill_work(const thinker_host_conv *j, const layout *l, c
                 continue;
             }
             for (int32_t r = 0; r < h; r++) {
+                const int32_t pr = r + j->pt; /* padded row: phase pr % sh, plane row pr / sh */
+                if (!(rows_read >> (pr % sh) & 1u))
+                    continue;
                 const int8_t *src[4];
                 for (int32_t k = 0; k < 4; k++)
                     src[k] = x + (((int64_t)s * c + cb * 4 + (k < lanes ? k : 0)) * h + r) * w;
-                interleave(src, w, line);
-                const int32_t pr = r + j->pt; /* padded row: phase pr % sh, plane row pr / sh */
                 uint32_t *row = (uint32_t *)work + cb * l->cb_pixels +
                                 (int64_t)(pr % sh) * sw * plane +
                                 ((int64_t)s * l->hq + pr / sh) * l->wq;
                 if (sw == 1) {
-                    memcpy(row + j->pl, line, (size_t)w * 4);
+                    interleave(src, w, row + j->pl);
                     continue;
                 }
+                interleave(src, w, line);
                 for (int32_t b = 0; b < sw; b++) {
+                    if (!(cols_read >> b & 1u))
+                        continue;
                     /* padded column q*sw + b holds input column q*sw + b - pl */
                     int32_t q = (int32_t)ceil_div(j->pl - b > 0 ? j->pl - b : 0, sw);
-                    for (int32_t in = q * sw + b - j->pl; in < w; in += sw, q++)
-                        row[b * plane + q] = line[in];
+                    int32_t in = q * sw + b - j->pl;
+                    uint32_t *dst = row + b * plane + q;
+                    if (sw == 2) /* 16 words of every other column per permute */
+                        for (; in + 32 <= w; in += 32, dst += 16)
+                            _mm512_storeu_si512(dst, _mm512_permutex2var_epi32(
+                                _mm512_loadu_si512(line + in), even_words,
+                                _mm512_loadu_si512(line + in + 16)));
+                    for (; in < w; in += sw)
+                        *dst++ = line[in];
                 }
             }
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import sys
 import threading
 
 import numpy as np
@@ -43,6 +44,29 @@ def _library():
     """The library when the CPU runs its VNNI kernels, else None."""
     lib = _any_library()
     return lib if lib is not None and lib.thinker_host_features() & 1 else None
+
+
+_RECYCLED = threading.local()
+KEEP_PER_SIZE = 4  # free buffers kept per size and thread
+
+
+def output_buffer(size: int, dtype: np.dtype) -> np.ndarray:
+    """A fresh-or-recycled 1-D array for a kernel's output. Large fresh allocations come from
+    mmap and page-fault on first touch (measured: ResNet-8 at batch 64, 4.0 -> 5.6 ms), so
+    each thread keeps the buffers it handed out and reuses one once nothing refers to it any
+    more: no array, view or caller holds it (its reference count says so), so no value a run
+    returned or still reads is ever overwritten."""
+    kept = _RECYCLED.__dict__.setdefault("buffers", {})
+    key = (size, dtype)
+    buffers = kept.setdefault(key, [])
+    for i in range(len(buffers)):
+        # references: the list and getrefcount's argument
+        if sys.getrefcount(buffers[i]) == 2:
+            return buffers[i]
+    buf = np.empty(size, dtype)
+    if len(buffers) < KEEP_PER_SIZE:
+        buffers.append(buf)
+    return buf
 
 
 class _Mean(ctypes.Structure):  # thinker_host_mean (executor/host/thinker_host.h)
@@ -137,7 +161,7 @@ class HostConv:
         job, shape, size, _ = entry
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
-        out = np.empty(size, self._dtype)[OUT_MARGIN:].reshape(shape)
+        out = output_buffer(size, self._dtype)[OUT_MARGIN:].reshape(shape)
         job.x, job.out = x.ctypes.data, out.ctypes.data
         if self._run(ctypes.byref(job)) != 0:
             raise RuntimeError(f"{self._run.__name__} refused a conv host_conv accepted")
