@@ -69,14 +69,19 @@ int64_t thinker_host_conv_work_bytes(const thinker_host_conv *j)
 int thinker_host_features(void)
 {
 #ifdef HOST_VNNI
+    static int known = -1; /* racing threads store the same value */
+    if (known >= 0)
+        return known;
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-        return THINKER_HOST_VNNI | (__builtin_cpu_supports("avx512vbmi") &&
-                                    __builtin_cpu_supports("avx512vbmi2") ?
-                                    THINKER_HOST_DEPTHWISE : 0);
-#endif
+        return known = THINKER_HOST_VNNI | (__builtin_cpu_supports("avx512vbmi") &&
+                                            __builtin_cpu_supports("avx512vbmi2") ?
+                                            THINKER_HOST_DEPTHWISE : 0);
+    return known = 0;
+#else
     return 0;
+#endif
 }
 
 #ifdef HOST_VNNI
@@ -296,19 +301,21 @@ VNNI_TARGET static void linear_rows(const thinker_host_conv *j, const layout *l,
 
 #endif
 
-int thinker_host_conv_s8(const thinker_host_conv *j)
+int thinker_host_conv_s8(thinker_host_conv *j)
 {
 #ifdef HOST_VNNI
-    if (!(thinker_host_features() & THINKER_HOST_VNNI) || j->work_bytes <
+    if (!j->prepared && (!(thinker_host_features() & THINKER_HOST_VNNI) || j->work_bytes <
         thinker_host_conv_work_bytes(j) || (j->out_bytes != 1 && j->out_bytes != 2) ||
-        j->shift < 0 || j->shift > 31 || j->kh * j->kw > 256)
+        j->shift < 0 || j->shift > 31 || j->kh * j->kw > 256))
         return 1;
     const int32_t linear = j->h == 1 && j->w_in == 1 && j->kh == 1 && j->kw == 1 &&
                            !(j->pt | j->pl | j->pb | j->pr);
     const layout l = plan(j);
     const int64_t sample = (int64_t)j->c * j->h * j->w_in;
-    /* every chunk writes the same interior, so the padding is set once */
-    memset(j->work, 0x80, (size_t)planes_bytes(j, &l));
+    /* every call writes the same interior, so the padding is set once per job */
+    if (!j->prepared)
+        memset(j->work, 0x80, (size_t)planes_bytes(j, &l));
+    j->prepared = 1;
     for (int32_t n = 0; n < j->n; n += l.nc) {
         const int32_t samples = j->n - n < l.nc ? j->n - n : l.nc;
         fill_work(j, &l, j->x + n * sample, samples, j->work);

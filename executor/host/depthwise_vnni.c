@@ -224,47 +224,57 @@ VBMI_TARGET static void dw_chunk(const thinker_host_conv *j, const dw_layout *l,
     }
 }
 
+/* The job's tables in its work (after the planes): tap groups, weight words, row masks;
+ * and the planes' padding. 0 when the kernel cannot take the job. */
+static int dw_prepare(const thinker_host_conv *j, const dw_layout *l, tap_group *groups,
+                      int32_t *words, uint64_t *masks)
+{
+    if (!build_groups(j, l, groups))
+        return 0;
+    const int32_t taps = j->kh * j->kw;
+    for (int32_t c = 0; c < j->c; c++)
+        for (int32_t k = 0; k < l->groups; k++) {
+            uint32_t word = 0;
+            for (int32_t t = 0; t < 4; t++)
+                if (groups[k].taps[t] >= 0)
+                    word |= (uint32_t)(uint8_t)j->w[(int64_t)c * taps + groups[k].taps[t]]
+                            << (8 * t);
+            words[(int64_t)c * l->groups + k] = (int32_t)word;
+        }
+    /* stride 1: which bytes of the padded rows hold input (the rest is padding) */
+    for (int64_t k = 0; k < ceil_div((int64_t)j->h * l->wq, 64); k++) {
+        uint64_t m = 0;
+        for (int64_t b = 0; b < 64; b++) {
+            const int64_t at = k * 64 + b, col = at % l->wq;
+            if (at < (int64_t)j->h * l->wq && col >= j->pl && col < j->pl + j->w_in)
+                m |= 1ull << b;
+        }
+        masks[k] = m;
+    }
+    /* every call writes the same interior, so the padding is set once per job */
+    memset(j->work, 0x80, (size_t)(l->planes + l->slack));
+    return 1;
+}
+
 #endif
 
-int thinker_host_depthwise_s8(const thinker_host_conv *j)
+int thinker_host_depthwise_s8(thinker_host_conv *j)
 {
 #ifdef HOST_VNNI
-    if (!(thinker_host_features() & THINKER_HOST_DEPTHWISE) || j->o != j->c ||
-        (j->out_bytes != 1 && j->out_bytes != 2) || j->shift < 0 || j->shift > 31 ||
-        j->kh * j->kw > 127)
-        return 1;
     const dw_layout l = dw_plan(j);
-    if (l.groups > MAX_GROUPS || j->work_bytes < dw_work_bytes(j, &l))
+    if (!j->prepared && (!(thinker_host_features() & THINKER_HOST_DEPTHWISE) || j->o != j->c ||
+                         (j->out_bytes != 1 && j->out_bytes != 2) || j->shift < 0 ||
+                         j->shift > 31 || j->kh * j->kw > 127 || l.groups > MAX_GROUPS ||
+                         j->work_bytes < dw_work_bytes(j, &l)))
         return 1;
     uint8_t *planes = j->work;
     tap_group *groups =
         (tap_group *)(((uintptr_t)(planes + l.planes + l.slack) + 63) & ~(uintptr_t)63);
     int32_t *words = (int32_t *)(groups + l.groups);
     uint64_t *masks = (uint64_t *)(words + (int64_t)j->c * l.groups);
-    if (!build_groups(j, &l, groups))
+    if (!j->prepared && !dw_prepare(j, &l, groups, words, masks))
         return 1;
-    const int32_t taps = j->kh * j->kw;
-    for (int32_t c = 0; c < j->c; c++)
-        for (int32_t k = 0; k < l.groups; k++) {
-            uint32_t word = 0;
-            for (int32_t t = 0; t < 4; t++)
-                if (groups[k].taps[t] >= 0)
-                    word |= (uint32_t)(uint8_t)j->w[(int64_t)c * taps + groups[k].taps[t]]
-                            << (8 * t);
-            words[(int64_t)c * l.groups + k] = (int32_t)word;
-        }
-    /* stride 1: which bytes of the padded rows hold input (the rest is padding) */
-    for (int64_t k = 0; k < ceil_div((int64_t)j->h * l.wq, 64); k++) {
-        uint64_t m = 0;
-        for (int64_t b = 0; b < 64; b++) {
-            const int64_t at = k * 64 + b, col = at % l.wq;
-            if (at < (int64_t)j->h * l.wq && col >= j->pl && col < j->pl + j->w_in)
-                m |= 1ull << b;
-        }
-        masks[k] = m;
-    }
-    /* every chunk writes the same interior, so the padding is set once */
-    memset(planes, 0x80, (size_t)(l.planes + l.slack));
+    j->prepared = 1;
     const int64_t map_in = (int64_t)j->h * j->w_in;
     for (int32_t n = 0; n < j->n; n += l.nc) {
         const int32_t samples = j->n - n < l.nc ? j->n - n : l.nc;

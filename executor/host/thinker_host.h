@@ -23,6 +23,9 @@ typedef struct {
     int32_t pt, pl, pb, pr;
     int32_t ho, wo;
     int32_t shift, lo, hi, out_bytes;
+    /* 0 on a new job: the first call sets the work's padding and tables, later calls of the
+     * same job (same shapes, weights and work) only fill in each input */
+    int32_t prepared;
 } thinker_host_conv;
 
 /* Global average pooling: per row of ``length`` int8 values, saturate(round_half_up(sum *
@@ -38,8 +41,8 @@ int thinker_host_features(void);
 int thinker_host_mean_rows(const thinker_host_mean *mean);
 int64_t thinker_host_conv_work_bytes(const thinker_host_conv *job);
 /* 0 when done; 1 when this CPU or these parameters are not supported (nothing written) */
-int thinker_host_conv_s8(const thinker_host_conv *job);
+int thinker_host_conv_s8(thinker_host_conv *job);
 int64_t thinker_host_depthwise_work_bytes(const thinker_host_conv *job);
-int thinker_host_depthwise_s8(const thinker_host_conv *job);
+int thinker_host_depthwise_s8(thinker_host_conv *job);
 
 #endif

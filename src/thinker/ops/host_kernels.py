@@ -31,7 +31,8 @@ class _Job(ctypes.Structure):  # thinker_host_conv (executor/host/thinker_host.h
                 ("work_bytes", ctypes.c_int64)] + \
                [(name, ctypes.c_int32) for name in (
                    "n", "c", "h", "w_in", "o", "kh", "kw", "sh", "sw", "dh", "dw",
-                   "pt", "pl", "pb", "pr", "ho", "wo", "shift", "lo", "hi", "out_bytes")]
+                   "pt", "pl", "pb", "pr", "ho", "wo", "shift", "lo", "hi", "out_bytes",
+                   "prepared")]
 
 
 def _any_library():
