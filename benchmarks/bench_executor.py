@@ -46,7 +46,7 @@ import thinker  # noqa: E402
 from float_twin import build_float_twin  # noqa: E402
 from mlperf_models import twin_from_tflite  # noqa: E402
 from thinker.graph import load_onnx  # noqa: E402
-from thinker.ops import host_conv  # noqa: E402
+from thinker.ops import host_kernels  # noqa: E402
 from thinker.passes import GRAPH_PASSES, run_pass  # noqa: E402
 
 MODELS = [
@@ -183,7 +183,7 @@ def main() -> int:
     print(machine_line())
     print("thinker conv/linear kernels: " + (
         "compiled int8 (AVX-512 VNNI, executor/host/conv_vnni.c) where they apply, numpy + "
-        "BLAS elsewhere" if host_conv._library() is not None else
+        "BLAS elsewhere" if host_kernels._library() is not None else
         "numpy + BLAS (no compiled int8 kernel: no AVX-512 VNNI, no C compiler, or "
         "THINKER_HOST_KERNELS=0)"))
     rate = sgemm_rate()

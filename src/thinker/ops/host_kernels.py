@@ -47,6 +47,16 @@ def _library():
     return lib if lib is not None and lib.thinker_host_features() & 1 else None
 
 
+def address(a: np.ndarray) -> int:
+    """The address of a C-contiguous array's data: through the buffer protocol where the array
+    is writable (0.2 us; ``a.ctypes.data`` builds a helper object, 0.8 us, which a batch-1
+    op pays twice), else numpy's way."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))
+    except (TypeError, ValueError):  # read-only, or no data to point at
+        return a.ctypes.data
+
+
 _RECYCLED = threading.local()
 KEEP_PER_SIZE = 4  # free buffers kept per size and thread
 
@@ -163,7 +173,7 @@ class HostConv:
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
         out = output_buffer(size, self._dtype)[OUT_MARGIN:].reshape(shape)
-        job.x, job.out = x.ctypes.data, out.ctypes.data
+        job.x, job.out = address(x), address(out)
         if self._run(ctypes.byref(job)) != 0:
             raise RuntimeError(f"{self._run.__name__} refused a conv host_conv accepted")
         return out
