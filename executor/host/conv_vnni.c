@@ -55,7 +55,6 @@ static layout plan(const thinker_host_conv *j)
 /* the planes, a tail the flat grid's last block may read, then one interleaved input row */
 static int64_t planes_bytes(const thinker_host_conv *j, const layout *l)
 {
-    /* (the linear path reads up to ROWS - 1 words past the last row: less than BLOCK) */
     const int64_t tail = BLOCK + (int64_t)(j->kw - 1) * j->dw / j->sw;
     return (ceil_div(j->c, 4) * l->cb_pixels + tail) * 4;
 }
@@ -267,36 +266,43 @@ VNNI_TARGET static void conv_chunk(const thinker_host_conv *j, const layout *l,
 /* A linear (1x1 conv on 1x1 maps; fill_work put its rows' input words in ``work`` as
  * [C/4][rows]): lanes are 16 output channels instead of 16 positions, so outputs are stored
  * contiguously; each row's word is broadcast against the packed weights (64 MACs per
- * VPDPBUSD), four rows per weight load. */
-VNNI_TARGET static void linear_rows(const thinker_host_conv *j, const layout *l,
-                                    const uint32_t *work, int32_t first, int32_t samples)
+ * VPDPBUSD), four rows per weight load (``rows`` is a constant where inlined). */
+VNNI_TARGET static inline __attribute__((always_inline)) void linear_group(
+    const thinker_host_conv *j, const layout *l, const uint32_t *work, int32_t first,
+    int32_t s, int32_t rows)
 {
     const int32_t cblocks = (j->c + 3) / 4;
     const __m512i lo = _mm512_set1_epi32(j->lo), hi = _mm512_set1_epi32(j->hi);
     const __m128i shift = _mm_cvtsi32_si128(j->shift);
-    /* rows past the chunk's last read the planes' tail (never stored) */
-    for (int32_t s = 0; s < samples; s += ROWS) {
-        for (int32_t ob = 0; ob * OBLOCK < j->o; ob++) {
-            const int8_t *wt = j->w + (int64_t)ob * cblocks * 64;
-            const uint32_t *in = work + s;
-            __m512i acc[ROWS];
-            for (int32_t r = 0; r < ROWS; r++)
-                acc[r] = _mm512_setzero_si512();
-            for (int32_t cb = 0; cb < cblocks; cb++, in += l->cb_pixels) {
-                const __m512i w = _mm512_loadu_si512(wt + cb * 64);
-                for (int32_t r = 0; r < ROWS; r++)
-                    acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32((int32_t)in[r]), w);
-            }
-            const __m512i corr = _mm512_loadu_si512(j->corr + ob * OBLOCK);
-            const int32_t outs = j->o - ob * OBLOCK < OBLOCK ? j->o - ob * OBLOCK : OBLOCK;
-            for (int32_t r = 0; r < ROWS && s + r < samples; r++) {
-                const __m512i v = _mm512_sra_epi32(_mm512_add_epi32(acc[r], corr), shift);
-                store(j, (int64_t)(first + s + r) * j->o + ob * OBLOCK,
-                      (__mmask16)((1u << outs) - 1u),
-                      _mm512_min_epi32(_mm512_max_epi32(v, lo), hi));
-            }
+    for (int32_t ob = 0; ob * OBLOCK < j->o; ob++) {
+        const int8_t *wt = j->w + (int64_t)ob * cblocks * 64;
+        const uint32_t *in = work + s;
+        __m512i acc[ROWS];
+        for (int32_t r = 0; r < rows; r++)
+            acc[r] = _mm512_setzero_si512();
+        for (int32_t cb = 0; cb < cblocks; cb++, in += l->cb_pixels) {
+            const __m512i w = _mm512_loadu_si512(wt + cb * 64);
+            for (int32_t r = 0; r < rows; r++)
+                acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32((int32_t)in[r]), w);
+        }
+        const __m512i corr = _mm512_loadu_si512(j->corr + ob * OBLOCK);
+        const int32_t outs = j->o - ob * OBLOCK < OBLOCK ? j->o - ob * OBLOCK : OBLOCK;
+        for (int32_t r = 0; r < rows; r++) {
+            const __m512i v = _mm512_sra_epi32(_mm512_add_epi32(acc[r], corr), shift);
+            store(j, (int64_t)(first + s + r) * j->o + ob * OBLOCK,
+                  (__mmask16)((1u << outs) - 1u), _mm512_min_epi32(_mm512_max_epi32(v, lo), hi));
         }
     }
+}
+
+VNNI_TARGET static void linear_rows(const thinker_host_conv *j, const layout *l,
+                                    const uint32_t *work, int32_t first, int32_t samples)
+{
+    int32_t s = 0;
+    for (; s + ROWS <= samples; s += ROWS)
+        linear_group(j, l, work, first, s, ROWS);
+    for (; s < samples; s++) /* the last rows one at a time (batch 1: no wasted chains) */
+        linear_group(j, l, work, first, s, 1);
 }
 
 #endif
