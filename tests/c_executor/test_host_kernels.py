@@ -129,18 +129,19 @@ def test_int32_bound_and_saturation(monkeypatch):
                                monkeypatch) == 2
 
 
-@pytest.mark.parametrize("rows", [1, 5, 16, 17, 64])
+@pytest.mark.parametrize("rows", [1, 5, 16, 17, 64, (3, 2, 2)])
 def test_linear_rows_equal_the_numpy_kernels(rows, monkeypatch):
     b = Builder()
-    y = b.op("LinearInt", ["x", b.const(np.random.default_rng(rows).integers(
+    y = b.op("LinearInt", ["x", b.const(np.random.default_rng(7).integers(
         -128, 128, (37, 72), dtype=np.int8)), b.const(np.arange(37, dtype=np.int32) * 999)],
         scale_x=2.0**4, scale_w=2.0**7, scale_o=2.0**5, o_bits=8, act_type=1)
-    y = b.op("LinearInt", [y, b.const(np.random.default_rng(rows + 1).integers(
+    y = b.op("LinearInt", [y, b.const(np.random.default_rng(8).integers(
         -128, 128, (5, 37), dtype=np.int8))], scale_x=2.0**5, scale_w=2.0**7, scale_o=2.0**2,
         o_bits=16)
-    model = b.build([value_info("x", np.int8, [rows, 72])], [y], {"x": 4})
+    lead = list(rows) if isinstance(rows, tuple) else [rows]  # [3, 2, 2]: 4-D, 12 rows
+    model = b.build([value_info("x", np.int8, [*lead, 72])], [y], {"x": 4})
     exe = thinker.load(import_model(model))
-    assert assert_same_tensors(model, extreme_feeds(exe, np.random.default_rng(rows)),
+    assert assert_same_tensors(model, extreme_feeds(exe, np.random.default_rng(len(lead))),
                                monkeypatch) == 2
 
 

@@ -140,6 +140,7 @@ class HostConv:
         self._corr = padded.astype(np.uint32).view(np.int32)
         self._shape = w.shape
         self._limits = limits
+        self.linear = False  # a LinearInt's [..., K] -> [..., O] (host_linear)
         self._local = threading.local()
         self._dtype = np.dtype(stage.out_dtype)
         self._work_bytes, self._run = lib.thinker_host_conv_work_bytes, lib.thinker_host_conv_s8
@@ -148,7 +149,7 @@ class HostConv:
         """The kernel's job for this input shape, with this thread's work buffer (built once
         per shape: filling a ctypes struct costs microseconds, a call's whole budget)."""
         g, (o, _, kh, kw) = self._g, self._shape
-        n, c, h, wd = shape
+        n, c, h, wd = self._conv_input(shape)
         ho, wo = g.conv_out(h, wd)
         job = _Job(w=self._w.ctypes.data, corr=self._corr.ctypes.data, n=n, c=c, h=h,
                    w_in=wd, o=o, kh=kh, kw=kw, sh=g.strides[0], sw=g.strides[1],
@@ -160,7 +161,13 @@ class HostConv:
         work = np.empty(size, np.uint8)
         job.work, job.work_bytes = work.ctypes.data, size
         # the kernels' masked stores may address up to 15 elements before the output
-        return job, (n, o, ho, wo), math.prod((n, o, ho, wo)) + OUT_MARGIN, work
+        out = (*shape[:-1], o) if self.linear else (n, o, ho, wo)
+        return job, out, math.prod((n, o, ho, wo)) + OUT_MARGIN, work
+
+    def _conv_input(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The NCHW input the kernel sees for an input of ``shape``: itself, or for a linear's
+        [..., K] its rows as samples of K channels of 1x1 (outputs come back as [..., O])."""
+        return (math.prod(shape[:-1]), shape[-1], 1, 1) if self.linear else shape
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         # this thread's job for this shape (a plain dict: a call's Python work is a large part
@@ -242,22 +249,17 @@ class HostColumnConv(HostConv):
         return super().__call__(shifted)
 
 
-def host_linear(w: np.ndarray, stage: OutputStage, x_dtype):
+def host_linear(w: np.ndarray, stage: OutputStage, x_dtype) -> HostConv | None:
     """The compiled kernel for a LinearInt with weight [O, K] (a 1x1 conv whose samples are the
-    input's rows: the kernel's blocks run across them), or None; the callable maps [..., K] to
-    [..., O]."""
+    input's rows), or None; it maps [..., K] to [..., O] (``HostConv._conv_input``)."""
     from thinker.ops.conv import Geometry2d
 
     o, k = w.shape
     conv = host_conv(w.reshape(o, k, 1, 1), stage, x_dtype, 1,
                      Geometry2d((1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1))
-    if conv is None:
-        return None
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return conv(x.reshape(-1, k, 1, 1)).reshape(*x.shape[:-1], o)
-
-    return run
+    if conv is not None:
+        conv.linear = True
+    return conv
 
 
 def host_conv(w: np.ndarray, stage: OutputStage, x_dtype, groups: int,
