@@ -61,6 +61,9 @@ static int64_t planes_bytes(const thinker_host_conv *j, const layout *l)
 
 int64_t thinker_host_conv_work_bytes(const thinker_host_conv *j)
 {
+    if (!(thinker_host_features() & THINKER_HOST_VNNI) || (j->out_bytes != 1 &&
+        j->out_bytes != 2) || j->shift < 0 || j->shift > 31 || j->kh * j->kw > 256)
+        return -1;
     const layout l = plan(j);
     return planes_bytes(j, &l) + ceil_div(j->w_in, 64) * 64 * 4;
 }
@@ -310,10 +313,11 @@ VNNI_TARGET static void linear_rows(const thinker_host_conv *j, const layout *l,
 int thinker_host_conv_s8(thinker_host_conv *j)
 {
 #ifdef HOST_VNNI
-    if (!j->prepared && (!(thinker_host_features() & THINKER_HOST_VNNI) || j->work_bytes <
-        thinker_host_conv_work_bytes(j) || (j->out_bytes != 1 && j->out_bytes != 2) ||
-        j->shift < 0 || j->shift > 31 || j->kh * j->kw > 256))
-        return 1;
+    if (!j->prepared) {
+        const int64_t need = thinker_host_conv_work_bytes(j);
+        if (need < 0 || j->work_bytes < need)
+            return 1;
+    }
     const int32_t linear = j->h == 1 && j->w_in == 1 && j->kh == 1 && j->kw == 1 &&
                            !(j->pt | j->pl | j->pb | j->pr);
     const layout l = plan(j);

@@ -15,18 +15,21 @@
 
 #define CHUNK_BYTES (1 << 19) /* work planes per chunk of samples: about L2 */
 #define MAX_GROUPS 64
+#define MAX_SPAN 32 /* a group's widest column offset; a block's lanes use offsets up to the rest
+                     * of a 64-byte load */
 
 typedef struct {
     int64_t offset; /* bytes from a channel's planes to the group's first tap at position 0 */
     int8_t taps[4]; /* kernel offsets i*kw + j of the group's taps, -1 where none */
-    uint8_t index[64];
+    uint8_t index[64]; /* byte 4*lane + k: tap k's column offset from the first (a VPERMB
+                        * index once the lane's own offset is added) */
 } tap_group;
 
 typedef struct {
     int64_t hq, wq, plane; /* phase plane rows and columns; one phase plane of nc samples */
     int64_t channel;       /* bytes per channel: sh*sw planes */
-    int32_t nc, groups;
-    int64_t planes, slack; /* bytes of all channels' planes; reads past them */
+    int32_t nc, groups, span; /* span: the widest column offset within a tap group */
+    int64_t planes, slack;    /* bytes of all channels' planes; reads past them */
 } dw_layout;
 
 static dw_layout dw_plan(const thinker_host_conv *j)
@@ -44,12 +47,20 @@ static dw_layout dw_plan(const thinker_host_conv *j)
     l.slack = 64 + BLOCK + ((int64_t)(j->kh - 1) * j->dh / j->sh + 1) * l.wq +
               (int64_t)(j->kw - 1) * j->dw / j->sw;
     l.groups = 0;
+    l.span = 0;
     for (int32_t i = 0; i < j->kh; i++)
         for (int32_t b = 0; b < j->sw; b++) {
-            int32_t in_group = 0;
-            for (int32_t t = 0; t < j->kw; t++)
-                if (t * j->dw % j->sw == b && in_group++ % 4 == 0)
+            int32_t in_group = 0, first = 0;
+            for (int32_t t = 0; t < j->kw; t++) {
+                if (t * j->dw % j->sw != b)
+                    continue;
+                if (in_group++ % 4 == 0) {
                     l.groups++;
+                    first = t * j->dw / j->sw;
+                }
+                if (t * j->dw / j->sw - first > l.span)
+                    l.span = t * j->dw / j->sw - first;
+            }
         }
     return l;
 }
@@ -63,6 +74,10 @@ static int64_t dw_work_bytes(const thinker_host_conv *j, const dw_layout *l)
 int64_t thinker_host_depthwise_work_bytes(const thinker_host_conv *j)
 {
     const dw_layout l = dw_plan(j);
+    if (!(thinker_host_features() & THINKER_HOST_DEPTHWISE) || j->o != j->c ||
+        (j->out_bytes != 1 && j->out_bytes != 2) || j->shift < 0 || j->shift > 31 ||
+        j->kh * j->kw > 127 || l.groups > MAX_GROUPS || l.span > MAX_SPAN)
+        return -1;
     return dw_work_bytes(j, &l);
 }
 
@@ -85,23 +100,17 @@ static int build_groups(const thinker_host_conv *j, const dw_layout *l, tap_grou
                     first = col;
                     g[n].offset = row + (int64_t)b * l->plane + col;
                     memset(g[n].taps, -1, 4);
+                    memset(g[n].index, 0, 64);
                     n++;
                 }
-                if (col - first > 64 - BLOCK)
-                    return 0;
                 tap_group *cur = &g[n - 1];
                 const int32_t k = count++ % 4;
                 cur->taps[k] = (int8_t)(i * j->kw + t);
-                for (int32_t lane = 0; lane < BLOCK; lane++)
-                    cur->index[lane * 4 + k] = (uint8_t)(lane + col - first);
+                for (int32_t lane = 0; lane < BLOCK; lane++) /* missing taps: offset 0 */
+                    cur->index[lane * 4 + k] = (uint8_t)(col - first);
             }
         }
     }
-    for (int32_t k = 0; k < n; k++) /* missing taps read the lane's first byte (weight 0) */
-        for (int32_t t = 0; t < 4; t++)
-            if (g[k].taps[t] < 0)
-                for (int32_t lane = 0; lane < BLOCK; lane++)
-                    g[k].index[lane * 4 + t] = (uint8_t)lane;
     return 1;
 }
 
@@ -176,13 +185,18 @@ VBMI_TARGET static void fill_map(const thinker_host_conv *j, const dw_layout *l,
     }
 }
 
-/* Every channel's 16 outputs at one block. ``groups`` is a constant where it is inlined from
- * dw_chunk's switch, so the loop unrolls and keeps the group indices in registers. */
+/* Every channel's outputs at one block of up to 16 consecutive outputs of one sample: ``lanes``
+ * gives each lane's byte offset from the block's first position in the phase planes (several
+ * rows when the map is narrow), ``pos`` that position. ``groups`` is a constant where inlined
+ * from dw_chunk's switch, so the loop unrolls and keeps the indices in registers. */
 VBMI_TARGET static inline __attribute__((always_inline)) void dw_block(
     const thinker_host_conv *j, const dw_layout *l, const uint8_t *base, const tap_group *g,
-    const __m512i *index, const int32_t *words, int32_t groups, int64_t out, int64_t map,
-    int runs, const __mmask16 *masks, const int64_t *at)
+    const __m512i *pattern, const int32_t *words, int32_t groups, __m512i lanes, int64_t out,
+    int64_t map, __mmask16 mask)
 {
+    __m512i index[MAX_GROUPS];
+    for (int32_t k = 0; k < groups; k++)
+        index[k] = _mm512_add_epi8(lanes, pattern[k]);
     const __m512i lo = _mm512_set1_epi32(j->lo), hi = _mm512_set1_epi32(j->hi);
     const __m128i shift = _mm_cvtsi32_si128(j->shift);
     for (int32_t c = 0; c < j->c; c++, base += l->channel, words += groups, out += map) {
@@ -192,34 +206,47 @@ VBMI_TARGET static inline __attribute__((always_inline)) void dw_block(
                 acc, _mm512_permutexvar_epi8(index[k], _mm512_loadu_si512(base + g[k].offset)),
                 _mm512_set1_epi32(words[k]));
         acc = _mm512_sra_epi32(_mm512_add_epi32(acc, _mm512_set1_epi32(j->corr[c])), shift);
-        store_runs(j, out, _mm512_min_epi32(_mm512_max_epi32(acc, lo), hi), runs, masks, at);
+        store(j, out, mask, _mm512_min_epi32(_mm512_max_epi32(acc, lo), hi));
     }
 }
 
+/* The chunk's outputs, sample by sample, in blocks of up to 16 consecutive outputs (rows
+ * joined while their pixels stay within one 64-byte load of the block's first): only valid
+ * outputs are computed and each channel's block is one contiguous store. */
 VBMI_TARGET static void dw_chunk(const thinker_host_conv *j, const dw_layout *l,
                                  const uint8_t *planes, const tap_group *g, const int32_t *words,
                                  int32_t first, int32_t samples)
 {
-    const int64_t map = (int64_t)j->ho * j->wo, positions = (int64_t)samples * l->hq * l->wq;
-    __m512i index[MAX_GROUPS];
+    const int64_t map = (int64_t)j->ho * j->wo, reach = 63 - MAX_SPAN;
+    __m512i pattern[MAX_GROUPS];
     for (int32_t k = 0; k < l->groups; k++)
-        index[k] = _mm512_loadu_si512(g[k].index);
-    grid_cursor cursor = {0, 0, 0};
-    for (int64_t p = 0; p < positions; p += BLOCK) {
-        __mmask16 masks[BLOCK];
-        int64_t at[BLOCK];
-        const int runs = grid_runs(j, &cursor, p, positions, l->hq, l->wq, j->c * map, masks,
-                                   at);
-        if (!runs)
-            continue;
-        const int64_t out = (int64_t)first * j->c * map;
-        switch (l->groups) { /* the common kernels: 3x3 stride 1 (3), 1-D (1, 2), stride 2 (6) */
-        case 1: dw_block(j, l, planes + p, g, index, words, 1, out, map, runs, masks, at); break;
-        case 2: dw_block(j, l, planes + p, g, index, words, 2, out, map, runs, masks, at); break;
-        case 3: dw_block(j, l, planes + p, g, index, words, 3, out, map, runs, masks, at); break;
-        case 6: dw_block(j, l, planes + p, g, index, words, 6, out, map, runs, masks, at); break;
-        default:
-            dw_block(j, l, planes + p, g, index, words, l->groups, out, map, runs, masks, at);
+        pattern[k] = _mm512_loadu_si512(g[k].index);
+    for (int32_t s = 0; s < samples; s++) {
+        const uint8_t *sample = planes + (int64_t)s * l->hq * l->wq;
+        const int64_t out = (int64_t)(first + s) * j->c * map;
+        int64_t y = 0, x = 0;
+        while (y < j->ho) {
+            const int64_t start = y * l->wq + x, at = y * j->wo + x;
+            uint32_t offsets[BLOCK] = {0};
+            int32_t count = 0;
+            for (; count < BLOCK && y < j->ho && y * l->wq + x - start <= reach; count++) {
+                offsets[count] = (uint32_t)(y * l->wq + x - start) * 0x01010101u;
+                if (++x == j->wo) {
+                    x = 0;
+                    y++;
+                }
+            }
+            const __m512i lanes = _mm512_loadu_si512(offsets);
+            const __mmask16 mask = (__mmask16)((1u << count) - 1u);
+            const uint8_t *base = sample + start;
+            switch (l->groups) { /* common kernels: 3x3 stride 1 (3), 1-D (1, 2), stride 2 (6) */
+            case 1: dw_block(j, l, base, g, pattern, words, 1, lanes, out + at, map, mask); break;
+            case 2: dw_block(j, l, base, g, pattern, words, 2, lanes, out + at, map, mask); break;
+            case 3: dw_block(j, l, base, g, pattern, words, 3, lanes, out + at, map, mask); break;
+            case 6: dw_block(j, l, base, g, pattern, words, 6, lanes, out + at, map, mask); break;
+            default:
+                dw_block(j, l, base, g, pattern, words, l->groups, lanes, out + at, map, mask);
+            }
         }
     }
 }
@@ -262,11 +289,11 @@ int thinker_host_depthwise_s8(thinker_host_conv *j)
 {
 #ifdef HOST_VNNI
     const dw_layout l = dw_plan(j);
-    if (!j->prepared && (!(thinker_host_features() & THINKER_HOST_DEPTHWISE) || j->o != j->c ||
-                         (j->out_bytes != 1 && j->out_bytes != 2) || j->shift < 0 ||
-                         j->shift > 31 || j->kh * j->kw > 127 || l.groups > MAX_GROUPS ||
-                         j->work_bytes < dw_work_bytes(j, &l)))
-        return 1;
+    if (!j->prepared) {
+        const int64_t need = thinker_host_depthwise_work_bytes(j);
+        if (need < 0 || j->work_bytes < need)
+            return 1;
+    }
     uint8_t *planes = j->work;
     tap_group *groups =
         (tap_group *)(((uintptr_t)(planes + l.planes + l.slack) + 63) & ~(uintptr_t)63);

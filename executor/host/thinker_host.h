@@ -39,6 +39,7 @@ typedef struct {
 
 int thinker_host_features(void);
 int thinker_host_mean_rows(const thinker_host_mean *mean);
+/* the work a job needs, or -1 when this CPU or these parameters are not supported */
 int64_t thinker_host_conv_work_bytes(const thinker_host_conv *job);
 /* 0 when done; 1 when this CPU or these parameters are not supported (nothing written) */
 int thinker_host_conv_s8(thinker_host_conv *job);

@@ -163,3 +163,16 @@ def test_global_average_pool_equals_the_numpy_kernel(seed):
                   {"x": np.full((n, c, h, w), 127, np.int8)}):
         fast, slow = exe.run(feeds), _numpy_executor(model).run(feeds)
         assert all(np.array_equal(fast[k], slow[k]) for k in fast)
+
+
+def test_what_the_kernels_refuse_runs_on_numpy(monkeypatch):
+    """A depthwise tap group wider than one load can gather (taps 11 columns apart), a 32-bit
+    output, a rounding mode other than the default: the numpy kernels take them."""
+    b = Builder()
+    wide = b.conv("x", 4, 4, (1, 5), 4, 3, group=4, dilations=[1, 11], pads=[0, 2, 0, 2])
+    out32 = b.conv("x", 4, 3, 3, 4, 3, o_bits=32)
+    rounded = b.conv("x", 4, 3, 3, 4, 3, quant_mode="round")
+    model = b.build([value_info("x", np.int8, [2, 4, 3, 60])], [wide, out32, rounded], {"x": 4})
+    exe = thinker.load(import_model(model))
+    assert assert_same_tensors(model, extreme_feeds(exe, np.random.default_rng(5)),
+                               monkeypatch) == 0

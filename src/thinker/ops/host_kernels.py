@@ -157,12 +157,21 @@ class HostConv:
                    pb=g.pads[2], pr=g.pads[3], ho=ho, wo=wo, shift=self._stage.shift,
                    lo=self._limits[0], hi=self._limits[1],
                    out_bytes=np.dtype(self._stage.out_dtype).itemsize)
-        size = int(self._work_bytes(ctypes.byref(job)))
-        work = np.empty(size, np.uint8)
+        size = int(self._work_bytes(ctypes.byref(job)))  # -1: not supported (supported())
+        work = np.empty(max(size, 0), np.uint8)
         job.work, job.work_bytes = work.ctypes.data, size
         # the kernels' masked stores may address up to 15 elements before the output
         out = (*shape[:-1], o) if self.linear else (n, o, ho, wo)
         return job, out, math.prod((n, o, ho, wo)) + OUT_MARGIN, work
+
+    def supported(self) -> bool:
+        """Whether the kernel takes this conv (geometry, output width, shift; the CPU), asked
+        of the C side on the smallest input the kernel covers."""
+        g, (o, c, kh, kw) = self._g, self._shape
+        c = o if isinstance(self, HostDepthwise) else c  # depthwise weights are [C, 1, kh, kw]
+        shape = (1, c, (kh - 1) * g.dilations[0] + 1, (kw - 1) * g.dilations[1] + 1)
+        job = self._job(shape if not self.linear else (1, c))[0]
+        return job.work_bytes >= 0
 
     def _conv_input(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The NCHW input the kernel sees for an input of ``shape``: itself, or for a linear's
@@ -219,6 +228,9 @@ class ColumnDepthwise:
             return self._maps(x)
         out = self._row(x.reshape(n, c, 1, h))
         return out.reshape(n, c, out.shape[3], 1)
+
+    def supported(self) -> bool:
+        return self._maps.supported() and self._row.supported()
 
 
 class HostColumnConv(HostConv):
@@ -283,11 +295,12 @@ def host_conv(w: np.ndarray, stage: OutputStage, x_dtype, groups: int,
     if lib is None:
         return None
     if depthwise and groups > 1:
-        if not lib.thinker_host_features() & DEPTHWISE_FEATURE:
-            return None
         if w.shape[3] == 1 and w.shape[2] > 1 and geometry.pads[1] == geometry.pads[3] == 0:
-            return ColumnDepthwise(lib, w, stage, limits, geometry)
-        return HostDepthwise(lib, w, stage, limits, geometry)
-    if w.shape[1] == 1 and w.shape[3] > 1:
-        return HostColumnConv(lib, w, stage, limits, geometry)
-    return HostConv(lib, w, stage, limits, geometry)
+            kernel = ColumnDepthwise(lib, w, stage, limits, geometry)
+        else:
+            kernel = HostDepthwise(lib, w, stage, limits, geometry)
+    elif w.shape[1] == 1 and w.shape[3] > 1:
+        kernel = HostColumnConv(lib, w, stage, limits, geometry)
+    else:
+        kernel = HostConv(lib, w, stage, limits, geometry)
+    return kernel if kernel.supported() else None
