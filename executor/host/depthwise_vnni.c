@@ -146,12 +146,35 @@ VBMI_TARGET static void fill_map(const thinker_host_conv *j, const dw_layout *l,
         }
         return;
     }
-    __m512i split = _mm512_setzero_si512(); /* bytes 0, 2, ..., 62, then 1, 3, ..., 63 */
     if (sw == 2) {
-        uint8_t order[64];
-        for (int k = 0; k < 32; k++)
-            order[k] = (uint8_t)(2 * k), order[32 + k] = (uint8_t)(2 * k + 1);
-        split = _mm512_loadu_si512(order);
+        /* input column c sits at padded column c + pl: phase (c + pl) % 2, at (c + pl) / 2;
+         * one VPERMB puts a 64-byte chunk's even bytes low and odd bytes high */
+        static const uint8_t order[64] = {
+            0,  2,  4,  6,  8,  10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30,
+            32, 34, 36, 38, 40, 42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62,
+            1,  3,  5,  7,  9,  11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31,
+            33, 35, 37, 39, 41, 43, 45, 47, 49, 51, 53, 55, 57, 59, 61, 63};
+        const __m512i split = _mm512_loadu_si512(order);
+        const int64_t even_at = (int64_t)(j->pl % 2) * l->plane + j->pl / 2;
+        const int64_t odd_at = (int64_t)((j->pl + 1) % 2) * l->plane + (j->pl + 1) / 2;
+        const int32_t tail = w % 64 ? w % 64 : 64, chunks = (w + 63) / 64;
+        const __mmask64 last = tail == 64 ? ~0ull : (1ull << tail) - 1ull;
+        const __mmask32 last_even = (__mmask32)((1ull << ((tail + 1) / 2)) - 1ull);
+        const __mmask32 last_odd = (__mmask32)((1ull << (tail / 2)) - 1ull);
+        for (int32_t r = 0; r < h; r++, src += w) {
+            const int32_t pr = r + j->pt;
+            uint8_t *row = planes + (int64_t)(pr % sh) * sw * l->plane + (int64_t)(pr / sh) * l->wq;
+            for (int32_t k = 0; k < chunks; k++) {
+                const int end = k == chunks - 1;
+                const __m512i v = _mm512_permutexvar_epi8(split, _mm512_xor_si512(
+                    _mm512_maskz_loadu_epi8(end ? last : ~0ull, src + k * 64), flip));
+                _mm256_mask_storeu_epi8(row + even_at + k * 32, end ? last_even : ~0u,
+                                        _mm512_castsi512_si256(v));
+                _mm256_mask_storeu_epi8(row + odd_at + k * 32, end ? last_odd : ~0u,
+                                        _mm512_extracti64x4_epi64(v, 1));
+            }
+        }
+        return;
     }
     for (int32_t r = 0; r < h; r++) {
         const int32_t pr = r + j->pt;
@@ -159,23 +182,6 @@ VBMI_TARGET static void fill_map(const thinker_host_conv *j, const dw_layout *l,
         const int8_t *in = src + (int64_t)r * w;
         if (sw == 1) {
             copy_flipped(row + j->pl, in, w);
-            continue;
-        }
-        if (sw == 2) {
-            /* input column c sits at padded column c + pl: phase (c + pl) % 2, (c + pl) / 2 */
-            uint8_t *even = row + (int64_t)(j->pl % 2) * l->plane + j->pl / 2;
-            uint8_t *odd = row + (int64_t)((j->pl + 1) % 2) * l->plane + (j->pl + 1) / 2;
-            for (int32_t c = 0; c < w; c += 64) {
-                const int32_t left = w - c < 64 ? w - c : 64;
-                const __mmask64 m = left == 64 ? ~0ull : (1ull << left) - 1ull;
-                const __m512i v = _mm512_permutexvar_epi8(
-                    split, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, in + c), flip));
-                const int32_t ne = (left + 1) / 2, no = left / 2;
-                _mm256_mask_storeu_epi8(even + c / 2, (__mmask32)((1ull << ne) - 1ull),
-                                        _mm512_castsi512_si256(v));
-                _mm256_mask_storeu_epi8(odd + c / 2, (__mmask32)((1ull << no) - 1ull),
-                                        _mm512_extracti64x4_epi64(v, 1));
-            }
             continue;
         }
         for (int32_t c = 0; c < w; c++) {
