@@ -204,25 +204,28 @@ VNNI_TARGET static void fill_work(const thinker_host_conv *j, const layout *l, c
 }
 
 /* acc[k] = the 16 positions from ``at`` (a pixel index into each channel block's phases) times
- * output channel k of weight block ``wt``. */
-#define ACCUMULATE(acc, at)                                                                   \
+ * output channel k < ``used`` of weight block ``wt`` (its groups are OBLOCK apart). */
+#define ACCUMULATE(acc, at, used)                                                             \
     do {                                                                                      \
-        for (int k = 0; k < OBLOCK; k++)                                                       \
+        for (int k = 0; k < (used); k++)                                                      \
             acc[k] = _mm512_setzero_si512();                                                  \
         const int32_t *wt = wblock;                                                           \
         for (int32_t t = 0; t < taps; t++) {                                                  \
             const uint32_t *px = work + (at) + tap[t];                                        \
-            for (int32_t cb = 0; cb < cblocks; cb++, px += l->cb_pixels, wt += OBLOCK) {       \
+            for (int32_t cb = 0; cb < cblocks; cb++, px += l->cb_pixels, wt += OBLOCK) {      \
                 const __m512i xin = _mm512_loadu_si512(px);                                   \
-                for (int k = 0; k < OBLOCK; k++)                                               \
+                for (int k = 0; k < (used); k++)                                              \
                     acc[k] = _mm512_dpbusd_epi32(acc[k], xin, _mm512_set1_epi32(wt[k]));      \
             }                                                                                 \
         }                                                                                     \
     } while (0)
 
-/* The chunk's outputs; ``first`` is its first sample. */
-VNNI_TARGET static void conv_chunk(const thinker_host_conv *j, const layout *l,
-                                   const uint32_t *work, int32_t first, int32_t samples)
+/* The chunk's outputs; ``first`` is its first sample. ``used`` (a constant where inlined) is
+ * how many of a weight block's 16 output channels get accumulators: 8 when the conv has at
+ * most 8 outputs, so those convs do half the multiply-adds. */
+VNNI_TARGET static inline __attribute__((always_inline)) void conv_chunk_n(
+    const thinker_host_conv *j, const layout *l, const uint32_t *work, int32_t first,
+    int32_t samples, const int used)
 {
     const int32_t cblocks = (j->c + 3) / 4, taps = j->kh * j->kw;
     const int64_t plane = l->nc * l->hq * l->wq, map = (int64_t)j->ho * j->wo;
@@ -238,7 +241,7 @@ VNNI_TARGET static void conv_chunk(const thinker_host_conv *j, const layout *l,
         if (!l->flat) {
             for (int32_t y = 0; y < j->ho; y++)
                 for (int32_t x = 0; x < j->wo; x += BLOCK) {
-                    ACCUMULATE(acc, y * l->wq + x);
+                    ACCUMULATE(acc, y * l->wq + x, used);
                     const int32_t count = j->wo - x < BLOCK ? j->wo - x : BLOCK;
                     const __mmask16 mask = (__mmask16)((1u << count) - 1u);
                     for (int k = 0; k < outs; k++)
@@ -256,12 +259,21 @@ VNNI_TARGET static void conv_chunk(const thinker_host_conv *j, const layout *l,
                                        masks, at);
             if (!runs)
                 continue;
-            ACCUMULATE(acc, p);
+            ACCUMULATE(acc, p, used);
             for (int k = 0; k < outs; k++)
                 store_runs(j, ((int64_t)first * j->o + ob * OBLOCK + k) * map,
                            finish(j, acc[k], ob * OBLOCK + k), runs, masks, at);
         }
     }
+}
+
+VNNI_TARGET static void conv_chunk(const thinker_host_conv *j, const layout *l,
+                                   const uint32_t *work, int32_t first, int32_t samples)
+{
+    if (j->o <= 8)
+        conv_chunk_n(j, l, work, first, samples, 8);
+    else
+        conv_chunk_n(j, l, work, first, samples, OBLOCK);
 }
 
 #define ROWS 4 /* rows sharing each weight load: four independent VPDPBUSD chains */
