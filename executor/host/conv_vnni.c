@@ -71,16 +71,13 @@ int64_t thinker_host_conv_work_bytes(const thinker_host_conv *j)
 int thinker_host_features(void)
 {
 #ifdef HOST_VNNI
-    static int known = -1; /* racing threads store the same value */
-    if (known >= 0)
-        return known;
-    __builtin_cpu_init();
+    __builtin_cpu_init(); /* (no cached answer: the library keeps no mutable globals) */
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-        return known = THINKER_HOST_VNNI | (__builtin_cpu_supports("avx512vbmi") &&
-                                            __builtin_cpu_supports("avx512vbmi2") ?
-                                            THINKER_HOST_DEPTHWISE : 0);
-    return known = 0;
+        return THINKER_HOST_VNNI | (__builtin_cpu_supports("avx512vbmi") &&
+                                    __builtin_cpu_supports("avx512vbmi2") ?
+                                    THINKER_HOST_DEPTHWISE : 0);
+    return 0;
 #else
     return 0;
 #endif
