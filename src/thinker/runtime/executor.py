@@ -117,9 +117,13 @@ class Executor:
         self._macs_per_sample = sum(s.macs for s in self.steps) // max(self.static_batch, 1)
         self._constants = {n: t.data for n, t in graph.tensors.items() if t.is_constant}
         self._last_use = self._last_uses()
-        # per step: kernel, input names, output names, values it is the last to read (the
-        # loop without hooks reads only these: at batch 1 its per-op cost shows)
-        self._fast = [(s.kernel, tuple(s.node.inputs), tuple(s.node.outputs),
+        # per step: kernel, its arguments (a name to look up, or a constant's array bound in
+        # place), output names, values it is the last to read. The loop without hooks reads
+        # only these and never copies the constants: at batch 1 its per-op cost shows.
+        self._fast = [(s.kernel,
+                       tuple((False, self._constants[n]) if n in self._constants else
+                             (True, n) if n else (False, None) for n in s.node.inputs),
+                       tuple(s.node.outputs),
                        tuple(n for n in set(s.node.inputs) if n and self._last_use.get(n) == i))
                       for i, s in enumerate(self.steps)]
         self.batch_layout = batch_layout(graph)  # None: the batch is on axis 0 everywhere
@@ -285,19 +289,23 @@ class Executor:
 
     def _run(self, feeds: dict[str, np.ndarray],
              hooks: Sequence[Hook]) -> dict[str, np.ndarray]:
-        values: dict[str, np.ndarray] = dict(self._constants)
-        for name, arr in feeds.items():
-            values[name] = arr
-            for h in hooks:
-                h.on_value(name, arr)
         if not hooks:
-            for kernel, inputs, outputs, release in self._fast:
-                results = kernel(*[values[n] if n else None for n in inputs])
+            values: dict[str, np.ndarray] = dict(feeds)
+            for kernel, args, outputs, release in self._fast:
+                # (named, x): a value to look up; else x itself (a constant, or None)
+                results = kernel(*[values[x] if named else x for named, x in args])
                 for name, value in zip(outputs, results, strict=True):
                     values[name] = value
                 for name in release:
                     del values[name]
-            return {name: np.ascontiguousarray(values[name]) for name in self.graph.outputs}
+            return {name: np.ascontiguousarray(values[name] if name in values else
+                                               self._constants[name])
+                    for name in self.graph.outputs}
+        values = dict(self._constants)
+        for name, arr in feeds.items():
+            values[name] = arr
+            for h in hooks:
+                h.on_value(name, arr)
         last_use = self._last_use
         for i, step in enumerate(self.steps):
             node = step.node
