@@ -71,12 +71,29 @@ static int64_t dw_work_bytes(const thinker_host_conv *j, const dw_layout *l)
            (int64_t)j->c * l->groups * 4 + ceil_div((int64_t)j->h * l->wq, 64) * 8;
 }
 
+/* A kernel that is the whole unpadded map (a 1-D model's global temporal filter): each
+ * channel's output is one dot product of its map, done with channels as lanes (global()). */
+static int whole_map(const thinker_host_conv *j)
+{
+    return j->kh == j->h && j->kw == j->w_in && j->ho == 1 && j->wo == 1 && j->dh == 1 &&
+           j->dw == 1 && !(j->pt | j->pl | j->pb | j->pr) && j->h * j->w_in >= 4;
+}
+
+/* global(): weight words [ceil(L/4)][channels rounded up to 16] */
+static int64_t global_bytes(const thinker_host_conv *j)
+{
+    return ceil_div((int64_t)j->h * j->w_in, 4) * ceil_div(j->c, 16) * 16 * 4;
+}
+
 int64_t thinker_host_depthwise_work_bytes(const thinker_host_conv *j)
 {
     const dw_layout l = dw_plan(j);
     if (!(thinker_host_features() & THINKER_HOST_DEPTHWISE) || j->o != j->c ||
-        (j->out_bytes != 1 && j->out_bytes != 2) || j->shift < 0 || j->shift > 31 ||
-        j->kh * j->kw > 127 || l.groups > MAX_GROUPS || l.span > MAX_SPAN)
+        (j->out_bytes != 1 && j->out_bytes != 2) || j->shift < 0 || j->shift > 31)
+        return -1;
+    if (whole_map(j))
+        return global_bytes(j);
+    if (j->kh * j->kw > 127 || l.groups > MAX_GROUPS || l.span > MAX_SPAN)
         return -1;
     return dw_work_bytes(j, &l);
 }
@@ -291,6 +308,55 @@ static int dw_prepare(const thinker_host_conv *j, const dw_layout *l, tap_group 
 
 #endif
 
+#ifdef HOST_VNNI
+
+/* whole_map() convs: lanes are 16 channels; VPGATHERDD takes 4 bytes of each lane's map per
+ * step. The last group of a map starts at L - 4 (never reading past the map, so never past
+ * the input) and weighs only the taps the previous groups did not. */
+VBMI_TARGET static void global(thinker_host_conv *j)
+{
+    const int32_t length = j->h * j->w_in, groups = (int32_t)ceil_div(length, 4);
+    const int32_t blocks = (int32_t)ceil_div(j->c, 16);
+    int32_t *words = (int32_t *)j->work; /* [groups][blocks * 16] */
+    if (!j->prepared)
+        for (int32_t g = 0; g < groups; g++)
+            for (int32_t c = 0; c < blocks * 16; c++) {
+                const int32_t start = 4 * g < length - 4 ? 4 * g : length - 4;
+                uint32_t word = 0;
+                for (int32_t k = 0; k < 4 && c < j->c; k++)
+                    if (start + k >= 4 * g)
+                        word |= (uint32_t)(uint8_t)j->w[(int64_t)c * length + start + k]
+                                << (8 * k);
+                words[(int64_t)g * blocks * 16 + c] = (int32_t)word;
+            }
+    j->prepared = 1;
+    const __m512i flip = _mm512_set1_epi32((int32_t)0x80808080u);
+    const __m512i lanes = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(length));
+    const __m512i lo = _mm512_set1_epi32(j->lo), hi = _mm512_set1_epi32(j->hi);
+    const __m128i shift = _mm_cvtsi32_si128(j->shift);
+    for (int32_t n = 0; n < j->n; n++)
+        for (int32_t b = 0; b < blocks; b++) {
+            const int32_t count = j->c - b * 16 < 16 ? j->c - b * 16 : 16;
+            const __mmask16 mask = (__mmask16)((1u << count) - 1u);
+            const int8_t *x = j->x + ((int64_t)n * j->c + b * 16) * length;
+            __m512i acc = _mm512_setzero_si512();
+            for (int32_t g = 0; g < groups; g++) {
+                const int32_t start = 4 * g < length - 4 ? 4 * g : length - 4;
+                const __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask,
+                                                              lanes, x + start, 1);
+                acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(v, flip), _mm512_loadu_si512(
+                    words + (int64_t)g * blocks * 16 + b * 16));
+            }
+            __m512i v = _mm512_add_epi32(acc, _mm512_loadu_si512(j->corr + b * 16));
+            v = _mm512_min_epi32(_mm512_max_epi32(_mm512_sra_epi32(v, shift), lo), hi);
+            store(j, (int64_t)n * j->c + b * 16, mask, v);
+        }
+}
+
+#endif
+
 int thinker_host_depthwise_s8(thinker_host_conv *j)
 {
 #ifdef HOST_VNNI
@@ -299,6 +365,10 @@ int thinker_host_depthwise_s8(thinker_host_conv *j)
         const int64_t need = thinker_host_depthwise_work_bytes(j);
         if (need < 0 || j->work_bytes < need)
             return 1;
+    }
+    if (whole_map(j)) {
+        global(j);
+        return 0;
     }
     uint8_t *planes = j->work;
     tap_group *groups =

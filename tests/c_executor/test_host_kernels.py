@@ -176,3 +176,17 @@ def test_what_the_kernels_refuse_runs_on_numpy(monkeypatch):
     exe = thinker.load(import_model(model))
     assert assert_same_tensors(model, extreme_feeds(exe, np.random.default_rng(5)),
                                monkeypatch) == 0
+
+
+@pytest.mark.parametrize("shape", [(2, 128, 15, 1), (3, 17, 3, 3), (2, 5, 1, 4), (1, 40, 1, 5),
+                                   (2, 16, 8, 8)])
+def test_whole_map_depthwise_equals_the_numpy_kernel(shape, monkeypatch):
+    """Depthwise kernels as large as their unpadded map (a streaming model's global temporal
+    filter): channels as lanes, the last 4-byte group ending at the map's end."""
+    n, c, h, w = shape
+    b = Builder()
+    y = b.conv("x", c, c, (h, w), 4, 3, group=c, w_lo=-128, w_hi=128)
+    model = b.build([value_info("x", np.int8, list(shape))], [y], {"x": 4})
+    exe = thinker.load(import_model(model))
+    assert assert_same_tensors(model, extreme_feeds(exe, np.random.default_rng(c)),
+                               monkeypatch) == 1

@@ -169,9 +169,12 @@ class HostConv:
         of the C side on the smallest input the kernel covers."""
         g, (o, c, kh, kw) = self._g, self._shape
         c = o if isinstance(self, HostDepthwise) else c  # depthwise weights are [C, 1, kh, kw]
-        shape = (1, c, (kh - 1) * g.dilations[0] + 1, (kw - 1) * g.dilations[1] + 1)
-        job = self._job(shape if not self.linear else (1, c))[0]
-        return job.work_bytes >= 0
+        if self.linear:
+            return self._job((1, c))[0].work_bytes >= 0
+        h, w = (kh - 1) * g.dilations[0] + 1, (kw - 1) * g.dilations[1] + 1
+        # the map the kernel just covers (for depthwise a special case), and a larger one
+        return all(self._job(shape)[0].work_bytes >= 0
+                   for shape in ((1, c, h, w), (1, c, h + 1, w + 1)))
 
     def _conv_input(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The NCHW input the kernel sees for an input of ``shape``: itself, or for a linear's
