@@ -187,8 +187,9 @@ def main() -> int:
         "numpy + BLAS (no compiled int8 kernel: no AVX-512 VNNI, no C compiler, or "
         "THINKER_HOST_KERNELS=0)"))
     rate = sgemm_rate()
-    print(f"numpy sgemm, 1 thread: {rate / 1e9:.1f} GMAC/s (the GEMM ceiling: 'sgemm bound' "
-          "below is the ratio a kernel running every MAC at that rate would reach)")
+    print(f"numpy sgemm, 1 thread: {rate / 1e9:.1f} GMAC/s (the float-BLAS ceiling: 'sgemm "
+          "bound' below is the ratio a float-BLAS kernel running every MAC at that rate would "
+          "reach; the compiled int8 kernels are not bound by it)")
     print(f"thinker T threads: batch split over T workers, BLAS 1 thread each (batch 1: BLAS T "
           f"threads); onnxruntime: intra_op_num_threads = T. min / median over {args.repeat} "
           f"rounds (batch 1: {args.repeat * 5}), peers alternating; ratio = onnxruntime time / "
@@ -252,7 +253,8 @@ def main() -> int:
         print(f"single thread: ratio (min) vs sgemm bound (onnxruntime time / MACs at "
               f"{rate / 1e9:.1f} GMAC/s):")
         for label, batch, _, r_min, _, bound in one:
-            print(f"  {label:22s} batch {batch:3d}: {r_min:5.2f}x of at most {bound:5.2f}x")
+            print(f"  {label:22s} batch {batch:3d}: {r_min:5.2f}x (float BLAS at most "
+                  f"{bound:5.2f}x)")
         worst_b = min((s for s in one if s[1] != 1), key=lambda s: s[3], default=None)
         worst_1 = min((s for s in one if s[1] == 1), key=lambda s: s[3], default=None)
         if worst_b:
