@@ -46,4 +46,17 @@ int thinker_host_conv_s8(thinker_host_conv *job);
 int64_t thinker_host_depthwise_work_bytes(const thinker_host_conv *job);
 int thinker_host_depthwise_s8(thinker_host_conv *job);
 
+/* A chain (thinker_host_run_chain): jobs run in order; ``job`` points at a thinker_host_conv
+ * (conv, depthwise) or a thinker_host_mean. */
+#define THINKER_HOST_CONV 0
+#define THINKER_HOST_DEPTHWISE_CONV 1
+#define THINKER_HOST_MEAN 2
+typedef struct {
+    int32_t kind;
+    void *job;
+} thinker_host_link;
+
+/* 0 when every job ran; else the first failing job's status (later jobs did not run) */
+int thinker_host_run_chain(const thinker_host_link *links, int32_t count);
+
 #endif

@@ -190,3 +190,56 @@ def test_whole_map_depthwise_equals_the_numpy_kernel(shape, monkeypatch):
     exe = thinker.load(import_model(model))
     assert assert_same_tensors(model, extreme_feeds(exe, np.random.default_rng(c)),
                                monkeypatch) == 1
+
+
+def chain_model(seed: int):
+    """A chain of convs, each reading the previous one's output (the executor runs such
+    chains in one C call at the graph's batch): dense and depthwise, 1x1 and 3x3, strides 1
+    and 2, activations; for odd seeds then a global pool, a reshape and a linear."""
+    rng = np.random.default_rng(seed)
+    n, c, h, w = int(rng.integers(1, 3)), int(rng.integers(1, 20)), int(rng.integers(3, 12)), \
+        int(rng.integers(3, 40))
+    b, x, q = Builder(), "x", 4
+    shape = [n, c, h, w]
+    for _ in range(int(rng.integers(2, 6))):
+        k, stride = int(rng.choice([1, 3])), int(rng.integers(1, 3))
+        pad = (k - 1) // 2
+        depthwise = rng.random() < 0.4 and c > 1
+        cout = c if depthwise else int(rng.choice([3, 8, 16, 24]))
+        q_out = q + 7 - int(rng.integers(4, 10))
+        x = b.conv(x, c, cout, k, q, q_out, group=c if depthwise else 1, pads=[pad] * 4,
+                   strides=[stride, stride], w_lo=-128, w_hi=128, **random_activation(rng))
+        c, q = cout, q_out
+        h, w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    if seed % 2 == 0:  # the last conv's whole map is the output
+        return b.build([value_info("x", np.int8, shape)], [x], {"x": 4})
+    x = b.op("AvgPool2dInt", [x], kernel_shape=[h, w], strides=[h, w], scale_x=2.0**q,
+             scale_o=2.0**q, o_bits=8)
+    x = b.op("Reshape", [x, b.const(np.array([n, c], np.int64))])
+    x = b.op("LinearInt", [x, b.const(rng.integers(-128, 128, (5, c), dtype=np.int8))],
+             scale_x=2.0**q, scale_w=2.0**7, scale_o=2.0**(q + 2), o_bits=8)
+    return b.build([value_info("x", np.int8, shape)], [x], {"x": 4})
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_chains_equal_the_numpy_kernels(seed, monkeypatch):
+    """Runs without hooks at the graph's batch go through HostChain (one C call for the
+    chain), at another batch step by step; both equal the numpy kernels."""
+    from thinker.runtime.host_chain import HostChain
+
+    model = chain_model(seed)
+    fast, slow = thinker.load(import_model(model)), _numpy_executor(model)
+    chains = [e[0] for e in fast._fast if isinstance(e[0], HostChain)]
+    assert chains  # the whole model is one chain of compiled kernels
+    calls = []
+    original = HostChain._build
+    monkeypatch.setattr(HostChain, "_build", lambda self: calls.append(1) or original(self))
+    spec = fast.inputs[0]
+    for batch in (spec.shape[0], spec.shape[0], spec.shape[0] + 2):
+        feeds = extreme_feeds(fast, np.random.default_rng(seed + batch)) \
+            if batch == spec.shape[0] else \
+            {"x": np.random.default_rng(batch).integers(-128, 128, (batch, *spec.shape[1:]),
+                                                        dtype=np.int8)}
+        got, want = fast.run(feeds), slow.run(feeds)
+        assert all(np.array_equal(got[k], want[k]) for k in want)
+    assert calls == [1] * len(chains)  # built once, reused by the second run

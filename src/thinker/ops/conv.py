@@ -23,7 +23,7 @@ from thinker.graph.ir import Node, Tensor
 from thinker.ops.accumulate import OutputStage, accumulator_output_spec
 from thinker.ops.base import REQUIRED, Op, Scratch, const_input, register
 from thinker.ops.depthwise import BandedDepthwise
-from thinker.ops.host_kernels import host_conv
+from thinker.ops.host_kernels import HostColumnConv, host_conv
 
 CONV_ATTRS = {
     "scale_x": REQUIRED, "scale_w": REQUIRED, "scale_o": None, "o_bits": None,
@@ -374,6 +374,11 @@ class _Conv(_ConvBase):
             out = stage.finish_folded(y).transpose(1, 0, 2, 3)
             return (out if spatial2 else out[:, :, 0, :],)
 
+        # for thinker.runtime.host_chain: the compiled kernel that does all of this op's work
+        # (not the one-channel conv's, which prepares its input in numpy), and the NCHW shape
+        # it sees for an input shape
+        run.host = None if isinstance(compiled, HostColumnConv) else compiled
+        run.host_shape = None if spatial2 else lambda s: (s[0], s[1], 1, s[2])
         return run
 
 

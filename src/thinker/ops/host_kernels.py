@@ -13,6 +13,7 @@ import ctypes
 import math
 import sys
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -86,29 +87,60 @@ class _Mean(ctypes.Structure):  # thinker_host_mean (executor/host/thinker_host.
                [(name, ctypes.c_int32) for name in ("shift", "lo", "hi", "out_bytes")]
 
 
-def host_mean(x_dtype, length: int, divisor: int, shift: int, bits: int, out_dtype):
+CONV_KIND, DEPTHWISE_KIND, MEAN_KIND = 0, 1, 2  # thinker_host_link kinds (thinker_host.h)
+
+
+@dataclass
+class ChainJob:
+    """One kernel's job in a chain (thinker.runtime.host_chain): its kind, the ctypes job (its
+    ``x`` and ``out`` still to point), the work it owns, the output's shape as the kernel
+    writes it, the output elements to allocate (margin included) and their dtype."""
+
+    kind: int
+    job: ctypes.Structure
+    work: np.ndarray | None
+    out_shape: tuple[int, ...]
+    out_size: int
+    dtype: np.dtype
+
+
+class HostMean:
+    """Global average pooling of int8 rows on the compiled kernel (``host_mean``)."""
+
+    def __init__(self, lib, template: dict, out_dtype) -> None:
+        self._lib, self._template, self._dtype = lib, template, np.dtype(out_dtype)
+
+    def _mean_job(self, shape: tuple[int, ...]) -> _Mean:
+        return _Mean(rows=shape[0] * shape[1], **self._template)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x)
+        out = np.empty((*x.shape[:2], *(1,) * (x.ndim - 2)), self._dtype)
+        job = self._mean_job(x.shape)
+        job.x, job.out = address(x), address(out)
+        if self._lib.thinker_host_mean_rows(ctypes.byref(job)) != 0:
+            raise RuntimeError("thinker_host_mean_rows refused a pool host_mean accepted")
+        return out
+
+    def chain_job(self, shape: tuple[int, ...]) -> ChainJob:
+        out = (*shape[:2], *(1,) * (len(shape) - 2))
+        return ChainJob(MEAN_KIND, self._mean_job(shape), None, out,
+                        math.prod(out) + OUT_MARGIN, self._dtype)
+
+
+def host_mean(x_dtype, length: int, divisor: int, shift: int, bits: int,
+              out_dtype) -> HostMean | None:
     """Global average pooling of int8 rows of ``length`` values on the compiled kernel
     (``saturate(round_half_up(sum * 2**-shift / divisor))``, thinker.qmath.rescale_div), or
-    None where it does not apply. The callable maps [N, C, ...] to [N, C, 1, ...]."""
+    None where it does not apply. It maps [N, C, ...] to [N, C, 1, ...]."""
     lib = _any_library()
     den = divisor << max(shift, 0)
     if lib is None or np.dtype(x_dtype) != np.int8 or np.dtype(out_dtype).itemsize > 2 or \
             divisor <= 0 or den >= 1 << 61 or (128 * length) << max(-shift, 0) >= 1 << 61:
         return None
     lo, hi = qmath.int_range(bits)
-    template = dict(den=den, shift=shift, lo=lo, hi=hi, out_bytes=np.dtype(out_dtype).itemsize,
-                    length=length)
-
-    def run(x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x)
-        out = np.empty((*x.shape[:2], *(1,) * (x.ndim - 2)), out_dtype)
-        job = _Mean(x=x.ctypes.data, out=out.ctypes.data, rows=x.shape[0] * x.shape[1],
-                    **template)
-        if lib.thinker_host_mean_rows(ctypes.byref(job)) != 0:
-            raise RuntimeError("thinker_host_mean_rows refused a pool host_mean accepted")
-        return out
-
-    return run
+    return HostMean(lib, dict(den=den, shift=shift, lo=lo, hi=hi,
+                              out_bytes=np.dtype(out_dtype).itemsize, length=length), out_dtype)
 
 
 def pack_weights(w: np.ndarray) -> np.ndarray:
@@ -163,6 +195,13 @@ class HostConv:
         # the kernels' masked stores may address up to 15 elements before the output
         out = (*shape[:-1], o) if self.linear else (n, o, ho, wo)
         return job, out, math.prod((n, o, ho, wo)) + OUT_MARGIN, work
+
+    def chain_job(self, shape: tuple[int, ...]) -> ChainJob:
+        """A job of its own for an input of ``shape``, for a chain."""
+        job, out, size, work = self._job(shape)
+        kind = DEPTHWISE_KIND if isinstance(self, HostDepthwise) else CONV_KIND
+        return ChainJob(kind, job, work, out, max(size, math.prod(out) + OUT_MARGIN),
+                        self._dtype)
 
     def supported(self) -> bool:
         """Whether the kernel takes this conv (geometry, output width, shift; the CPU), asked
@@ -234,6 +273,14 @@ class ColumnDepthwise:
 
     def supported(self) -> bool:
         return self._maps.supported() and self._row.supported()
+
+    def chain_job(self, shape: tuple[int, ...]) -> ChainJob:
+        n, c, h, w = shape
+        if w != 1:
+            return self._maps.chain_job(shape)
+        job = self._row.chain_job((n, c, 1, h))
+        job.out_shape = (n, c, job.out_shape[3], 1)
+        return job
 
 
 class HostColumnConv(HostConv):

@@ -69,6 +69,7 @@ class LinearInt(Op):
             np.matmul(xf, wt, out=y)
             return (stage.finish_folded(y).reshape(*lead, out_f),)
 
+        run.host = compiled  # thinker.runtime.host_chain
         return run
 
 

@@ -178,6 +178,7 @@ class AvgPool2dInt(Op):
                 y = qmath.rescale_div_mode(total, shift, divisor, bits, mode)
             return (y.astype(dtype),)
 
+        run.host = compiled  # thinker.runtime.host_chain
         return run
 
 

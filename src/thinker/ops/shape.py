@@ -52,6 +52,7 @@ class _ReshapeLike(Op):
                 return (x.reshape(static_out),)
             return (x.reshape(batch_shape(static_out, b0, x.shape[0], label)),)
 
+        run.view = True  # thinker.runtime.host_chain: the same bytes, another shape
         return run
 
 

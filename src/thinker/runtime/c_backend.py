@@ -168,6 +168,8 @@ def host_library() -> ctypes.CDLL | None:
                 fn = getattr(lib, name)
                 fn.argtypes = [ctypes.c_void_p]
                 fn.restype = ctypes.c_int64 if name.endswith("_bytes") else ctypes.c_int
+            lib.thinker_host_run_chain.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+            lib.thinker_host_run_chain.restype = ctypes.c_int
         except (ThinkerError, OSError, AttributeError):
             lib = None
         _HOST.append(lib)

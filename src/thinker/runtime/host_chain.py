@@ -1,0 +1,132 @@
+"""Chains of compiled kernels run by one C call (executor/host/chain.c).
+
+At batch 1 a compiled conv's own work is a microsecond or two and Python's per-op cost (the
+executor's loop, the kernel's call through ctypes) is as much again. Consecutive steps that
+each run entirely on a compiled kernel (``run.host``, thinker.ops.host_kernels), or only
+reshape (``run.view``), where each step reads nothing but the previous step's output and
+nothing else reads that output, become one step: per thread and input shape it builds the
+kernels' jobs once, each pointed at the previous job's output buffer, and a run then sets the
+first input and the last output and calls ``thinker_host_run_chain``. Intermediate values
+never reach Python: the executor uses chains only when no hook watches the run. An input of
+another shape than the graph's (another batch) runs the steps one by one, as does everything
+with ``THINKER_HOST_KERNELS=0``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from thinker.ops.host_kernels import OUT_MARGIN, address, output_buffer
+
+# an executor fast-path entry: (kernel, args as (is_name, name or value), outputs, releases)
+Entry = tuple[Callable, tuple, tuple, tuple]
+
+
+class _Link(ctypes.Structure):  # thinker_host_link (executor/host/thinker_host.h)
+    _fields_ = [("kind", ctypes.c_int32), ("job", ctypes.c_void_p)]
+
+
+def _host(kernel) -> object | None:
+    return getattr(kernel, "host", None)
+
+
+def _view(kernel) -> bool:
+    return bool(getattr(kernel, "view", False))
+
+
+class HostChain:
+    """Steps ``entries`` (fast-path entries of consecutive steps) as one kernel. ``shapes``:
+    each step's static input shape, then the last step's static output shape."""
+
+    def __init__(self, lib, entries: Sequence[Entry], shapes: Sequence[tuple[int, ...]]):
+        self._lib = lib
+        self._entries = list(entries)
+        self._shapes = list(shapes)
+        self._local = threading.local()
+
+    def _build(self) -> tuple:
+        """This thread's jobs: (links array, first job, last job, last ChainJob, keep-alive)."""
+        jobs, keep, previous = [], [], None
+        count = sum(_host(e[0]) is not None for e in self._entries)
+        for (kernel, _, _, _), shape in zip(self._entries, self._shapes, strict=False):
+            host = _host(kernel)
+            if host is None:  # a view: the next job reads the same bytes
+                continue
+            adapt = getattr(kernel, "host_shape", None)
+            job = host.chain_job(adapt(shape) if adapt else shape)
+            if job.out_size < int(np.prod(job.out_shape)) + OUT_MARGIN:  # (a kernel's promise)
+                raise RuntimeError(f"{type(host).__name__}: chain job output too small")
+            if previous is not None:
+                job.job.x = previous
+            jobs.append(job)
+            if len(jobs) < count:  # an intermediate: a buffer of the chain's own
+                buffer = np.empty(job.out_size, job.dtype)
+                keep.append(buffer)
+                previous = address(buffer) + OUT_MARGIN * buffer.itemsize
+                job.job.out = previous
+            keep.append(job)
+        links = (_Link * len(jobs))(*[_Link(j.kind, ctypes.addressof(j.job)) for j in jobs])
+        keep.append(links)
+        return ctypes.addressof(links), len(jobs), jobs[0].job, jobs[-1].job, jobs[-1], keep
+
+    def __call__(self, x: np.ndarray, *rest) -> tuple[np.ndarray]:
+        if x.shape != self._shapes[0] or not x.flags.c_contiguous:
+            return self._one_by_one(x, rest)
+        built = getattr(self._local, "built", None)
+        if built is None:
+            built = self._local.built = self._build()
+        links, count, first, last, last_job, _ = built
+        out = output_buffer(last_job.out_size, last_job.dtype)[OUT_MARGIN:]
+        out = out[:int(np.prod(self._shapes[-1]))].reshape(self._shapes[-1])
+        first.x, last.out = address(x), address(out)
+        if self._lib.thinker_host_run_chain(links, count) != 0:
+            raise RuntimeError("thinker_host_run_chain refused jobs its kernels accepted")
+        return (out,)
+
+    def _one_by_one(self, x: np.ndarray, rest) -> tuple[np.ndarray]:
+        """The steps themselves (another input shape): the first gets the chain's arguments,
+        each later one the previous output in place of the value it named."""
+        value = self._entries[0][0](x, *rest)[0]
+        for kernel, args, _, _ in self._entries[1:]:
+            value = kernel(*[value if named else v for named, v in args])[0]
+        return (value,)
+
+
+def fuse(entries: list[Entry], graph_outputs: Sequence[str], last_use: dict[str, int],
+         shape_of: Callable[[str], tuple[int, ...]], lib) -> list[Entry]:
+    """``entries`` with every run of two or more compiled-kernel steps (views between them)
+    that only feed each other replaced by one HostChain entry."""
+    outputs = set(graph_outputs)
+
+    def feeds_only_next(i: int) -> bool:
+        """Step i's single output is read by step i + 1 alone, which reads nothing else."""
+        _, _, outs, _ = entries[i]
+        kernel, args, _, _ = entries[i + 1]
+        named = [v for is_name, v in args if is_name]
+        return len(outs) == 1 and outs[0] not in outputs and last_use.get(outs[0]) == i + 1 \
+            and named == [outs[0]] and args[0] == (True, outs[0]) \
+            and (_host(kernel) is not None or _view(kernel))
+
+    fused: list[Entry] = []
+    i = 0
+    while i < len(entries):
+        j = i
+        if _host(entries[i][0]) is not None and entries[i][1][:1] and entries[i][1][0][0]:
+            while j + 1 < len(entries) and feeds_only_next(j):
+                j += 1
+            while j > i and _host(entries[j][0]) is None:  # no view at the end
+                j -= 1
+        members = entries[i:j + 1]
+        if sum(_host(e[0]) is not None for e in members) < 2:
+            fused.append(entries[i])
+            i += 1
+            continue
+        shapes = [shape_of(e[1][0][1]) for e in members] + [shape_of(members[-1][2][0])]
+        chain = HostChain(lib, members, shapes)
+        fused.append((chain, members[0][1], members[-1][2], members[0][3]))
+        i = j + 1
+    return fused
