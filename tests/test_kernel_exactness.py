@@ -18,6 +18,9 @@ from thinker import qmath
 from thinker.graph import import_model
 from thinker.ops.accumulate import OutputStage
 
+# every test here twice: compiled kernels (where they apply) and numpy kernels (conftest)
+pytestmark = pytest.mark.usefixtures("kernel_set")
+
 RNG = np.random.default_rng(20261127)
 
 

@@ -12,6 +12,9 @@ from onnx_build import Const, model, node, run_op, run_ort, value_info
 from thinker import qmath
 from thinker.graph import import_model
 
+# every test here twice: compiled kernels (where they apply) and numpy kernels (conftest)
+pytestmark = pytest.mark.usefixtures("kernel_set")
+
 RNG = np.random.default_rng(20261125)
 
 # (in_channels, out_channels, kernel, stride, pads [t, l, b, r], dilation, group)

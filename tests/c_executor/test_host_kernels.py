@@ -183,7 +183,7 @@ def test_what_the_kernels_refuse_runs_on_numpy(monkeypatch):
 def test_whole_map_depthwise_equals_the_numpy_kernel(shape, monkeypatch):
     """Depthwise kernels as large as their unpadded map (a streaming model's global temporal
     filter): channels as lanes, the last 4-byte group ending at the map's end."""
-    n, c, h, w = shape
+    _, c, h, w = shape
     b = Builder()
     y = b.conv("x", c, c, (h, w), 4, 3, group=c, w_lo=-128, w_hi=128)
     model = b.build([value_info("x", np.int8, list(shape))], [y], {"x": 4})
