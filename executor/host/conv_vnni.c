@@ -1,4 +1,4 @@
-/* Host-only int8 convolution for the numpy executor (thinker.runtime.host_kernels), on x86
+/* Host-only int8 convolution for the numpy executor (thinker.ops.host_kernels), on x86
  * cores with AVX-512 VNNI. It is not device code: host builds of libthinker carry it, device
  * builds do not, and the C executor never calls it.
  *
@@ -8,7 +8,8 @@
  *   sum((x + 128) * w) = sum(x * w) + 128 * sum(w),
  * and the per-channel constant bias + half - 128 * sum(w) (``corr``, from Python) restores
  * acc + bias + half. Padding holds 128 (the value 0), so the constant holds at the borders.
- * Python checks that every partial sum fits int32 before it calls this.
+ * Sums wrap modulo 2**32 (partial sums may leave int32); the result is exact because Python
+ * takes a conv only when |acc + bias + half| < 2**31.
  *
  * Layout. A chunk of samples is copied into ``work`` as [C/4][sh][sw][n][hq][wq] pixels of
  * 4 bytes: four channels interleaved per pixel (VPDPBUSD's groups of 4 bytes), the padded

@@ -9,7 +9,8 @@
  * phase plane: one 64-byte load from the group's first tap, one VPERMB that gives each lane
  * its 4 taps' bytes, one VPDPBUSD with the channel's 4 weights (zeros for missing taps).
  * A 3x3 stride-1 conv is three groups: 144 MACs in 9 instructions. Weights come as
- * [C][kh*kw] int8; the groups and their weight words are built per call, in the work's tail.
+ * [C][kh*kw] int8; the groups and their weight words are built once per job, in the work's
+ * tail.
  */
 #include "vnni.h"
 
@@ -65,10 +66,12 @@ static dw_layout dw_plan(const thinker_host_conv *j)
     return l;
 }
 
+/* the planes and their slack, then (64-byte aligned) the tap groups, the row masks and the
+ * weight words: the masks before the words keep them 8-byte aligned */
 static int64_t dw_work_bytes(const thinker_host_conv *j, const dw_layout *l)
 {
-    return l->planes + l->slack + (int64_t)l->groups * (int64_t)sizeof(tap_group) + 64 +
-           (int64_t)j->c * l->groups * 4 + ceil_div((int64_t)j->h * l->wq, 64) * 8;
+    return l->planes + l->slack + 64 + (int64_t)l->groups * (int64_t)sizeof(tap_group) +
+           ceil_div((int64_t)j->h * l->wq, 64) * 8 + (int64_t)j->c * l->groups * 4;
 }
 
 /* A kernel that is the whole unpadded map (a 1-D model's global temporal filter): each
@@ -373,8 +376,8 @@ int thinker_host_depthwise_s8(thinker_host_conv *j)
     uint8_t *planes = j->work;
     tap_group *groups =
         (tap_group *)(((uintptr_t)(planes + l.planes + l.slack) + 63) & ~(uintptr_t)63);
-    int32_t *words = (int32_t *)(groups + l.groups);
-    uint64_t *masks = (uint64_t *)(words + (int64_t)j->c * l.groups);
+    uint64_t *masks = (uint64_t *)(groups + l.groups); /* sizeof(tap_group) is 8-aligned */
+    int32_t *words = (int32_t *)(masks + ceil_div((int64_t)j->h * l.wq, 64));
     if (!j->prepared && !dw_prepare(j, &l, groups, words, masks))
         return 1;
     j->prepared = 1;

@@ -1,4 +1,4 @@
-/* Host-only kernels the numpy executor calls through ctypes (thinker.runtime.host_kernels
+/* Host-only kernels the numpy executor calls through ctypes (thinker.ops.host_kernels
  * mirrors this struct). Not part of the device API (include/thinker.h). */
 #ifndef THINKER_HOST_H
 #define THINKER_HOST_H

@@ -243,3 +243,35 @@ def test_chains_equal_the_numpy_kernels(seed, monkeypatch):
         got, want = fast.run(feeds), slow.run(feeds)
         assert all(np.array_equal(got[k], want[k]) for k in want)
     assert calls == [1] * len(chains)  # built once, reused by the second run
+
+
+def test_outputs_held_by_the_caller_are_never_recycled():
+    """Kernel outputs come from per-thread recycled buffers: a result the caller still holds
+    (or a view of it) keeps its values through later runs."""
+    model = chain_model(0)
+    exe = thinker.load(import_model(model))
+    spec = exe.inputs[0]
+    rng = np.random.default_rng(7)
+    held, copies = [], []
+    for _ in range(6):
+        x = rng.integers(-128, 128, spec.shape, dtype=np.int8)
+        y = next(iter(exe.run({"x": x}).values()))
+        held.append(y[..., :2] if len(held) % 2 else y)  # some only through a view
+        copies.append(np.array(held[-1]))
+    assert all(np.array_equal(h, c) for h, c in zip(held, copies, strict=True))
+    assert len({id(np.asarray(h).base) for h in held if h.base is not None}) == len(held)
+
+
+def test_recycled_outputs_stay_within_their_byte_budget(monkeypatch):
+    """A thread keeps at most KEEP_BYTES of recycled outputs however many batch sizes it sees
+    (the sizes used least recently go first)."""
+    monkeypatch.setattr(host_kernels, "KEEP_BYTES", 1 << 14)  # unbounded, it would keep 129 KB
+    model = chain_model(2)
+    exe = thinker.load(import_model(model))
+    shape = exe.inputs[0].shape
+    for batch in range(1, 40):
+        exe.run({"x": np.zeros((batch, *shape[1:]), np.int8)})
+    kept = host_kernels._RECYCLED.__dict__["buffers"]
+    total = sum(b.nbytes for buffers in kept.values() for b in buffers)
+    largest = max(b.nbytes for buffers in kept.values() for b in buffers)
+    assert total <= max(1 << 14, largest)

@@ -34,8 +34,8 @@ SKIP = 77  # the driver's exit code when the CPU has no AVX-512 VNNI
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory) -> str:
-    """The driver built with the host kernels' sources (-march=native: the kernels select
-    their instructions per function, the driver itself needs nothing special)."""
+    """The driver built with the host kernels' sources and UBSan (-march=native: the kernels
+    select their instructions per function, the driver itself needs nothing special)."""
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
         pytest.skip("no C compiler")
@@ -43,7 +43,9 @@ def driver(tmp_path_factory) -> str:
         pytest.skip("the host kernels are x86-64 only")
     host = os.path.join(EXECUTOR, "host")
     binary = str(tmp_path_factory.mktemp("host_bounds") / "host_bounds_driver")
-    r = subprocess.run([cc, "-O1", "-g", "-march=native", "-I", host,
+    # UBSan too: misaligned or overflowing accesses are errors, not warnings
+    r = subprocess.run([cc, "-O1", "-g", "-march=native", "-fsanitize=undefined",
+                        "-fno-sanitize-recover=undefined", "-I", host,
                         *sorted(glob.glob(os.path.join(host, "*.c"))),
                         os.path.join(HERE, "host_bounds_driver.c"), "-o", binary],
                        capture_output=True, text=True, check=False)

@@ -3,8 +3,8 @@ convolution and linear where the CPU has AVX-512 VNNI (exact int8 products summe
 64 per instruction, instead of float BLAS), and global average pooling. Same integers as the
 numpy kernels (tests compare the two on every path); an op they cannot take (a float or
 32-bit output, a rounding mode other than the default, a left shift, an accumulator that
-could leave int32, inputs wider than 8 bits, groups) stays on numpy, as does everything when
-``THINKER_HOST_KERNELS=0`` or the library is missing.
+could leave int32, inputs wider than 8 bits, grouped convs other than depthwise) stays on
+numpy, as does everything when ``THINKER_HOST_KERNELS=0`` or the library is missing.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import ctypes
 import math
 import sys
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,9 @@ from thinker.ops.accumulate import OutputStage
 
 BLOCK = 16  # output channels per weight block (conv_vnni.c)
 OUT_MARGIN = 16  # elements before each output (vnni.h grid_runs)
+VNNI_FEATURE = 1  # thinker_host_features(): AVX-512 VNNI (conv_vnni.c)
 DEPTHWISE_FEATURE = 2  # thinker_host_features(): AVX-512 VBMI/VBMI2 too (depthwise_vnni.c)
+KEEP_SHAPES = 8  # jobs (each with its work) a kernel keeps per thread
 INT32_LIMIT = 1 << 31
 
 
@@ -45,7 +48,7 @@ def _any_library():
 def _library():
     """The library when the CPU runs its VNNI kernels, else None."""
     lib = _any_library()
-    return lib if lib is not None and lib.thinker_host_features() & 1 else None
+    return lib if lib is not None and lib.thinker_host_features() & VNNI_FEATURE else None
 
 
 def address(a: np.ndarray) -> int:
@@ -59,7 +62,8 @@ def address(a: np.ndarray) -> int:
 
 
 _RECYCLED = threading.local()
-KEEP_PER_SIZE = 4  # free buffers kept per size and thread
+KEEP_PER_SIZE = 4  # buffers (in use or free) kept per size and thread
+KEEP_BYTES = 256 << 20  # and at most this many bytes per thread: the sizes used least recently go
 
 
 def output_buffer(size: int, dtype: np.dtype) -> np.ndarray:
@@ -67,10 +71,15 @@ def output_buffer(size: int, dtype: np.dtype) -> np.ndarray:
     mmap and page-fault on first touch (measured: ResNet-8 at batch 64, 4.0 -> 5.6 ms), so
     each thread keeps the buffers it handed out and reuses one once nothing refers to it any
     more: no array, view or caller holds it (its reference count says so), so no value a run
-    returned or still reads is ever overwritten."""
-    kept = _RECYCLED.__dict__.setdefault("buffers", {})
+    returned or still reads is ever overwritten. What a thread keeps is bounded (KEEP_BYTES,
+    least recently used sizes dropped first), so a server seeing many batch sizes does not
+    keep them all."""
+    kept: OrderedDict = _RECYCLED.__dict__.setdefault("buffers", OrderedDict())
     key = (size, dtype)
-    buffers = kept.setdefault(key, [])
+    buffers = kept.get(key)
+    if buffers is None:
+        buffers = kept[key] = []
+    kept.move_to_end(key)
     for i in range(len(buffers)):
         # references: the list and getrefcount's argument
         if sys.getrefcount(buffers[i]) == 2:
@@ -78,6 +87,11 @@ def output_buffer(size: int, dtype: np.dtype) -> np.ndarray:
     buf = np.empty(size, dtype)
     if len(buffers) < KEEP_PER_SIZE:
         buffers.append(buf)
+        total = _RECYCLED.__dict__.get("bytes", 0) + buf.nbytes
+        while total > KEEP_BYTES and len(kept) > 1:
+            _, dropped = kept.popitem(last=False)
+            total -= sum(b.nbytes for b in dropped)
+        _RECYCLED.bytes = total
     return buf
 
 
@@ -161,21 +175,24 @@ class HostConv:
                  geometry) -> None:
         o = w.shape[0]
         self._lib, self._stage, self._g = lib, stage, geometry
-        self._w = pack_weights(w)
+        self._w = self._pack(w)
         bias = np.zeros(o, np.int64) if stage.bias is None else \
             np.broadcast_to(stage.bias, (o,)).astype(np.int64)
         half = (1 << (stage.shift - 1)) if stage.shift > 0 else 0
-        corr = bias + half - 128 * w.reshape(o, -1).sum(axis=1)
-        padded = np.zeros(-(-o // BLOCK) * BLOCK, np.int64)
-        padded[:o] = corr
-        # the kernel sums modulo 2**32; the true sums fit int32 (host_conv checked), so do its
-        self._corr = padded.astype(np.uint32).view(np.int32)
+        # |corr| <= 128 * sum|w| + |bias| + half < 2**31 (host_conv's bound): an int32
+        corr = np.zeros(-(-o // BLOCK) * BLOCK, np.int64)
+        corr[:o] = bias + half - 128 * w.reshape(o, -1).sum(axis=1)
+        self._corr = corr.astype(np.int32)
         self._shape = w.shape
         self._limits = limits
         self.linear = False  # a LinearInt's [..., K] -> [..., O] (host_linear)
         self._local = threading.local()
         self._dtype = np.dtype(stage.out_dtype)
         self._work_bytes, self._run = lib.thinker_host_conv_work_bytes, lib.thinker_host_conv_s8
+
+    @staticmethod
+    def _pack(w: np.ndarray) -> np.ndarray:
+        return pack_weights(w)
 
     def _job(self, shape: tuple[int, ...]) -> tuple[_Job, tuple[int, ...], int, np.ndarray]:
         """The kernel's job for this input shape, with this thread's work buffer (built once
@@ -200,16 +217,13 @@ class HostConv:
         """A job of its own for an input of ``shape``, for a chain."""
         job, out, size, work = self._job(shape)
         kind = DEPTHWISE_KIND if isinstance(self, HostDepthwise) else CONV_KIND
-        return ChainJob(kind, job, work, out, max(size, math.prod(out) + OUT_MARGIN),
-                        self._dtype)
+        return ChainJob(kind, job, work, out, size, self._dtype)
 
     def supported(self) -> bool:
         """Whether the kernel takes this conv (geometry, output width, shift; the CPU), asked
         of the C side on the smallest input the kernel covers."""
         g, (o, c, kh, kw) = self._g, self._shape
         c = o if isinstance(self, HostDepthwise) else c  # depthwise weights are [C, 1, kh, kw]
-        if self.linear:
-            return self._job((1, c))[0].work_bytes >= 0
         h, w = (kh - 1) * g.dilations[0] + 1, (kw - 1) * g.dilations[1] + 1
         # the map the kernel just covers (for depthwise a special case), and a larger one
         return all(self._job(shape)[0].work_bytes >= 0
@@ -226,6 +240,8 @@ class HostConv:
         jobs = self._local.__dict__.setdefault("jobs", {})
         entry = jobs.get(x.shape)
         if entry is None:
+            if len(jobs) >= KEEP_SHAPES:  # the oldest shape's job and work go
+                del jobs[next(iter(jobs))]
             entry = jobs[x.shape] = self._job(x.shape)
         job, shape, size, _ = entry
         if not x.flags.c_contiguous:
@@ -243,9 +259,12 @@ class HostDepthwise(HostConv):
     def __init__(self, lib, w: np.ndarray, stage: OutputStage, limits: tuple[int, int],
                  geometry) -> None:
         super().__init__(lib, w, stage, limits, geometry)
-        self._w = np.ascontiguousarray(w.reshape(w.shape[0], -1).astype(np.int8))
         self._work_bytes, self._run = lib.thinker_host_depthwise_work_bytes, \
             lib.thinker_host_depthwise_s8
+
+    @staticmethod
+    def _pack(w: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(w.reshape(w.shape[0], -1).astype(np.int8))  # [C][kh*kw]
 
 
 class ColumnDepthwise:
@@ -293,14 +312,14 @@ class HostColumnConv(HostConv):
         from thinker.ops.conv import Geometry2d
 
         g = geometry
-        self._columns = g
+        self._original = g  # the conv's geometry; the kernel sees the columns'
         columns = Geometry2d((g.kernel[0], 1), g.strides, (g.dilations[0], 1),
                              (g.pads[0], 0, g.pads[2], 0), 1)
         super().__init__(lib, np.ascontiguousarray(w.transpose(0, 3, 2, 1)), stage, limits,
                          columns)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        g = self._columns
+        g = self._original
         n, _, h, wd = x.shape
         kw, (_, sw), dw, (_, pl, _, pr) = g.kernel[1], g.strides, g.dilations[1], g.pads
         wo = g.conv_out(h, wd)[1]

@@ -150,6 +150,7 @@ def _library() -> ctypes.CDLL:
 
 
 _HOST: list = []  # [library or None], decided once per process
+_HOST_LOCK = threading.Lock()
 
 
 def host_library() -> ctypes.CDLL | None:
@@ -158,7 +159,11 @@ def host_library() -> ctypes.CDLL | None:
     the numpy kernels then run, with the same integers."""
     if os.environ.get("THINKER_HOST_KERNELS", "1") == "0":
         return None
-    if not _HOST:
+    if _HOST:
+        return _HOST[0]
+    with _HOST_LOCK:
+        if _HOST:
+            return _HOST[0]
         try:
             lib = _library()
             lib.thinker_host_features.restype = ctypes.c_int

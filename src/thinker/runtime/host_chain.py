@@ -4,9 +4,9 @@ At batch 1 a compiled conv's own work is a microsecond or two and Python's per-o
 executor's loop, the kernel's call through ctypes) is as much again. Consecutive steps that
 each run entirely on a compiled kernel (``run.host``, thinker.ops.host_kernels), or only
 reshape (``run.view``), where each step reads nothing but the previous step's output and
-nothing else reads that output, become one step: per thread and input shape it builds the
-kernels' jobs once, each pointed at the previous job's output buffer, and a run then sets the
-first input and the last output and calls ``thinker_host_run_chain``. Intermediate values
+nothing else reads that output, become one step: per thread it builds the kernels' jobs once
+for the graph's shapes, each pointed at the previous job's output buffer, and a run then sets
+the first input and the last output and calls ``thinker_host_run_chain``. Intermediate values
 never reach Python: the executor uses chains only when no hook watches the run. An input of
 another shape than the graph's (another batch) runs the steps one by one, as does everything
 with ``THINKER_HOST_KERNELS=0``.
@@ -49,7 +49,8 @@ class HostChain:
         self._local = threading.local()
 
     def _build(self) -> tuple:
-        """This thread's jobs: (links array, first job, last job, last ChainJob, keep-alive)."""
+        """This thread's jobs for the graph's shapes: (the links array's address, the number
+        of links, the first job, the last job, the last ChainJob, what must stay alive)."""
         jobs, keep, previous = [], [], None
         count = sum(_host(e[0]) is not None for e in self._entries)
         for (kernel, _, _, _), shape in zip(self._entries, self._shapes, strict=False):
@@ -58,8 +59,6 @@ class HostChain:
                 continue
             adapt = getattr(kernel, "host_shape", None)
             job = host.chain_job(adapt(shape) if adapt else shape)
-            if job.out_size < int(np.prod(job.out_shape)) + OUT_MARGIN:  # (a kernel's promise)
-                raise RuntimeError(f"{type(host).__name__}: chain job output too small")
             if previous is not None:
                 job.job.x = previous
             jobs.append(job)
@@ -81,7 +80,7 @@ class HostChain:
             built = self._local.built = self._build()
         links, count, first, last, last_job, _ = built
         out = output_buffer(last_job.out_size, last_job.dtype)[OUT_MARGIN:]
-        out = out[:int(np.prod(self._shapes[-1]))].reshape(self._shapes[-1])
+        out = out.reshape(self._shapes[-1])
         first.x, last.out = address(x), address(out)
         if self._lib.thinker_host_run_chain(links, count) != 0:
             raise RuntimeError("thinker_host_run_chain refused jobs its kernels accepted")
