@@ -223,26 +223,31 @@ def chain_model(seed: int):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_chains_equal_the_numpy_kernels(seed, monkeypatch):
-    """Runs without hooks at the graph's batch go through HostChain (one C call for the
-    chain), at another batch step by step; both equal the numpy kernels."""
-    from thinker.runtime.host_chain import HostChain
+    """Runs without hooks go through HostChain (one C call for the chain): at the graph's
+    batch, at three times it (a chain built for that batch), and, where a batch's
+    intermediates would be too large for a chain, step by step; all equal the numpy kernels."""
+    from thinker.runtime import host_chain
 
     model = chain_model(seed)
     fast, slow = thinker.load(import_model(model)), _numpy_executor(model)
-    chains = [e[0] for e in fast._fast if isinstance(e[0], HostChain)]
+    chains = [e[0] for e in fast._fast if isinstance(e[0], host_chain.HostChain)]
     assert chains  # the whole model is one chain of compiled kernels
-    calls = []
-    original = HostChain._build
-    monkeypatch.setattr(HostChain, "_build", lambda self: calls.append(1) or original(self))
+    builds = []
+    original = host_chain.HostChain._build
+    monkeypatch.setattr(host_chain.HostChain, "_build",
+                        lambda self, scale=1: builds.append(scale) or original(self, scale))
     spec = fast.inputs[0]
-    for batch in (spec.shape[0], spec.shape[0], spec.shape[0] + 2):
-        feeds = extreme_feeds(fast, np.random.default_rng(seed + batch)) \
-            if batch == spec.shape[0] else \
+    n = spec.shape[0]
+    for batch, limit in ((n, None), (n, None), (3 * n, None), (5 * n, 0)):
+        if limit is not None:  # no chain at this batch: the steps one by one
+            monkeypatch.setattr(host_chain, "SCALED_BYTES", limit)
+        feeds = extreme_feeds(fast, np.random.default_rng(seed + batch)) if batch == n else \
             {"x": np.random.default_rng(batch).integers(-128, 128, (batch, *spec.shape[1:]),
                                                         dtype=np.int8)}
         got, want = fast.run(feeds), slow.run(feeds)
         assert all(np.array_equal(got[k], want[k]) for k in want)
-    assert calls == [1] * len(chains)  # built once, reused by the second run
+    # built once per batch (the second run reused the first's jobs)
+    assert builds == [1] * len(chains) + [3] * len(chains) + [5] * len(chains)
 
 
 def test_outputs_held_by_the_caller_are_never_recycled():

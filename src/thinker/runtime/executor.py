@@ -126,13 +126,14 @@ class Executor:
                        tuple(s.node.outputs),
                        tuple(n for n in set(s.node.inputs) if n and self._last_use.get(n) == i))
                       for i, s in enumerate(self.steps)]
+        self.batch_layout = batch_layout(graph)  # None: the batch is on axis 0 everywhere
         if any(getattr(s.kernel, "host", None) is not None for s in self.steps):
             from thinker.runtime.c_backend import host_library
             from thinker.runtime.host_chain import fuse
 
             self._fast = fuse(self._fast, graph.outputs, self._last_use,
-                              lambda n: tuple(graph.tensors[n].shape), host_library())
-        self.batch_layout = batch_layout(graph)  # None: the batch is on axis 0 everywhere
+                              lambda n: tuple(graph.tensors[n].shape), host_library(),
+                              scalable=self.batch_layout is None and not graph.streams)
         self.streams = list(graph.streams)
         self._variants = Variants(graph, [DynamicAxis(*d) for d in graph.dynamic],
                                   lambda g: type(self)(g)) if graph.dynamic else None

@@ -7,9 +7,10 @@ reshape (``run.view``), where each step reads nothing but the previous step's ou
 nothing else reads that output, become one step: per thread it builds the kernels' jobs once
 for the graph's shapes, each pointed at the previous job's output buffer, and a run then sets
 the first input and the last output and calls ``thinker_host_run_chain``. Intermediate values
-never reach Python: the executor uses chains only when no hook watches the run. An input of
-another shape than the graph's (another batch) runs the steps one by one, as does everything
-with ``THINKER_HOST_KERNELS=0``.
+never reach Python: the executor uses chains only when no hook watches the run. A multiple of
+the graph's batch runs a chain built for it (models whose batch is axis 0 everywhere, small
+intermediates); any other input runs the steps one by one, as does everything with
+``THINKER_HOST_KERNELS=0``.
 """
 
 from __future__ import annotations
@@ -38,22 +39,55 @@ def _view(kernel) -> bool:
     return bool(getattr(kernel, "view", False))
 
 
+SCALED_BYTES = 4 << 20  # intermediates a chain may keep per thread at another batch
+KEEP_BATCHES = 4  # batches a chain keeps jobs for per thread
+
+
 class HostChain:
     """Steps ``entries`` (fast-path entries of consecutive steps) as one kernel. ``shapes``:
-    each step's static input shape, then the last step's static output shape."""
+    each step's static input shape, then the last step's static output shape. ``scalable``:
+    the batch is axis 0 of every tensor, so a multiple of the graph's batch runs the same
+    chain on shapes scaled along axis 0 (while its intermediates stay under SCALED_BYTES;
+    larger ones gain little, the Python per-op cost being small next to the work)."""
 
-    def __init__(self, lib, entries: Sequence[Entry], shapes: Sequence[tuple[int, ...]]):
+    def __init__(self, lib, entries: Sequence[Entry], shapes: Sequence[tuple[int, ...]],
+                 scalable: bool = False):
         self._lib = lib
         self._entries = list(entries)
         self._shapes = list(shapes)
+        self._scalable = scalable and all(len(s) > 0 and s[0] > 0 for s in shapes)
         self._local = threading.local()
 
-    def _build(self) -> tuple:
-        """This thread's jobs for the graph's shapes: (the links array's address, the number
-        of links, the first job, the last job, the last ChainJob, what must stay alive)."""
-        jobs, keep, previous = [], [], None
+    def _scale(self, x: np.ndarray) -> int:
+        """How many times the graph's batch ``x`` holds, where the chain can run it (0: no)."""
+        static = self._shapes[0]
+        if not x.flags.c_contiguous:
+            return 0
+        if x.shape == static:
+            return 1
+        if not self._scalable or x.shape[1:] != static[1:] or x.shape[0] % static[0]:
+            return 0
+        return x.shape[0] // static[0]
+
+    def _built(self, scale: int) -> tuple | None:
+        """This thread's jobs for ``scale`` times the graph's batch (None: not worth a chain),
+        built once; at most KEEP_BATCHES kept."""
+        kept = self._local.__dict__.setdefault("built", {})
+        if scale not in kept:
+            if len(kept) >= KEEP_BATCHES:
+                del kept[next(iter(kept))]
+            kept[scale] = self._build(scale)
+        return kept[scale]
+
+    def _build(self, scale: int = 1) -> tuple | None:
+        """This thread's jobs for ``scale`` times the graph's shapes: (the links array's
+        address, the number of links, the first job, the last job, the last ChainJob, the
+        output's shape, what must stay alive); None where another batch's intermediates
+        would exceed SCALED_BYTES."""
+        shapes = [(s[0] * scale, *s[1:]) for s in self._shapes] if scale != 1 else self._shapes
+        jobs, keep, previous, kept_bytes = [], [], None, 0
         count = sum(_host(e[0]) is not None for e in self._entries)
-        for (kernel, _, _, _), shape in zip(self._entries, self._shapes, strict=False):
+        for (kernel, _, _, _), shape in zip(self._entries, shapes, strict=False):
             host = _host(kernel)
             if host is None:  # a view: the next job reads the same bytes
                 continue
@@ -63,6 +97,9 @@ class HostChain:
                 job.job.x = previous
             jobs.append(job)
             if len(jobs) < count:  # an intermediate: a buffer of the chain's own
+                kept_bytes += job.out_size * job.dtype.itemsize
+                if scale != 1 and kept_bytes > SCALED_BYTES:
+                    return None
                 buffer = np.empty(job.out_size, job.dtype)
                 keep.append(buffer)
                 previous = address(buffer) + OUT_MARGIN * buffer.itemsize
@@ -70,17 +107,17 @@ class HostChain:
             keep.append(job)
         links = (_Link * len(jobs))(*[_Link(j.kind, ctypes.addressof(j.job)) for j in jobs])
         keep.append(links)
-        return ctypes.addressof(links), len(jobs), jobs[0].job, jobs[-1].job, jobs[-1], keep
+        return (ctypes.addressof(links), len(jobs), jobs[0].job, jobs[-1].job, jobs[-1],
+                shapes[-1], keep)
 
     def __call__(self, x: np.ndarray, *rest) -> tuple[np.ndarray]:
-        if x.shape != self._shapes[0] or not x.flags.c_contiguous:
-            return self._one_by_one(x, rest)
-        built = getattr(self._local, "built", None)
+        scale = self._scale(x)
+        built = self._built(scale) if scale else None
         if built is None:
-            built = self._local.built = self._build()
-        links, count, first, last, last_job, _ = built
+            return self._one_by_one(x, rest)
+        links, count, first, last, last_job, out_shape, _ = built
         out = output_buffer(last_job.out_size, last_job.dtype)[OUT_MARGIN:]
-        out = out.reshape(self._shapes[-1])
+        out = out.reshape(out_shape)
         first.x, last.out = address(x), address(out)
         if self._lib.thinker_host_run_chain(links, count) != 0:
             raise RuntimeError("thinker_host_run_chain refused jobs its kernels accepted")
@@ -96,9 +133,9 @@ class HostChain:
 
 
 def fuse(entries: list[Entry], graph_outputs: Sequence[str], last_use: dict[str, int],
-         shape_of: Callable[[str], tuple[int, ...]], lib) -> list[Entry]:
+         shape_of: Callable[[str], tuple[int, ...]], lib, scalable: bool = False) -> list[Entry]:
     """``entries`` with every run of two or more compiled-kernel steps (views between them)
-    that only feed each other replaced by one HostChain entry."""
+    that only feed each other replaced by one HostChain entry (``scalable``: see HostChain)."""
     outputs = set(graph_outputs)
 
     def feeds_only_next(i: int) -> bool:
@@ -125,7 +162,7 @@ def fuse(entries: list[Entry], graph_outputs: Sequence[str], last_use: dict[str,
             i += 1
             continue
         shapes = [shape_of(e[1][0][1]) for e in members] + [shape_of(members[-1][2][0])]
-        chain = HostChain(lib, members, shapes)
+        chain = HostChain(lib, members, shapes, scalable)
         fused.append((chain, members[0][1], members[-1][2], members[0][3]))
         i = j + 1
     return fused
