@@ -36,7 +36,7 @@ def _source_copy(dest):
         shutil.copy(os.path.join(ROOT, name), dest / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.so")
     shutil.copytree(os.path.join(ROOT, "src"), dest / "src", ignore=ignore)
-    for part in ("src", "include"):
+    for part in ("src", "include", "host"):
         shutil.copytree(os.path.join(ROOT, "executor", part), dest / "executor" / part,
                         ignore=ignore)
 
@@ -102,3 +102,11 @@ def test_wheel_installs_into_a_fresh_venv_with_working_commands_and_c_backend(tm
     lib, torch_spec = probe.stdout.split()
     assert str(env_dir) in lib and "_libthinker" in lib
     assert torch_spec == "None"
+    # the wheel's library carries the numpy executor's compiled kernels, which run where this
+    # CPU runs them in the checkout
+    from thinker.ops import host_kernels
+
+    kernels = _run([str(bin_dir / "python"), "-c",
+                    "from thinker.ops import host_kernels; "
+                    "print(host_kernels._library() is not None)"], cwd=work, env=env)
+    assert kernels.stdout.strip() == str(host_kernels._library() is not None)
