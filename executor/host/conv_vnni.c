@@ -300,11 +300,9 @@ VNNI_TARGET static inline __attribute__((always_inline)) void linear_group(
         }
         const __m512i corr = _mm512_loadu_si512(j->corr + ob * OBLOCK);
         const int32_t outs = j->o - ob * OBLOCK < OBLOCK ? j->o - ob * OBLOCK : OBLOCK;
-        for (int32_t r = 0; r < rows; r++) {
-            const __m512i v = _mm512_sra_epi32(_mm512_add_epi32(acc[r], corr), shift);
+        for (int32_t r = 0; r < rows; r++)
             store(j, (int64_t)(first + s + r) * j->o + ob * OBLOCK,
-                  (__mmask16)((1u << outs) - 1u), _mm512_min_epi32(_mm512_max_epi32(v, lo), hi));
-        }
+                  (__mmask16)((1u << outs) - 1u), requant(acc[r], corr, shift, lo, hi));
     }
 }
 

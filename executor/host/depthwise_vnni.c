@@ -3,11 +3,12 @@
  * (x + 128 times signed weights, ``corr`` per channel restoring acc + bias + half).
  *
  * Layout: a chunk of samples is copied into ``work`` as [C][sh][sw][n][hq][wq] bytes, each
- * channel's padded map split into stride phases. Lanes are 16 neighbouring positions of the
- * chunk's flat phase grid (outputs falling on padding are computed and dropped, as in
- * conv_vnni.c's flat mode). A "tap group" is up to 4 taps of one kernel row that read the same
- * phase plane: one 64-byte load from the group's first tap, one VPERMB that gives each lane
- * its 4 taps' bytes, one VPDPBUSD with the channel's 4 weights (zeros for missing taps).
+ * channel's padded map split into stride phases. Lanes are up to 16 consecutive valid outputs
+ * of one sample (several rows when the map is narrow, while their pixels stay within one
+ * 64-byte load). A "tap group" is up to 4 taps of one kernel row that read the same phase
+ * plane: one 64-byte load from the group's first tap, one VPERMB that gives each lane its 4
+ * taps' bytes (its own offset plus the taps'), one VPDPBUSD with the channel's 4 weights
+ * (zeros for missing taps).
  * A 3x3 stride-1 conv is three groups: 144 MACs in 9 instructions. Weights come as
  * [C][kh*kw] int8; the groups and their weight words are built once per job, in the work's
  * tail.
@@ -103,8 +104,8 @@ int64_t thinker_host_depthwise_work_bytes(const thinker_host_conv *j)
 
 #ifdef HOST_VNNI
 
-/* the groups of the kernel; false when a group's taps span more than a load can permute */
-static int build_groups(const thinker_host_conv *j, const dw_layout *l, tap_group *g)
+/* the groups of the kernel (dw_plan counted them and their span) */
+static void build_groups(const thinker_host_conv *j, const dw_layout *l, tap_group *g)
 {
     int32_t n = 0;
     for (int32_t i = 0; i < j->kh; i++) {
@@ -131,7 +132,6 @@ static int build_groups(const thinker_host_conv *j, const dw_layout *l, tap_grou
             }
         }
     }
-    return 1;
 }
 
 /* dst[0..count) = src + 128, at 64 bytes a step */
@@ -213,8 +213,9 @@ VBMI_TARGET static void fill_map(const thinker_host_conv *j, const dw_layout *l,
 
 /* Every channel's outputs at one block of up to 16 consecutive outputs of one sample: ``lanes``
  * gives each lane's byte offset from the block's first position in the phase planes (several
- * rows when the map is narrow), ``pos`` that position. ``groups`` is a constant where inlined
- * from dw_chunk's switch, so the loop unrolls and keeps the indices in registers. */
+ * rows when the map is narrow), ``base`` that position in channel 0's planes. ``groups`` is a
+ * constant where inlined from dw_chunk's switch, so the loop unrolls and keeps the indices in
+ * registers. */
 VBMI_TARGET static inline __attribute__((always_inline)) void dw_block(
     const thinker_host_conv *j, const dw_layout *l, const uint8_t *base, const tap_group *g,
     const __m512i *pattern, const int32_t *words, int32_t groups, __m512i lanes, int64_t out,
@@ -231,8 +232,7 @@ VBMI_TARGET static inline __attribute__((always_inline)) void dw_block(
             acc = _mm512_dpbusd_epi32(
                 acc, _mm512_permutexvar_epi8(index[k], _mm512_loadu_si512(base + g[k].offset)),
                 _mm512_set1_epi32(words[k]));
-        acc = _mm512_sra_epi32(_mm512_add_epi32(acc, _mm512_set1_epi32(j->corr[c])), shift);
-        store(j, out, mask, _mm512_min_epi32(_mm512_max_epi32(acc, lo), hi));
+        store(j, out, mask, requant(acc, _mm512_set1_epi32(j->corr[c]), shift, lo, hi));
     }
 }
 
@@ -278,12 +278,11 @@ VBMI_TARGET static void dw_chunk(const thinker_host_conv *j, const dw_layout *l,
 }
 
 /* The job's tables in its work (after the planes): tap groups, weight words, row masks;
- * and the planes' padding. 0 when the kernel cannot take the job. */
-static int dw_prepare(const thinker_host_conv *j, const dw_layout *l, tap_group *groups,
-                      int32_t *words, uint64_t *masks)
+ * and the planes' padding. */
+static void dw_prepare(const thinker_host_conv *j, const dw_layout *l, tap_group *groups,
+                       int32_t *words, uint64_t *masks)
 {
-    if (!build_groups(j, l, groups))
-        return 0;
+    build_groups(j, l, groups);
     const int32_t taps = j->kh * j->kw;
     for (int32_t c = 0; c < j->c; c++)
         for (int32_t k = 0; k < l->groups; k++) {
@@ -306,12 +305,7 @@ static int dw_prepare(const thinker_host_conv *j, const dw_layout *l, tap_group 
     }
     /* every call writes the same interior, so the padding is set once per job */
     memset(j->work, 0x80, (size_t)(l->planes + l->slack));
-    return 1;
 }
-
-#endif
-
-#ifdef HOST_VNNI
 
 /* whole_map() convs: lanes are 16 channels; VPGATHERDD takes 4 bytes of each lane's map per
  * step. The last group of a map starts at L - 4 (never reading past the map, so never past
@@ -352,9 +346,8 @@ VBMI_TARGET static void global(thinker_host_conv *j)
                 acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(v, flip), _mm512_loadu_si512(
                     words + (int64_t)g * blocks * 16 + b * 16));
             }
-            __m512i v = _mm512_add_epi32(acc, _mm512_loadu_si512(j->corr + b * 16));
-            v = _mm512_min_epi32(_mm512_max_epi32(_mm512_sra_epi32(v, shift), lo), hi);
-            store(j, (int64_t)n * j->c + b * 16, mask, v);
+            store(j, (int64_t)n * j->c + b * 16, mask,
+                  requant(acc, _mm512_loadu_si512(j->corr + b * 16), shift, lo, hi));
         }
 }
 
@@ -378,8 +371,8 @@ int thinker_host_depthwise_s8(thinker_host_conv *j)
         (tap_group *)(((uintptr_t)(planes + l.planes + l.slack) + 63) & ~(uintptr_t)63);
     uint64_t *masks = (uint64_t *)(groups + l.groups); /* sizeof(tap_group) is 8-aligned */
     int32_t *words = (int32_t *)(masks + ceil_div((int64_t)j->h * l.wq, 64));
-    if (!j->prepared && !dw_prepare(j, &l, groups, words, masks))
-        return 1;
+    if (!j->prepared)
+        dw_prepare(j, &l, groups, words, masks);
     j->prepared = 1;
     const int64_t map_in = (int64_t)j->h * j->w_in;
     for (int32_t n = 0; n < j->n; n += l.nc) {

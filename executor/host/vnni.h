@@ -22,13 +22,21 @@ static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 #ifdef HOST_VNNI
 
-/* acc + corr, rounded right shift, clamp: the output stage on 16 positions */
+/* The output stage on 16 lanes: acc + corr (bias + half - 128 * sum(w)), arithmetic right
+ * shift, clamp to [lo, hi]. Loops hoist the broadcasts of shift, lo and hi: a store through a
+ * byte pointer would otherwise make the compiler reload them from the job. */
+VNNI_TARGET static inline __m512i requant(__m512i acc, __m512i corr, __m128i shift, __m512i lo,
+                                          __m512i hi)
+{
+    const __m512i v = _mm512_sra_epi32(_mm512_add_epi32(acc, corr), shift);
+    return _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+}
+
+/* requant() with output channel oc's correction in every lane (lanes are positions) */
 VNNI_TARGET static inline __m512i finish(const thinker_host_conv *j, __m512i acc, int32_t oc)
 {
-    const __m512i v = _mm512_sra_epi32(_mm512_add_epi32(acc, _mm512_set1_epi32(j->corr[oc])),
-                                       _mm_cvtsi32_si128(j->shift));
-    return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(j->lo)),
-                            _mm512_set1_epi32(j->hi));
+    return requant(acc, _mm512_set1_epi32(j->corr[oc]), _mm_cvtsi32_si128(j->shift),
+                   _mm512_set1_epi32(j->lo), _mm512_set1_epi32(j->hi));
 }
 
 VNNI_TARGET static inline void store(const thinker_host_conv *j, int64_t at, __mmask16 mask,

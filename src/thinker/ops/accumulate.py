@@ -82,7 +82,6 @@ class OutputStage:
             mode = node_round_mode(node)
             if mode == qmath.DEFAULT_ROUND_MODE:
                 self.shift = shift
-            if mode == qmath.DEFAULT_ROUND_MODE:
                 bound = qmath.folded_bound(bound, shift, self.bits)
             else:  # another rounding mode: its half, and round's tie fix in finish_folded
                 half = qmath.folded_half(shift, mode)

@@ -157,6 +157,11 @@ def host_mean(x_dtype, length: int, divisor: int, shift: int, bits: int,
                               out_bytes=np.dtype(out_dtype).itemsize, length=length), out_dtype)
 
 
+def _half(stage: OutputStage) -> int:
+    """The 2**(shift - 1) rshift_round adds (0 without a right shift)."""
+    return int(qmath.folded_half(stage.shift, qmath.DEFAULT_ROUND_MODE))
+
+
 def pack_weights(w: np.ndarray) -> np.ndarray:
     """[O, C, kh, kw] int -> int8 [ceil(O/16), kh*kw, ceil(C/4), 16, 4], zeros past O and C."""
     o, c, kh, kw = w.shape
@@ -178,10 +183,9 @@ class HostConv:
         self._w = self._pack(w)
         bias = np.zeros(o, np.int64) if stage.bias is None else \
             np.broadcast_to(stage.bias, (o,)).astype(np.int64)
-        half = (1 << (stage.shift - 1)) if stage.shift > 0 else 0
         # |corr| <= 128 * sum|w| + |bias| + half < 2**31 (host_conv's bound): an int32
         corr = np.zeros(-(-o // BLOCK) * BLOCK, np.int64)
-        corr[:o] = bias + half - 128 * w.reshape(o, -1).sum(axis=1)
+        corr[:o] = bias + _half(stage) - 128 * w.reshape(o, -1).sum(axis=1)
         self._corr = corr.astype(np.int32)
         self._shape = w.shape
         self._limits = limits
@@ -204,8 +208,7 @@ class HostConv:
                    w_in=wd, o=o, kh=kh, kw=kw, sh=g.strides[0], sw=g.strides[1],
                    dh=g.dilations[0], dw=g.dilations[1], pt=g.pads[0], pl=g.pads[1],
                    pb=g.pads[2], pr=g.pads[3], ho=ho, wo=wo, shift=self._stage.shift,
-                   lo=self._limits[0], hi=self._limits[1],
-                   out_bytes=np.dtype(self._stage.out_dtype).itemsize)
+                   lo=self._limits[0], hi=self._limits[1], out_bytes=self._dtype.itemsize)
         size = int(self._work_bytes(ctypes.byref(job)))  # -1: not supported (supported())
         work = np.empty(max(size, 0), np.uint8)
         job.work, job.work_bytes = work.ctypes.data, size
@@ -356,8 +359,7 @@ def host_conv(w: np.ndarray, stage: OutputStage, x_dtype, groups: int,
         return None
     o = w.shape[0]
     bias = 0 if stage.bias is None else int(np.abs(stage.bias).max(initial=0))
-    half = (1 << (stage.shift - 1)) if stage.shift > 0 else 0
-    bound = 128 * int(np.abs(w.reshape(o, -1)).sum(axis=1).max()) + bias + half
+    bound = 128 * int(np.abs(w.reshape(o, -1)).sum(axis=1).max()) + bias + _half(stage)
     if bound >= INT32_LIMIT:
         return None
     lib = _library()
