@@ -43,6 +43,7 @@ sources = c_sources()
 setup(
     ext_modules=[Extension("thinker.runtime._libthinker", sources=sources,
                            include_dirs=["executor/include", "executor/src", "executor/host"],
+                           define_macros=[("THINKER_HOST_KERNELS", "1")],
                            optional=True)] if sources else [],
     cmdclass={"build_ext": BuildCLibrary},
 )

@@ -4,9 +4,10 @@
    with --gc-sections behind a probe that calls the whole API: with every op, and with only the
    ops of the ResNet-8 twin (make OPS_FROM=model.bin). Goals: <= 64 KiB and <= 24 KiB of text.
 2. Host latency at batch 1 of the MLPerf Tiny architectures (ResNet-8, DS-CNN,
-   MobileNetV1-0.25, the FC autoencoder): the C executor and the numpy executor run thinker
+   MobileNetV1-0.25, the FC autoencoder): the C executor (on the compiled host kernels where
+   the CPU has them, and on its portable kernels) and the numpy executor run thinker
    twins built from the .tflite files' layer shapes (benchmarks/mlperf_models.py); tflite-micro
-   (reference kernels) runs the .tflite files themselves. All single-threaded, the three in
+   (reference kernels) runs the .tflite files themselves. All single-threaded, the runners in
    alternating rounds; min and median of the repeated runs (the machines are noisy). The host
    library is built for the machine's own CPU (executor/Makefile HOST_ARCH=-march=native).
 
@@ -99,10 +100,12 @@ def tflm_runner(path: str):
     return once
 
 
-def thinker_runner(model_bin: str, backend: str):
+def thinker_runner(model_bin: str, backend: str, compiled: bool = True):
     import thinker
+    from thinker.runtime.c_backend import host_kernels
 
-    exe = thinker.load(model_bin, backend=backend)
+    with host_kernels(compiled):
+        exe = thinker.load(model_bin, backend=backend)
     spec = exe.inputs[0]
     feeds = {spec.name: np.random.default_rng(0).integers(-128, 128, spec.shape).astype(spec.dtype)}
     return lambda: exe.run(feeds)
@@ -160,10 +163,12 @@ def main() -> int:
 
         print(f"Host latency, batch 1, {args.repeat} runs each (ms, min / median); ratios = "
               f"other / C on medians; {os.cpu_count()} cores, one thread used")
-        rows = [["model", "C executor", "numpy executor", "tflite-micro (ref)", "numpy/C",
-                 "tflm/C"]]
+        rows = [["model", "C executor", "C, portable kernels", "numpy executor",
+                 "tflite-micro (ref)", "numpy/C", "tflm/C"]]
+        meets = []
         for name, f in MODELS.items():
             runners = {"c": thinker_runner(bins[name], "c"),
+                       "c_portable": thinker_runner(bins[name], "c", compiled=False),
                        "numpy": thinker_runner(bins[name], "numpy")}
             with contextlib.suppress(ImportError):
                 runners["tflm"] = tflm_runner(os.path.join(mlperf, f))
@@ -174,9 +179,17 @@ def main() -> int:
                 tf_cells = [f"{tf[0]:.3f} / {tf[1]:.3f}", f"{tf[1] / c[1]:.2f}x"]
             else:
                 tf_cells = ["n/a (pip install tflite-micro)", "-"]
-            rows.append([name, f"{c[0]:.3f} / {c[1]:.3f}", f"{npy[0]:.3f} / {npy[1]:.3f}",
-                         tf_cells[0], f"{npy[1] / c[1]:.2f}x", tf_cells[1]])
+            port = t["c_portable"]
+            meets.append(c[1] <= npy[1])
+            rows.append([name, f"{c[0]:.3f} / {c[1]:.3f}", f"{port[0]:.3f} / {port[1]:.3f}",
+                         f"{npy[0]:.3f} / {npy[1]:.3f}", tf_cells[0], f"{npy[1] / c[1]:.2f}x",
+                         tf_cells[1]])
         print(table(rows))
+        print(f"goal, C executor median <= numpy executor median at batch 1 on every model: "
+              f"{'met' if all(meets) else 'NOT met'}")
+        print("C executor: int8 convs/linears on the compiled host kernels where this CPU has "
+              "them (host/executor_kernels.c); portable kernels: THINKER_HOST_KERNELS=0, the "
+              "device code every core without a DSP extension runs.")
         print("\nthinker twins: same layer shapes/strides/pads as the .tflite files, random int8 "
               "weights; the final SOFTMAX runs only in tflite-micro.")
     if limits is not None:

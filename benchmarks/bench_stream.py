@@ -75,6 +75,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=200, help="passes over the utterance")
     parser.add_argument("--platform", default="venus")
     args = parser.parse_args()
+    # the device code's STATE and speed: no compiled host kernels (here and in test_thinker)
+    os.environ["THINKER_HOST_KERNELS"] = "0"
     subprocess.run(["make", "-C", EXECUTOR], check=True, capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:
         model_bin = stream_model(tmp, args.platform)

@@ -1,6 +1,6 @@
-/* Host-only int8 convolution for the numpy executor (thinker.ops.host_kernels), on x86
- * cores with AVX-512 VNNI. It is not device code: host builds of libthinker carry it, device
- * builds do not, and the C executor never calls it.
+/* Host-only int8 convolution for the numpy executor (thinker.ops.host_kernels) and the host
+ * C executor (executor_kernels.c), on x86 cores with AVX-512 VNNI. It is not device code:
+ * host builds of libthinker carry it, device builds do not.
  *
  * The numpy executor computes integer GEMMs in float BLAS, which caps it at the float
  * rate; VPDPBUSD does 64 exact int8 MACs per instruction. It multiplies unsigned by signed
@@ -67,6 +67,23 @@ int64_t thinker_host_conv_work_bytes(const thinker_host_conv *j)
         return -1;
     const layout l = plan(j);
     return planes_bytes(j, &l) + ceil_div(j->w_in, 64) * 64 * 4;
+}
+
+int64_t thinker_host_packed_weight_bytes(int32_t o, int32_t c, int32_t taps)
+{
+    return ceil_div(o, OBLOCK) * OBLOCK * taps * ceil_div(c, 4) * 4;
+}
+
+void thinker_host_pack_conv_weights(const int8_t *w, int32_t o, int32_t c, int32_t taps,
+                                    int8_t *dst)
+{
+    const int64_t cb = ceil_div(c, 4);
+    memset(dst, 0, (size_t)thinker_host_packed_weight_bytes(o, c, taps));
+    for (int32_t oc = 0; oc < o; oc++)
+        for (int32_t ch = 0; ch < c; ch++)
+            for (int32_t t = 0; t < taps; t++)
+                dst[((((int64_t)oc / OBLOCK * taps + t) * cb + ch / 4) * OBLOCK + oc % OBLOCK) * 4 + ch % 4] =
+                    w[((int64_t)oc * c + ch) * taps + t];
 }
 
 int thinker_host_features(void)

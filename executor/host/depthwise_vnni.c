@@ -1,5 +1,5 @@
 /* Host-only int8 depthwise convolution (one input channel per output channel) for the numpy
- * executor, on x86 cores with AVX-512 VNNI and VBMI/VBMI2: same arithmetic as conv_vnni.c
+ * executor and the host C executor, on x86 cores with AVX-512 VNNI and VBMI/VBMI2: same arithmetic as conv_vnni.c
  * (x + 128 times signed weights, ``corr`` per channel restoring acc + bias + half).
  *
  * Layout: a chunk of samples is copied into ``work`` as [C][sh][sw][n][hq][wq] bytes, each

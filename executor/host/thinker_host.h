@@ -1,5 +1,6 @@
 /* Host-only kernels the numpy executor calls through ctypes (thinker.ops.host_kernels
- * mirrors this struct). Not part of the device API (include/thinker.h). */
+ * mirrors this struct) and the host C executor through executor_kernels.c. Not part of the
+ * device API (include/thinker.h). */
 #ifndef THINKER_HOST_H
 #define THINKER_HOST_H
 
@@ -38,6 +39,11 @@ typedef struct {
 } thinker_host_mean;
 
 int thinker_host_features(void);
+/* dense conv weights [o][c][taps] -> the kernel's [ceil(o/16)][taps][ceil(c/4)][16][4], zeros
+ * past o and c (thinker_host_packed_weight_bytes bytes) */
+int64_t thinker_host_packed_weight_bytes(int32_t o, int32_t c, int32_t taps);
+void thinker_host_pack_conv_weights(const int8_t *w, int32_t o, int32_t c, int32_t taps,
+                                    int8_t *dst);
 int thinker_host_mean_rows(const thinker_host_mean *mean);
 /* the work a job needs, or -1 when this CPU or these parameters are not supported */
 int64_t thinker_host_conv_work_bytes(const thinker_host_conv *job);

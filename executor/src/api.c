@@ -14,9 +14,15 @@ thinker_status thinker_initialize(void) { return little_endian() ? THINKER_OK : 
 
 thinker_status thinker_uninitialize(void) { return THINKER_OK; }
 
+/* The executor's records; host builds add the host-kernel jobs (host/executor_kernels.c),
+ * 64-aligned, after them: thk_prepare_ops counts their bytes while planning. */
 static uint64_t state_bytes(const thinker_model *m) {
-    return align_up(sizeof(thinker_model), STATE_ALIGN) + (uint64_t)m->n_ops * sizeof(thk_op) +
-           thk_dynamic_bytes(m);
+    uint64_t bytes = align_up(sizeof(thinker_model), STATE_ALIGN) + (uint64_t)m->n_ops * sizeof(thk_op) +
+                     thk_dynamic_bytes(m);
+#ifdef THINKER_HOST_KERNELS
+    if (m->host_bytes) bytes += 64u + m->host_bytes;
+#endif
+    return bytes;
 }
 
 static thinker_status check_bin(const void *bin, thinker_message *msg) {
@@ -105,6 +111,15 @@ thinker_status thinker_model_init(thinker_model **model, const void *model_bin, 
     }
     m->ops = (thk_op *)(void *)((uint8_t *)state->base + align_up(sizeof(thinker_model), STATE_ALIGN));
     thk_dynamic_init(m, (uint8_t *)(m->ops + m->n_ops)); /* dynamic axes at MAX */
+#ifdef THINKER_HOST_KERNELS
+    { /* the jobs take what STATE has beyond the records (a smaller STATE: the portable kernels) */
+        uint8_t *end = (uint8_t *)state->base + state->size;
+        uint8_t *records_end = (uint8_t *)state->base + state_bytes(&tmp);
+        uint8_t *at = records_end + ((64u - ((uintptr_t)records_end & 63u)) & 63u);
+        m->host_region = at < end ? at : NULL;
+        m->host_room = at < end ? (uint32_t)(end - at) : 0;
+    }
+#endif
     s = thk_prepare_ops(m, m->ops, message);
     if (s != THINKER_OK) return s;
     /* constants placed in PSRAM / share-memory live in their arena for the whole run */

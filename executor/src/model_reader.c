@@ -586,6 +586,9 @@ thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *m
     const uint8_t *record;
     thinker_status s;
     cursor c;
+#ifdef THINKER_HOST_KERNELS
+    uint32_t host_used = 0; /* jobs take the host region in op order, each a multiple of 64 */
+#endif
     m->scratch_needed = 0;
     if (ops) {
         s = check_ops(m, ops, msg);
@@ -631,13 +634,25 @@ thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *m
         needs.scratch = 0;
         record = scratch_record(m, i, &next);
         needs.budget = record ? thk_rd32(record + 12) : 0;
+#ifdef THINKER_HOST_KERNELS
+        needs.host = 0;
+        needs.host_region = ops && m->host_region ? m->host_region + host_used : NULL;
+        needs.host_room = needs.host_region ? m->host_room - host_used : 0;
+#endif
         s = op->def->prepare(m, op, &needs, msg);
         if (s != THINKER_OK) return s;
+#ifdef THINKER_HOST_KERNELS
+        if (needs.host > 0xFFFFFFF0u - host_used) needs.host = 0; /* planning: would not fit */
+        host_used += needs.host;
+#endif
         if (needs.scratch > m->scratch_needed) m->scratch_needed = needs.scratch;
         if (needs.scratch) {
             s = bind_scratch(op, m, record, needs.scratch, msg);
             if (s != THINKER_OK) return s;
         }
     }
+#ifdef THINKER_HOST_KERNELS
+    if (!ops) m->host_bytes = host_used;
+#endif
     return THINKER_OK;
 }

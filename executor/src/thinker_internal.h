@@ -66,6 +66,9 @@ typedef struct {
     uint8_t out32;  /* int8 output rounded in int32 arithmetic (ops/gemm_s8.c, thk_gemm_out32) */
     uint8_t lean;   /* planned without scratch (tpacker --scratch fit) on int8 x and int8 w with
                        an int32 accumulator: the scratch-free direct loops (conv_lean, linear) */
+#ifdef THINKER_HOST_KERNELS
+    void *host;     /* host builds: its job on the compiled x86 kernels (host/), or NULL */
+#endif
 } thk_conv_params;
 
 typedef struct {
@@ -153,6 +156,11 @@ typedef struct {
     uint32_t budget;  /* in: the op's planned scratch region (model.bin section 9; 0 without
                          one); conv and linear take their scratch-free path when their fast
                          path needs more (twin: thinker.memory.scratch.op_scratch) */
+#ifdef THINKER_HOST_KERNELS
+    uint8_t *host_region; /* in: where its host-kernel job may go (NULL while planning) */
+    uint32_t host_room;   /* in: the bytes there */
+    uint32_t host;        /* out: the bytes its job takes (planning: would take) */
+#endif
 } thk_needs;
 
 typedef struct {
@@ -239,6 +247,11 @@ typedef struct thinker_model {
     uint32_t *dyn_len;                /* current length per dynamic axis (STATE), NULL: the plan's */
     uint32_t *rule_dim;               /* current dim per shape rule (STATE), NULL: the records' */
     thk_op *ops; /* n_ops records in the STATE buffer (NULL while planning) */
+#ifdef THINKER_HOST_KERNELS
+    uint32_t host_bytes;  /* planning: the STATE the ops' host-kernel jobs would take */
+    uint8_t *host_region; /* init: where they go (64-aligned), host_room bytes */
+    uint32_t host_room;
+#endif
     struct thinker_executor executor;
 } thinker_model;
 
@@ -313,5 +326,23 @@ int32_t thk_f32_key(uint32_t bits);
 #define THK_F32_NAN(bits) (((bits) & 0x7FFFFFFFu) > 0x7F800000u)
 /* the constant integers of input `slot` (int or float tensor holding integers), up to `cap` */
 int thk_const_ints(const thinker_model *m, const thk_op *op, uint32_t slot, int64_t *values, int cap);
+
+#ifdef THINKER_HOST_KERNELS
+/* host/executor_kernels.c (host builds only): an int8 conv (group 1 or depthwise) or linear
+ * (a 1x1 conv over its rows) on the compiled x86 kernels */
+typedef struct {
+    uint32_t n, c, h, w, o, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, ho, wo, group;
+    int32_t out_bytes;
+} thk_host_shape;
+/* The STATE bytes the op's job takes, 0 where the kernels do not apply (this CPU, these
+ * parameters, THINKER_HOST_KERNELS=0); weight_abs_sum: the largest sum of |w| of an output.
+ * Planning (region NULL): the bytes it would take. Else builds the job in `region` when it
+ * fits in `room` (*job set; else 0 and NULL). */
+uint32_t thk_host_conv_bind(const thk_host_shape *s, const thk_tensor *w, uint64_t weight_abs_sum,
+                            const thk_tensor *bias, int has_bias, const thk_outstage *st,
+                            uint8_t *region, uint32_t room, void **job);
+/* runs a conv or linear op on its bound job: 1, or 0 when it has none */
+int thk_host_conv_run(const thk_run_ctx *ctx);
+#endif
 
 #endif

@@ -113,17 +113,33 @@ class Reference:
     outputs: dict[str, np.ndarray]
 
 
+def numpy_kernels_only():
+    """The numpy executors loaded inside run the numpy kernels, not the compiled ones the host
+    C executor may share with them: an independent reference."""
+    from thinker.runtime.c_backend import host_kernels
+
+    return host_kernels(False)
+
+
 def numpy_reference(model_bin: str, feeds) -> Reference:
+    """Every CRC line and output of the numpy executor on its numpy kernels."""
     from thinker.runtime import DumpHook, load
 
     hook = DumpHook()
-    outputs = load(model_bin).run(feeds, hooks=[hook])
+    with numpy_kernels_only():
+        exe = load(model_bin)
+    outputs = exe.run(feeds, hooks=[hook])
     return Reference(hook.lines, outputs)
 
 
 def run_test_thinker(binary: str, model_bin: str, feeds, out_specs, workdir: str,
-                     extra=("--crc",)) -> tuple[subprocess.CompletedProcess, dict]:
-    """test_thinker on raw .bin files; returns the process and the outputs it wrote."""
+                     extra=("--crc",), kernels: str | None = None,
+                     ) -> tuple[subprocess.CompletedProcess, dict]:
+    """test_thinker on raw .bin files; returns the process and the outputs it wrote.
+    ``kernels``: "compiled" or "portable" sets THINKER_HOST_KERNELS for it (None: inherited)."""
+    env = dict(os.environ)
+    if kernels is not None:
+        env["THINKER_HOST_KERNELS"] = "1" if kernels == "compiled" else "0"
     ins = []
     for i, (name, value) in enumerate(feeds.items()):
         path = os.path.join(workdir, f"in{i}.bin")
@@ -134,7 +150,7 @@ def run_test_thinker(binary: str, model_bin: str, feeds, out_specs, workdir: str
         if os.path.exists(p):
             os.unlink(p)
     r = subprocess.run([binary, *extra, model_bin, *[p for _, p in ins], *outs],
-                       capture_output=True, text=True, check=False, timeout=120)
+                       capture_output=True, text=True, check=False, timeout=120, env=env)
     values = {}
     if r.returncode == 0:
         for spec, p in zip(out_specs, outs, strict=True):
@@ -147,14 +163,17 @@ def ordered_feeds(executor, feeds):
 
 
 
-def assert_c_equals_numpy(binary: str, model_bin: str, feeds, workdir) -> None:
-    """test_thinker prints the numpy executor's CRC lines and writes its outputs, silently."""
+def assert_c_equals_numpy(binary: str, model_bin: str, feeds, workdir,
+                          kernels: str | None = None) -> None:
+    """test_thinker prints the numpy executor's CRC lines and writes its outputs, silently
+    (``kernels``: run_test_thinker's)."""
     import thinker
 
     exe = thinker.load(model_bin)
     feeds = ordered_feeds(exe, feeds)
     ref = numpy_reference(model_bin, feeds)
-    r, outputs = run_test_thinker(binary, model_bin, feeds, exe.outputs, str(workdir))
+    r, outputs = run_test_thinker(binary, model_bin, feeds, exe.outputs, str(workdir),
+                                  kernels=kernels)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert r.stdout.splitlines() == ref.lines

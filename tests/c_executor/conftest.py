@@ -37,3 +37,12 @@ def m4_runner(tmp_path_factory) -> str:
     if why:
         pytest.skip(why)
     return m4_emu.build_runner(str(tmp_path_factory.mktemp("m4")))
+
+
+@pytest.fixture(params=["compiled", "portable"])
+def c_kernels(request) -> str:
+    """Run a host C executor test on both of its kernel sets: the compiled x86 kernels where
+    the CPU has them (host/executor_kernels.c, the default) and the portable C kernels every
+    device without a DSP extension runs (THINKER_HOST_KERNELS=0): pass it to
+    run_test_thinker(kernels=...)."""
+    return request.param

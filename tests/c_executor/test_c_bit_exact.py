@@ -44,11 +44,13 @@ def resnet18_bin(resnet18_path, tmp_path_factory) -> str:
     return path
 
 
-def assert_same_as_numpy(binary: str, model_bin: str, seed: int, workdir) -> None:
+def assert_same_as_numpy(binary: str, model_bin: str, seed: int, workdir,
+                         kernels: str | None = None) -> None:
     numpy_exe = thinker.load(model_bin)
     feeds = ordered_feeds(numpy_exe, random_feeds(numpy_exe, np.random.default_rng(seed)))
     ref = numpy_reference(model_bin, feeds)
-    r, outputs = run_test_thinker(binary, model_bin, feeds, numpy_exe.outputs, str(workdir))
+    r, outputs = run_test_thinker(binary, model_bin, feeds, numpy_exe.outputs, str(workdir),
+                                  kernels=kernels)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert r.stdout.splitlines() == ref.lines
@@ -57,14 +59,16 @@ def assert_same_as_numpy(binary: str, model_bin: str, seed: int, workdir) -> Non
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_every_op_matches_numpy_crc_for_crc(name, packed_models, host_build, tmp_path):
+def test_every_op_matches_numpy_crc_for_crc(name, packed_models, host_build, c_kernels,
+                                            tmp_path):
     for seed in (1, 2, 3):
-        assert_same_as_numpy(host_build, packed_models[name], seed, tmp_path)
+        assert_same_as_numpy(host_build, packed_models[name], seed, tmp_path, c_kernels)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_every_op_is_clean_under_asan_and_ubsan(name, packed_models, sanitize_build, tmp_path):
-    assert_same_as_numpy(sanitize_build, packed_models[name], 7, tmp_path)
+def test_every_op_is_clean_under_asan_and_ubsan(name, packed_models, sanitize_build, c_kernels,
+                                                tmp_path):
+    assert_same_as_numpy(sanitize_build, packed_models[name], 7, tmp_path, c_kernels)
 
 
 def test_models_cover_every_op_the_numpy_executor_supports(packed_models):

@@ -168,20 +168,22 @@ def extreme_feeds(exe, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_kernels_match_numpy(name, kernel_bins, host_build, tmp_path):
+def test_kernels_match_numpy(name, kernel_bins, host_build, c_kernels, tmp_path):
     exe = thinker.load(kernel_bins[name])
     for seed in (1, 2):
         assert_c_equals_numpy(host_build, kernel_bins[name],
-                              random_feeds(exe, np.random.default_rng(seed)), tmp_path)
+                              random_feeds(exe, np.random.default_rng(seed)), tmp_path,
+                              c_kernels)
     assert_c_equals_numpy(host_build, kernel_bins[name],
-                          extreme_feeds(exe, np.random.default_rng(3)), tmp_path)
+                          extreme_feeds(exe, np.random.default_rng(3)), tmp_path, c_kernels)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_kernels_clean_under_asan_and_ubsan(name, kernel_bins, sanitize_build, tmp_path):
+def test_kernels_clean_under_asan_and_ubsan(name, kernel_bins, sanitize_build, c_kernels,
+                                            tmp_path):
     exe = thinker.load(kernel_bins[name])
     assert_c_equals_numpy(sanitize_build, kernel_bins[name],
-                          extreme_feeds(exe, np.random.default_rng(7)), tmp_path)
+                          extreme_feeds(exe, np.random.default_rng(7)), tmp_path, c_kernels)
 
 
 @pytest.mark.parametrize("name", ["conv", "narrow", "pointwise", "linear1", "linear5",

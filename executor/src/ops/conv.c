@@ -153,6 +153,20 @@ static thinker_status conv_prepare(const thinker_model *m, thk_op *op, thk_needs
     }
     if (scratch > 0x7FFFFFF0u) THK_BAD("too large for the scratch buffer");
     needs->scratch = (uint32_t)scratch;
+#ifdef THINKER_HOST_KERNELS
+    p->host = NULL;
+    if (x.dtype == THINKER_INT8 && p->st.acc32) {
+        thk_host_shape hs = {0};
+        hs.n = xd[0]; hs.c = xd[1]; hs.h = xd[2]; hs.w = xd[3]; hs.o = O;
+        hs.kh = p->kh; hs.kw = p->kw; hs.sh = p->sh; hs.sw = p->sw; hs.dh = p->dh; hs.dw = p->dw;
+        hs.pt = p->pt; hs.pl = p->pl; hs.pb = p->pb; hs.pr = p->pr;
+        hs.ho = (uint32_t)ho; hs.wo = (uint32_t)wo; hs.group = p->group;
+        hs.out_bytes = out.dtype == THINKER_INT8 ? 1 : out.dtype == THINKER_INT16 ? 2 : 0;
+        needs->host = thk_host_conv_bind(&hs, &w, wsum, has_bias ? &b : NULL, has_bias, &p->st,
+                                         needs->host_region, needs->host_room, &p->host);
+        if (p->host) needs->scratch = 0; /* its work is in the job */
+    }
+#endif
     return THINKER_OK;
 }
 
@@ -795,10 +809,13 @@ static thinker_status conv_run(thk_run_ctx *ctx, uint32_t spatial) {
     uint32_t xd[4];
     int has_bias;
     conv_dims d;
+#ifdef THINKER_HOST_KERNELS
+    if (thk_host_conv_run(ctx)) return THINKER_OK;
+#endif
     thk_op_input(m, op, 0, &x);
+    thk_op_output(m, op, 0, &out);
     thk_op_input(m, op, 1, &w);
     has_bias = thk_op_input(m, op, 2, &b);
-    thk_op_output(m, op, 0, &out);
     dims4(&x, spatial, xd);
     d.N = xd[0]; d.C = xd[1]; d.H = xd[2]; d.W = xd[3];
     d.O = w.dims[0];

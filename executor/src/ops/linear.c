@@ -59,6 +59,18 @@ thinker_status thk_linear_prepare(const thinker_model *m, thk_op *op, thk_needs 
     }
     if (scratch > 0x7FFFFFF0u) THK_BAD("too large for the scratch buffer");
     needs->scratch = (uint32_t)scratch;
+#ifdef THINKER_HOST_KERNELS
+    p->host = NULL;
+    if (x.dtype == THINKER_INT8 && p->st.acc32 && d.trans_b && d.in_f) { /* rows as 1x1 samples */
+        thk_host_shape hs = {0};
+        hs.n = x.count / d.in_f; hs.c = d.in_f; hs.h = hs.w = 1; hs.o = d.out_f;
+        hs.kh = hs.kw = hs.sh = hs.sw = hs.dh = hs.dw = hs.ho = hs.wo = hs.group = 1;
+        hs.out_bytes = out.dtype == THINKER_INT8 ? 1 : out.dtype == THINKER_INT16 ? 2 : 0;
+        needs->host = thk_host_conv_bind(&hs, &w, wsum, has_bias ? &b : NULL, has_bias, &p->st,
+                                         needs->host_region, needs->host_room, &p->host);
+        if (p->host) needs->scratch = 0; /* its work is in the job */
+    }
+#endif
     return THINKER_OK;
 }
 
@@ -91,10 +103,13 @@ thinker_status thk_linear_run(thk_run_ctx *ctx) {
     thk_tensor x, w, b, out;
     uint32_t K, O, M, o, r, k, trans_b = p->group;
     int has_bias;
+#ifdef THINKER_HOST_KERNELS
+    if (thk_host_conv_run(ctx)) return THINKER_OK;
+#endif
     thk_op_input(m, op, 0, &x);
+    thk_op_output(m, op, 0, &out);
     thk_op_input(m, op, 1, &w);
     has_bias = thk_op_input(m, op, 2, &b);
-    thk_op_output(m, op, 0, &out);
     K = x.dims[x.ndim - 1];
     O = out.dims[out.ndim - 1];
     M = K ? x.count / K : 0;

@@ -162,14 +162,14 @@ def _half(stage: OutputStage) -> int:
     return int(qmath.folded_half(stage.shift, qmath.DEFAULT_ROUND_MODE))
 
 
-def pack_weights(w: np.ndarray) -> np.ndarray:
-    """[O, C, kh, kw] int -> int8 [ceil(O/16), kh*kw, ceil(C/4), 16, 4], zeros past O and C."""
+def pack_weights(lib, w: np.ndarray) -> np.ndarray:
+    """[O, C, kh, kw] int (within int8) -> the dense kernel's packed bytes, by the library's
+    own packer (the C executor's host build packs with it too)."""
     o, c, kh, kw = w.shape
-    ob, cb = -(-o // BLOCK), -(-c // 4)
-    padded = np.zeros((ob * BLOCK, cb * 4, kh, kw), np.int8)
-    padded[:o, :c] = w
-    blocks = padded.reshape(ob, BLOCK, cb, 4, kh * kw)
-    return np.ascontiguousarray(blocks.transpose(0, 4, 2, 1, 3))
+    w8 = np.ascontiguousarray(w, dtype=np.int8)
+    packed = np.empty(lib.thinker_host_packed_weight_bytes(o, c, kh * kw), np.int8)
+    lib.thinker_host_pack_conv_weights(w8.ctypes.data, o, c, kh * kw, packed.ctypes.data)
+    return packed
 
 
 class HostConv:
@@ -180,7 +180,7 @@ class HostConv:
                  geometry) -> None:
         o = w.shape[0]
         self._lib, self._stage, self._g = lib, stage, geometry
-        self._w = self._pack(w)
+        self._w = self._pack(lib, w)
         bias = np.zeros(o, np.int64) if stage.bias is None else \
             np.broadcast_to(stage.bias, (o,)).astype(np.int64)
         # |corr| <= 128 * sum|w| + |bias| + half < 2**31 (host_conv's bound): an int32
@@ -195,8 +195,8 @@ class HostConv:
         self._work_bytes, self._run = lib.thinker_host_conv_work_bytes, lib.thinker_host_conv_s8
 
     @staticmethod
-    def _pack(w: np.ndarray) -> np.ndarray:
-        return pack_weights(w)
+    def _pack(lib, w: np.ndarray) -> np.ndarray:
+        return pack_weights(lib, w)
 
     def _job(self, shape: tuple[int, ...]) -> tuple[_Job, tuple[int, ...], int, np.ndarray]:
         """The kernel's job for this input shape, with this thread's work buffer (built once
@@ -266,7 +266,7 @@ class HostDepthwise(HostConv):
             lib.thinker_host_depthwise_s8
 
     @staticmethod
-    def _pack(w: np.ndarray) -> np.ndarray:
+    def _pack(lib, w: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(w.reshape(w.shape[0], -1).astype(np.int8))  # [C][kh*kw]
 
 

@@ -153,6 +153,22 @@ _HOST: list = []  # [library or None], decided once per process
 _HOST_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def host_kernels(enabled: bool):
+    """Executors loaded inside this block use the compiled host kernels (the default where
+    the CPU has them) or not: it sets ``THINKER_HOST_KERNELS``, which both the numpy executor
+    and the host C executor read when a model is loaded, and restores it after."""
+    old = os.environ.get("THINKER_HOST_KERNELS")
+    os.environ["THINKER_HOST_KERNELS"] = "1" if enabled else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["THINKER_HOST_KERNELS"]
+        else:
+            os.environ["THINKER_HOST_KERNELS"] = old
+
+
 def host_library() -> ctypes.CDLL | None:
     """The library for the numpy executor's compiled kernels (executor/host), or None where
     it cannot be had (no compiler, a wheel built without it) or ``THINKER_HOST_KERNELS=0``:
@@ -175,6 +191,12 @@ def host_library() -> ctypes.CDLL | None:
                 fn.restype = ctypes.c_int64 if name.endswith("_bytes") else ctypes.c_int
             lib.thinker_host_run_chain.argtypes = [ctypes.c_void_p, ctypes.c_int32]
             lib.thinker_host_run_chain.restype = ctypes.c_int
+            i32 = ctypes.c_int32
+            lib.thinker_host_packed_weight_bytes.argtypes = [i32, i32, i32]
+            lib.thinker_host_packed_weight_bytes.restype = ctypes.c_int64
+            lib.thinker_host_pack_conv_weights.argtypes = [ctypes.c_void_p, i32, i32, i32,
+                                                           ctypes.c_void_p]
+            lib.thinker_host_pack_conv_weights.restype = None
         except (ThinkerError, OSError, AttributeError):
             lib = None
         _HOST.append(lib)
