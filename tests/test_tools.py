@@ -14,6 +14,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+import packing_models
 from packing_models import small_cnn
 from thinker.packer import Packer, PackOptions
 from thinker.resource import read_model
@@ -28,7 +29,14 @@ def thinker_cli(*args, cwd=None):
 @pytest.fixture(scope="module")
 def packed_cnn(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tools")
-    onnx.save(small_cnn(), tmp / "cnn.onnx")
+    # the same weights whatever ran before (the shared RNG's state depends on the test order):
+    # with some draws pw's input channel 3 is zero after ReLU, and the weight corrupted below
+    # changes nothing (found when 1 full run in 3 passed a corrupt model as identical)
+    shared, packing_models.RNG = packing_models.RNG, np.random.default_rng(11)
+    try:
+        onnx.save(small_cnn(), tmp / "cnn.onnx")
+    finally:
+        packing_models.RNG = shared
     result = Packer(PackOptions(graph_path=str(tmp / "cnn.onnx"),
                                 workspace=str(tmp / "ws"))).run()
     (tmp / "cnn.bin").write_bytes(result.model_bin)
