@@ -42,11 +42,14 @@ test: $(STAMP) executor
 # + UBSan), thinker profile / report. Prints the counts; findings are kept in tests/fuzz/regressions.
 # Then FUZZ_M4_MODELS random conv models on the emulated Cortex-M4 (numpy = host C = emulator, no
 # write outside the plan; make test runs 16), FUZZ_HOST_MODELS random conv/depthwise models on
-# the numpy executor's compiled kernels against its numpy kernels (make test runs 40), and
-# FUZZ_HOST_BOUNDS_JOBS jobs per seed of those kernels against guard pages (make test runs 100).
+# the numpy executor's compiled kernels against its numpy kernels (make test runs 40),
+# FUZZ_C_HOST_MODELS random conv models on the host C executor's compiled kernels against the
+# numpy kernels (make test runs 24), and FUZZ_HOST_BOUNDS_JOBS jobs per seed of those kernels
+# against guard pages (make test runs 100).
 FUZZ_MINUTES ?= 10
 FUZZ_M4_MODELS ?= 1000
 FUZZ_HOST_MODELS ?= 3000
+FUZZ_C_HOST_MODELS ?= 1000
 FUZZ_HOST_BOUNDS_JOBS ?= 5000
 fuzz: $(STAMP)
 	$(MAKE) -C executor sanitize
@@ -55,8 +58,10 @@ fuzz: $(STAMP)
 	THINKER_SHARED_DATA=$(SHARED) THINKER_M4_RANDOM_MODELS=$(FUZZ_M4_MODELS) $(PY) -m pytest -q \
 		tests/c_executor/test_c_m4_random_convs.py
 	THINKER_SHARED_DATA=$(SHARED) THINKER_HOST_RANDOM_MODELS=$(FUZZ_HOST_MODELS) \
+		THINKER_C_HOST_RANDOM_MODELS=$(FUZZ_C_HOST_MODELS) \
 		THINKER_HOST_BOUNDS_JOBS=$(FUZZ_HOST_BOUNDS_JOBS) $(PY) -m pytest -q \
-		tests/c_executor/test_host_kernels.py tests/c_executor/test_host_kernels_bounds.py
+		tests/c_executor/test_host_kernels.py tests/c_executor/test_c_host_kernels.py \
+		tests/c_executor/test_host_kernels_bounds.py
 
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE may be pinned on this kind of machine for old OpenBLAS
 # builds; numpy's current one picks its own kernels (printed by the benchmark), so the speed

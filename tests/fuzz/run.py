@@ -29,6 +29,8 @@ import mutate  # noqa: E402
 import onnx_fuzz  # noqa: E402
 import seeds as seed_corpus  # noqa: E402
 
+from thinker.runtime.c_backend import host_kernels  # noqa: E402
+
 REGRESSIONS = os.path.join(HERE, "regressions")
 
 
@@ -163,15 +165,21 @@ def fuzz(seconds: float, seed: int, per_seed: int = 40, onnx_count: int = 200,
     rounds = 0
     with tempfile.TemporaryDirectory(prefix="thinker-fuzz-") as workdir:
         while rounds < 2 or time.monotonic() - start < seconds:
-            if rounds % 2 == 0:
-                counts = mutation_round(rng, binary, per_seed, workdir)
-                kind = "model.bin mutants"
-            else:
-                counts = onnx_round(rng, binary, onnx_count, workdir)
-                kind = "ONNX attribute perturbations"
+            # every other pair of rounds with the compiled host kernels off, so both of the
+            # executors' kernel sets meet the mutants
+            compiled = rounds // 2 % 2 == 0
+            with host_kernels(compiled):
+                if rounds % 2 == 0:
+                    counts = mutation_round(rng, binary, per_seed, workdir)
+                    kind = "model.bin mutants"
+                else:
+                    counts = onnx_round(rng, binary, onnx_count, workdir)
+                    kind = "ONNX attribute perturbations"
             total.add(counts)
             rounds += 1
-            log(f"round {rounds} ({kind}, {time.monotonic() - start:.0f} s): {counts.line()}")
+            kernels = "compiled" if compiled else "portable"
+            log(f"round {rounds} ({kind}, {kernels} kernels, {time.monotonic() - start:.0f} s): "
+                f"{counts.line()}")
     return total
 
 
