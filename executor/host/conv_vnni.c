@@ -60,13 +60,32 @@ static int64_t planes_bytes(const thinker_host_conv *j, const layout *l)
     return (ceil_div(j->c, 4) * l->cb_pixels + tail) * 4;
 }
 
-int64_t thinker_host_conv_work_bytes(const thinker_host_conv *j)
+/* the dense kernel this CPU runs: KERNEL_512 (this file), KERNEL_256 (conv_avxvnni.c) or 0 */
+#define KERNEL_512 1
+#define KERNEL_256 2
+static int dense_kernel(void)
 {
-    if (!(thinker_host_features() & THINKER_HOST_VNNI) || (j->out_bytes != 1 &&
-        j->out_bytes != 2) || j->shift < 0 || j->shift > 31 || j->kh * j->kw > 256)
+    const int features = thinker_host_features();
+    return features & THINKER_HOST_VNNI ? KERNEL_512 :
+           features & THINKER_HOST_VNNI256 ? KERNEL_256 : 0;
+}
+
+static int64_t work_bytes_of(const thinker_host_conv *j, int kernel)
+{
+    if (!kernel || (j->out_bytes != 1 && j->out_bytes != 2) || j->shift < 0 || j->shift > 31 ||
+        j->kh * j->kw > 256)
         return -1;
+#ifdef HOST_AVXVNNI
+    if (kernel == KERNEL_256)
+        return thk_avxvnni_work_bytes(j);
+#endif
     const layout l = plan(j);
     return planes_bytes(j, &l) + ceil_div(j->w_in, 64) * 64 * 4;
+}
+
+int64_t thinker_host_conv_work_bytes(const thinker_host_conv *j)
+{
+    return work_bytes_of(j, dense_kernel());
 }
 
 int64_t thinker_host_packed_weight_bytes(int32_t o, int32_t c, int32_t taps)
@@ -82,20 +101,29 @@ void thinker_host_pack_conv_weights(const int8_t *w, int32_t o, int32_t c, int32
     for (int32_t oc = 0; oc < o; oc++)
         for (int32_t ch = 0; ch < c; ch++)
             for (int32_t t = 0; t < taps; t++)
-                dst[((((int64_t)oc / OBLOCK * taps + t) * cb + ch / 4) * OBLOCK + oc % OBLOCK) * 4 + ch % 4] =
-                    w[((int64_t)oc * c + ch) * taps + t];
+                dst[((((int64_t)oc / OBLOCK * taps + t) * cb + ch / 4) * OBLOCK + oc % OBLOCK) *
+                    4 + ch % 4] = w[((int64_t)oc * c + ch) * taps + t];
 }
 
 int thinker_host_features(void)
 {
 #ifdef HOST_VNNI
+    int bits = 0;
+    const char *isa = getenv("THINKER_HOST_ISA");
     __builtin_cpu_init(); /* (no cached answer: the library keeps no mutable globals) */
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-        return THINKER_HOST_VNNI | (__builtin_cpu_supports("avx512vbmi") &&
+    if (!(isa && !strcmp(isa, "avxvnni")) && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512vnni"))
+        bits = THINKER_HOST_VNNI | (__builtin_cpu_supports("avx512vbmi") &&
                                     __builtin_cpu_supports("avx512vbmi2") ?
                                     THINKER_HOST_DEPTHWISE : 0);
-    return 0;
+#ifdef HOST_AVXVNNI
+    /* CPUID leaf 7 subleaf 1, EAX bit 4 (GCC 12's __builtin_cpu_supports misses it) */
+    unsigned a, b, c, d;
+    if (__builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1u))
+        bits |= THINKER_HOST_VNNI256;
+#endif
+    return bits;
 #else
     return 0;
 #endif
@@ -338,11 +366,20 @@ VNNI_TARGET static void linear_rows(const thinker_host_conv *j, const layout *l,
 int thinker_host_conv_s8(thinker_host_conv *j)
 {
 #ifdef HOST_VNNI
-    if (!j->prepared) {
-        const int64_t need = thinker_host_conv_work_bytes(j);
+    if (!j->prepared) { /* the kernel that takes the job; ``prepared`` remembers it */
+        const int kernel = dense_kernel();
+        const int64_t need = work_bytes_of(j, kernel);
         if (need < 0 || j->work_bytes < need)
             return 1;
+#ifdef HOST_AVXVNNI
+        if (kernel == KERNEL_256)
+            j->prepared = -KERNEL_256; /* set up on this call */
+#endif
     }
+#ifdef HOST_AVXVNNI
+    if (j->prepared < 0 || j->prepared == KERNEL_256)
+        return thk_avxvnni_conv_s8(j);
+#endif
     const int32_t linear = j->h == 1 && j->w_in == 1 && j->kh == 1 && j->kw == 1 &&
                            !(j->pt | j->pl | j->pb | j->pr);
     const layout l = plan(j);
@@ -350,7 +387,7 @@ int thinker_host_conv_s8(thinker_host_conv *j)
     /* every call writes the same interior, so the padding is set once per job */
     if (!j->prepared)
         memset(j->work, 0x80, (size_t)planes_bytes(j, &l));
-    j->prepared = 1;
+    j->prepared = KERNEL_512;
     for (int32_t n = 0; n < j->n; n += l.nc) {
         const int32_t samples = j->n - n < l.nc ? j->n - n : l.nc;
         fill_work(j, &l, j->x + n * sample, samples, j->work);

@@ -107,15 +107,16 @@ int thk_host_conv_run(const thk_run_ctx *ctx)
 {
     host_job *h = (host_job *)ctx->op->p.conv.host;
     thk_tensor x, out;
+    int refused;
     if (!h) return 0;
     thk_op_input(ctx->model, ctx->op, 0, &x);
     thk_op_output(ctx->model, ctx->op, 0, &out);
     h->job.x = (const int8_t *)x.data;
     h->job.out = out.data;
-    /* cannot refuse: the job was sized and checked when it was bound */
-    if (h->depthwise)
-        (void)thinker_host_depthwise_s8(&h->job);
-    else
-        (void)thinker_host_conv_s8(&h->job);
-    return 1;
+    /* the job was sized and checked when it was bound; a refusal means the CPU's kernel
+     * changed since (THINKER_HOST_ISA set between init and this forward) */
+    refused = h->depthwise ? thinker_host_depthwise_s8(&h->job) : thinker_host_conv_s8(&h->job);
+    if (refused) thk_op_error(ctx->message, ctx->op, THINKER_ERR_RUNTIME,
+                              "the compiled host kernel refused its job (host CPU features changed)");
+    return refused ? -1 : 1;
 }

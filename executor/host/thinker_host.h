@@ -9,6 +9,7 @@
 /* thinker_host_features() bits */
 #define THINKER_HOST_VNNI 1      /* AVX-512 VNNI: thinker_host_conv_s8 */
 #define THINKER_HOST_DEPTHWISE 2 /* and AVX-512 VBMI + VBMI2: thinker_host_depthwise_s8 */
+#define THINKER_HOST_VNNI256 4   /* AVX-VNNI (256-bit): thinker_host_conv_s8 only */
 
 /* An int8 convolution (group 1, or depthwise: o == c) with the output stage:
  * out = clamp((acc + corr) >> shift). */
@@ -24,8 +25,9 @@ typedef struct {
     int32_t pt, pl, pb, pr;
     int32_t ho, wo;
     int32_t shift, lo, hi, out_bytes;
-    /* 0 on a new job: the first call sets the work's padding and tables, later calls of the
-     * same job (same shapes, weights and work) only fill in each input */
+    /* 0 on a new job: the first call sets the work's padding and tables and records which
+     * kernel took the job, later calls of the same job (same shapes, weights and work) only
+     * fill in each input */
     int32_t prepared;
 } thinker_host_conv;
 
@@ -38,6 +40,8 @@ typedef struct {
     int32_t shift, lo, hi, out_bytes;
 } thinker_host_mean;
 
+/* THINKER_HOST_* bits of this CPU; THINKER_HOST_ISA=avxvnni in the environment reports only
+ * THINKER_HOST_VNNI256 (where the CPU has it), to run the 256-bit kernels on any such CPU */
 int thinker_host_features(void);
 /* dense conv weights [o][c][taps] -> the kernel's [ceil(o/16)][taps][ceil(c/4)][16][4], zeros
  * past o and c (thinker_host_packed_weight_bytes bytes) */

@@ -4,6 +4,7 @@
 #define THINKER_HOST_VNNI_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "thinker_host.h"
@@ -14,6 +15,13 @@
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define VBMI_TARGET \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512vbmi2")))
+#if defined(__GNUC__) && (__GNUC__ >= 11 || defined(__clang__))
+#include <cpuid.h>
+#define HOST_AVXVNNI 1 /* conv_avxvnni.c: VEX VPDPBUSD (GCC 11+) */
+#define AVXVNNI_TARGET __attribute__((target("avx2,avxvnni")))
+int64_t thk_avxvnni_work_bytes(const thinker_host_conv *j);
+int thk_avxvnni_conv_s8(thinker_host_conv *j);
+#endif
 #endif
 
 #define BLOCK 16 /* output positions per block (lanes) */
@@ -66,9 +74,11 @@ typedef struct {
  * next) of a grid whose valid corner is ho x wo, as runs of lanes: masks[r] marks a run's
  * lanes and at[r] is where its lane 0 would go (sample * per_sample + y * wo + x - lane), so
  * that a masked store of the whole vector at ``at`` puts each run in place with no lane
- * shuffling. ``at`` may lie up to 15 elements before the output (callers give the output a
- * margin in front); masked-off lanes are never accessed. Runs continuing in memory share an
- * ``at`` and are joined. */
+ * shuffling. ``at`` may lie up to 15 elements before the output; masked-off lanes are never
+ * accessed (AVX-512 masked stores do not touch them, nor fault on them), so no byte before
+ * the output is read or written: the numpy side still allocates a margin there, the C
+ * executor passes its arena tensors as they are. Runs continuing in memory share an ``at``
+ * and are joined. */
 static inline int grid_runs(const thinker_host_conv *j, grid_cursor *cur, int64_t p,
                             int64_t positions, int64_t hq, int64_t wq, int64_t per_sample,
                             __mmask16 masks[BLOCK], int64_t at[BLOCK])

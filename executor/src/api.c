@@ -20,6 +20,7 @@ static uint64_t state_bytes(const thinker_model *m) {
     uint64_t bytes = align_up(sizeof(thinker_model), STATE_ALIGN) + (uint64_t)m->n_ops * sizeof(thk_op) +
                      thk_dynamic_bytes(m);
 #ifdef THINKER_HOST_KERNELS
+    bytes += 4u * (uint64_t)m->n_ops; /* host_slot */
     if (m->host_bytes) bytes += 64u + m->host_bytes;
 #endif
     return bytes;
@@ -112,6 +113,9 @@ thinker_status thinker_model_init(thinker_model **model, const void *model_bin, 
     m->ops = (thk_op *)(void *)((uint8_t *)state->base + align_up(sizeof(thinker_model), STATE_ALIGN));
     thk_dynamic_init(m, (uint8_t *)(m->ops + m->n_ops)); /* dynamic axes at MAX */
 #ifdef THINKER_HOST_KERNELS
+    m->host_slot = (uint32_t *)(void *)((uint8_t *)(m->ops + m->n_ops) + thk_dynamic_bytes(m));
+    memset(m->host_slot, 0, 4u * (size_t)m->n_ops);
+    m->host_fixed = 0;
     { /* the jobs take what STATE has beyond the records (a smaller STATE: the portable kernels) */
         uint8_t *end = (uint8_t *)state->base + state->size;
         uint8_t *records_end = (uint8_t *)state->base + state_bytes(&tmp);

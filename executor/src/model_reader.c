@@ -587,7 +587,11 @@ thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *m
     thinker_status s;
     cursor c;
 #ifdef THINKER_HOST_KERNELS
-    uint32_t host_used = 0; /* jobs take the host region in op order, each a multiple of 64 */
+    /* jobs take the host region in op order, each a multiple of 64: at init as much as each
+     * needs (its slot), when a dynamic length changes each its own slot again, so one job
+     * needing more at another length leaves the others where they are */
+    uint32_t host_used = 0;
+    const int binding = ops && m->host_region;
 #endif
     m->scratch_needed = 0;
     if (ops) {
@@ -636,14 +640,19 @@ thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *m
         needs.budget = record ? thk_rd32(record + 12) : 0;
 #ifdef THINKER_HOST_KERNELS
         needs.host = 0;
-        needs.host_region = ops && m->host_region ? m->host_region + host_used : NULL;
-        needs.host_room = needs.host_region ? m->host_room - host_used : 0;
+        needs.host_region = binding ? m->host_region + host_used : NULL;
+        needs.host_room = !binding ? 0 : m->host_fixed ? m->host_slot[i] : m->host_room - host_used;
 #endif
         s = op->def->prepare(m, op, &needs, msg);
         if (s != THINKER_OK) return s;
 #ifdef THINKER_HOST_KERNELS
-        if (needs.host > 0xFFFFFFF0u - host_used) needs.host = 0; /* planning: would not fit */
-        host_used += needs.host;
+        if (binding) {
+            if (!m->host_fixed) m->host_slot[i] = needs.host;
+            host_used += m->host_slot[i];
+        } else if (!ops) { /* planning: jobs beyond THK_HOST_PLAN_LIMIT are not planned */
+            if (needs.host > THK_HOST_PLAN_LIMIT - host_used) needs.host = 0;
+            host_used += needs.host;
+        }
 #endif
         if (needs.scratch > m->scratch_needed) m->scratch_needed = needs.scratch;
         if (needs.scratch) {
@@ -653,6 +662,7 @@ thinker_status thk_prepare_ops(thinker_model *m, thk_op *ops, thinker_message *m
     }
 #ifdef THINKER_HOST_KERNELS
     if (!ops) m->host_bytes = host_used;
+    if (binding) m->host_fixed = 1;
 #endif
     return THINKER_OK;
 }

@@ -251,6 +251,8 @@ typedef struct thinker_model {
     uint32_t host_bytes;  /* planning: the STATE the ops' host-kernel jobs would take */
     uint8_t *host_region; /* init: where they go (64-aligned), host_room bytes */
     uint32_t host_room;
+    uint32_t *host_slot;  /* per op: the bytes of its job's slot (STATE), 0: none */
+    uint8_t host_fixed;   /* slots set (after init's prepare) */
 #endif
     struct thinker_executor executor;
 } thinker_model;
@@ -328,6 +330,7 @@ int32_t thk_f32_key(uint32_t bits);
 int thk_const_ints(const thinker_model *m, const thk_op *op, uint32_t slot, int64_t *values, int cap);
 
 #ifdef THINKER_HOST_KERNELS
+#define THK_HOST_PLAN_LIMIT (1u << 30) /* jobs planned in all, at most (STATE stays < 4 GiB) */
 /* host/executor_kernels.c (host builds only): an int8 conv (group 1 or depthwise) or linear
  * (a 1x1 conv over its rows) on the compiled x86 kernels */
 typedef struct {
@@ -341,7 +344,8 @@ typedef struct {
 uint32_t thk_host_conv_bind(const thk_host_shape *s, const thk_tensor *w, uint64_t weight_abs_sum,
                             const thk_tensor *bias, int has_bias, const thk_outstage *st,
                             uint8_t *region, uint32_t room, void **job);
-/* runs a conv or linear op on its bound job: 1, or 0 when it has none */
+/* runs a conv or linear op on its bound job: 1, 0 when it has none, -1 when the kernel
+ * refused the job (its message set) */
 int thk_host_conv_run(const thk_run_ctx *ctx);
 #endif
 

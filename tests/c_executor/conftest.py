@@ -46,3 +46,18 @@ def c_kernels(request) -> str:
     device without a DSP extension runs (THINKER_HOST_KERNELS=0): pass it to
     run_test_thinker(kernels=...)."""
     return request.param
+
+
+@pytest.fixture(params=["native", "avxvnni"])
+def host_isa(request, monkeypatch) -> str:
+    """Run a compiled-kernel test with the kernels this CPU picks and again with its 256-bit
+    AVX-VNNI kernels (THINKER_HOST_ISA=avxvnni: dense convs and linears only, the kernels of
+    CPUs without AVX-512), skipped where the CPU has no AVX-VNNI."""
+    if request.param == "avxvnni":
+        from thinker.runtime.c_backend import host_library
+
+        monkeypatch.setenv("THINKER_HOST_ISA", "avxvnni")
+        lib = host_library()
+        if lib is None or not lib.thinker_host_features() & 4:  # THINKER_HOST_VNNI256
+            pytest.skip("this CPU has no AVX-VNNI")
+    return request.param

@@ -5,9 +5,9 @@
  * margin the callers allocate), so a stray read or write past either end faults. Outputs are
  * compared with a plain int64 scalar reference written from the definition (not from the
  * kernels), on a first call (prepared = 0, garbage in ``work``) and a second call of the same
- * job (prepared = 1) on new input values.
+ * job (as the first call left it) on new input values.
  *
- *   cc -O1 -g -march=native -Iexecutor/host executor/host/[a-z]*.c \
+ *   cc -O1 -g -march=native -Iexecutor/host executor/host/{conv_vnni,conv_avxvnni,depthwise_vnni,mean_rows,chain}.c \
  *      tests/c_executor/host_bounds_driver.c -o host_bounds_driver
  *   ./host_bounds_driver SEED [JOBS]
  *
@@ -409,9 +409,7 @@ static int run_conv(spec *s, int job_index)
             memcpy(x, call ? xb : xa, (size_t)in_count);
             memset((char *)out - MARGIN * s->out_bytes, sentinel,
                    (size_t)((out_count + MARGIN) * s->out_bytes));
-            job.x = x;
-            if (call)
-                job.prepared = 1;
+            job.x = x; /* call 1: the job as call 0 left it (prepared, its kernel recorded) */
             snprintf(current, sizeof current, "job %d pass %d (%s) call %d (prepared=%d): %s",
                      job_index, pass, pass ? "starts after guard" : "ends at guard", call,
                      job.prepared, d);
@@ -510,8 +508,8 @@ int main(int argc, char **argv)
     sigaction(SIGBUS, &sa, NULL);
 
     const int features = thinker_host_features();
-    if (!(features & THINKER_HOST_VNNI)) {
-        printf("SKIP: no AVX-512 VNNI (features %d)\n", features);
+    if (!(features & (THINKER_HOST_VNNI | THINKER_HOST_VNNI256))) {
+        printf("SKIP: no AVX-512 VNNI or AVX-VNNI (features %d)\n", features);
         return 77;
     }
     const int depthwise = (features & THINKER_HOST_DEPTHWISE) != 0;

@@ -66,7 +66,8 @@ def test_the_plan_asks_for_the_jobs_of_the_convs_the_kernels_take(small_bins, mo
 
 @needs_vnni
 @pytest.mark.parametrize("seed", range(RANDOM_MODELS))
-def test_random_convs_on_the_compiled_kernels_equal_numpy(seed, tmp_path, monkeypatch):
+def test_random_convs_on_the_compiled_kernels_equal_numpy(seed, host_isa, tmp_path,
+                                                          monkeypatch):
     """Seeded random convs (dense, depthwise, grouped, dilated, strided, padded, 4-bit weights,
     fused clips; 1-2 samples) with saturating inputs: the C executor on its compiled kernels
     gives the numpy kernels' bytes."""

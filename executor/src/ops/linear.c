@@ -61,7 +61,8 @@ thinker_status thk_linear_prepare(const thinker_model *m, thk_op *op, thk_needs 
     needs->scratch = (uint32_t)scratch;
 #ifdef THINKER_HOST_KERNELS
     p->host = NULL;
-    if (x.dtype == THINKER_INT8 && p->st.acc32 && d.trans_b && d.in_f) { /* rows as 1x1 samples */
+    if (x.dtype == THINKER_INT8 && p->st.acc32 && d.trans_b && d.in_f &&
+        x.count / d.in_f <= 0x7FFFFFFFu) { /* rows as 1x1 samples (an int32 count) */
         thk_host_shape hs = {0};
         hs.n = x.count / d.in_f; hs.c = d.in_f; hs.h = hs.w = 1; hs.o = d.out_f;
         hs.kh = hs.kw = hs.sh = hs.sw = hs.dh = hs.dw = hs.ho = hs.wo = hs.group = 1;
@@ -104,7 +105,11 @@ thinker_status thk_linear_run(thk_run_ctx *ctx) {
     uint32_t K, O, M, o, r, k, trans_b = p->group;
     int has_bias;
 #ifdef THINKER_HOST_KERNELS
-    if (thk_host_conv_run(ctx)) return THINKER_OK;
+    switch (thk_host_conv_run(ctx)) {
+    case 1: return THINKER_OK;
+    case -1: return THINKER_ERR_RUNTIME;
+    default: break; /* no job: the portable kernels */
+    }
 #endif
     thk_op_input(m, op, 0, &x);
     thk_op_output(m, op, 0, &out);

@@ -1,6 +1,7 @@
 """The numpy executor's compiled kernels (executor/host/): int8 convolution, depthwise
 convolution and linear where the CPU has AVX-512 VNNI (exact int8 products summed in int32,
-64 per instruction, instead of float BLAS), and global average pooling. Same integers as the
+64 per instruction, instead of float BLAS; convolution and linear also on 256-bit AVX-VNNI),
+and global average pooling. Same integers as the
 numpy kernels (tests compare the two on every path); an op they cannot take (a float or
 32-bit output, a rounding mode other than the default, a left shift, an accumulator that
 could leave int32, inputs wider than 8 bits, grouped convs other than depthwise) stays on
@@ -25,6 +26,7 @@ BLOCK = 16  # output channels per weight block (conv_vnni.c)
 OUT_MARGIN = 16  # elements before each output (vnni.h grid_runs)
 VNNI_FEATURE = 1  # thinker_host_features(): AVX-512 VNNI (conv_vnni.c)
 DEPTHWISE_FEATURE = 2  # thinker_host_features(): AVX-512 VBMI/VBMI2 too (depthwise_vnni.c)
+VNNI256_FEATURE = 4  # thinker_host_features(): AVX-VNNI, 256-bit (conv_avxvnni.c: dense only)
 KEEP_SHAPES = 8  # jobs (each with its work) a kernel keeps per thread
 INT32_LIMIT = 1 << 31
 
@@ -46,9 +48,10 @@ def _any_library():
 
 
 def _library():
-    """The library when the CPU runs its VNNI kernels, else None."""
+    """The library when the CPU runs its dense VNNI kernels (512- or 256-bit), else None."""
     lib = _any_library()
-    return lib if lib is not None and lib.thinker_host_features() & VNNI_FEATURE else None
+    dense = VNNI_FEATURE | VNNI256_FEATURE
+    return lib if lib is not None and lib.thinker_host_features() & dense else None
 
 
 def address(a: np.ndarray) -> int:

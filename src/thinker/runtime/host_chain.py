@@ -61,8 +61,6 @@ class HostChain:
     def _scale(self, x: np.ndarray) -> int:
         """How many times the graph's batch ``x`` holds, where the chain can run it (0: no)."""
         static = self._shapes[0]
-        if not x.flags.c_contiguous:
-            return 0
         if x.shape == static:
             return 1
         if not self._scalable or x.shape[1:] != static[1:] or x.shape[0] % static[0]:
@@ -115,6 +113,8 @@ class HostChain:
         built = self._built(scale) if scale else None
         if built is None:
             return self._one_by_one(x, rest)
+        if not x.flags.c_contiguous:  # e.g. a numpy kernel's transposed result before it
+            x = np.ascontiguousarray(x)
         links, count, first, last, last_job, out_shape, _ = built
         out = output_buffer(last_job.out_size, last_job.dtype)[OUT_MARGIN:]
         out = out.reshape(out_shape)
