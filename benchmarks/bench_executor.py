@@ -17,10 +17,11 @@ that alternate the two peers, so both see the same machine noise; each prints th
 the median over the rounds, and the ratios (onnxruntime time / thinker time: above 1 thinker
 is faster), and both peers' GMAC/s. The ratios are read against numpy's own single-thread
 sgemm rate, measured first: onnxruntime's time over "every MAC at the sgemm rate" bounds the
-ratio a float-BLAS kernel can reach on this machine. Where the CPU has AVX-512 VNNI, dense
-convs and linears run on the compiled int8 kernel instead (docs/ops.md; the line after the
-machine says which), which that bound does not limit; THINKER_HOST_KERNELS=0 measures the
-numpy kernels alone.
+ratio a float-BLAS kernel can reach on this machine. Where the CPU has AVX-512 VNNI or
+AVX-VNNI, convs and linears run on the compiled int8 kernels instead (docs/ops.md; the line
+after the machine says which), which that bound does not limit; THINKER_HOST_KERNELS=0
+measures the numpy kernels alone, THINKER_HOST_ISA=avxvnni the 256-bit kernels of CPUs without
+AVX-512.
 Last, the peak RSS of a fresh process running ResNet-18 at batch 64.
 """
 
@@ -181,11 +182,14 @@ def main() -> int:
     thread_counts = [int(t) for t in args.threads.split(",")]
 
     print(machine_line())
+    lib = host_kernels._library()
+    features = lib.thinker_host_features() if lib is not None else 0
+    isa = "AVX-512 VNNI, executor/host/conv_vnni.c" if features & host_kernels.VNNI_FEATURE \
+        else "256-bit AVX-VNNI, executor/host/conv_avxvnni.c"
     print("thinker conv/linear kernels: " + (
-        "compiled int8 (AVX-512 VNNI, executor/host/conv_vnni.c) where they apply, numpy + "
-        "BLAS elsewhere" if host_kernels._library() is not None else
-        "numpy + BLAS (no compiled int8 kernel: no AVX-512 VNNI, no C compiler, or "
-        "THINKER_HOST_KERNELS=0)"))
+        f"compiled int8 ({isa}) where they apply, numpy + BLAS elsewhere" if lib is not None
+        else "numpy + BLAS (no compiled int8 kernel: no AVX-512 VNNI or AVX-VNNI, no C "
+        "compiler, or THINKER_HOST_KERNELS=0)"))
     rate = sgemm_rate()
     print(f"numpy sgemm, 1 thread: {rate / 1e9:.1f} GMAC/s (the float-BLAS ceiling: 'sgemm "
           "bound' below is the ratio a float-BLAS kernel running every MAC at that rate would "

@@ -30,8 +30,7 @@ typedef struct {
 static layout256 plan256(const thinker_host_conv *j)
 {
     layout256 l;
-    const int64_t reach = (int64_t)(j->kw - 1) * j->dw / j->sw; /* widest tap column offset */
-    const int64_t wq = ceil_div((int64_t)j->w_in + j->pl + j->pr, j->sw);
+    const int64_t reach = tap_reach(j), wq = phase_cols(j);
     const int64_t row_blocks = ceil_div(j->wo, LANES) * LANES;
     l.hq = ceil_div((int64_t)j->h + j->pt + j->pb, j->sh);
     /* narrow maps waste most of a row block: blocks then run across rows (positions computed
@@ -129,6 +128,29 @@ AVXVNNI_TARGET static void fill256(const thinker_host_conv *j, const layout256 *
     }
 }
 
+/* the first ``n`` (<= 8) bytes of ``v`` (little-endian) to dst, in at most 3 stores */
+static inline void store_bytes(uint8_t *dst, uint64_t v, int32_t n)
+{
+    if (n == 8) {
+        memcpy(dst, &v, 8);
+        return;
+    }
+    if (n & 4) {
+        const uint32_t w = (uint32_t)v;
+        memcpy(dst, &w, 4);
+        dst += 4;
+        v >>= 32;
+    }
+    if (n & 2) {
+        const uint16_t h = (uint16_t)v;
+        memcpy(dst, &h, 2);
+        dst += 2;
+        v >>= 16;
+    }
+    if (n & 1)
+        *dst = (uint8_t)v;
+}
+
 /* the 8 lanes' int32 outputs into ``count`` elements at ``at`` (int8 or int16) */
 AVXVNNI_TARGET static void store8(const thinker_host_conv *j, int64_t at, __m256i v,
                                   int32_t count)
@@ -137,19 +159,15 @@ AVXVNNI_TARGET static void store8(const thinker_host_conv *j, int64_t at, __m256
     const __m128i h16 = _mm_packs_epi32(lo, hi); /* values are clamped to the output range */
     if (j->out_bytes == 1) {
         const __m128i b = _mm_packs_epi16(h16, h16);
-        if (count == LANES) {
-            _mm_storel_epi64((__m128i *)((int8_t *)j->out + at), b);
-        } else {
-            int8_t tmp[16];
-            _mm_storeu_si128((__m128i *)tmp, b);
-            memcpy((int8_t *)j->out + at, tmp, (size_t)count);
-        }
+        store_bytes((uint8_t *)j->out + at, (uint64_t)_mm_cvtsi128_si64(b), count);
     } else if (count == LANES) {
         _mm_storeu_si128((__m128i *)((int16_t *)j->out + at), h16);
-    } else {
-        int16_t tmp[8];
-        _mm_storeu_si128((__m128i *)tmp, h16);
-        memcpy((int16_t *)j->out + at, tmp, (size_t)count * 2);
+    } else { /* the first count of 8 halves, as two groups of 8 bytes */
+        uint8_t *dst = (uint8_t *)((int16_t *)j->out + at);
+        const uint64_t first = (uint64_t)_mm_cvtsi128_si64(h16);
+        store_bytes(dst, first, count < 4 ? 2 * count : 8);
+        if (count > 4)
+            store_bytes(dst + 8, (uint64_t)_mm_extract_epi64(h16, 1), 2 * (count - 4));
     }
 }
 
@@ -331,6 +349,146 @@ AVXVNNI_TARGET int thk_avxvnni_conv_s8(thinker_host_conv *j)
     for (int32_t s = 0; s < j->n; s++) {
         fill256(j, &l, j->x + s * sample, (uint32_t *)j->work);
         conv256(j, &l, (const uint32_t *)j->work, s);
+    }
+    return 0;
+}
+
+/* ---- depthwise (one input channel per output channel) --------------------------------- */
+
+/* Each channel's padded map is ``hp`` rows of ``wr`` bytes (+ 128; padding 128). Lanes are 8
+ * output positions of one row, in two halves of 4; a tap group is up to 4 taps of one kernel
+ * row: per half one 16-byte load from the group's first tap, one VPSHUFB putting each lane's
+ * 4 tap bytes (j*sw + k*dw) in its word, then one VPDPBUSD with the channel's 4 weights. A
+ * half's bytes must lie in its 16: 3*sw + (taps - 1)*dw <= 15. */
+typedef struct {
+    int64_t hp, wr;         /* padded rows; bytes per row (the blocks' reads included) */
+    int32_t groups;         /* tap groups per kernel row: ceil(kw / 4) */
+} dw256_layout;
+
+static dw256_layout dw256_plan(const thinker_host_conv *j)
+{
+    dw256_layout l;
+    const int64_t wp = (int64_t)j->w_in + j->pl + j->pr;
+    l.groups = (j->kw + 3) / 4;
+    const int64_t reads = (ceil_div(j->wo, LANES) * LANES - 4) * j->sw +
+                          (int64_t)(l.groups - 1) * 4 * j->dw + 16;
+    l.hp = (int64_t)j->h + j->pt + j->pb;
+    l.wr = wp > reads ? wp : reads;
+    return l;
+}
+
+/* bytes of one sample's maps, rounded up so that the weight words after them are aligned */
+static int64_t dw256_maps_bytes(const thinker_host_conv *j, const dw256_layout *l)
+{
+    return ceil_div(j->c * l->hp * l->wr, 64) * 64;
+}
+
+/* the maps of one sample, then the weight words [C][kh][groups] */
+int64_t thk_avxvnni_depthwise_work_bytes(const thinker_host_conv *j)
+{
+    const dw256_layout l = dw256_plan(j);
+    const int32_t first = j->kw < 4 ? j->kw : 4; /* the widest group's taps */
+    if (j->o != j->c || 3 * j->sw + (first - 1) * j->dw > 15 || l.groups > 64)
+        return -1;
+    return dw256_maps_bytes(j, &l) + (int64_t)j->c * j->kh * l.groups * 4;
+}
+
+/* one sample's channels into their padded maps (rows of x + 128 at column pl) */
+AVXVNNI_TARGET static void dw256_fill(const thinker_host_conv *j, const dw256_layout *l,
+                                      const int8_t *x, uint8_t *maps)
+{
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    const int64_t w = j->w_in, h = j->h, wr = l->wr, channels = j->c;
+    const int64_t first = (int64_t)j->pt * wr + j->pl, map = l->hp * wr;
+    const int8_t *end = x + channels * h * w;
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t r = 0; r < h; r++) {
+            const int8_t *src = x + (c * h + r) * w;
+            uint8_t *dst = maps + c * map + first + r * wr;
+            int64_t k = 0;
+            for (; k + 32 <= w; k += 32)
+                _mm256_storeu_si256((__m256i *)(dst + k), _mm256_xor_si256(
+                    _mm256_loadu_si256((const __m256i *)(src + k)), flip));
+            for (; k + 8 <= w; k += 8) {
+                uint64_t v;
+                memcpy(&v, src + k, 8);
+                v ^= 0x8080808080808080ull;
+                memcpy(dst + k, &v, 8);
+            }
+            if (k < w) { /* the last 1-7 bytes: one 8-byte load while inside the sample */
+                uint64_t v = 0;
+                if (src + k + 8 <= end)
+                    memcpy(&v, src + k, 8);
+                else
+                    for (int64_t i = k; i < w; i++)
+                        v |= (uint64_t)(uint8_t)src[i] << 8 * (i - k);
+                store_bytes(dst + k, v ^ 0x8080808080808080ull, (int32_t)(w - k));
+            }
+        }
+}
+
+AVXVNNI_TARGET int thk_avxvnni_depthwise_s8(thinker_host_conv *j)
+{
+    const dw256_layout l = dw256_plan(j);
+    uint8_t *maps = j->work;
+    int32_t *words = (int32_t *)(void *)(maps + dw256_maps_bytes(j, &l));
+    if (j->prepared < 0) { /* padding, and each channel's tap groups as weight words */
+        memset(maps, 0x80, (size_t)(j->c * l.hp * l.wr));
+        for (int64_t c = 0; c < j->c; c++)
+            for (int32_t i = 0; i < j->kh; i++)
+                for (int32_t g = 0; g < l.groups; g++) {
+                    uint32_t v = 0;
+                    for (int32_t k = 0; k < 4 && 4 * g + k < j->kw; k++)
+                        v |= (uint32_t)(uint8_t)j->w[(c * j->kh + i) * j->kw + 4 * g + k] << 8 * k;
+                    memcpy(words + (c * j->kh + i) * l.groups + g, &v, 4);
+                }
+    }
+    j->prepared = 2;
+    /* per group: lane q's word takes bytes q*sw + k*dw (k < the group's taps, else zero) */
+    __m256i pick[64]; /* at most 64 groups: thk_avxvnni_depthwise_work_bytes */
+    const int32_t groups = l.groups;
+    for (int32_t g = 0; g < groups; g++) {
+        int8_t ctl[16];
+        for (int32_t q = 0; q < 4; q++)
+            for (int32_t k = 0; k < 4; k++)
+                ctl[q * 4 + k] = (int8_t)(4 * g + k < j->kw ? q * j->sw + k * j->dw : -128);
+        pick[g] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)ctl));
+    }
+    const __m256i lo = _mm256_set1_epi32(j->lo), hi = _mm256_set1_epi32(j->hi);
+    const __m128i shift = _mm_cvtsi32_si128(j->shift);
+    /* locals: stores through j->out could otherwise alias the job's fields */
+    const int64_t ho = j->ho, wo = j->wo, kh = j->kh, channels = j->c, wr = l.wr;
+    const int64_t map = ho * wo, in_map = (int64_t)j->h * j->w_in, cmap_bytes = l.hp * wr;
+    const int64_t row_step = (int64_t)j->sh * wr, x_step = (int64_t)LANES * j->sw;
+    const int64_t half = 4 * (int64_t)j->sw, group_step = 4 * (int64_t)j->dw;
+    const int64_t tap_row = (int64_t)j->dh * wr;
+    const int32_t *corr = j->corr;
+    for (int32_t s = 0; s < j->n; s++) {
+        dw256_fill(j, &l, j->x + s * channels * in_map, maps);
+        for (int64_t c = 0; c < channels; c++) {
+            const uint8_t *cmap = maps + c * cmap_bytes;
+            const int32_t *cw = words + c * kh * groups;
+            const int32_t cc = corr[c];
+            const int64_t out0 = (s * channels + c) * map;
+            for (int64_t y = 0; y < ho; y++) {
+                const uint8_t *top = cmap + y * row_step;
+                for (int64_t x = 0; x < wo; x += LANES, top += x_step) {
+                    __m256i acc = _mm256_setzero_si256();
+                    const int32_t *wk = cw;
+                    for (int64_t i = 0; i < kh; i++) {
+                        const uint8_t *at = top + i * tap_row;
+                        for (int32_t g = 0; g < groups; g++, at += group_step, wk++) {
+                            const __m256i v = _mm256_loadu2_m128i((const __m128i *)(at + half),
+                                                                  (const __m128i *)at);
+                            acc = _mm256_dpbusd_avx_epi32(acc, _mm256_shuffle_epi8(v, pick[g]),
+                                                          _mm256_set1_epi32(*wk));
+                        }
+                    }
+                    store8(j, out0 + y * wo + x, requant256(acc, cc, shift, lo, hi),
+                           (int32_t)(wo - x < LANES ? wo - x : LANES));
+                }
+            }
+        }
     }
     return 0;
 }

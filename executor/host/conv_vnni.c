@@ -37,8 +37,7 @@ typedef struct {
 static layout plan(const thinker_host_conv *j)
 {
     layout l;
-    const int64_t reach = (int64_t)(j->kw - 1) * j->dw / j->sw; /* widest tap column offset */
-    const int64_t wq = ceil_div((int64_t)j->w_in + j->pl + j->pr, j->sw);
+    const int64_t reach = tap_reach(j), wq = phase_cols(j);
     const int64_t row_blocks = ceil_div(j->wo, BLOCK) * j->ho;
     l.hq = ceil_div((int64_t)j->h + j->pt + j->pb, j->sh);
     l.flat = l.hq * wq < row_blocks * BLOCK; /* positions computed per sample */

@@ -38,7 +38,7 @@ static dw_layout dw_plan(const thinker_host_conv *j)
 {
     dw_layout l;
     l.hq = ceil_div((int64_t)j->h + j->pt + j->pb, j->sh);
-    l.wq = ceil_div((int64_t)j->w_in + j->pl + j->pr, j->sw);
+    l.wq = phase_cols(j);
     const int64_t sample = (int64_t)j->c * j->sh * j->sw * l.hq * l.wq;
     l.nc = (int32_t)(sample * j->n <= CHUNK_BYTES ? j->n :
                      (CHUNK_BYTES / sample > 0 ? CHUNK_BYTES / sample : 1));
@@ -89,17 +89,33 @@ static int64_t global_bytes(const thinker_host_conv *j)
     return ceil_div((int64_t)j->h * j->w_in, 4) * ceil_div(j->c, 16) * 16 * 4;
 }
 
-int64_t thinker_host_depthwise_work_bytes(const thinker_host_conv *j)
+/* the depthwise kernel this CPU runs: 1 (this file), 2 (conv_avxvnni.c) or 0 */
+static int dw_kernel(void)
 {
-    const dw_layout l = dw_plan(j);
-    if (!(thinker_host_features() & THINKER_HOST_DEPTHWISE) || j->o != j->c ||
-        (j->out_bytes != 1 && j->out_bytes != 2) || j->shift < 0 || j->shift > 31)
+    const int features = thinker_host_features();
+    return features & THINKER_HOST_DEPTHWISE ? 1 : features & THINKER_HOST_VNNI256 ? 2 : 0;
+}
+
+static int64_t dw_work_bytes_of(const thinker_host_conv *j, int kernel)
+{
+    if (!kernel || j->o != j->c || (j->out_bytes != 1 && j->out_bytes != 2) || j->shift < 0 ||
+        j->shift > 31)
         return -1;
+#ifdef HOST_AVXVNNI
+    if (kernel == 2)
+        return thk_avxvnni_depthwise_work_bytes(j);
+#endif
+    const dw_layout l = dw_plan(j);
     if (whole_map(j))
         return global_bytes(j);
     if (j->kh * j->kw > 127 || l.groups > MAX_GROUPS || l.span > MAX_SPAN)
         return -1;
     return dw_work_bytes(j, &l);
+}
+
+int64_t thinker_host_depthwise_work_bytes(const thinker_host_conv *j)
+{
+    return dw_work_bytes_of(j, dw_kernel());
 }
 
 #ifdef HOST_VNNI
@@ -356,12 +372,19 @@ VBMI_TARGET static void global(thinker_host_conv *j)
 int thinker_host_depthwise_s8(thinker_host_conv *j)
 {
 #ifdef HOST_VNNI
-    const dw_layout l = dw_plan(j);
-    if (!j->prepared) {
-        const int64_t need = thinker_host_depthwise_work_bytes(j);
+    if (!j->prepared) { /* the kernel that takes the job; ``prepared`` remembers it */
+        const int kernel = dw_kernel();
+        const int64_t need = dw_work_bytes_of(j, kernel);
         if (need < 0 || j->work_bytes < need)
             return 1;
+        if (kernel == 2)
+            j->prepared = -2; /* set up on this call */
     }
+#ifdef HOST_AVXVNNI
+    if (j->prepared < 0 || j->prepared == 2)
+        return thk_avxvnni_depthwise_s8(j);
+#endif
+    const dw_layout l = dw_plan(j);
     if (whole_map(j)) {
         global(j);
         return 0;

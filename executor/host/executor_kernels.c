@@ -103,7 +103,7 @@ uint32_t thk_host_conv_bind(const thk_host_shape *s, const thk_tensor *w, uint64
     return (uint32_t)need;
 }
 
-int thk_host_conv_run(const thk_run_ctx *ctx)
+int thk_host_conv_run(const thk_run_ctx *ctx, thinker_status *status)
 {
     host_job *h = (host_job *)ctx->op->p.conv.host;
     thk_tensor x, out;
@@ -116,7 +116,9 @@ int thk_host_conv_run(const thk_run_ctx *ctx)
     /* the job was sized and checked when it was bound; a refusal means the CPU's kernel
      * changed since (THINKER_HOST_ISA set between init and this forward) */
     refused = h->depthwise ? thinker_host_depthwise_s8(&h->job) : thinker_host_conv_s8(&h->job);
-    if (refused) thk_op_error(ctx->message, ctx->op, THINKER_ERR_RUNTIME,
-                              "the compiled host kernel refused its job (host CPU features changed)");
-    return refused ? -1 : 1;
+    *status = refused ? thk_op_error(ctx->message, ctx->op, THINKER_ERR_RUNTIME,
+                                     "the compiled host kernel refused its job (host CPU features "
+                                     "changed)")
+                      : THINKER_OK;
+    return 1;
 }

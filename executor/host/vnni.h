@@ -21,12 +21,26 @@
 #define AVXVNNI_TARGET __attribute__((target("avx2,avxvnni")))
 int64_t thk_avxvnni_work_bytes(const thinker_host_conv *j);
 int thk_avxvnni_conv_s8(thinker_host_conv *j);
+int64_t thk_avxvnni_depthwise_work_bytes(const thinker_host_conv *j);
+int thk_avxvnni_depthwise_s8(thinker_host_conv *j);
 #endif
 #endif
 
 #define BLOCK 16 /* output positions per block (lanes) */
 
 static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* columns of one stride phase plane of the padded input */
+static inline int64_t phase_cols(const thinker_host_conv *j)
+{
+    return ceil_div((int64_t)j->w_in + j->pl + j->pr, j->sw);
+}
+
+/* the widest tap column offset inside a phase plane */
+static inline int64_t tap_reach(const thinker_host_conv *j)
+{
+    return (int64_t)(j->kw - 1) * j->dw / j->sw;
+}
 
 #ifdef HOST_VNNI
 

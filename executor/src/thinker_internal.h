@@ -344,9 +344,9 @@ typedef struct {
 uint32_t thk_host_conv_bind(const thk_host_shape *s, const thk_tensor *w, uint64_t weight_abs_sum,
                             const thk_tensor *bias, int has_bias, const thk_outstage *st,
                             uint8_t *region, uint32_t room, void **job);
-/* runs a conv or linear op on its bound job: 1, 0 when it has none, -1 when the kernel
- * refused the job (its message set) */
-int thk_host_conv_run(const thk_run_ctx *ctx);
+/* runs a conv or linear op on its bound job: 1 (*status: THINKER_OK, or THINKER_ERR_RUNTIME
+ * with the message set when the kernel refused the job), 0 when it has none */
+int thk_host_conv_run(const thk_run_ctx *ctx, thinker_status *status);
 #endif
 
 #endif

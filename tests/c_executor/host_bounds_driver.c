@@ -512,7 +512,7 @@ int main(int argc, char **argv)
         printf("SKIP: no AVX-512 VNNI or AVX-VNNI (features %d)\n", features);
         return 77;
     }
-    const int depthwise = (features & THINKER_HOST_DEPTHWISE) != 0;
+    const int depthwise = (features & (THINKER_HOST_DEPTHWISE | THINKER_HOST_VNNI256)) != 0;
     int ran[KINDS] = {0}, empty = 0, unsupported = 0, costly = 0, means = 0, big = 0;
     int done = 0, attempts = 0;
     while (done < jobs && attempts < jobs * 50) {

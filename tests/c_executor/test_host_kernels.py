@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import onnx
 import pytest
 from c_models import Builder
 from test_c_gemm_kernels import extreme_feeds
@@ -108,10 +109,20 @@ def test_random_convs_equal_the_numpy_kernels(seed, host_isa, monkeypatch):
 
 
 def expected_compiled(model) -> int:
-    """Every conv here qualifies; depthwise ones need the CPU's VBMI too."""
-    depthwise = host_kernels._library().thinker_host_features() & host_kernels.DEPTHWISE_FEATURE
-    return sum(1 for n in model.graph.node
-               if depthwise or next(a.i for a in n.attribute if a.name == "group") == 1)
+    """Every conv here qualifies for the AVX-512 kernels (depthwise ones need the CPU's VBMI
+    too); on AVX-VNNI alone a depthwise conv qualifies where a tap group's bytes for 4 lanes
+    fit in 16 (conv_avxvnni.c): 3 sw + (min(kw, 4) - 1) dw <= 15."""
+    features = host_kernels._library().thinker_host_features()
+
+    def takes(node) -> bool:
+        a = {x.name: onnx.helper.get_attribute_value(x) for x in node.attribute}
+        if a["group"] == 1 or features & host_kernels.DEPTHWISE_FEATURE:
+            return True
+        kw, sw, dw = a["kernel_shape"][-1], a["strides"][-1], a["dilations"][-1]
+        fits = 3 * sw + (min(kw, 4) - 1) * dw <= 15
+        return bool(features & host_kernels.VNNI256_FEATURE) and fits
+
+    return sum(takes(n) for n in model.graph.node)
 
 
 def test_int32_bound_and_saturation(host_isa, monkeypatch):

@@ -105,11 +105,8 @@ thinker_status thk_linear_run(thk_run_ctx *ctx) {
     uint32_t K, O, M, o, r, k, trans_b = p->group;
     int has_bias;
 #ifdef THINKER_HOST_KERNELS
-    switch (thk_host_conv_run(ctx)) {
-    case 1: return THINKER_OK;
-    case -1: return THINKER_ERR_RUNTIME;
-    default: break; /* no job: the portable kernels */
-    }
+    thinker_status status;
+    if (thk_host_conv_run(ctx, &status)) return status; /* else no job: the portable kernels */
 #endif
     thk_op_input(m, op, 0, &x);
     thk_op_output(m, op, 0, &out);
