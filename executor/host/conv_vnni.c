@@ -71,8 +71,7 @@ static int dense_kernel(void)
 
 static int64_t work_bytes_of(const thinker_host_conv *j, int kernel)
 {
-    if (!kernel || (j->out_bytes != 1 && j->out_bytes != 2) || j->shift < 0 || j->shift > 31 ||
-        j->kh * j->kw > 256)
+    if (!kernel || !host_job_valid(j) || j->kh * j->kw > 256)
         return -1;
 #ifdef HOST_AVXVNNI
     if (kernel == KERNEL_256)

@@ -98,8 +98,7 @@ static int dw_kernel(void)
 
 static int64_t dw_work_bytes_of(const thinker_host_conv *j, int kernel)
 {
-    if (!kernel || j->o != j->c || (j->out_bytes != 1 && j->out_bytes != 2) || j->shift < 0 ||
-        j->shift > 31)
+    if (!kernel || j->o != j->c || !host_job_valid(j))
         return -1;
 #ifdef HOST_AVXVNNI
     if (kernel == 2)

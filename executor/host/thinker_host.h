@@ -9,16 +9,18 @@
 /* thinker_host_features() bits */
 #define THINKER_HOST_VNNI 1      /* AVX-512 VNNI: thinker_host_conv_s8 */
 #define THINKER_HOST_DEPTHWISE 2 /* and AVX-512 VBMI + VBMI2: thinker_host_depthwise_s8 */
-#define THINKER_HOST_VNNI256 4   /* AVX-VNNI (256-bit): thinker_host_conv_s8 only */
+#define THINKER_HOST_VNNI256 4   /* AVX-VNNI (256-bit): both, depthwise within 16-byte groups */
 
 /* An int8 convolution (group 1, or depthwise: o == c) with the output stage:
  * out = clamp((acc + corr) >> shift). */
 typedef struct {
     const int8_t *x;      /* input, [n][c][h][w_in] */
-    const int8_t *w;      /* weights: packed (conv_vnni.c), or [c][kh*kw] (depthwise) */
+    const int8_t *w;      /* weights: packed (conv_vnni.c, 4-byte aligned), or [c][kh*kw]
+                             (depthwise) */
     const int32_t *corr;  /* per output channel: bias + half - 128 * sum(weights) */
     void *out;            /* output, [n][o][ho][wo], int8 or int16 (out_bytes) */
-    uint8_t *work;        /* one sample's padded input, thinker_host_conv_work_bytes() */
+    uint8_t *work;        /* one sample's padded input, thinker_host_conv_work_bytes(),
+                             4-byte aligned (the callers align it to 64) */
     int64_t work_bytes;
     int32_t n, c, h, w_in;
     int32_t o, kh, kw, sh, sw, dh, dw;

@@ -15,9 +15,12 @@
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define VBMI_TARGET \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512vbmi2")))
-#if defined(__GNUC__) && (__GNUC__ >= 11 || defined(__clang__))
+#if (defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11)
 #include <cpuid.h>
-#define HOST_AVXVNNI 1 /* conv_avxvnni.c: VEX VPDPBUSD (GCC 11+) */
+#define HOST_AVXVNNI 1 /* conv_avxvnni.c: VEX VPDPBUSD (GCC 11+, clang 12+) */
+/* conv_avxvnni.c is compiled with -mno-avx512f (executor/Makefile): the code an AVX-VNNI-only
+ * core runs (VEX encodings, 16 ymm registers) even in a -march=native build on a CPU that also
+ * has AVX-512, as the tests run it */
 #define AVXVNNI_TARGET __attribute__((target("avx2,avxvnni")))
 int64_t thk_avxvnni_work_bytes(const thinker_host_conv *j);
 int thk_avxvnni_conv_s8(thinker_host_conv *j);
@@ -29,6 +32,19 @@ int thk_avxvnni_depthwise_s8(thinker_host_conv *j);
 #define BLOCK 16 /* output positions per block (lanes) */
 
 static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* What every conv kernel needs of a job: positive sizes and geometry, an int8 or int16
+ * output whose clamp lies inside its type (both kernel sets then store the same values: the
+ * 512-bit ones truncate, the 256-bit ones saturate), a right shift of 0..31. */
+static inline int host_job_valid(const thinker_host_conv *j)
+{
+    const int32_t top = j->out_bytes == 1 ? 127 : 32767;
+    return (j->out_bytes == 1 || j->out_bytes == 2) && j->lo >= -top - 1 && j->hi <= top &&
+           j->lo <= j->hi && j->shift >= 0 && j->shift <= 31 && j->n > 0 && j->c > 0 &&
+           j->h > 0 && j->w_in > 0 && j->o > 0 && j->kh > 0 && j->kw > 0 && j->sh > 0 &&
+           j->sw > 0 && j->dh > 0 && j->dw > 0 && j->ho > 0 && j->wo > 0 &&
+           (j->pt | j->pl | j->pb | j->pr) >= 0;
+}
 
 /* columns of one stride phase plane of the padded input */
 static inline int64_t phase_cols(const thinker_host_conv *j)

@@ -26,7 +26,7 @@ BLOCK = 16  # output channels per weight block (conv_vnni.c)
 OUT_MARGIN = 16  # elements before each output (vnni.h grid_runs)
 VNNI_FEATURE = 1  # thinker_host_features(): AVX-512 VNNI (conv_vnni.c)
 DEPTHWISE_FEATURE = 2  # thinker_host_features(): AVX-512 VBMI/VBMI2 too (depthwise_vnni.c)
-VNNI256_FEATURE = 4  # thinker_host_features(): AVX-VNNI, 256-bit (conv_avxvnni.c: dense only)
+VNNI256_FEATURE = 4  # thinker_host_features(): AVX-VNNI, 256-bit (conv_avxvnni.c)
 KEEP_SHAPES = 8  # jobs (each with its work) a kernel keeps per thread
 INT32_LIMIT = 1 << 31
 
