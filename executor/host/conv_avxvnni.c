@@ -1,9 +1,9 @@
-/* Host-only int8 convolution and linear on 256-bit AVX-VNNI (VEX VPDPBUSD: Intel cores
- * since Alder Lake, which dropped AVX-512), for CPUs without AVX-512 VNNI. Same jobs,
- * packed weights and arithmetic as conv_vnni.c (x + 128 times signed weights, ``corr`` per
- * channel restoring acc + bias + half, sums exact modulo 2**32); thinker_host_conv_s8 and
- * thinker_host_conv_work_bytes choose this kernel when thinker_host_features() reports
- * THINKER_HOST_VNNI256 without THINKER_HOST_VNNI.
+/* Host-only int8 convolution, linear and depthwise convolution on 256-bit AVX-VNNI (VEX
+ * VPDPBUSD: Intel cores since Alder Lake, which dropped AVX-512), for CPUs without AVX-512
+ * VNNI. Same jobs, packed weights and arithmetic as conv_vnni.c (x + 128 times signed weights,
+ * ``corr`` per channel restoring acc + bias + half, sums exact modulo 2**32); the entry points
+ * of conv_vnni.c and depthwise_vnni.c choose these kernels when thinker_host_features()
+ * reports THINKER_HOST_VNNI256 without the AVX-512 bits. Built with -mno-avx512f (Makefile).
  *
  * A simpler layout than the 512-bit kernel's: one sample at a time in ``work`` as
  * [C/4][sh][sw][hq][wq] 4-byte pixels (four channels interleaved, + 128, stride phases), the

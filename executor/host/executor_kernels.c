@@ -1,12 +1,14 @@
 /* Host builds only: the C executor's int8 convs, depthwise convs and linears on the compiled
- * x86 kernels (conv_vnni.c, depthwise_vnni.c) where the CPU has them, the same kernels the
- * numpy executor calls. Device builds never compile this file (no THINKER_HOST_KERNELS).
+ * x86 kernels (conv_vnni.c, depthwise_vnni.c, conv_avxvnni.c) where the CPU has them, the same
+ * kernels the numpy executor calls. Device builds never compile this file (no
+ * THINKER_HOST_KERNELS).
  *
  * A job lives in the STATE buffer, after the executor's own records: the job, the per-channel
  * constants (bias + half - 128 * sum(w)), the packed weights (dense convs and linears; a
  * depthwise conv reads its [C][kh*kw] weights in place) and the kernel's work. The plan asks
  * for those bytes (thinker_get_memory_plan); at init an op takes its job only where the STATE
- * the caller gave still has room, else it runs the portable kernels, with the same integers.
+ * the caller gave still has room, else it runs the portable kernels, with the same integers;
+ * each job keeps its slot when a dynamic length changes (thk_prepare_ops).
  * THINKER_HOST_KERNELS=0 in the environment plans and takes none. */
 #include <stdlib.h>
 
