@@ -1,7 +1,7 @@
 """The numpy executor's compiled kernels (executor/host/): int8 convolution, depthwise
 convolution and linear where the CPU has AVX-512 VNNI (exact int8 products summed in int32,
-64 per instruction, instead of float BLAS; convolution and linear also on 256-bit AVX-VNNI),
-and global average pooling. Same integers as the
+64 per instruction, instead of float BLAS; on 256-bit AVX-VNNI too, depthwise there where a
+tap group fits 16 bytes), and global average pooling. Same integers as the
 numpy kernels (tests compare the two on every path); an op they cannot take (a float or
 32-bit output, a rounding mode other than the default, a left shift, an accumulator that
 could leave int32, inputs wider than 8 bits, grouped convs other than depthwise) stays on
@@ -165,7 +165,7 @@ def _half(stage: OutputStage) -> int:
     return int(qmath.folded_half(stage.shift, qmath.DEFAULT_ROUND_MODE))
 
 
-def pack_weights(lib, w: np.ndarray) -> np.ndarray:
+def pack_weights(lib: ctypes.CDLL, w: np.ndarray) -> np.ndarray:
     """[O, C, kh, kw] int (within int8) -> the dense kernel's packed bytes, by the library's
     own packer (the C executor's host build packs with it too)."""
     o, c, kh, kw = w.shape

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -154,7 +154,7 @@ _HOST_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def host_kernels(enabled: bool):
+def host_kernels(enabled: bool) -> Iterator[None]:
     """Executors loaded inside this block use the compiled host kernels (the default where
     the CPU has them) or not: it sets ``THINKER_HOST_KERNELS``, which both the numpy executor
     and the host C executor read when a model is loaded, and restores it after."""
