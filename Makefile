@@ -68,6 +68,8 @@ fuzz: $(STAMP)
 # comparison runs without the pin, in that command alone.
 bench: $(STAMP) executor
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench_executor.py --data $(SHARED)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench_executor.py --data $(SHARED) \
+		--avxvnni --threads 1 --no-rss
 	$(PY) benchmarks/bench_memory.py --data $(SHARED)
 	$(PY) benchmarks/bench_c.py --data $(SHARED)
 	$(PY) benchmarks/bench_m4.py --data $(SHARED)
