@@ -331,7 +331,7 @@ AVXVNNI_TARGET int thk_avxvnni_conv_s8(thinker_host_conv *j)
     if (is_linear(j)) {
         const uint32_t *words = (const uint32_t *)j->work;
         int64_t r = 0;
-        j->prepared = 2;
+        j->prepared = KERNEL_256;
         linear_words(j, (uint32_t *)j->work);
         for (; r + ROWS <= j->n; r += ROWS)
             linear256(j, words, r, ROWS);
@@ -344,7 +344,7 @@ AVXVNNI_TARGET int thk_avxvnni_conv_s8(thinker_host_conv *j)
      * is negative on its first call: conv_vnni.c) */
     if (j->prepared < 0)
         memset(j->work, 0x80, (size_t)((ceil_div(j->c, 4) * l.cb_pixels + l.slack) * 4));
-    j->prepared = 2;
+    j->prepared = KERNEL_256;
     const int64_t sample = (int64_t)j->c * j->h * j->w_in;
     for (int32_t s = 0; s < j->n; s++) {
         fill256(j, &l, j->x + s * sample, (uint32_t *)j->work);
@@ -443,7 +443,7 @@ AVXVNNI_TARGET int thk_avxvnni_depthwise_s8(thinker_host_conv *j)
                     memcpy(words + (c * j->kh + i) * l.groups + g, &v, 4);
                 }
     }
-    j->prepared = 2;
+    j->prepared = KERNEL_256;
     /* per group: lane q's word takes bytes q*sw + k*dw (k < the group's taps, else zero) */
     __m256i pick[64]; /* at most 64 groups: thk_avxvnni_depthwise_work_bytes */
     const int32_t groups = l.groups;

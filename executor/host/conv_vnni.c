@@ -59,16 +59,6 @@ static int64_t planes_bytes(const thinker_host_conv *j, const layout *l)
     return (ceil_div(j->c, 4) * l->cb_pixels + tail) * 4;
 }
 
-/* the dense kernel this CPU runs: KERNEL_512 (this file), KERNEL_256 (conv_avxvnni.c) or 0 */
-#define KERNEL_512 1
-#define KERNEL_256 2
-static int dense_kernel(void)
-{
-    const int features = thinker_host_features();
-    return features & THINKER_HOST_VNNI ? KERNEL_512 :
-           features & THINKER_HOST_VNNI256 ? KERNEL_256 : 0;
-}
-
 static int64_t work_bytes_of(const thinker_host_conv *j, int kernel)
 {
     if (!kernel || !host_job_valid(j) || j->kh * j->kw > 256)
@@ -83,7 +73,7 @@ static int64_t work_bytes_of(const thinker_host_conv *j, int kernel)
 
 int64_t thinker_host_conv_work_bytes(const thinker_host_conv *j)
 {
-    return work_bytes_of(j, dense_kernel());
+    return work_bytes_of(j, pick_kernel(THINKER_HOST_VNNI));
 }
 
 int64_t thinker_host_packed_weight_bytes(int32_t o, int32_t c, int32_t taps)
@@ -364,18 +354,11 @@ VNNI_TARGET static void linear_rows(const thinker_host_conv *j, const layout *l,
 int thinker_host_conv_s8(thinker_host_conv *j)
 {
 #ifdef HOST_VNNI
-    if (!j->prepared) { /* the kernel that takes the job; ``prepared`` remembers it */
-        const int kernel = dense_kernel();
-        const int64_t need = work_bytes_of(j, kernel);
-        if (need < 0 || j->work_bytes < need)
-            return 1;
+    const int kernel = job_kernel(j, THINKER_HOST_VNNI, work_bytes_of);
+    if (!kernel)
+        return 1;
 #ifdef HOST_AVXVNNI
-        if (kernel == KERNEL_256)
-            j->prepared = -KERNEL_256; /* set up on this call */
-#endif
-    }
-#ifdef HOST_AVXVNNI
-    if (j->prepared < 0 || j->prepared == KERNEL_256)
+    if (kernel == KERNEL_256)
         return thk_avxvnni_conv_s8(j);
 #endif
     const int32_t linear = j->h == 1 && j->w_in == 1 && j->kh == 1 && j->kw == 1 &&

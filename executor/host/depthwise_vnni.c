@@ -89,19 +89,12 @@ static int64_t global_bytes(const thinker_host_conv *j)
     return ceil_div((int64_t)j->h * j->w_in, 4) * ceil_div(j->c, 16) * 16 * 4;
 }
 
-/* the depthwise kernel this CPU runs: 1 (this file), 2 (conv_avxvnni.c) or 0 */
-static int dw_kernel(void)
-{
-    const int features = thinker_host_features();
-    return features & THINKER_HOST_DEPTHWISE ? 1 : features & THINKER_HOST_VNNI256 ? 2 : 0;
-}
-
 static int64_t dw_work_bytes_of(const thinker_host_conv *j, int kernel)
 {
     if (!kernel || j->o != j->c || !host_job_valid(j))
         return -1;
 #ifdef HOST_AVXVNNI
-    if (kernel == 2)
+    if (kernel == KERNEL_256)
         return thk_avxvnni_depthwise_work_bytes(j);
 #endif
     const dw_layout l = dw_plan(j);
@@ -114,7 +107,7 @@ static int64_t dw_work_bytes_of(const thinker_host_conv *j, int kernel)
 
 int64_t thinker_host_depthwise_work_bytes(const thinker_host_conv *j)
 {
-    return dw_work_bytes_of(j, dw_kernel());
+    return dw_work_bytes_of(j, pick_kernel(THINKER_HOST_DEPTHWISE));
 }
 
 #ifdef HOST_VNNI
@@ -341,7 +334,7 @@ VBMI_TARGET static void global(thinker_host_conv *j)
                                 << (8 * k);
                 words[(int64_t)g * blocks * 16 + c] = (int32_t)word;
             }
-    j->prepared = 1;
+    j->prepared = KERNEL_512;
     const __m512i flip = _mm512_set1_epi32((int32_t)0x80808080u);
     const __m512i lanes = _mm512_mullo_epi32(
         _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -371,16 +364,11 @@ VBMI_TARGET static void global(thinker_host_conv *j)
 int thinker_host_depthwise_s8(thinker_host_conv *j)
 {
 #ifdef HOST_VNNI
-    if (!j->prepared) { /* the kernel that takes the job; ``prepared`` remembers it */
-        const int kernel = dw_kernel();
-        const int64_t need = dw_work_bytes_of(j, kernel);
-        if (need < 0 || j->work_bytes < need)
-            return 1;
-        if (kernel == 2)
-            j->prepared = -2; /* set up on this call */
-    }
+    const int kernel = job_kernel(j, THINKER_HOST_DEPTHWISE, dw_work_bytes_of);
+    if (!kernel)
+        return 1;
 #ifdef HOST_AVXVNNI
-    if (j->prepared < 0 || j->prepared == 2)
+    if (kernel == KERNEL_256)
         return thk_avxvnni_depthwise_s8(j);
 #endif
     const dw_layout l = dw_plan(j);
@@ -395,7 +383,7 @@ int thinker_host_depthwise_s8(thinker_host_conv *j)
     int32_t *words = (int32_t *)(masks + ceil_div((int64_t)j->h * l.wq, 64));
     if (!j->prepared)
         dw_prepare(j, &l, groups, words, masks);
-    j->prepared = 1;
+    j->prepared = KERNEL_512;
     const int64_t map_in = (int64_t)j->h * j->w_in;
     for (int32_t n = 0; n < j->n; n += l.nc) {
         const int32_t samples = j->n - n < l.nc ? j->n - n : l.nc;

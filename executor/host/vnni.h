@@ -46,6 +46,36 @@ static inline int host_job_valid(const thinker_host_conv *j)
            (j->pt | j->pl | j->pb | j->pr) >= 0;
 }
 
+/* The kernels a job may run on: conv_vnni.c / depthwise_vnni.c (AVX-512) or conv_avxvnni.c */
+#define KERNEL_512 1
+#define KERNEL_256 2
+
+/* the kernel this CPU runs for a job family whose AVX-512 kernel needs feature ``bit512``
+ * (THINKER_HOST_VNNI or THINKER_HOST_DEPTHWISE), or 0 */
+static inline int pick_kernel(int bit512)
+{
+    const int features = thinker_host_features();
+    return features & bit512 ? KERNEL_512 : features & THINKER_HOST_VNNI256 ? KERNEL_256 : 0;
+}
+
+/* The kernel that runs job ``j``, or 0 when the first call must refuse it (nothing written).
+ * A new job (prepared == 0) takes this CPU's kernel if its work is large enough for it
+ * (``work_bytes_of``: the family's -1 or bytes); a 256-bit one is marked -KERNEL_256 (set
+ * up on this call: conv_avxvnni.c). Later calls keep the kernel ``prepared`` recorded. */
+static inline int job_kernel(thinker_host_conv *j, int bit512,
+                             int64_t (*work_bytes_of)(const thinker_host_conv *, int))
+{
+    if (j->prepared)
+        return j->prepared < 0 ? -j->prepared : j->prepared;
+    const int kernel = pick_kernel(bit512);
+    const int64_t need = work_bytes_of(j, kernel);
+    if (need < 0 || j->work_bytes < need)
+        return 0;
+    if (kernel == KERNEL_256)
+        j->prepared = -KERNEL_256;
+    return kernel;
+}
+
 /* columns of one stride phase plane of the padded input */
 static inline int64_t phase_cols(const thinker_host_conv *j)
 {

@@ -54,10 +54,11 @@ def host_isa(request, monkeypatch) -> str:
     AVX-VNNI kernels (THINKER_HOST_ISA=avxvnni: dense convs and linears only, the kernels of
     CPUs without AVX-512), skipped where the CPU has no AVX-VNNI."""
     if request.param == "avxvnni":
+        from thinker.ops.host_kernels import VNNI256_FEATURE
         from thinker.runtime.c_backend import host_library
 
         monkeypatch.setenv("THINKER_HOST_ISA", "avxvnni")
         lib = host_library()
-        if lib is None or not lib.thinker_host_features() & 4:  # THINKER_HOST_VNNI256
+        if lib is None or not lib.thinker_host_features() & VNNI256_FEATURE:
             pytest.skip("this CPU has no AVX-VNNI")
     return request.param

@@ -19,19 +19,16 @@ from test_c_gemm_kernels import extreme_feeds
 from test_c_m4_random_convs import random_model
 
 import thinker
+from thinker.ops import host_kernels
 from thinker.runtime import c_backend
 
 RANDOM_MODELS = int(os.environ.get("THINKER_C_HOST_RANDOM_MODELS", "24"))
 STATE = 8  # THINKER_MEM_STATE (thinker.h)
 
 
-def compiled_kernels_here() -> bool:
-    lib = c_backend.host_library()
-    return lib is not None and bool(lib.thinker_host_features() & 1)
-
-
-needs_vnni = pytest.mark.skipif(not compiled_kernels_here(),
-                                reason="this CPU has no AVX-512 VNNI (or no host library)")
+needs_vnni = pytest.mark.skipif(host_kernels._library() is None,
+                                reason="this CPU has neither AVX-512 VNNI nor AVX-VNNI (or no "
+                                "host library)")
 
 
 def state_bytes(path: str, kernels: str, monkeypatch) -> int:

@@ -15,6 +15,7 @@ import os
 import numpy as np
 import onnx
 import pytest
+from c_harness import numpy_kernels_only
 from c_models import Builder
 from test_c_gemm_kernels import extreme_feeds
 from test_c_m4_random_convs import out_len, random_activation
@@ -32,11 +33,8 @@ pytestmark = pytest.mark.skipif(host_kernels._library() is None,
 
 
 def _numpy_executor(model):
-    os.environ["THINKER_HOST_KERNELS"] = "0"
-    try:
+    with numpy_kernels_only():
         return thinker.load(import_model(model))
-    finally:
-        del os.environ["THINKER_HOST_KERNELS"]
 
 
 def assert_same_tensors(model, feeds, monkeypatch) -> int:
